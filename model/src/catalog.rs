@@ -1,0 +1,316 @@
+//! Item names interned to dense slots, with popularity, bounded in size.
+//!
+//! Transition rows and score accumulators index items by slot, which keeps the hot loops on
+//! flat arrays. A node that sees millions of distinct ids (a scan, an attack) must not grow
+//! without bound, so past `items_max` the least popular of a few sampled items is evicted and
+//! its slot reused. A slot carries a generation, bumped on eviction, so that references held
+//! elsewhere ([`ItemRef`]) to the evicted item can never be mistaken for the new one.
+
+use std::collections::HashMap;
+
+use crate::hash::fingerprint;
+
+/// A reference to an item that stays valid until the item is evicted, and is then detectably
+/// stale rather than silently pointing at whatever took its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ItemRef {
+    /// Index into the catalog's slots.
+    pub slot: u32,
+    /// Generation of the slot when the reference was made.
+    pub gen: u32,
+}
+
+/// One tracked item.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// The id clients use.
+    pub name: Box<str>,
+    /// [`fingerprint`] of the name, cached for seen-set checks.
+    pub fp: u64,
+    /// Forward-decayed view weight (see [`crate::decay`]).
+    pub popularity: f64,
+    /// Views ever recorded, undecayed.
+    pub views: u64,
+    /// Running mean of full-view durations in seconds (0 until a duration is known): the
+    /// yardstick for skip detection.
+    pub mean_duration_s: f32,
+    /// Size in bytes last reported by a play (0: unknown, the configured default applies).
+    pub size_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    gen: u32,
+    item: Option<Item>,
+}
+
+/// How many occupied slots eviction samples; more samples track the true minimum more
+/// closely at a linear cost (Redis's own LFU samples 5).
+const EVICTION_SAMPLES: usize = 8;
+
+/// The interned item table of one node.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    slots: Vec<Slot>,
+    by_fp: HashMap<u64, u32>,
+    free: Vec<u32>,
+    hand: usize,
+}
+
+impl Catalog {
+    /// Distinct items currently tracked.
+    pub fn len(&self) -> usize {
+        self.by_fp.len()
+    }
+
+    /// True when no item is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.by_fp.is_empty()
+    }
+
+    /// Number of slots (occupied or free): the size of per-slot side tables.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Finds an item by name.
+    pub fn lookup(&self, name: &str) -> Option<ItemRef> {
+        self.lookup_fp(fingerprint(name.as_bytes()), name)
+    }
+
+    /// Finds an item by fingerprint and name (the name guards against fingerprint collisions).
+    pub fn lookup_fp(&self, fp: u64, name: &str) -> Option<ItemRef> {
+        let slot = *self.by_fp.get(&fp)?;
+        let s = &self.slots[slot as usize];
+        match &s.item {
+            Some(item) if &*item.name == name => Some(ItemRef { slot, gen: s.gen }),
+            _ => None,
+        }
+    }
+
+    /// Finds an item by fingerprint alone, for stored references that kept only that.
+    pub fn lookup_fp_only(&self, fp: u64) -> Option<ItemRef> {
+        let slot = *self.by_fp.get(&fp)?;
+        Some(ItemRef {
+            slot,
+            gen: self.slots[slot as usize].gen,
+        })
+    }
+
+    /// The item behind a reference, or `None` if it has been evicted since.
+    pub fn get(&self, r: ItemRef) -> Option<&Item> {
+        let s = self.slots.get(r.slot as usize)?;
+        if s.gen == r.gen {
+            s.item.as_ref()
+        } else {
+            None
+        }
+    }
+
+    /// Mutable access to a live item.
+    pub fn get_mut(&mut self, r: ItemRef) -> Option<&mut Item> {
+        let s = self.slots.get_mut(r.slot as usize)?;
+        if s.gen == r.gen {
+            s.item.as_mut()
+        } else {
+            None
+        }
+    }
+
+    /// The live item in a slot, with its reference.
+    pub fn at(&self, slot: u32) -> Option<(ItemRef, &Item)> {
+        let s = self.slots.get(slot as usize)?;
+        s.item.as_ref().map(|i| (ItemRef { slot, gen: s.gen }, i))
+    }
+
+    /// Returns the item's reference, interning it if new. When the catalog is full the
+    /// evicted item's slot is returned as well, so the caller can clear its side tables.
+    /// `None` only on a fingerprint collision with a different live name (about 2^-64 per
+    /// pair), in which case the item is not tracked globally.
+    pub fn intern(&mut self, name: &str, items_max: usize) -> Option<(ItemRef, Option<u32>)> {
+        let fp = fingerprint(name.as_bytes());
+        if let Some(&slot) = self.by_fp.get(&fp) {
+            let s = &self.slots[slot as usize];
+            return match &s.item {
+                Some(item) if &*item.name == name => Some((ItemRef { slot, gen: s.gen }, None)),
+                _ => None,
+            };
+        }
+        let mut evicted = None;
+        while self.len() >= items_max.max(1) {
+            let victim = self.pick_victim();
+            self.evict(victim);
+            evicted = Some(victim);
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(Slot { gen: 0, item: None });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let s = &mut self.slots[slot as usize];
+        s.item = Some(Item {
+            name: name.into(),
+            fp,
+            popularity: 0.0,
+            views: 0,
+            mean_duration_s: 0.0,
+            size_bytes: 0,
+        });
+        self.by_fp.insert(fp, slot);
+        Some((ItemRef { slot, gen: s.gen }, evicted))
+    }
+
+    /// The least popular of a few occupied slots after the clock hand. Deterministic, so a
+    /// replica that replays the same commands evicts the same items.
+    fn pick_victim(&mut self) -> u32 {
+        let n = self.slots.len();
+        let mut best: Option<(f64, u32)> = None;
+        let mut seen = 0;
+        let mut steps = 0;
+        while seen < EVICTION_SAMPLES && steps < n {
+            let slot = self.hand % n;
+            self.hand = (self.hand + 1) % n;
+            steps += 1;
+            if let Some(item) = &self.slots[slot].item {
+                seen += 1;
+                if best.is_none_or(|(p, _)| item.popularity < p) {
+                    best = Some((item.popularity, slot as u32));
+                }
+            }
+        }
+        best.map(|(_, s)| s)
+            .expect("a full catalog has an occupied slot")
+    }
+
+    /// Evicts the least popular of a few sampled items; returns its slot.
+    pub fn evict_one(&mut self) -> Option<u32> {
+        if self.is_empty() {
+            return None;
+        }
+        let victim = self.pick_victim();
+        self.evict(victim);
+        Some(victim)
+    }
+
+    /// Removes the item in `slot`; references to it become stale.
+    pub fn evict(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        if let Some(item) = s.item.take() {
+            self.by_fp.remove(&item.fp);
+            s.gen = s.gen.wrapping_add(1);
+            self.free.push(slot);
+        }
+    }
+
+    /// Multiplies every popularity by `factor` (a decay rescale).
+    pub fn scale(&mut self, factor: f64) {
+        for item in self.slots.iter_mut().filter_map(|s| s.item.as_mut()) {
+            item.popularity *= factor;
+        }
+    }
+
+    /// Live items with their references, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (ItemRef, &Item)> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            s.item.as_ref().map(|item| {
+                (
+                    ItemRef {
+                        slot: i as u32,
+                        gen: s.gen,
+                    },
+                    item,
+                )
+            })
+        })
+    }
+
+    /// Heap bytes held, for INFO and MEMORY USAGE.
+    pub fn memory_bytes(&self) -> usize {
+        let names: usize = self.iter().map(|(_, i)| i.name.len()).sum();
+        self.slots.capacity() * std::mem::size_of::<Slot>()
+            + self.by_fp.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
+            + self.free.capacity() * 4
+            + names
+    }
+
+    /// Rebuilds a catalog from persisted slots (None = free), keeping slot numbers and
+    /// generations so persisted references stay valid.
+    pub fn from_slots(slots: Vec<(u32, Option<Item>)>, hand: usize) -> Self {
+        let mut c = Catalog::default();
+        for (i, (gen, item)) in slots.into_iter().enumerate() {
+            match &item {
+                Some(it) => {
+                    c.by_fp.insert(it.fp, i as u32);
+                }
+                None => c.free.push(i as u32),
+            }
+            c.slots.push(Slot { gen, item });
+        }
+        c.free.reverse();
+        c.hand = if c.slots.is_empty() {
+            0
+        } else {
+            hand % c.slots.len()
+        };
+        c
+    }
+
+    /// Every slot with its generation, for persistence; plus the clock hand.
+    pub fn slots(&self) -> impl Iterator<Item = (u32, Option<&Item>)> + '_ {
+        self.slots.iter().map(|s| (s.gen, s.item.as_ref()))
+    }
+
+    /// The eviction clock hand, persisted so eviction stays deterministic across restarts.
+    pub fn hand(&self) -> usize {
+        self.hand
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intern_is_idempotent_and_lookup_finds_it() {
+        let mut c = Catalog::default();
+        let (a, _) = c.intern("C1", 10).unwrap();
+        let (a2, _) = c.intern("C1", 10).unwrap();
+        assert_eq!(a, a2);
+        assert_eq!(c.lookup("C1"), Some(a));
+        assert_eq!(c.lookup("C2"), None);
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn full_catalog_evicts_least_popular_and_old_refs_go_stale() {
+        let mut c = Catalog::default();
+        let mut refs = Vec::new();
+        for i in 0..16 {
+            let (r, ev) = c.intern(&format!("I{i}"), 16).unwrap();
+            assert!(ev.is_none());
+            c.get_mut(r).unwrap().popularity = 100.0 + i as f64;
+            refs.push(r);
+        }
+        c.get_mut(refs[5]).unwrap().popularity = 1.0;
+        let (new, evicted) = c.intern("NEW", 16).unwrap();
+        assert_eq!(evicted, Some(refs[5].slot));
+        assert_eq!(new.slot, refs[5].slot);
+        assert_ne!(new.gen, refs[5].gen);
+        assert!(c.get(refs[5]).is_none(), "stale reference must not resolve");
+        assert_eq!(&*c.get(new).unwrap().name, "NEW");
+        assert_eq!(c.len(), 16);
+        assert!(c.lookup("I5").is_none());
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_a_flood_of_distinct_items() {
+        let mut c = Catalog::default();
+        for i in 0..50_000 {
+            c.intern(&format!("flood{i}"), 100).unwrap();
+        }
+        assert_eq!(c.len(), 100);
+        assert!(c.slot_count() <= 100);
+    }
+}

@@ -1,0 +1,628 @@
+//! Versioned binary formats: a user's state, and a node's global model with its cache.
+//!
+//! Every blob is framed the same way, whatever carries it (an RDB value, the RDB aux field,
+//! an AOF rewrite, a RESTORE payload):
+//!
+//! ```text
+//! magic "EDGC" | kind u8 | version u16 LE | payload length u32 LE | payload | crc32 u32 LE
+//! ```
+//!
+//! The CRC covers everything before it. Decoding checks the frame first, then reads the
+//! payload with bounds checks on every field: lengths and counts are validated against the
+//! bytes actually present before anything is allocated, so a corrupt or hostile blob yields
+//! a [`CodecError`], never a panic or an allocation it announced but did not carry.
+
+use crate::cache::{CacheStats, CachedItem, EdgeCache};
+use crate::catalog::{Catalog, Item, ItemRef};
+use crate::config::Config;
+use crate::decay::Decay;
+use crate::engine::Engine;
+use crate::error::CodecError;
+use crate::global::{Board, GlobalModel};
+use crate::hash::fingerprint;
+use crate::stats::Stats;
+use crate::transitions::{Entry, Row, Transitions};
+use crate::user::{HistoryEntry, PersonalTransition, UserState};
+
+/// First bytes of every blob.
+pub const MAGIC: &[u8; 4] = b"EDGC";
+const HEADER_LEN: usize = 4 + 1 + 2 + 4;
+const TRAILER_LEN: usize = 4;
+
+/// Longest item or device name accepted anywhere (the module rejects longer ids up front).
+pub const MAX_NAME_LEN: usize = 1024;
+
+/// What a blob holds; part of the frame so one kind is never decoded as another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// One user's state.
+    User = 1,
+    /// A node's global model, cache and counters.
+    Node = 2,
+    /// A federated model update (see the federation issue).
+    Update = 3,
+}
+
+/// Current version of each kind's payload.
+pub const USER_VERSION: u16 = 1;
+/// Current version of the node payload.
+pub const NODE_VERSION: u16 = 1;
+
+/// Appends little-endian fields to a buffer.
+#[derive(Debug, Default)]
+pub struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    /// A writer with the frame header reserved.
+    pub fn frame(kind: Kind, version: u16) -> Self {
+        let mut buf = Vec::with_capacity(256);
+        buf.extend_from_slice(MAGIC);
+        buf.push(kind as u8);
+        buf.extend_from_slice(&version.to_le_bytes());
+        buf.extend_from_slice(&[0; 4]);
+        Writer { buf }
+    }
+
+    /// Closes the frame: fills in the length, appends the CRC.
+    pub fn finish(mut self) -> Vec<u8> {
+        let len = (self.buf.len() - HEADER_LEN) as u32;
+        self.buf[7..11].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32fast::hash(&self.buf);
+        self.buf.extend_from_slice(&crc.to_le_bytes());
+        self.buf
+    }
+
+    /// An unsigned LEB128 varint.
+    pub fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+    }
+
+    /// A signed integer, zigzag varint.
+    pub fn ivarint(&mut self, v: i64) {
+        self.varint(((v << 1) ^ (v >> 63)) as u64);
+    }
+
+    /// A byte.
+    pub fn u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+
+    /// A fixed 8-byte word.
+    pub fn u64(&mut self, v: u64) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// An f32.
+    pub fn f32(&mut self, v: f32) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// An f64.
+    pub fn f64(&mut self, v: f64) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// A length-prefixed string.
+    pub fn str(&mut self, s: &str) {
+        self.varint(s.len() as u64);
+        self.buf.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// Reads fields back with bounds checks.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// Checks the frame (magic, kind, version, length, CRC) and returns a reader over the
+    /// payload plus the version found.
+    pub fn open(blob: &'a [u8], kind: Kind, supported: u16) -> Result<(Self, u16), CodecError> {
+        if blob.len() < HEADER_LEN + TRAILER_LEN {
+            if blob.len() >= 4 && &blob[..4] != MAGIC {
+                return Err(CodecError::BadMagic);
+            }
+            return Err(CodecError::Truncated {
+                needed: HEADER_LEN + TRAILER_LEN,
+                available: blob.len(),
+            });
+        }
+        if &blob[..4] != MAGIC {
+            return Err(CodecError::BadMagic);
+        }
+        if blob[4] != kind as u8 {
+            return Err(CodecError::Invalid("blob holds a different kind of data"));
+        }
+        let version = u16::from_le_bytes([blob[5], blob[6]]);
+        let len = u32::from_le_bytes(blob[7..11].try_into().expect("4 bytes")) as usize;
+        let end = HEADER_LEN + len;
+        if blob.len() < end + TRAILER_LEN {
+            return Err(CodecError::Truncated {
+                needed: end + TRAILER_LEN,
+                available: blob.len(),
+            });
+        }
+        if blob.len() > end + TRAILER_LEN {
+            return Err(CodecError::TrailingBytes(blob.len() - end - TRAILER_LEN));
+        }
+        let crc = u32::from_le_bytes(blob[end..end + 4].try_into().expect("4 bytes"));
+        if crc32fast::hash(&blob[..end]) != crc {
+            return Err(CodecError::BadChecksum);
+        }
+        if version == 0 || version > supported {
+            return Err(CodecError::UnsupportedVersion {
+                found: u32::from(version),
+                supported: u32::from(supported),
+            });
+        }
+        Ok((
+            Reader {
+                buf: &blob[HEADER_LEN..end],
+                pos: 0,
+            },
+            version,
+        ))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+        let available = self.buf.len() - self.pos;
+        if n > available {
+            return Err(CodecError::Truncated {
+                needed: n,
+                available,
+            });
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    /// An unsigned LEB128 varint.
+    pub fn varint(&mut self) -> Result<u64, CodecError> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.take(1)?[0];
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(CodecError::Invalid("varint longer than 64 bits"))
+    }
+
+    /// A zigzag varint.
+    pub fn ivarint(&mut self) -> Result<i64, CodecError> {
+        let v = self.varint()?;
+        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+    }
+
+    /// A byte.
+    pub fn u8(&mut self) -> Result<u8, CodecError> {
+        Ok(self.take(1)?[0])
+    }
+
+    /// A fixed 8-byte word.
+    pub fn u64(&mut self) -> Result<u64, CodecError> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    /// An f32 that must be finite.
+    pub fn f32(&mut self) -> Result<f32, CodecError> {
+        let v = f32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes"));
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(CodecError::Invalid("non-finite weight"))
+        }
+    }
+
+    /// An f64 that must be finite.
+    pub fn f64(&mut self) -> Result<f64, CodecError> {
+        let v = f64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"));
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(CodecError::Invalid("non-finite weight"))
+        }
+    }
+
+    /// A UTF-8 string of at most `max` bytes.
+    pub fn str(&mut self, max: usize) -> Result<&'a str, CodecError> {
+        let len = self.varint()?;
+        if len > max as u64 {
+            return Err(CodecError::Invalid("string longer than allowed"));
+        }
+        std::str::from_utf8(self.take(len as usize)?)
+            .map_err(|_| CodecError::Invalid("string is not UTF-8"))
+    }
+
+    /// A count of items that each take at least `min_bytes`: rejected if the remaining
+    /// bytes could not possibly hold that many, so no hostile count drives an allocation.
+    pub fn count(&mut self, min_bytes: usize) -> Result<usize, CodecError> {
+        let n = self.varint()?;
+        let remaining = (self.buf.len() - self.pos) as u64;
+        if n.saturating_mul(min_bytes.max(1) as u64) > remaining {
+            return Err(CodecError::Invalid("count exceeds the data present"));
+        }
+        Ok(n as usize)
+    }
+
+    /// Fails if payload bytes remain unread.
+    pub fn end(&self) -> Result<(), CodecError> {
+        match self.buf.len() - self.pos {
+            0 => Ok(()),
+            n => Err(CodecError::TrailingBytes(n)),
+        }
+    }
+}
+
+/// Encodes one user's state.
+pub fn encode_user(u: &UserState) -> Vec<u8> {
+    let mut w = Writer::frame(Kind::User, USER_VERSION);
+    w.varint(u.records());
+    w.ivarint(u.first_ts_ms());
+    match u.device() {
+        Some(d) => {
+            w.u8(1);
+            w.str(d);
+        }
+        None => w.u8(0),
+    }
+    w.varint(u.history().len() as u64);
+    for h in u.history() {
+        w.str(&h.item);
+        w.ivarint(h.ts_ms);
+        w.f32(h.weight);
+    }
+    w.varint(u.seen_len() as u64);
+    for fp in u.seen() {
+        w.u64(fp);
+    }
+    w.varint(u.personal().len() as u64);
+    for t in u.personal() {
+        w.u64(t.prev);
+        w.u64(t.next);
+        w.f32(t.weight);
+    }
+    w.finish()
+}
+
+/// Decodes one user's state.
+pub fn decode_user(blob: &[u8]) -> Result<UserState, CodecError> {
+    let (mut r, _version) = Reader::open(blob, Kind::User, USER_VERSION)?;
+    let records = r.varint()?;
+    let first_ts_ms = r.ivarint()?;
+    let device = match r.u8()? {
+        0 => None,
+        1 => Some(r.str(MAX_NAME_LEN)?.into()),
+        _ => return Err(CodecError::Invalid("bad device flag")),
+    };
+    let n = r.count(6)?;
+    let mut history = Vec::with_capacity(n);
+    for _ in 0..n {
+        let item = r.str(MAX_NAME_LEN)?;
+        let ts_ms = r.ivarint()?;
+        let weight = r.f32()?;
+        history.push(HistoryEntry {
+            item: item.into(),
+            fp: fingerprint(item.as_bytes()),
+            ts_ms,
+            weight,
+        });
+    }
+    let n = r.count(8)?;
+    let mut seen = Vec::with_capacity(n);
+    for _ in 0..n {
+        seen.push(r.u64()?);
+    }
+    let n = r.count(20)?;
+    let mut personal = Vec::with_capacity(n);
+    for _ in 0..n {
+        personal.push(PersonalTransition {
+            prev: r.u64()?,
+            next: r.u64()?,
+            weight: r.f32()?,
+        });
+    }
+    r.end()?;
+    Ok(UserState::from_parts(
+        history,
+        seen,
+        personal,
+        records,
+        first_ts_ms,
+        device,
+    ))
+}
+
+/// Encodes a node's global model, cache contents and counters (the RDB aux payload).
+pub fn encode_node(e: &Engine) -> Vec<u8> {
+    let g = e.global();
+    let mut w = Writer::frame(Kind::Node, NODE_VERSION);
+    w.varint(g.decay.half_life_ms());
+    w.ivarint(g.decay.landmark_ms());
+    w.f64(g.total_popularity);
+    w.varint(g.catalog.hand() as u64);
+    w.varint(g.catalog.slot_count() as u64);
+    for (gen, item) in g.catalog.slots() {
+        w.varint(u64::from(gen));
+        match item {
+            None => w.u8(0),
+            Some(i) => {
+                w.u8(1);
+                w.str(&i.name);
+                w.f64(i.popularity);
+                w.varint(i.views);
+                w.f32(i.mean_duration_s);
+                w.varint(i.size_bytes);
+            }
+        }
+    }
+    let rows = g.transitions.rows();
+    w.varint(rows.len() as u64);
+    for row in rows {
+        w.f32(row.total());
+        w.varint(row.entries().len() as u64);
+        for en in row.entries() {
+            w.varint(u64::from(en.item.slot));
+            w.varint(u64::from(en.item.gen));
+            w.f32(en.weight);
+        }
+    }
+    let cache = e.cache();
+    let entries = cache.entries();
+    w.varint(entries.len() as u64);
+    for c in &entries {
+        w.str(&c.key);
+        w.varint(c.size);
+        w.u8(u8::from(c.unused_prefetch));
+        w.ivarint(c.stamp_ms);
+    }
+    let cs = cache.stats();
+    for v in [
+        cs.hits,
+        cs.misses,
+        cs.prefetches,
+        cs.prefetch_used,
+        cs.prefetch_unused_evicted,
+        cs.evictions,
+    ] {
+        w.varint(v);
+    }
+    let s = e.stats();
+    for v in [s.records, s.skips, s.predictions, s.plays, s.forgets] {
+        w.varint(v);
+    }
+    w.varint(s.device_views.len() as u64);
+    for (d, n) in &s.device_views {
+        w.str(d);
+        w.varint(*n);
+    }
+    w.finish()
+}
+
+/// Decodes a node blob into an engine running under `config`.
+pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
+    let (mut r, _version) = Reader::open(blob, Kind::Node, NODE_VERSION)?;
+    let half_life = r.varint()?;
+    let landmark = r.ivarint()?;
+    let total_popularity = r.f64()?;
+    let hand = r.varint()? as usize;
+    let n = r.count(2)?;
+    let mut slots = Vec::with_capacity(n);
+    for _ in 0..n {
+        let gen =
+            u32::try_from(r.varint()?).map_err(|_| CodecError::Invalid("generation overflow"))?;
+        let item = match r.u8()? {
+            0 => None,
+            1 => {
+                let name = r.str(MAX_NAME_LEN)?;
+                Some(Item {
+                    name: name.into(),
+                    fp: fingerprint(name.as_bytes()),
+                    popularity: r.f64()?,
+                    views: r.varint()?,
+                    mean_duration_s: r.f32()?,
+                    size_bytes: r.varint()?,
+                })
+            }
+            _ => return Err(CodecError::Invalid("bad slot flag")),
+        };
+        slots.push((gen, item));
+    }
+    let mut seen_fp = std::collections::HashSet::with_capacity(slots.len());
+    for (_, item) in &slots {
+        if let Some(i) = item {
+            if !seen_fp.insert(i.fp) {
+                return Err(CodecError::Invalid("duplicate item in catalog"));
+            }
+        }
+    }
+    let catalog = Catalog::from_slots(slots, hand);
+    let n = r.count(5)?;
+    if n > catalog.slot_count() {
+        return Err(CodecError::Invalid("more rows than catalog slots"));
+    }
+    let mut rows = Vec::with_capacity(n);
+    for _ in 0..n {
+        let total = r.f32()?;
+        let m = r.count(6)?;
+        let mut entries = Vec::with_capacity(m);
+        for _ in 0..m {
+            let slot = r.varint()?;
+            let gen = r.varint()?;
+            let weight = r.f32()?;
+            if slot >= catalog.slot_count() as u64 || gen > u64::from(u32::MAX) {
+                return Err(CodecError::Invalid("transition to an unknown slot"));
+            }
+            entries.push(Entry {
+                item: ItemRef {
+                    slot: slot as u32,
+                    gen: gen as u32,
+                },
+                weight,
+            });
+        }
+        rows.push(Row::from_parts(entries, total));
+    }
+    let board = Board::rebuild(&catalog);
+    let global = GlobalModel {
+        catalog,
+        transitions: Transitions::from_rows(rows),
+        decay: Decay::new(half_life, landmark),
+        board,
+        total_popularity,
+    };
+    let n = r.count(4)?;
+    let mut entries = Vec::with_capacity(n);
+    for _ in 0..n {
+        let key = r.str(MAX_NAME_LEN)?.to_owned();
+        let size = r.varint()?;
+        let unused_prefetch = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(CodecError::Invalid("bad prefetch flag")),
+        };
+        entries.push(CachedItem {
+            key,
+            size,
+            unused_prefetch,
+            stamp_ms: r.ivarint()?,
+        });
+    }
+    let mut cs = [0u64; 6];
+    for v in &mut cs {
+        *v = r.varint()?;
+    }
+    let cache_stats = CacheStats {
+        hits: cs[0],
+        misses: cs[1],
+        prefetches: cs[2],
+        prefetch_used: cs[3],
+        prefetch_unused_evicted: cs[4],
+        evictions: cs[5],
+    };
+    let mut cache = EdgeCache::new(config.cache_policy, config.cache_capacity_bytes);
+    cache.restore(entries, cache_stats);
+    let mut st = [0u64; 5];
+    for v in &mut st {
+        *v = r.varint()?;
+    }
+    let mut stats = Stats {
+        records: st[0],
+        skips: st[1],
+        predictions: st[2],
+        plays: st[3],
+        forgets: st[4],
+        ..Stats::default()
+    };
+    let n = r.count(2)?;
+    for _ in 0..n {
+        let d = r.str(MAX_NAME_LEN)?.to_owned();
+        stats.device_views.insert(d, r.varint()?);
+    }
+    r.end()?;
+    Ok(Engine::from_parts(config, global, cache, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::View;
+
+    fn trained() -> (Engine, Vec<UserState>) {
+        let cfg = Config {
+            cache_capacity_bytes: 8,
+            default_item_size: 1,
+            ..Config::default()
+        };
+        let mut e = Engine::new(cfg).unwrap();
+        let mut users = vec![UserState::default(); 5];
+        for t in 0..200i64 {
+            let u = &mut users[(t % 5) as usize];
+            let item = format!("C{}", (t * 7) % 23);
+            let v = View {
+                item: &item,
+                ts_ms: t * 1000,
+                duration_s: Some(40),
+                device: Some("TV"),
+            };
+            e.play(u, &v, None);
+        }
+        (e, users)
+    }
+
+    #[test]
+    fn user_round_trips() {
+        let (_, users) = trained();
+        for u in &users {
+            let blob = encode_user(u);
+            assert_eq!(&decode_user(&blob).unwrap(), u);
+        }
+    }
+
+    #[test]
+    fn node_round_trips_to_identical_predictions() {
+        let (mut e, users) = trained();
+        let blob = encode_node(&e);
+        let mut d = decode_node(&blob, e.config().clone()).unwrap();
+        assert_eq!(encode_node(&d), blob);
+        for u in &users {
+            assert_eq!(d.predict(Some(u), 10, false), e.predict(Some(u), 10, false));
+        }
+        assert_eq!(d.cache().entries(), e.cache().entries());
+    }
+
+    #[test]
+    fn every_corruption_is_an_error_not_a_panic() {
+        let (e, users) = trained();
+        for blob in [encode_user(&users[0]), encode_node(&e)] {
+            for cut in 0..blob.len() {
+                assert!(decode_user(&blob[..cut]).is_err());
+                assert!(decode_node(&blob[..cut], Config::default()).is_err());
+            }
+            for i in 0..blob.len() {
+                let mut b = blob.clone();
+                b[i] ^= 0x5a;
+                assert!(decode_user(&b).is_err() || i < 4);
+                assert!(decode_node(&b, Config::default()).is_err() || i < 4);
+            }
+        }
+        assert_eq!(decode_user(b"nonsense-blob-x"), Err(CodecError::BadMagic));
+    }
+
+    #[test]
+    fn hostile_counts_do_not_allocate() {
+        // A well-framed payload announcing 2^60 history entries.
+        let mut w = Writer::frame(Kind::User, USER_VERSION);
+        w.varint(1);
+        w.ivarint(0);
+        w.u8(0);
+        w.varint(1 << 60);
+        let blob = w.finish();
+        assert_eq!(
+            decode_user(&blob),
+            Err(CodecError::Invalid("count exceeds the data present"))
+        );
+        let mut b = encode_user(&UserState::default());
+        b[5] = 9;
+        let n = b.len();
+        let crc = crc32fast::hash(&b[..n - 4]);
+        b[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            decode_user(&b),
+            Err(CodecError::UnsupportedVersion { found: 9, .. })
+        ));
+    }
+}

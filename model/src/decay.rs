@@ -1,0 +1,95 @@
+//! Forward exponential decay.
+//!
+//! Decaying every count on every tick costs O(model). Forward decay (Cormode et al., ICDE
+//! 2009) instead weighs a new observation at time `t` by `2^((t - L) / h)` for a fixed
+//! landmark `L`: relative weights are exactly those of backward decay, and nothing old is
+//! touched. Weights grow with time, so when they pass [`RESCALE_EXPONENT`] the caller scales
+//! every stored weight down once by [`Decay::advance`]'s factor and the landmark moves to now.
+
+/// Past this exponent (2^40 ≈ 10^12) stored weights are rescaled, leaving plenty of `f32`
+/// headroom (about 10^38) for sums of many observations.
+pub const RESCALE_EXPONENT: f64 = 40.0;
+
+/// The decay clock of one model. `half_life_ms == 0` means no decay: every weight is 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decay {
+    half_life_ms: u64,
+    landmark_ms: i64,
+}
+
+impl Decay {
+    /// A clock with its landmark at `landmark_ms`.
+    pub fn new(half_life_ms: u64, landmark_ms: i64) -> Self {
+        Decay {
+            half_life_ms,
+            landmark_ms,
+        }
+    }
+
+    /// The half-life in milliseconds (0: no decay).
+    pub fn half_life_ms(&self) -> u64 {
+        self.half_life_ms
+    }
+
+    /// The landmark, persisted so that stored weights keep their meaning.
+    pub fn landmark_ms(&self) -> i64 {
+        self.landmark_ms
+    }
+
+    fn exponent(&self, ts_ms: i64) -> f64 {
+        if self.half_life_ms == 0 {
+            0.0
+        } else {
+            (ts_ms as f64 - self.landmark_ms as f64) / self.half_life_ms as f64
+        }
+    }
+
+    /// The weight of an observation made at `ts_ms`.
+    pub fn weight(&self, ts_ms: i64) -> f64 {
+        self.exponent(ts_ms).exp2()
+    }
+
+    /// If weights at `ts_ms` would exceed the headroom, moves the landmark to `ts_ms` and
+    /// returns the factor every stored weight must be multiplied by.
+    pub fn advance(&mut self, ts_ms: i64) -> Option<f64> {
+        let e = self.exponent(ts_ms);
+        if e > RESCALE_EXPONENT {
+            self.landmark_ms = ts_ms;
+            Some((-e).exp2())
+        } else {
+            None
+        }
+    }
+
+    /// Changes the half-life at run time: stored weights are rebased to the landmark `now`
+    /// under the old half-life, so history keeps its relative weight. Returns that factor.
+    pub fn set_half_life(&mut self, half_life_ms: u64, now_ms: i64) -> f64 {
+        let factor = (-self.exponent(now_ms)).exp2();
+        self.half_life_ms = half_life_ms;
+        self.landmark_ms = now_ms;
+        factor
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_half_life_halves_relative_weight() {
+        let d = Decay::new(1000, 0);
+        assert!((d.weight(1000) / d.weight(0) - 2.0).abs() < 1e-12);
+        assert!((d.weight(-1000) - 0.5).abs() < 1e-12);
+        assert_eq!(Decay::new(0, 0).weight(1 << 40), 1.0);
+    }
+
+    #[test]
+    fn advance_rescales_only_past_headroom() {
+        let mut d = Decay::new(1000, 0);
+        assert_eq!(d.advance(30_000), None);
+        let f = d.advance(50_000).expect("past 2^40");
+        assert!((f - 2f64.powi(-50)).abs() < 1e-24);
+        assert_eq!(d.landmark_ms(), 50_000);
+        assert_eq!(d.weight(50_000), 1.0);
+    }
+}

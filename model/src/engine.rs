@@ -1,0 +1,402 @@
+//! One edge node's whole state and its live flows.
+//!
+//! The module keeps exactly one [`Engine`] per server; `loadgen`'s in-process evaluation
+//! keeps one per simulated edge. Per-user state is passed in by the caller (it lives in
+//! Redis keys), so the engine never owns user data and a user's key can move between nodes.
+
+use std::time::Instant;
+
+use crate::cache::{CacheOutcome, EdgeCache};
+use crate::config::Config;
+use crate::error::ConfigError;
+use crate::global::{GlobalModel, LearnParams};
+use crate::scoring::{Prediction, Query, Scorer};
+use crate::stats::Stats;
+use crate::user::{UserBounds, UserState};
+
+/// One view as clients report it.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    /// The item watched.
+    pub item: &'a str,
+    /// When (ms since the Unix epoch).
+    pub ts_ms: i64,
+    /// Seconds watched, if known: a skip teaches less than a full view.
+    pub duration_s: Option<u32>,
+    /// Device class, for the activity breakdown.
+    pub device: Option<&'a str>,
+}
+
+/// What EDGE.PLAY did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlayOutcome {
+    /// Whether the request was served from the edge cache.
+    pub outcome: CacheOutcome,
+    /// Items newly brought into the cache by the prefetch that followed.
+    pub prefetched: Vec<String>,
+}
+
+/// The state of one edge node.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    config: Config,
+    global: GlobalModel,
+    cache: EdgeCache,
+    stats: Stats,
+    scorer: Scorer,
+}
+
+impl Engine {
+    /// A fresh node.
+    pub fn new(config: Config) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Engine {
+            global: GlobalModel::new(config.half_life_ms),
+            cache: EdgeCache::new(config.cache_policy, config.cache_capacity_bytes),
+            stats: Stats::default(),
+            scorer: Scorer::default(),
+            config,
+        })
+    }
+
+    /// Reassembles a node from persisted parts (see [`crate::codec`]), then applies `config`.
+    pub fn from_parts(config: Config, global: GlobalModel, cache: EdgeCache, stats: Stats) -> Self {
+        let mut e = Engine {
+            config: config.clone(),
+            global,
+            cache,
+            stats,
+            scorer: Scorer::default(),
+        };
+        e.apply(&config, e.global.decay.landmark_ms());
+        e
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Changes settings at run time. Lowered bounds take effect at once (rows shrink, items
+    /// and cache entries are evicted), so memory follows the configuration.
+    pub fn set_config(&mut self, config: Config, now_ms: i64) -> Result<(), ConfigError> {
+        config.validate()?;
+        self.apply(&config, now_ms);
+        self.config = config;
+        Ok(())
+    }
+
+    fn apply(&mut self, c: &Config, now_ms: i64) {
+        if c.half_life_ms != self.global.decay.half_life_ms() {
+            let factor = self.global.decay.set_half_life(c.half_life_ms, now_ms);
+            self.global.scale(factor);
+        }
+        self.global.transitions.shrink(c.successors_max);
+        while self.global.catalog.len() > c.items_max {
+            self.global.evict_least_popular();
+        }
+        self.cache.set_policy(c.cache_policy);
+        self.cache.set_capacity(c.cache_capacity_bytes, now_ms);
+    }
+
+    /// The global model.
+    pub fn global(&self) -> &GlobalModel {
+        &self.global
+    }
+
+    /// The edge cache.
+    pub fn cache(&self) -> &EdgeCache {
+        &self.cache
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Counts a user erased on request.
+    pub fn note_forget(&mut self) {
+        self.stats.forgets += 1;
+    }
+
+    fn user_bounds(&self) -> UserBounds {
+        UserBounds {
+            history_len: self.config.history_len,
+            seen_max: self.config.seen_max,
+            personal_max: self.config.personal_max,
+        }
+    }
+
+    /// Learns one view of `user`.
+    pub fn record(&mut self, user: &mut UserState, view: &View<'_>) {
+        let c = &self.config;
+        let mut skip = false;
+        if let Some(d) = view.duration_s {
+            if let Some(r) = self.global.catalog.lookup(view.item) {
+                skip = self.global.observe_duration(r, d, c.skip_threshold_pct);
+            }
+        }
+        let view_weight = if skip {
+            c.weights.skip_weight as f32
+        } else {
+            1.0
+        };
+        let params = LearnParams {
+            window: c.history_len,
+            recency: c.weights.recency as f32,
+            successors_max: c.successors_max,
+            items_max: c.items_max,
+        };
+        let learned = self
+            .global
+            .learn(user.history(), view.item, view.ts_ms, view_weight, params);
+        if let (Some(r), Some(d)) = (learned, view.duration_s) {
+            if self.global.catalog.get(r).is_some_and(|i| i.views == 1) {
+                self.global.observe_duration(r, d, c.skip_threshold_pct);
+            }
+        }
+        user.push(
+            view.item,
+            view.ts_ms,
+            view_weight,
+            view.device,
+            self.user_bounds(),
+        );
+        self.stats.records += 1;
+        self.stats.skips += u64::from(skip);
+        if let Some(d) = view.device {
+            self.stats.count_device(d);
+        }
+    }
+
+    /// The top `k` items for `user` (`None`: a viewer never seen), best first.
+    pub fn predict(
+        &mut self,
+        user: Option<&UserState>,
+        k: usize,
+        include_seen: bool,
+    ) -> Vec<Prediction> {
+        let start = Instant::now();
+        let q = Query {
+            k,
+            include_seen,
+            window: self.config.history_len,
+        };
+        let out = self
+            .scorer
+            .predict(&self.global, user, &self.config.weights, q);
+        self.stats.predictions += 1;
+        self.stats
+            .predict_latency
+            .record(start.elapsed().as_micros() as u64);
+        out
+    }
+
+    /// Predicts for `user` and brings the top `k` into the cache as prefetches; returns the
+    /// items that were newly fetched.
+    pub fn prefetch(&mut self, user: Option<&UserState>, k: usize, now_ms: i64) -> Vec<String> {
+        let predictions = self.predict(user, k, false);
+        let mut fetched = Vec::new();
+        for p in predictions {
+            let size = self.item_size(&p.item, None);
+            if self.cache.prefetch(&p.item, size, now_ms) {
+                fetched.push(p.item);
+            }
+        }
+        fetched
+    }
+
+    fn item_size(&self, item: &str, given: Option<u64>) -> u64 {
+        given
+            .or_else(|| {
+                let r = self.global.catalog.lookup(item)?;
+                self.global
+                    .catalog
+                    .get(r)
+                    .map(|i| i.size_bytes)
+                    .filter(|&s| s > 0)
+            })
+            .unwrap_or(self.config.default_item_size)
+    }
+
+    /// The live flow of one request: serve from the cache or fetch, learn the view, then
+    /// prefetch what this user is likely to want next.
+    pub fn play(
+        &mut self,
+        user: &mut UserState,
+        view: &View<'_>,
+        size: Option<u64>,
+    ) -> PlayOutcome {
+        self.stats.plays += 1;
+        let size = self.item_size(view.item, size);
+        let outcome = self.cache.request(view.item, size, view.ts_ms);
+        self.record(user, view);
+        if let Some(r) = self.global.catalog.lookup(view.item) {
+            if let Some(i) = self.global.catalog.get_mut(r) {
+                i.size_bytes = size;
+            }
+        }
+        let prefetched = self.prefetch(Some(user), self.config.prefetch_k, view.ts_ms);
+        PlayOutcome {
+            outcome,
+            prefetched,
+        }
+    }
+
+    /// Heap bytes of the node's model and cache bookkeeping.
+    pub fn memory_bytes(&self) -> usize {
+        self.global.memory_bytes() + self.cache.memory_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(item: &str, ts_ms: i64) -> View<'_> {
+        View {
+            item,
+            ts_ms,
+            duration_s: None,
+            device: Some("TV"),
+        }
+    }
+
+    fn small() -> Config {
+        Config {
+            cache_capacity_bytes: 4,
+            default_item_size: 1,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn series_viewers_teach_the_next_episode() {
+        let mut e = Engine::new(small()).unwrap();
+        for u in 0..20 {
+            let mut user = UserState::default();
+            for (t, ep) in ["S1E1", "S1E2", "S1E3"].iter().enumerate() {
+                e.record(&mut user, &view(ep, (u * 10 + t) as i64));
+            }
+        }
+        let mut fresh = UserState::default();
+        e.record(&mut fresh, &view("S1E1", 1000));
+        let p = e.predict(Some(&fresh), 3, false);
+        assert_eq!(p[0].item, "S1E2");
+        assert!(
+            p.iter().all(|p| p.item != "S1E1"),
+            "seen items are excluded"
+        );
+        let p = e.predict(Some(&fresh), 3, true);
+        assert!(p.iter().any(|p| p.item == "S1E1") || p.len() == 3);
+    }
+
+    #[test]
+    fn unknown_user_gets_popular_items() {
+        let mut e = Engine::new(small()).unwrap();
+        let mut u = UserState::default();
+        for (item, n) in [("A", 5), ("B", 9), ("C", 1)] {
+            for t in 0..n {
+                e.record(&mut u, &view(item, t));
+            }
+        }
+        let p: Vec<_> = e
+            .predict(None, 2, false)
+            .into_iter()
+            .map(|p| p.item)
+            .collect();
+        assert_eq!(p, ["B", "A"]);
+        assert_eq!(e.stats().predictions, 1);
+    }
+
+    #[test]
+    fn skips_teach_less_than_full_views() {
+        let mut e = Engine::new(small()).unwrap();
+        let full = |e: &mut Engine, next: &str, d: u32| {
+            let mut u = UserState::default();
+            e.record(
+                &mut u,
+                &View {
+                    item: "X",
+                    ts_ms: 0,
+                    duration_s: Some(3000),
+                    device: None,
+                },
+            );
+            e.record(
+                &mut u,
+                &View {
+                    item: next,
+                    ts_ms: 1,
+                    duration_s: Some(d),
+                    device: None,
+                },
+            );
+        };
+        for _ in 0..3 {
+            full(&mut e, "Full", 3000);
+        }
+        for _ in 0..3 {
+            full(&mut e, "Skip", 3000);
+        }
+        for _ in 0..6 {
+            full(&mut e, "Skip", 10);
+        }
+        // Skip has 3 full views + 6 skips at 0.25 = 4.5 > 3: still ahead; 6 skips alone would not be.
+        assert!(e.stats().skips >= 6);
+        let mut u = UserState::default();
+        e.record(&mut u, &view("X", 2));
+        let p = e.predict(Some(&u), 2, false);
+        assert_eq!(p[0].item, "Skip");
+        let ratio = p[0].score / p[1].score;
+        assert!(ratio < 2.0, "skips weigh less: ratio {ratio}");
+    }
+
+    #[test]
+    fn play_hits_misses_and_prefetches() {
+        let mut e = Engine::new(small()).unwrap();
+        let mut a = UserState::default();
+        for (t, ep) in ["E1", "E2", "E3"].iter().enumerate() {
+            e.record(&mut a, &view(ep, t as i64));
+        }
+        let mut b = UserState::default();
+        let first = e.play(&mut b, &view("E1", 10), None);
+        assert_eq!(first.outcome, CacheOutcome::Miss);
+        assert_eq!(first.prefetched.first().map(String::as_str), Some("E2"));
+        let second = e.play(&mut b, &view("E2", 11), None);
+        assert_eq!(second.outcome, CacheOutcome::Hit);
+        assert_eq!(e.cache().stats().prefetch_used, 1);
+        assert_eq!(e.stats().plays, 2);
+    }
+
+    #[test]
+    fn lowering_bounds_shrinks_state() {
+        let mut e = Engine::new(small()).unwrap();
+        let mut u = UserState::default();
+        for i in 0..200 {
+            e.record(&mut u, &view(&format!("I{i}"), i));
+        }
+        let c = Config {
+            items_max: 50,
+            successors_max: 2,
+            ..small()
+        };
+        e.set_config(c, 300).unwrap();
+        assert_eq!(e.global().catalog.len(), 50);
+        assert!(e
+            .global()
+            .transitions
+            .rows()
+            .iter()
+            .all(|r| r.entries().len() <= 2));
+        assert!(e
+            .set_config(
+                Config {
+                    default_k: 0,
+                    ..small()
+                },
+                0
+            )
+            .is_err());
+    }
+}

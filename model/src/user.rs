@@ -1,0 +1,253 @@
+//! One viewer's state: recent history, what they have seen, and their own habits.
+//!
+//! A user's state lives in its own Redis key, so it moves with its hash slot between cluster
+//! nodes (MIGRATE, DUMP/RESTORE). It therefore holds item names and stable fingerprints, never
+//! a node's catalog slots. Every part is bounded by [`crate::Config`].
+
+use std::collections::{HashSet, VecDeque};
+
+use crate::hash::fingerprint;
+
+/// One recent view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    /// The item id.
+    pub item: Box<str>,
+    /// Its fingerprint, so scoring need not rehash the name.
+    pub fp: u64,
+    /// When the view happened (ms since the Unix epoch).
+    pub ts_ms: i64,
+    /// How much the view taught: 1 for a full view, less for a skip.
+    pub weight: f32,
+}
+
+/// A transition in the user's own history (previous item → next item), by fingerprint.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PersonalTransition {
+    /// Fingerprint of the earlier item.
+    pub prev: u64,
+    /// Fingerprint of the item that followed.
+    pub next: u64,
+    /// Space-Saving weight.
+    pub weight: f32,
+}
+
+/// Everything the node knows about one user.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserState {
+    history: VecDeque<HistoryEntry>,
+    seen: HashSet<u64>,
+    seen_order: VecDeque<u64>,
+    personal: Vec<PersonalTransition>,
+    records: u64,
+    first_ts_ms: i64,
+    device: Option<Box<str>>,
+}
+
+impl UserState {
+    /// Recent views, oldest first.
+    pub fn history(&self) -> &VecDeque<HistoryEntry> {
+        &self.history
+    }
+
+    /// The most recent view.
+    pub fn last(&self) -> Option<&HistoryEntry> {
+        self.history.back()
+    }
+
+    /// Whether the user has seen the item with this fingerprint (within `seen-max` items).
+    pub fn has_seen(&self, fp: u64) -> bool {
+        self.seen.contains(&fp)
+    }
+
+    /// Distinct items remembered as seen.
+    pub fn seen_len(&self) -> usize {
+        self.seen_order.len()
+    }
+
+    /// Seen fingerprints, oldest first.
+    pub fn seen(&self) -> impl Iterator<Item = u64> + '_ {
+        self.seen_order.iter().copied()
+    }
+
+    /// Personal transitions.
+    pub fn personal(&self) -> &[PersonalTransition] {
+        &self.personal
+    }
+
+    /// Views recorded for this user, ever.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Time of the first recorded view.
+    pub fn first_ts_ms(&self) -> i64 {
+        self.first_ts_ms
+    }
+
+    /// The device of the latest view.
+    pub fn device(&self) -> Option<&str> {
+        self.device.as_deref()
+    }
+
+    /// Learns one view. Bounds: `history_len` recent items, `seen_max` seen items (oldest
+    /// forgotten first), `personal_max` personal transitions (Space-Saving).
+    pub fn push(
+        &mut self,
+        item: &str,
+        ts_ms: i64,
+        weight: f32,
+        device: Option<&str>,
+        bounds: UserBounds,
+    ) {
+        let fp = fingerprint(item.as_bytes());
+        if let Some(prev) = self.history.back() {
+            let prev = prev.fp;
+            if prev != fp {
+                self.add_personal(prev, fp, weight, bounds.personal_max);
+            }
+        }
+        if self.records == 0 {
+            self.first_ts_ms = ts_ms;
+        }
+        self.records += 1;
+        self.history.push_back(HistoryEntry {
+            item: item.into(),
+            fp,
+            ts_ms,
+            weight,
+        });
+        while self.history.len() > bounds.history_len {
+            self.history.pop_front();
+        }
+        if bounds.seen_max > 0 && self.seen.insert(fp) {
+            self.seen_order.push_back(fp);
+            while self.seen_order.len() > bounds.seen_max {
+                if let Some(old) = self.seen_order.pop_front() {
+                    self.seen.remove(&old);
+                }
+            }
+        }
+        if let Some(d) = device {
+            if self.device.as_deref() != Some(d) {
+                self.device = Some(d.into());
+            }
+        }
+    }
+
+    fn add_personal(&mut self, prev: u64, next: u64, w: f32, max: usize) {
+        if max == 0 {
+            return;
+        }
+        if let Some(t) = self
+            .personal
+            .iter_mut()
+            .find(|t| t.prev == prev && t.next == next)
+        {
+            t.weight += w;
+            return;
+        }
+        if self.personal.len() < max {
+            self.personal.push(PersonalTransition {
+                prev,
+                next,
+                weight: w,
+            });
+        } else if let Some(min) = self
+            .personal
+            .iter_mut()
+            .min_by(|a, b| a.weight.total_cmp(&b.weight))
+        {
+            *min = PersonalTransition {
+                prev,
+                next,
+                weight: min.weight + w,
+            };
+        }
+    }
+
+    /// Heap bytes held, for MEMORY USAGE and the memory bound.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.history.capacity() * std::mem::size_of::<HistoryEntry>()
+            + self.history.iter().map(|h| h.item.len()).sum::<usize>()
+            + self.seen.capacity() * 9
+            + self.seen_order.capacity() * 8
+            + self.personal.capacity() * std::mem::size_of::<PersonalTransition>()
+            + self.device.as_ref().map_or(0, |d| d.len())
+    }
+
+    /// Rebuilds a user from persisted parts (see [`crate::codec`]).
+    pub fn from_parts(
+        history: Vec<HistoryEntry>,
+        seen_order: Vec<u64>,
+        personal: Vec<PersonalTransition>,
+        records: u64,
+        first_ts_ms: i64,
+        device: Option<Box<str>>,
+    ) -> Self {
+        let seen_order: VecDeque<u64> = seen_order.into();
+        UserState {
+            history: history.into(),
+            seen: seen_order.iter().copied().collect(),
+            seen_order,
+            personal,
+            records,
+            first_ts_ms,
+            device,
+        }
+    }
+}
+
+/// The per-user bounds, copied out of [`crate::Config`].
+#[derive(Debug, Clone, Copy)]
+pub struct UserBounds {
+    /// Recent items kept.
+    pub history_len: usize,
+    /// Seen items remembered.
+    pub seen_max: usize,
+    /// Personal transitions kept.
+    pub personal_max: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const B: UserBounds = UserBounds {
+        history_len: 3,
+        seen_max: 4,
+        personal_max: 2,
+    };
+
+    #[test]
+    fn history_and_seen_are_bounded_oldest_first() {
+        let mut u = UserState::default();
+        for i in 0..6 {
+            u.push(&format!("I{i}"), i, 1.0, Some("TV"), B);
+        }
+        let h: Vec<_> = u.history().iter().map(|e| &*e.item).collect();
+        assert_eq!(h, ["I3", "I4", "I5"]);
+        assert_eq!(u.seen_len(), 4);
+        assert!(!u.has_seen(fingerprint(b"I1")));
+        assert!(u.has_seen(fingerprint(b"I2")));
+        assert_eq!(u.records(), 6);
+        assert_eq!(u.device(), Some("TV"));
+        assert_eq!(u.personal().len(), 2);
+    }
+
+    #[test]
+    fn personal_transitions_accumulate() {
+        let mut u = UserState::default();
+        for _ in 0..3 {
+            u.push("A", 0, 1.0, None, B);
+            u.push("B", 0, 1.0, None, B);
+        }
+        let ab = u
+            .personal()
+            .iter()
+            .find(|t| t.prev == fingerprint(b"A") && t.next == fingerprint(b"B"))
+            .unwrap();
+        assert_eq!(ab.weight, 3.0);
+    }
+}
