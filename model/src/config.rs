@@ -31,6 +31,9 @@ pub struct Config {
     pub cache_capacity_bytes: u64,
     /// Edge cache eviction policy.
     pub cache_policy: CachePolicy,
+    /// How long an unused prefetch stays protected in the predictive cache (ms; 0: until
+    /// the prefetch segment's share is exceeded).
+    pub prefetch_ttl_ms: i64,
     /// Size assumed for an item when EDGE.PLAY gives no SIZE.
     pub default_item_size: u64,
     /// A view shorter than this percentage of the item's usual watch time is a skip.
@@ -83,6 +86,7 @@ impl Default for Config {
             items_max: 1_000_000,
             cache_capacity_bytes: 1 << 30,
             cache_policy: CachePolicy::Predictive,
+            prefetch_ttl_ms: 0,
             default_item_size: 1 << 20,
             skip_threshold_pct: 25,
             weights: Weights::default(),
@@ -127,6 +131,7 @@ impl Config {
             "items-max",
             "16..=100000000",
         )?;
+        check(self.prefetch_ttl_ms >= 0, "prefetch-ttl-secs", ">= 0")?;
         check(self.default_item_size >= 1, "item-size", ">= 1")?;
         check(
             self.skip_threshold_pct <= 100,

@@ -50,9 +50,11 @@ impl Engine {
     /// A fresh node.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
         config.validate()?;
+        let mut cache = EdgeCache::new(config.cache_policy, config.cache_capacity_bytes);
+        cache.set_prefetch_ttl_ms(config.prefetch_ttl_ms);
         Ok(Engine {
             global: GlobalModel::new(config.half_life_ms),
-            cache: EdgeCache::new(config.cache_policy, config.cache_capacity_bytes),
+            cache,
             stats: Stats::default(),
             scorer: Scorer::default(),
             config,
@@ -96,6 +98,7 @@ impl Engine {
             self.global.evict_least_popular();
         }
         self.cache.set_policy(c.cache_policy);
+        self.cache.set_prefetch_ttl_ms(c.prefetch_ttl_ms);
         self.cache.set_capacity(c.cache_capacity_bytes, now_ms);
     }
 

@@ -1,0 +1,337 @@
+//! The EDGE.* commands: parse, call the engine, reply.
+//!
+//! | command | key | flags | does |
+//! |---|---|---|---|
+//! | `EDGE.RECORD user item [DURATION s] [TS ms] [DEVICE d]` | 1 | write deny-oom fast | learns a view |
+//! | `EDGE.PREDICT user [K k] [WITHSCORES] [INCLUDESEEN]` | 1 | readonly fast | top-k next items |
+//! | `EDGE.PREFETCH user [K k] [TS ms]` | 1 | write deny-oom fast | predicts and fills the edge cache |
+//! | `EDGE.PLAY user item [DURATION s] [TS ms] [DEVICE d] [SIZE bytes]` | 1 | write deny-oom fast | the live flow |
+//! | `EDGE.USER user` | 1 | readonly | a readable view of one user |
+//! | `EDGE.FORGET user` | 1 | write fast | erases a user |
+//! | `EDGE.RESTORE user blob` | 1 | write deny-oom | loads a serialized user (AOF rewrite) |
+//!
+//! The user id is the Redis key, so hash slots, ACL key patterns, TTLs and `MEMORY USAGE`
+//! apply to it directly. Writes replicate with an explicit `TS`, so a replica or an AOF
+//! replay learns exactly what the master learned even when the client relied on the clock.
+
+use redis_module::{raw, Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
+
+use edge_model::codec::decode_user;
+use edge_model::config::MAX_K;
+use edge_model::scoring::Prediction;
+use edge_model::{Engine, UserState, View};
+
+use crate::args::{self, err, id, int_in, once, unknown_option, Options};
+use crate::datatype::USER_TYPE;
+use crate::state;
+
+/// Largest accepted timestamp (ms): about the year 287,000, and exact in an `f64`.
+const MAX_TS_MS: i64 = 1 << 53;
+/// Longest accepted view, in seconds (about 115 days).
+const MAX_DURATION_S: i64 = 10_000_000;
+/// Largest item size, in bytes (1 TiB).
+const MAX_SIZE: i64 = 1 << 40;
+
+/// The optional fields of a view, as given on the command line.
+#[derive(Default)]
+struct ViewArgs<'a> {
+    duration: Option<u32>,
+    ts: Option<i64>,
+    device: Option<&'a str>,
+    size: Option<u64>,
+}
+
+impl<'a> ViewArgs<'a> {
+    fn parse(rest: &'a [RedisString], allow_size: bool) -> Result<Self, RedisError> {
+        let mut v = ViewArgs::default();
+        let mut opts = Options::new(rest);
+        while let Some(name) = opts.next_name() {
+            match name.as_str() {
+                "DURATION" => {
+                    once(&v.duration, "DURATION")?;
+                    v.duration =
+                        Some(
+                            int_in(opts.value("DURATION")?, "DURATION", 0, MAX_DURATION_S)? as u32,
+                        );
+                }
+                "TS" => {
+                    once(&v.ts, "TS")?;
+                    v.ts = Some(int_in(opts.value("TS")?, "TS", 0, MAX_TS_MS)?);
+                }
+                "DEVICE" => {
+                    once(&v.device, "DEVICE")?;
+                    v.device = Some(args::device(opts.value("DEVICE")?)?);
+                }
+                "SIZE" if allow_size => {
+                    once(&v.size, "SIZE")?;
+                    v.size = Some(int_in(opts.value("SIZE")?, "SIZE", 1, MAX_SIZE)? as u64);
+                }
+                other => return Err(unknown_option(other)),
+            }
+        }
+        Ok(v)
+    }
+
+    fn view(&self, item: &'a str, now: i64) -> View<'a> {
+        View {
+            item,
+            ts_ms: self.ts.unwrap_or(now),
+            duration_s: self.duration,
+            device: self.device,
+        }
+    }
+}
+
+/// The reply for a key that holds another type. The crate's own message lacks the
+/// `WRONGTYPE` prefix clients dispatch on.
+fn wrong_type(_: RedisError) -> RedisError {
+    RedisError::Str("WRONGTYPE Operation against a key holding the wrong kind of value")
+}
+
+/// Runs `f` on the user stored at `key`, creating the user if the key is empty.
+fn with_user<R>(
+    ctx: &Context,
+    key: &RedisString,
+    f: impl FnOnce(&mut Engine, &mut UserState) -> R,
+) -> Result<R, RedisError> {
+    let k = ctx.open_key_writable(key);
+    let mut engine = state::engine();
+    if let Some(user) = k.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)? {
+        return Ok(f(&mut engine, user));
+    }
+    let mut user = UserState::default();
+    let out = f(&mut engine, &mut user);
+    k.set_value(&USER_TYPE, user).map_err(wrong_type)?;
+    state::users_add(1);
+    Ok(out)
+}
+
+/// Propagates a write with its timestamp made explicit.
+fn replicate_with_ts(ctx: &Context, name: &str, args: &[RedisString], given: Option<i64>, ts: i64) {
+    if given.is_some() {
+        ctx.replicate_verbatim();
+        return;
+    }
+    let ts = ts.to_string();
+    let mut out: Vec<&[u8]> = args[1..].iter().map(RedisString::as_slice).collect();
+    out.push(b"TS");
+    out.push(ts.as_bytes());
+    ctx.replicate(name, out.as_slice());
+}
+
+fn notify(ctx: &Context, event: &str, key: &RedisString) {
+    ctx.notify_keyspace_event(NotifyEvent::MODULE, event, key);
+}
+
+/// `EDGE.RECORD user item [DURATION s] [TS ms] [DEVICE d]`
+pub fn record(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() < 3 {
+        return Err(RedisError::WrongArity);
+    }
+    id(&args[1], "user")?;
+    let item = id(&args[2], "item")?;
+    let va = ViewArgs::parse(&args[3..], false)?;
+    let view = va.view(item, state::now_ms());
+    with_user(ctx, &args[1], |e, u| e.record(u, &view))?;
+    replicate_with_ts(ctx, "EDGE.RECORD", &args, va.ts, view.ts_ms);
+    notify(ctx, "edge.record", &args[1]);
+    Ok(RedisValue::SimpleStringStatic("OK"))
+}
+
+/// `EDGE.PREDICT user [K k] [WITHSCORES] [INCLUDESEEN]`
+pub fn predict(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() < 2 {
+        return Err(RedisError::WrongArity);
+    }
+    id(&args[1], "user")?;
+    let (mut k, mut with_scores, mut include_seen) = (None, false, false);
+    let mut opts = Options::new(&args[2..]);
+    while let Some(name) = opts.next_name() {
+        match name.as_str() {
+            "K" => {
+                once(&k, "K")?;
+                k = Some(int_in(opts.value("K")?, "K", 0, MAX_K as i64)? as usize);
+            }
+            "WITHSCORES" => with_scores = true,
+            "INCLUDESEEN" => include_seen = true,
+            other => return Err(unknown_option(other)),
+        }
+    }
+    let key = ctx.open_key(&args[1]);
+    let user = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
+    let mut engine = state::engine();
+    let k = k.unwrap_or(engine.config().default_k);
+    let predictions = engine.predict(user, k, include_seen);
+    drop(engine);
+    if with_scores {
+        reply_scored(ctx, &predictions);
+        return Ok(RedisValue::NoReply);
+    }
+    Ok(RedisValue::Array(
+        predictions
+            .into_iter()
+            .map(|p| RedisValue::BulkString(p.item))
+            .collect(),
+    ))
+}
+
+/// Replies `item → score` in rank order: a map under RESP3, a flat array under RESP2.
+fn reply_scored(ctx: &Context, predictions: &[Prediction]) {
+    let c = ctx.get_raw();
+    raw::reply_with_map(c, predictions.len() as _);
+    for p in predictions {
+        raw::reply_with_string_buffer(c, p.item.as_ptr().cast(), p.item.len());
+        raw::reply_with_double(c, p.score);
+    }
+}
+
+fn string_array(items: Vec<String>) -> RedisValue {
+    RedisValue::Array(items.into_iter().map(RedisValue::BulkString).collect())
+}
+
+/// `EDGE.PREFETCH user [K k] [TS ms]`
+pub fn prefetch(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() < 2 {
+        return Err(RedisError::WrongArity);
+    }
+    id(&args[1], "user")?;
+    let (mut k, mut ts) = (None, None);
+    let mut opts = Options::new(&args[2..]);
+    while let Some(name) = opts.next_name() {
+        match name.as_str() {
+            "K" => {
+                once(&k, "K")?;
+                k = Some(int_in(opts.value("K")?, "K", 0, MAX_K as i64)? as usize);
+            }
+            "TS" => {
+                once(&ts, "TS")?;
+                ts = Some(int_in(opts.value("TS")?, "TS", 0, MAX_TS_MS)?);
+            }
+            other => return Err(unknown_option(other)),
+        }
+    }
+    let now = ts.unwrap_or_else(state::now_ms);
+    let key = ctx.open_key(&args[1]);
+    let user = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
+    let mut engine = state::engine();
+    let k = k.unwrap_or(engine.config().prefetch_k);
+    let fetched = engine.prefetch(user, k, now);
+    drop(engine);
+    replicate_with_ts(ctx, "EDGE.PREFETCH", &args, ts, now);
+    Ok(string_array(fetched))
+}
+
+/// `EDGE.PLAY user item [DURATION s] [TS ms] [DEVICE d] [SIZE bytes]`
+pub fn play(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() < 3 {
+        return Err(RedisError::WrongArity);
+    }
+    id(&args[1], "user")?;
+    let item = id(&args[2], "item")?;
+    let va = ViewArgs::parse(&args[3..], true)?;
+    let view = va.view(item, state::now_ms());
+    let out = with_user(ctx, &args[1], |e, u| e.play(u, &view, va.size))?;
+    replicate_with_ts(ctx, "EDGE.PLAY", &args, va.ts, view.ts_ms);
+    notify(ctx, "edge.play", &args[1]);
+    Ok(RedisValue::Array(vec![
+        RedisValue::SimpleStringStatic(out.outcome.as_str()),
+        string_array(out.prefetched),
+    ]))
+}
+
+/// `EDGE.USER user`: history (latest first), counts and strongest personal transitions.
+pub fn user(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() != 2 {
+        return Err(RedisError::WrongArity);
+    }
+    let key = ctx.open_key(&args[1]);
+    let Some(u) = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)? else {
+        return Ok(RedisValue::Null);
+    };
+    let engine = state::engine();
+    let name_of = |fp: u64| {
+        engine
+            .global()
+            .catalog
+            .lookup_fp_only(fp)
+            .and_then(|r| engine.global().catalog.get(r))
+            .map_or_else(|| format!("#{fp:016x}"), |i| i.name.to_string())
+    };
+    let history: Vec<RedisValue> = u
+        .history()
+        .iter()
+        .rev()
+        .map(|h| {
+            RedisValue::Array(vec![
+                RedisValue::BulkString(h.item.to_string()),
+                RedisValue::Integer(h.ts_ms),
+            ])
+        })
+        .collect();
+    let mut personal = u.personal().to_vec();
+    personal.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+    let transitions: Vec<RedisValue> = personal
+        .iter()
+        .take(10)
+        .map(|t| {
+            RedisValue::Array(vec![
+                RedisValue::BulkString(name_of(t.prev)),
+                RedisValue::BulkString(name_of(t.next)),
+                RedisValue::Float(f64::from(t.weight)),
+            ])
+        })
+        .collect();
+    let field = |s: &str| RedisValue::SimpleString(s.to_owned());
+    Ok(RedisValue::Array(vec![
+        field("records"),
+        RedisValue::Integer(u.records() as i64),
+        field("first_seen_ms"),
+        RedisValue::Integer(u.first_ts_ms()),
+        field("last_seen_ms"),
+        RedisValue::Integer(u.last().map_or(0, |h| h.ts_ms)),
+        field("device"),
+        u.device()
+            .map_or(RedisValue::Null, |d| RedisValue::BulkString(d.to_owned())),
+        field("seen_items"),
+        RedisValue::Integer(u.seen_len() as i64),
+        field("history"),
+        RedisValue::Array(history),
+        field("transitions"),
+        RedisValue::Array(transitions),
+    ]))
+}
+
+/// `EDGE.FORGET user`: deletes the user's key. Replies 1 if a user was erased, else 0.
+pub fn forget(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() != 2 {
+        return Err(RedisError::WrongArity);
+    }
+    let key = ctx.open_key_writable(&args[1]);
+    if key
+        .get_value::<UserState>(&USER_TYPE)
+        .map_err(wrong_type)?
+        .is_none()
+    {
+        return Ok(RedisValue::Integer(0));
+    }
+    key.delete()?;
+    state::engine().note_forget();
+    ctx.replicate_verbatim();
+    notify(ctx, "edge.forget", &args[1]);
+    Ok(RedisValue::Integer(1))
+}
+
+/// `EDGE.RESTORE user blob`: installs a serialized user, replacing one already there.
+pub fn restore(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() != 3 {
+        return Err(RedisError::WrongArity);
+    }
+    let user =
+        decode_user(args[2].as_slice()).map_err(|e| err(format_args!("invalid user blob: {e}")))?;
+    let key = ctx.open_key_writable(&args[1]);
+    key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
+    key.set_value(&USER_TYPE, user).map_err(wrong_type)?;
+    state::users_add(1);
+    ctx.replicate_verbatim();
+    Ok(RedisValue::SimpleStringStatic("OK"))
+}

@@ -1,0 +1,156 @@
+//! The `edge-user` data type: one viewer's state per key, and the node's global model as
+//! RDB aux data.
+//!
+//! This is where the module meets Redis's persistence C API, so this file holds the
+//! `unsafe` of the crate. Every callback decodes with [`edge_model::codec`], which validates
+//! lengths and checksums and never panics, and returns NULL (a load error Redis reports)
+//! rather than trusting a corrupt payload.
+
+use std::ffi::CString;
+use std::os::raw::{c_int, c_void};
+use std::ptr;
+
+use redis_module::native_types::RedisType;
+use redis_module::raw;
+
+use edge_model::codec::{decode_node, decode_user, encode_node, encode_user};
+use edge_model::UserState;
+
+use crate::state;
+
+/// Encoding version of the user value inside the RDB. The blob carries its own format
+/// version too; this one lets Redis refuse a value written by a future module.
+pub const ENCODING_VERSION: i32 = 1;
+
+/// The registered type. The name must be exactly nine characters.
+pub static USER_TYPE: RedisType = RedisType::new(
+    "edge-user",
+    ENCODING_VERSION,
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: Some(rdb_load),
+        rdb_save: Some(rdb_save),
+        aof_rewrite: Some(aof_rewrite),
+        free: Some(free),
+        mem_usage: Some(mem_usage),
+        digest: None,
+        aux_load: Some(aux_load),
+        aux_save: Some(aux_save),
+        aux_save2: None,
+        aux_save_triggers: raw::Aux::Before as i32,
+        free_effort: None,
+        unlink: None,
+        copy: Some(copy),
+        defrag: None,
+        copy2: None,
+        free_effort2: None,
+        mem_usage2: None,
+        unlink2: None,
+    },
+);
+
+/// Reads a string buffer from the RDB, or `None` on an IO error.
+fn load_blob(rdb: *mut raw::RedisModuleIO) -> Option<Vec<u8>> {
+    raw::load_string_buffer(rdb)
+        .ok()
+        .map(|b| b.as_ref().to_vec())
+}
+
+unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
+    if encver != ENCODING_VERSION {
+        return ptr::null_mut();
+    }
+    let Some(blob) = load_blob(rdb) else {
+        return ptr::null_mut();
+    };
+    match decode_user(&blob) {
+        Ok(user) => {
+            state::users_add(1);
+            Box::into_raw(Box::new(user)).cast()
+        }
+        Err(e) => {
+            redis_module::logging::log_warning(format!("edge: rejecting stored user: {e}"));
+            ptr::null_mut()
+        }
+    }
+}
+
+unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
+    // SAFETY: Redis hands back the pointer this module created with Box<UserState>.
+    let user = unsafe { &*value.cast::<UserState>() };
+    raw::save_slice(rdb, &encode_user(user));
+}
+
+unsafe extern "C" fn aof_rewrite(
+    aof: *mut raw::RedisModuleIO,
+    key: *mut raw::RedisModuleString,
+    value: *mut c_void,
+) {
+    // SAFETY: as in rdb_save.
+    let user = unsafe { &*value.cast::<UserState>() };
+    let blob = encode_user(user);
+    let cmd = CString::new("EDGE.RESTORE").expect("no NUL");
+    let fmt = CString::new("sb").expect("no NUL");
+    // SAFETY: EmitAOF is variadic; "sb" reads a RedisModuleString* then a (char*, size_t)
+    // pair, which is exactly what follows. `blob` outlives the call.
+    unsafe {
+        raw::RedisModule_EmitAOF.expect("EmitAOF exists since Redis 4")(
+            aof,
+            cmd.as_ptr(),
+            fmt.as_ptr(),
+            key,
+            blob.as_ptr().cast::<std::os::raw::c_char>(),
+            blob.len(),
+        );
+    }
+}
+
+unsafe extern "C" fn free(value: *mut c_void) {
+    if value.is_null() {
+        return;
+    }
+    // SAFETY: the pointer came from Box::into_raw in this module and Redis frees it once.
+    drop(unsafe { Box::from_raw(value.cast::<UserState>()) });
+    state::users_add(-1);
+}
+
+unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
+    // SAFETY: as in rdb_save.
+    unsafe { &*value.cast::<UserState>() }.memory_bytes()
+}
+
+unsafe extern "C" fn copy(
+    _from: *mut raw::RedisModuleString,
+    _to: *mut raw::RedisModuleString,
+    value: *const c_void,
+) -> *mut c_void {
+    // SAFETY: as in rdb_save.
+    let user = unsafe { &*value.cast::<UserState>() }.clone();
+    state::users_add(1);
+    Box::into_raw(Box::new(user)).cast()
+}
+
+unsafe extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
+    if when == raw::Aux::Before as c_int {
+        raw::save_slice(rdb, &encode_node(&state::engine()));
+    }
+}
+
+unsafe extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int) -> c_int {
+    if encver != ENCODING_VERSION || when != raw::Aux::Before as c_int {
+        return raw::Status::Err as c_int;
+    }
+    let Some(blob) = load_blob(rdb) else {
+        return raw::Status::Err as c_int;
+    };
+    match decode_node(&blob, crate::config::current()) {
+        Ok(engine) => {
+            state::install(engine);
+            raw::Status::Ok as c_int
+        }
+        Err(e) => {
+            redis_module::logging::log_warning(format!("edge: rejecting stored node model: {e}"));
+            raw::Status::Err as c_int
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The `INFO edge` sections.
+//!
+//! Redis prefixes everything with the module name, so the section `stats` prints as
+//! `# edge_stats` and the field `records_total` as `edge_records_total`. Counters end in
+//! `_total` and gauges do not, so the exporter maps them onto Prometheus types by name.
+//! The latency histogram is a dictionary of cumulative buckets (`le_<µs>=count`, then
+//! `le_inf`), which maps one-to-one onto a Prometheus histogram.
+
+use redis_module::{InfoContext, RedisResult};
+
+use crate::state;
+
+/// Fills the module's INFO sections.
+pub fn add_sections(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<()> {
+    let engine = state::engine();
+    let g = engine.global();
+    let cache = engine.cache();
+    let cs = cache.stats();
+    let s = engine.stats();
+    let u = |v: usize| v as u64;
+
+    let stats = ctx
+        .builder()
+        .add_section("stats")
+        .field("users", state::users().max(0) as u64)?
+        .field("items", u(g.catalog.len()))?
+        .field("transitions", u(g.transitions.len()))?
+        .field("records_total", s.records)?
+        .field("skips_total", s.skips)?
+        .field("predictions_total", s.predictions)?
+        .field("plays_total", s.plays)?
+        .field("forgets_total", s.forgets)?
+        .field("cache_hits_total", cs.hits)?
+        .field("cache_misses_total", cs.misses)?
+        .field("prefetches_total", cs.prefetches)?
+        .field("prefetch_used_total", cs.prefetch_used)?
+        .field("prefetch_unused_evicted_total", cs.prefetch_unused_evicted)?
+        .field("cache_evictions_total", cs.evictions)?
+        .field("cache_items", u(cache.len()))?
+        .field("cache_bytes", cache.used_bytes())?
+        .field("cache_capacity_bytes", cache.capacity())?
+        .field("cache_policy", cache.policy().as_str())?
+        .field("model_memory_bytes", u(engine.memory_bytes()))?;
+
+    let mut latency = stats
+        .build_section()?
+        .add_section("latency")
+        .add_dictionary("predict_latency_us");
+    for (le, count) in s.predict_latency.cumulative() {
+        let name = le.map_or_else(|| "le_inf".to_owned(), |b| format!("le_{b}"));
+        latency = latency.field(&name, count)?;
+    }
+    let latency = latency
+        .build_dictionary()?
+        .field("predict_latency_us_sum", s.predict_latency.sum_us())?
+        .field("predict_latency_us_count", s.predict_latency.count())?;
+
+    let mut devices = latency
+        .build_section()?
+        .add_section("devices")
+        .add_dictionary("device_views_total");
+    for (d, n) in &s.device_views {
+        devices = devices.field(d, *n)?;
+    }
+    devices.build_dictionary()?.build_section()?.build_info()?;
+    Ok(())
+}

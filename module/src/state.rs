@@ -1,0 +1,59 @@
+//! The node's one engine, shared by every command, callback and INFO.
+//!
+//! Redis runs commands, RDB callbacks and INFO on its main thread, so the lock is never
+//! contended there; it exists because a forked BGSAVE child and lazy-free threads may
+//! touch the counters, and so that the borrow checker can see one owner.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use edge_model::{Config, Engine};
+
+static ENGINE: LazyLock<Mutex<Engine>> = LazyLock::new(|| {
+    Mutex::new(Engine::new(crate::config::current()).expect("defaults are valid"))
+});
+
+/// Keys of the user type in this node (a gauge for INFO). Freed on lazy-free threads too,
+/// hence atomic.
+pub static USERS: AtomicI64 = AtomicI64::new(0);
+
+/// Locks the engine. A panic while it was held cannot leave it torn (every mutation is
+/// completed before replying), so a poisoned lock is simply taken over.
+pub fn engine() -> MutexGuard<'static, Engine> {
+    ENGINE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Counts a user key created or destroyed.
+pub fn users_add(delta: i64) {
+    USERS.fetch_add(delta, Ordering::Relaxed);
+}
+
+/// Current user-key count.
+pub fn users() -> i64 {
+    USERS.load(Ordering::Relaxed).max(0)
+}
+
+/// Wall-clock milliseconds, the default TS of a view.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Replaces the engine with an empty one under the current configuration (FLUSHALL, and
+/// before an RDB or replication load so nothing stale survives it).
+pub fn reset() {
+    let cfg = crate::config::current();
+    *engine() = Engine::new(cfg).expect("validated configuration");
+}
+
+/// Installs an engine decoded from persisted state.
+pub fn install(e: Engine) {
+    *engine() = e;
+}
+
+/// Applies a configuration change; returns the validation error, if any.
+pub fn reconfigure(cfg: Config) -> Result<(), edge_model::ConfigError> {
+    engine().set_config(cfg, now_ms())
+}
