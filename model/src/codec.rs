@@ -12,7 +12,7 @@
 //! bytes actually present before anything is allocated, so a corrupt or hostile blob yields
 //! a [`CodecError`], never a panic or an allocation it announced but did not carry.
 
-use crate::cache::{CacheStats, CachedItem, EdgeCache};
+use crate::cache::{Budget, CacheStats, CachedItem, EdgeCache, Segment};
 use crate::catalog::{Catalog, Item, ItemRef};
 use crate::config::Config;
 use crate::decay::Decay;
@@ -346,6 +346,14 @@ pub fn decode_user(blob: &[u8]) -> Result<UserState, CodecError> {
     ))
 }
 
+fn segment_code(s: Segment) -> u8 {
+    match s {
+        Segment::Lru => 0,
+        Segment::Core => 1,
+        Segment::Prefetch => 2,
+    }
+}
+
 /// Encodes a node's global model, cache contents and counters (the RDB aux payload).
 pub fn encode_node(e: &Engine) -> Vec<u8> {
     let g = e.global();
@@ -386,9 +394,17 @@ pub fn encode_node(e: &Engine) -> Vec<u8> {
     for c in &entries {
         w.str(&c.key);
         w.varint(c.size);
+        w.u8(segment_code(c.segment));
         w.u8(u8::from(c.unused_prefetch));
-        w.ivarint(c.stamp_ms);
+        w.f64(c.freq);
+        w.varint(c.last);
     }
+    w.varint(cache.tick());
+    let (target, k, wr, wf) = cache.budget().parts();
+    w.f64(target);
+    w.varint(k as u64);
+    w.varint(u64::from(wr));
+    w.varint(u64::from(wf));
     let cs = cache.stats();
     for v in [
         cs.hits,
@@ -484,23 +500,39 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         board,
         total_popularity,
     };
-    let n = r.count(4)?;
+    let n = r.count(13)?;
     let mut entries = Vec::with_capacity(n);
     for _ in 0..n {
         let key = r.str(MAX_NAME_LEN)?.to_owned();
         let size = r.varint()?;
+        let segment = match r.u8()? {
+            0 => Segment::Lru,
+            1 => Segment::Core,
+            2 => Segment::Prefetch,
+            _ => return Err(CodecError::Invalid("bad cache segment")),
+        };
         let unused_prefetch = match r.u8()? {
             0 => false,
             1 => true,
             _ => return Err(CodecError::Invalid("bad prefetch flag")),
         };
+        let freq = r.f64()?;
+        let last = r.varint()?;
         entries.push(CachedItem {
             key,
             size,
+            segment,
+            freq,
+            last,
             unused_prefetch,
-            stamp_ms: r.ivarint()?,
         });
     }
+    let tick = r.varint()?;
+    let target = r.f64()?;
+    let k = r.varint()? as usize;
+    let wr = u32::try_from(r.varint()?).map_err(|_| CodecError::Invalid("window overflow"))?;
+    let wf = u32::try_from(r.varint()?).map_err(|_| CodecError::Invalid("window overflow"))?;
+    let budget = Budget::from_parts(target, k, wr, wf);
     let mut cs = [0u64; 6];
     for v in &mut cs {
         *v = r.varint()?;
@@ -514,7 +546,13 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         evictions: cs[5],
     };
     let mut cache = EdgeCache::new(config.cache_policy, config.cache_capacity_bytes);
-    cache.restore(entries, cache_stats);
+    cache.configure(
+        config.cache_policy,
+        config.cache_capacity_bytes,
+        config.prefetch_share(),
+        Budget::default(),
+    );
+    cache.restore(entries, cache_stats, tick, budget);
     let mut st = [0u64; 5];
     for v in &mut st {
         *v = r.varint()?;

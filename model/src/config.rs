@@ -31,9 +31,12 @@ pub struct Config {
     pub cache_capacity_bytes: u64,
     /// Edge cache eviction policy.
     pub cache_policy: CachePolicy,
-    /// How long an unused prefetch stays protected in the predictive cache (ms; 0: until
-    /// the prefetch segment's share is exceeded).
-    pub prefetch_ttl_ms: i64,
+    /// Percent of the cache reserved for prefetches under the predictive policy; 0 derives
+    /// it from the prefetch volume (see [`Config::prefetch_share`]).
+    pub prefetch_share_pct: u32,
+    /// Origin fetches per request the prefetcher may spend (misses included); 0 turns the
+    /// controller off and every play prefetches `prefetch_k` predictions.
+    pub prefetch_budget: f64,
     /// Size assumed for an item when EDGE.PLAY gives no SIZE.
     pub default_item_size: u64,
     /// A view shorter than this percentage of the item's usual watch time is a skip.
@@ -86,7 +89,8 @@ impl Default for Config {
             items_max: 1_000_000,
             cache_capacity_bytes: 1 << 30,
             cache_policy: CachePolicy::Predictive,
-            prefetch_ttl_ms: 0,
+            prefetch_share_pct: 0,
+            prefetch_budget: 1.0,
             default_item_size: 1 << 20,
             skip_threshold_pct: 25,
             weights: Weights::default(),
@@ -106,6 +110,22 @@ fn check(ok: bool, name: &'static str, expected: &str) -> Result<(), ConfigError
 }
 
 impl Config {
+    /// The share of the cache reserved for prefetches. When not set explicitly it grows
+    /// with the prefetch volume: 10 % for about one fetch per request (or k ≤ 4), 95 % for
+    /// five or more (or k ≥ 40), linearly in between. Measured on MovieLens 100K, the best
+    /// share rises with the budget exactly this way at every cache size.
+    pub fn prefetch_share(&self) -> f64 {
+        if self.prefetch_share_pct > 0 {
+            return f64::from(self.prefetch_share_pct) / 100.0;
+        }
+        let t = if self.prefetch_budget > 0.0 {
+            (self.prefetch_budget - 1.0) / 4.0
+        } else {
+            (self.prefetch_k as f64 - 4.0) / 36.0
+        };
+        0.1 + 0.85 * t.clamp(0.0, 1.0)
+    }
+
     /// Rejects settings that would make memory unbounded or scoring meaningless.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check(
@@ -131,7 +151,16 @@ impl Config {
             "items-max",
             "16..=100000000",
         )?;
-        check(self.prefetch_ttl_ms >= 0, "prefetch-ttl-secs", ">= 0")?;
+        check(
+            self.prefetch_share_pct <= 100,
+            "prefetch-share-pct",
+            "0..=100",
+        )?;
+        check(
+            self.prefetch_budget.is_finite() && (0.0..=1000.0).contains(&self.prefetch_budget),
+            "prefetch-budget",
+            "a number in [0, 1000]",
+        )?;
         check(self.default_item_size >= 1, "item-size", ">= 1")?;
         check(
             self.skip_threshold_pct <= 100,

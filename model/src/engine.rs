@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use crate::cache::{CacheOutcome, EdgeCache};
+use crate::cache::{Budget, CacheOutcome, EdgeCache};
 use crate::config::Config;
 use crate::error::ConfigError;
 use crate::global::{GlobalModel, LearnParams};
@@ -51,7 +51,12 @@ impl Engine {
     pub fn new(config: Config) -> Result<Self, ConfigError> {
         config.validate()?;
         let mut cache = EdgeCache::new(config.cache_policy, config.cache_capacity_bytes);
-        cache.set_prefetch_ttl_ms(config.prefetch_ttl_ms);
+        cache.configure(
+            config.cache_policy,
+            config.cache_capacity_bytes,
+            config.prefetch_share(),
+            Budget::new(config.prefetch_budget, config.prefetch_k),
+        );
         Ok(Engine {
             global: GlobalModel::new(config.half_life_ms),
             cache,
@@ -92,14 +97,18 @@ impl Engine {
         if c.half_life_ms != self.global.decay.half_life_ms() {
             let factor = self.global.decay.set_half_life(c.half_life_ms, now_ms);
             self.global.scale(factor);
+            self.cache.rescale(factor);
         }
         self.global.transitions.shrink(c.successors_max);
         while self.global.catalog.len() > c.items_max {
             self.global.evict_least_popular();
         }
-        self.cache.set_policy(c.cache_policy);
-        self.cache.set_prefetch_ttl_ms(c.prefetch_ttl_ms);
-        self.cache.set_capacity(c.cache_capacity_bytes, now_ms);
+        self.cache.configure(
+            c.cache_policy,
+            c.cache_capacity_bytes,
+            c.prefetch_share(),
+            Budget::new(c.prefetch_budget, c.prefetch_k),
+        );
     }
 
     /// The global model.
@@ -150,9 +159,12 @@ impl Engine {
             successors_max: c.successors_max,
             items_max: c.items_max,
         };
-        let learned = self
-            .global
-            .learn(user.history(), view.item, view.ts_ms, view_weight, params);
+        let (learned, rescaled) =
+            self.global
+                .learn(user.history(), view.item, view.ts_ms, view_weight, params);
+        if let Some(factor) = rescaled {
+            self.cache.rescale(factor);
+        }
         if let (Some(r), Some(d)) = (learned, view.duration_s) {
             if self.global.catalog.get(r).is_some_and(|i| i.views == 1) {
                 self.global.observe_duration(r, d, c.skip_threshold_pct);
@@ -197,12 +209,12 @@ impl Engine {
 
     /// Predicts for `user` and brings the top `k` into the cache as prefetches; returns the
     /// items that were newly fetched.
-    pub fn prefetch(&mut self, user: Option<&UserState>, k: usize, now_ms: i64) -> Vec<String> {
+    pub fn prefetch(&mut self, user: Option<&UserState>, k: usize) -> Vec<String> {
         let predictions = self.predict(user, k, false);
         let mut fetched = Vec::new();
         for p in predictions {
             let size = self.item_size(&p.item, None);
-            if self.cache.prefetch(&p.item, size, now_ms) {
+            if self.cache.prefetch(&p.item, size) {
                 fetched.push(p.item);
             }
         }
@@ -232,14 +244,18 @@ impl Engine {
     ) -> PlayOutcome {
         self.stats.plays += 1;
         let size = self.item_size(view.item, size);
-        let outcome = self.cache.request(view.item, size, view.ts_ms);
+        // Learning first changes nothing in the cache; it gives the request its frequency.
         self.record(user, view);
+        let mut freq = 0.0;
         if let Some(r) = self.global.catalog.lookup(view.item) {
             if let Some(i) = self.global.catalog.get_mut(r) {
                 i.size_bytes = size;
+                freq = i.popularity;
             }
         }
-        let prefetched = self.prefetch(Some(user), self.config.prefetch_k, view.ts_ms);
+        let outcome = self.cache.request(view.item, size, freq);
+        let k = self.cache.prefetch_k(self.config.prefetch_k);
+        let prefetched = self.prefetch(Some(user), k);
         PlayOutcome {
             outcome,
             prefetched,
@@ -269,6 +285,8 @@ mod tests {
         Config {
             cache_capacity_bytes: 4,
             default_item_size: 1,
+            prefetch_budget: 0.0,
+            prefetch_share_pct: 50,
             ..Config::default()
         }
     }

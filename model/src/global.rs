@@ -106,8 +106,10 @@ impl GlobalModel {
     }
 
     /// Learns that `item` was viewed at `ts_ms` after `history` (oldest first), with
-    /// `view_weight` (1 for a full view). Returns the item's reference, or `None` in the
-    /// astronomically rare case of a fingerprint collision.
+    /// `view_weight` (1 for a full view). Returns the item's reference (`None` in the
+    /// astronomically rare case of a fingerprint collision) and, if the decay clock had to
+    /// rescale, the factor every stored weight was multiplied by, so that caches keyed by
+    /// these weights can follow.
     pub fn learn(
         &mut self,
         history: &VecDeque<HistoryEntry>,
@@ -115,10 +117,25 @@ impl GlobalModel {
         ts_ms: i64,
         view_weight: f32,
         p: LearnParams,
-    ) -> Option<ItemRef> {
-        if let Some(factor) = self.decay.advance(ts_ms) {
+    ) -> (Option<ItemRef>, Option<f64>) {
+        let rescaled = self.decay.advance(ts_ms);
+        if let Some(factor) = rescaled {
             self.scale(factor);
         }
+        (
+            self.learn_at(history, item, ts_ms, view_weight, p),
+            rescaled,
+        )
+    }
+
+    fn learn_at(
+        &mut self,
+        history: &VecDeque<HistoryEntry>,
+        item: &str,
+        ts_ms: i64,
+        view_weight: f32,
+        p: LearnParams,
+    ) -> Option<ItemRef> {
         let w = self.decay.weight(ts_ms) * f64::from(view_weight);
         let (r, evicted) = self.catalog.intern(item, p.items_max)?;
         if let Some(slot) = evicted {
@@ -223,7 +240,7 @@ mod tests {
         for i in ["A", "B"] {
             g.learn(&VecDeque::new(), i, 0, 1.0, P);
         }
-        let c = g.learn(&hist(&["A", "B"]), "C", 0, 1.0, P).unwrap();
+        let c = g.learn(&hist(&["A", "B"]), "C", 0, 1.0, P).0.unwrap();
         let a = g.catalog.lookup("A").unwrap();
         let b = g.catalog.lookup("B").unwrap();
         let wa = g.transitions.row(a).unwrap().entries()[0];
@@ -255,7 +272,7 @@ mod tests {
     #[test]
     fn skips_are_detected_against_the_usual_duration() {
         let mut g = GlobalModel::new(0);
-        let r = g.learn(&VecDeque::new(), "E1", 0, 1.0, P).unwrap();
+        let r = g.learn(&VecDeque::new(), "E1", 0, 1.0, P).0.unwrap();
         assert!(!g.observe_duration(r, 2400, 25));
         assert!(g.observe_duration(r, 60, 25));
         assert!(!g.observe_duration(r, 2000, 25));

@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | `EDGE.RECORD user item [DURATION s] [TS ms] [DEVICE d]` | 1 | write deny-oom fast | learns a view |
 //! | `EDGE.PREDICT user [K k] [WITHSCORES] [INCLUDESEEN]` | 1 | readonly fast | top-k next items |
-//! | `EDGE.PREFETCH user [K k] [TS ms]` | 1 | write deny-oom fast | predicts and fills the edge cache |
+//! | `EDGE.PREFETCH user [K k]` | 1 | write deny-oom fast | predicts and fills the edge cache |
 //! | `EDGE.PLAY user item [DURATION s] [TS ms] [DEVICE d] [SIZE bytes]` | 1 | write deny-oom fast | the live flow |
 //! | `EDGE.USER user` | 1 | readonly | a readable view of one user |
 //! | `EDGE.FORGET user` | 1 | write fast | erases a user |
@@ -189,13 +189,13 @@ fn string_array(items: Vec<String>) -> RedisValue {
     RedisValue::Array(items.into_iter().map(RedisValue::BulkString).collect())
 }
 
-/// `EDGE.PREFETCH user [K k] [TS ms]`
+/// `EDGE.PREFETCH user [K k]`
 pub fn prefetch(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() < 2 {
         return Err(RedisError::WrongArity);
     }
     id(&args[1], "user")?;
-    let (mut k, mut ts) = (None, None);
+    let mut k = None;
     let mut opts = Options::new(&args[2..]);
     while let Some(name) = opts.next_name() {
         match name.as_str() {
@@ -203,21 +203,16 @@ pub fn prefetch(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 once(&k, "K")?;
                 k = Some(int_in(opts.value("K")?, "K", 0, MAX_K as i64)? as usize);
             }
-            "TS" => {
-                once(&ts, "TS")?;
-                ts = Some(int_in(opts.value("TS")?, "TS", 0, MAX_TS_MS)?);
-            }
             other => return Err(unknown_option(other)),
         }
     }
-    let now = ts.unwrap_or_else(state::now_ms);
     let key = ctx.open_key(&args[1]);
     let user = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
     let mut engine = state::engine();
     let k = k.unwrap_or(engine.config().prefetch_k);
-    let fetched = engine.prefetch(user, k, now);
+    let fetched = engine.prefetch(user, k);
     drop(engine);
-    replicate_with_ts(ctx, "EDGE.PREFETCH", &args, ts, now);
+    ctx.replicate_verbatim();
     Ok(string_array(fetched))
 }
 

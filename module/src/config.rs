@@ -120,7 +120,7 @@ pub static ITEMS_MAX: IntSetting = IntSetting::new("items-max", 1_000_000, 16, 1
 pub static CACHE_CAPACITY: IntSetting = IntSetting::new("cache-capacity-bytes", GIB, 0, 1 << 50);
 pub static ITEM_SIZE: IntSetting = IntSetting::new("item-size-bytes", 1 << 20, 1, 1 << 40);
 pub static SKIP_PCT: IntSetting = IntSetting::new("skip-threshold-pct", 25, 0, 100);
-pub static PREFETCH_TTL_SECS: IntSetting = IntSetting::new("prefetch-ttl-secs", 0, 0, 365 * 86_400);
+pub static PREFETCH_SHARE_PCT: IntSetting = IntSetting::new("prefetch-share-pct", 0, 0, 100);
 
 pub static WEIGHT_GLOBAL: FloatSetting = FloatSetting::new("weight-global", "1", 0.0, 1e6);
 pub static WEIGHT_PERSONAL: FloatSetting = FloatSetting::new("weight-personal", "0.5", 0.0, 1e6);
@@ -129,6 +129,7 @@ pub static WEIGHT_POPULARITY: FloatSetting =
 pub static WEIGHT_FEDERATED: FloatSetting = FloatSetting::new("weight-federated", "1", 0.0, 1e6);
 pub static RECENCY: FloatSetting = FloatSetting::new("recency", "0.9", 1e-6, 1.0);
 pub static SKIP_WEIGHT: FloatSetting = FloatSetting::new("skip-weight", "0.25", 0.0, 1.0);
+pub static PREFETCH_BUDGET: FloatSetting = FloatSetting::new("prefetch-budget", "1", 0.0, 1000.0);
 
 pub static CACHE_POLICY: Mutex<PolicySetting> = Mutex::new(PolicySetting::predictive);
 
@@ -145,17 +146,18 @@ pub static INTS: [&IntSetting; 12] = [
     &CACHE_CAPACITY,
     &ITEM_SIZE,
     &SKIP_PCT,
-    &PREFETCH_TTL_SECS,
+    &PREFETCH_SHARE_PCT,
 ];
 
 /// Every real-valued setting.
-pub static FLOATS: [&FloatSetting; 6] = [
+pub static FLOATS: [&FloatSetting; 7] = [
     &WEIGHT_GLOBAL,
     &WEIGHT_PERSONAL,
     &WEIGHT_POPULARITY,
     &WEIGHT_FEDERATED,
     &RECENCY,
     &SKIP_WEIGHT,
+    &PREFETCH_BUDGET,
 ];
 
 /// The engine configuration the settings currently describe.
@@ -178,7 +180,8 @@ pub fn current() -> Config {
         cache_policy: policy,
         default_item_size: u(&ITEM_SIZE),
         skip_threshold_pct: u(&SKIP_PCT) as u32,
-        prefetch_ttl_ms: u(&PREFETCH_TTL_SECS) as i64 * 1000,
+        prefetch_share_pct: u(&PREFETCH_SHARE_PCT) as u32,
+        prefetch_budget: PREFETCH_BUDGET.get(),
         weights: edge_model::config::Weights {
             global: WEIGHT_GLOBAL.get(),
             personal: WEIGHT_PERSONAL.get(),

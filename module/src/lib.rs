@@ -111,7 +111,7 @@ fn arg_value<'a>(args: &'a [RedisString], name: &str) -> Option<&'a str> {
 /// Load arguments come in `name value` pairs of known settings; anything else is a typo
 /// that would otherwise be silently ignored.
 fn check_args(args: &[RedisString]) -> Result<(), String> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err("module arguments must be 'name value' pairs".into());
     }
     let known = |n: &[u8]| {

@@ -1,33 +1,38 @@
 //! The edge cache: which items this edge can serve without going to the origin.
 //!
-//! Capacity is in bytes and items have sizes. Two policies share one implementation:
+//! Capacity is in bytes and items have sizes. Two policies:
 //!
 //! - [`CachePolicy::Lru`], the baseline: one recency list; prefetched items are ordinary
-//!   entries.
-//! - [`CachePolicy::Predictive`]: prefetched items wait in their own segment until a request
-//!   uses them (then they join the demand segment) or they go stale. Demand traffic cannot
-//!   flush a fresh prefetch and prefetches cannot flush more than their share of demand
-//!   items: eviction takes stale prefetches first, then the demand LRU tail while the
-//!   prefetch segment is within its share, then the oldest prefetch.
+//!   entries and compete with demand items.
+//! - [`CachePolicy::Predictive`], the prediction-aware policy (see [`segmented`]): demand
+//!   items live in a frequency-ordered *core* that prefetches can never evict; prefetched
+//!   items wait in their own *prefetch segment* (a share of the capacity), refreshed each
+//!   time some viewer's prediction names them again, until a request uses them (they join
+//!   the core) or they go stale and fall off its end. A controller can size each prefetch
+//!   to hold origin traffic to a budget of fetches per request.
 //!
 //! Accounting follows the evaluation protocol: a request found in the cache is a hit; every
 //! item brought from the origin, on a miss or by a prefetch, is one origin fetch; a prefetch
 //! of an item already cached costs nothing.
 
+mod budget;
 mod list;
+mod segmented;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
+pub use budget::Budget;
 use list::{Links, List, Slab, NIL};
+use segmented::{Core, CoreKey};
 
 /// Eviction policy of the edge cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CachePolicy {
     /// Least recently used, prefetches included: the baseline.
     Lru,
-    /// Prefetches protected in their own segment until used or stale.
+    /// Frequency core plus a protected, refreshed prefetch segment.
     Predictive,
 }
 
@@ -104,19 +109,38 @@ impl CacheStats {
 
     /// Fraction of requests served from the cache.
     pub fn hit_ratio(&self) -> f64 {
-        let n = self.hits + self.misses;
-        if n == 0 {
-            0.0
-        } else {
-            self.hits as f64 / n as f64
-        }
+        ratio(self.hits, self.hits + self.misses)
+    }
+
+    /// Origin fetches per request.
+    pub fn fetches_per_request(&self) -> f64 {
+        ratio(self.origin_fetches(), self.hits + self.misses)
+    }
+
+    /// Fraction of prefetched items that served a request before eviction. Items still
+    /// cached and unused count against it, so early in a run it is a lower bound.
+    pub fn prefetch_precision(&self) -> f64 {
+        ratio(self.prefetch_used, self.prefetches)
     }
 }
 
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// Where an entry lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Segment {
-    Demand,
-    Prefetched,
+pub enum Segment {
+    /// The single list of the LRU policy.
+    Lru,
+    /// The predictive policy's demand core.
+    Core,
+    /// The predictive policy's prefetch segment.
+    Prefetch,
 }
 
 #[derive(Debug, Clone)]
@@ -125,8 +149,10 @@ struct Node {
     size: u64,
     links: Links,
     segment: Segment,
-    /// When it was prefetched (for staleness), or last requested.
-    stamp_ms: i64,
+    /// Frequency the core orders by (the item's decayed request count).
+    freq: f64,
+    /// Request tick of the last use, the core's tie-breaker (older goes first).
+    last: u64,
     /// Prefetched and not yet requested.
     unused_prefetch: bool,
 }
@@ -140,27 +166,8 @@ impl Slab for Nodes {
     }
 }
 
-/// Default share of the capacity that unused prefetches may hold before they, rather than
-/// demand items, are evicted first.
-pub const DEFAULT_PREFETCH_SHARE_PCT: u32 = 50;
-
-/// The edge cache of one node.
-#[derive(Debug, Clone)]
-pub struct EdgeCache {
-    policy: CachePolicy,
-    capacity: u64,
-    used: u64,
-    /// How long an unused prefetch stays protected (ms); 0 means until it is evicted by share.
-    prefetch_ttl_ms: i64,
-    prefetch_share_pct: u32,
-    index: HashMap<Box<str>, u32>,
-    nodes: Nodes,
-    free: Vec<u32>,
-    demand: List,
-    prefetched: List,
-    prefetched_bytes: u64,
-    stats: CacheStats,
-}
+/// Default share of the capacity reserved for prefetches when no budget sets it.
+pub const DEFAULT_PREFETCH_SHARE: f64 = 0.1;
 
 /// A cached entry, for persistence and inspection.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,10 +176,34 @@ pub struct CachedItem {
     pub key: String,
     /// Size in bytes.
     pub size: u64,
-    /// Whether it sits in the prefetch segment unused.
+    /// The segment holding it.
+    pub segment: Segment,
+    /// Core frequency.
+    pub freq: f64,
+    /// Tick of last use.
+    pub last: u64,
+    /// Prefetched and not yet used.
     pub unused_prefetch: bool,
-    /// Prefetch or last-request time.
-    pub stamp_ms: i64,
+}
+
+/// The edge cache of one node.
+#[derive(Debug, Clone)]
+pub struct EdgeCache {
+    policy: CachePolicy,
+    capacity: u64,
+    /// Share of the capacity reserved for prefetches (predictive policy).
+    prefetch_share: f64,
+    index: HashMap<Box<str>, u32>,
+    nodes: Nodes,
+    free: Vec<u32>,
+    /// LRU policy: everything. Predictive policy: the prefetch segment.
+    list: List,
+    list_bytes: u64,
+    core: Core,
+    core_bytes: u64,
+    tick: u64,
+    budget: Budget,
+    stats: CacheStats,
 }
 
 impl EdgeCache {
@@ -181,22 +212,18 @@ impl EdgeCache {
         EdgeCache {
             policy,
             capacity,
-            used: 0,
-            prefetch_ttl_ms: 0,
-            prefetch_share_pct: DEFAULT_PREFETCH_SHARE_PCT,
+            prefetch_share: DEFAULT_PREFETCH_SHARE,
             index: HashMap::new(),
             nodes: Nodes::default(),
             free: Vec::new(),
-            demand: List::default(),
-            prefetched: List::default(),
-            prefetched_bytes: 0,
+            list: List::default(),
+            list_bytes: 0,
+            core: Core::default(),
+            core_bytes: 0,
+            tick: 0,
+            budget: Budget::default(),
             stats: CacheStats::default(),
         }
-    }
-
-    /// Sets how long unused prefetches stay protected, in ms (0: no expiry).
-    pub fn set_prefetch_ttl_ms(&mut self, ttl: i64) {
-        self.prefetch_ttl_ms = ttl.max(0);
     }
 
     /// The policy.
@@ -204,29 +231,19 @@ impl EdgeCache {
         self.policy
     }
 
-    /// Changes the policy; entries stay, in their current order.
-    pub fn set_policy(&mut self, policy: CachePolicy) {
-        self.policy = policy;
-    }
-
     /// Capacity in bytes.
     pub fn capacity(&self) -> u64 {
         self.capacity
     }
 
-    /// Changes the capacity, evicting down to it.
-    pub fn set_capacity(&mut self, capacity: u64, now_ms: i64) {
-        self.capacity = capacity;
-        while self.used > self.capacity {
-            if !self.evict_one(now_ms) {
-                break;
-            }
-        }
+    /// Share of the capacity reserved for prefetches.
+    pub fn prefetch_share(&self) -> f64 {
+        self.prefetch_share
     }
 
     /// Bytes held.
     pub fn used_bytes(&self) -> u64 {
-        self.used
+        self.list_bytes + self.core_bytes
     }
 
     /// Items held.
@@ -244,59 +261,183 @@ impl EdgeCache {
         &self.stats
     }
 
+    /// The prefetch-size controller.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
     /// Whether `key` is cached (no side effects).
     pub fn contains(&self, key: &str) -> bool {
         self.index.contains_key(key)
     }
 
-    /// A request for `key`: a hit refreshes it, a miss fetches and admits it.
-    pub fn request(&mut self, key: &str, size: u64, now_ms: i64) -> CacheOutcome {
+    /// Reconfigures policy, capacity, prefetch share and fetch budget, evicting down to the
+    /// new limits. Switching policy re-files every entry into the new policy's segments.
+    pub fn configure(
+        &mut self,
+        policy: CachePolicy,
+        capacity: u64,
+        prefetch_share: f64,
+        budget: Budget,
+    ) {
+        self.budget.retarget(budget);
+        let changed = policy != self.policy
+            || capacity != self.capacity
+            || (prefetch_share - self.prefetch_share).abs() > f64::EPSILON;
+        if !changed {
+            return;
+        }
+        let entries = self.entries();
+        let (stats, tick, b) = (self.stats, self.tick, self.budget.clone());
+        *self = EdgeCache::new(policy, capacity);
+        self.prefetch_share = prefetch_share.clamp(0.0, 1.0);
+        self.restore(entries, stats, tick, b);
+    }
+
+    fn prefetch_cap(&self) -> u64 {
+        match self.policy {
+            CachePolicy::Lru => self.capacity,
+            CachePolicy::Predictive => (self.capacity as f64 * self.prefetch_share).round() as u64,
+        }
+    }
+
+    fn core_cap(&self) -> u64 {
+        self.capacity - self.prefetch_cap().min(self.capacity)
+    }
+
+    /// A request for `key`. `freq` is the item's request frequency including this request
+    /// (the engine's decayed view count), which orders the predictive policy's core. A hit
+    /// refreshes the entry (and promotes a prefetched one into the core); a miss fetches the
+    /// item and admits it.
+    pub fn request(&mut self, key: &str, size: u64, freq: f64) -> CacheOutcome {
+        self.tick += 1;
+        self.budget.on_request(self.index.contains_key(key));
         if let Some(&i) = self.index.get(key) {
             self.stats.hits += 1;
             let n = &mut self.nodes.0[i as usize];
-            n.stamp_ms = now_ms;
             if n.unused_prefetch {
                 n.unused_prefetch = false;
                 self.stats.prefetch_used += 1;
             }
             self.detach(i);
-            self.attach(i, Segment::Demand);
+            let n = &mut self.nodes.0[i as usize];
+            n.freq = freq;
+            n.last = self.tick;
+            let seg = if self.policy == CachePolicy::Lru {
+                Segment::Lru
+            } else {
+                Segment::Core
+            };
+            if self.make_room(seg, self.nodes.0[i as usize].size) {
+                self.attach(i, seg);
+            } else {
+                // Fits the prefetch segment but not the core: served once, then dropped.
+                let key = std::mem::take(&mut self.nodes.0[i as usize].key);
+                self.index.remove(&key);
+                self.free.push(i);
+            }
             return CacheOutcome::Hit;
         }
         self.stats.misses += 1;
-        self.admit(key, size, now_ms, false);
+        let seg = if self.policy == CachePolicy::Lru {
+            Segment::Lru
+        } else {
+            Segment::Core
+        };
+        self.admit(key, size, seg, freq, false);
         CacheOutcome::Miss
     }
 
-    /// Brings `key` in ahead of demand. Returns whether it was fetched (false if already
-    /// cached or larger than the whole cache).
-    pub fn prefetch(&mut self, key: &str, size: u64, now_ms: i64) -> bool {
-        if self.index.contains_key(key) {
+    /// Offers `key` as a prediction. Returns whether it was fetched from the origin: not if
+    /// already cached (under the predictive policy a cached, still unused prefetch is
+    /// refreshed instead, for free) or larger than the prefetch segment.
+    pub fn prefetch(&mut self, key: &str, size: u64) -> bool {
+        if let Some(&i) = self.index.get(key) {
+            if self.nodes.0[i as usize].segment == Segment::Prefetch {
+                self.list.unlink(&mut self.nodes, i);
+                self.list.push_tail(&mut self.nodes, i);
+            }
             return false;
         }
-        if self.admit(key, size, now_ms, true) {
-            self.stats.prefetches += 1;
-            true
+        let seg = if self.policy == CachePolicy::Lru {
+            Segment::Lru
         } else {
-            false
+            Segment::Prefetch
+        };
+        let fetched = self.admit(key, size, seg, 0.0, true);
+        if fetched {
+            self.stats.prefetches += 1;
+            self.budget.on_prefetch();
+        }
+        fetched
+    }
+
+    /// How many predictions the next prefetch should offer: the controller's choice when a
+    /// budget is set, else `fixed`.
+    pub fn prefetch_k(&self, fixed: usize) -> usize {
+        self.budget.k().unwrap_or(fixed)
+    }
+
+    /// Multiplies every stored frequency by `factor` (the engine's decay rescale), which
+    /// keeps the core's order.
+    pub fn rescale(&mut self, factor: f64) {
+        let mut keys = Vec::with_capacity(self.core.len());
+        while let Some(k) = self.core.pop_min() {
+            keys.push(k);
+        }
+        for mut k in keys {
+            let n = &mut self.nodes.0[k.idx as usize];
+            n.freq *= factor;
+            k.freq = segmented::freq_key(n.freq);
+            self.core.insert(k);
         }
     }
 
-    fn admit(&mut self, key: &str, size: u64, now_ms: i64, prefetch: bool) -> bool {
-        if size > self.capacity {
+    fn cap_of(&self, seg: Segment) -> u64 {
+        match seg {
+            Segment::Lru => self.capacity,
+            Segment::Core => self.core_cap(),
+            Segment::Prefetch => self.prefetch_cap(),
+        }
+    }
+
+    fn bytes_of(&self, seg: Segment) -> u64 {
+        match seg {
+            Segment::Lru | Segment::Prefetch => self.list_bytes,
+            Segment::Core => self.core_bytes,
+        }
+    }
+
+    /// Evicts from `seg` until `size` more bytes fit; false if they never can.
+    fn make_room(&mut self, seg: Segment, size: u64) -> bool {
+        let cap = self.cap_of(seg);
+        if size > cap {
             return false;
         }
-        while self.used + size > self.capacity {
-            if !self.evict_one(now_ms) {
+        while self.bytes_of(seg) + size > cap {
+            let victim = match seg {
+                Segment::Lru | Segment::Prefetch => self.list.head,
+                Segment::Core => self.core.min().map_or(NIL, |k| k.idx),
+            };
+            if victim == NIL {
                 return false;
             }
+            self.evict(victim);
+        }
+        true
+    }
+
+    fn admit(&mut self, key: &str, size: u64, seg: Segment, freq: f64, prefetch: bool) -> bool {
+        if !self.make_room(seg, size) {
+            return false;
         }
         let node = Node {
             key: key.into(),
             size,
             links: Links::default(),
-            segment: Segment::Demand,
-            stamp_ms: now_ms,
+            segment: seg,
+            freq,
+            last: self.tick,
             unused_prefetch: prefetch,
         };
         let i = match self.free.pop() {
@@ -309,13 +450,7 @@ impl EdgeCache {
                 (self.nodes.0.len() - 1) as u32
             }
         };
-        self.used += size;
         self.index.insert(key.into(), i);
-        let seg = if prefetch && self.policy == CachePolicy::Predictive {
-            Segment::Prefetched
-        } else {
-            Segment::Demand
-        };
         self.attach(i, seg);
         true
     }
@@ -325,10 +460,14 @@ impl EdgeCache {
         n.segment = seg;
         let size = n.size;
         match seg {
-            Segment::Demand => self.demand.push_tail(&mut self.nodes, i),
-            Segment::Prefetched => {
-                self.prefetched_bytes += size;
-                self.prefetched.push_tail(&mut self.nodes, i);
+            Segment::Lru | Segment::Prefetch => {
+                self.list_bytes += size;
+                self.list.push_tail(&mut self.nodes, i);
+            }
+            Segment::Core => {
+                self.core_bytes += size;
+                let n = &self.nodes.0[i as usize];
+                self.core.insert(CoreKey::new(n.freq, n.last, i));
             }
         }
     }
@@ -336,106 +475,102 @@ impl EdgeCache {
     fn detach(&mut self, i: u32) {
         let n = &self.nodes.0[i as usize];
         match n.segment {
-            Segment::Demand => self.demand.unlink(&mut self.nodes, i),
-            Segment::Prefetched => {
-                self.prefetched_bytes -= n.size;
-                self.prefetched.unlink(&mut self.nodes, i);
+            Segment::Lru | Segment::Prefetch => {
+                self.list_bytes -= n.size;
+                self.list.unlink(&mut self.nodes, i);
+            }
+            Segment::Core => {
+                self.core_bytes -= n.size;
+                let k = CoreKey::new(n.freq, n.last, i);
+                self.core.remove(&k);
             }
         }
     }
 
-    /// Chooses and removes one victim; false if the cache is empty.
-    fn evict_one(&mut self, now_ms: i64) -> bool {
-        let victim = match self.policy {
-            CachePolicy::Lru => self.demand.head,
-            CachePolicy::Predictive => {
-                let p = self.prefetched.head;
-                let stale = p != NIL
-                    && self.prefetch_ttl_ms > 0
-                    && now_ms - self.nodes.0[p as usize].stamp_ms > self.prefetch_ttl_ms;
-                let over_share = self.prefetched_bytes * 100
-                    > self.capacity * u64::from(self.prefetch_share_pct);
-                if p != NIL && (stale || over_share || self.demand.head == NIL) {
-                    p
-                } else {
-                    self.demand.head
-                }
-            }
-        };
-        let victim = if victim == NIL {
-            self.prefetched.head
-        } else {
-            victim
-        };
-        if victim == NIL {
-            return false;
-        }
-        self.remove(victim);
-        true
-    }
-
-    fn remove(&mut self, i: u32) {
+    fn drop_node(&mut self, i: u32) {
         self.detach(i);
-        let n = &mut self.nodes.0[i as usize];
-        self.used -= n.size;
-        self.stats.evictions += 1;
-        if n.unused_prefetch {
-            self.stats.prefetch_unused_evicted += 1;
-        }
-        let key = std::mem::take(&mut n.key);
+        let key = std::mem::take(&mut self.nodes.0[i as usize].key);
         self.index.remove(&key);
         self.free.push(i);
+    }
+
+    fn evict(&mut self, i: u32) {
+        self.stats.evictions += 1;
+        if self.nodes.0[i as usize].unused_prefetch {
+            self.stats.prefetch_unused_evicted += 1;
+        }
+        self.drop_node(i);
     }
 
     /// Drops `key` if cached (an invalidation, not an eviction).
     pub fn invalidate(&mut self, key: &str) -> bool {
-        let Some(&i) = self.index.get(key) else {
-            return false;
-        };
-        self.detach(i);
-        let n = &mut self.nodes.0[i as usize];
-        self.used -= n.size;
-        let key = std::mem::take(&mut n.key);
-        self.index.remove(&key);
-        self.free.push(i);
-        true
+        match self.index.get(key) {
+            Some(&i) => {
+                self.drop_node(i);
+                true
+            }
+            None => false,
+        }
     }
 
-    /// Entries in eviction order within each segment (demand first, then prefetched),
-    /// oldest first, for persistence.
+    /// Every entry, oldest first within its segment, for persistence.
     pub fn entries(&self) -> Vec<CachedItem> {
-        let mut out = Vec::with_capacity(self.len());
-        for list in [&self.demand, &self.prefetched] {
-            let mut i = list.head;
-            while i != NIL {
+        let mut idx: Vec<u32> = Vec::with_capacity(self.len());
+        let mut i = self.list.head;
+        while i != NIL {
+            idx.push(i);
+            i = self.nodes.0[i as usize].links.next;
+        }
+        idx.extend(self.core.iter().map(|k| k.idx));
+        idx.into_iter()
+            .map(|i| {
                 let n = &self.nodes.0[i as usize];
-                out.push(CachedItem {
+                CachedItem {
                     key: n.key.to_string(),
                     size: n.size,
+                    segment: n.segment,
+                    freq: n.freq,
+                    last: n.last,
                     unused_prefetch: n.unused_prefetch,
-                    stamp_ms: n.stamp_ms,
-                });
-                i = n.links.next;
-            }
-        }
-        out
+                }
+            })
+            .collect()
     }
 
-    /// Rebuilds a cache from persisted entries and counters.
-    pub fn restore(&mut self, entries: Vec<CachedItem>, stats: CacheStats) {
-        let (policy, capacity) = (self.policy, self.capacity);
-        let ttl = self.prefetch_ttl_ms;
-        *self = EdgeCache::new(policy, u64::MAX);
-        self.prefetch_ttl_ms = ttl;
+    /// The request tick (persisted with the entries).
+    pub fn tick(&self) -> u64 {
+        self.tick
+    }
+
+    /// Refills the cache from persisted entries, counters and controller state. Entries are
+    /// re-filed under the current policy; whatever no longer fits is dropped silently (it
+    /// was not evicted by traffic, so counters stay as they were).
+    pub fn restore(
+        &mut self,
+        entries: Vec<CachedItem>,
+        stats: CacheStats,
+        tick: u64,
+        budget: Budget,
+    ) {
         for e in entries {
-            if !self.index.contains_key(e.key.as_str()) {
-                self.admit(&e.key, e.size, e.stamp_ms, e.unused_prefetch);
+            if self.index.contains_key(e.key.as_str()) {
+                continue;
+            }
+            let seg = match (self.policy, e.segment) {
+                (CachePolicy::Lru, _) => Segment::Lru,
+                (CachePolicy::Predictive, Segment::Prefetch) => Segment::Prefetch,
+                (CachePolicy::Predictive, Segment::Lru) if e.unused_prefetch => Segment::Prefetch,
+                (CachePolicy::Predictive, _) => Segment::Core,
+            };
+            self.tick = e.last;
+            if self.admit(&e.key, e.size, seg, e.freq, e.unused_prefetch) {
+                let i = self.index[e.key.as_str()];
+                self.nodes.0[i as usize].last = e.last;
             }
         }
-        self.capacity = capacity;
+        self.tick = tick;
         self.stats = stats;
-        self.set_capacity(capacity, i64::MIN);
-        self.stats = stats;
+        self.budget = budget;
     }
 
     /// Heap bytes of the cache's own bookkeeping (not the cached content).
@@ -443,108 +578,9 @@ impl EdgeCache {
         self.nodes.0.capacity() * std::mem::size_of::<Node>()
             + self.index.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 1)
             + self.index.keys().map(|k| 2 * k.len()).sum::<usize>()
+            + self.core.len() * 48
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lru_evicts_least_recently_used() {
-        let mut c = EdgeCache::new(CachePolicy::Lru, 3);
-        for k in ["a", "b", "c"] {
-            assert_eq!(c.request(k, 1, 0), CacheOutcome::Miss);
-        }
-        assert_eq!(c.request("a", 1, 0), CacheOutcome::Hit);
-        assert_eq!(c.request("d", 1, 0), CacheOutcome::Miss); // evicts b
-        assert!(!c.contains("b"));
-        assert!(c.contains("a") && c.contains("c") && c.contains("d"));
-        assert_eq!(c.stats().hits, 1);
-        assert_eq!(c.stats().misses, 4);
-        assert_eq!(c.stats().evictions, 1);
-    }
-
-    #[test]
-    fn sizes_are_respected_and_oversized_items_are_not_admitted() {
-        let mut c = EdgeCache::new(CachePolicy::Lru, 10);
-        c.request("big", 6, 0);
-        c.request("mid", 4, 0);
-        assert_eq!(c.used_bytes(), 10);
-        c.request("x", 5, 0); // evicts big (6) only
-        assert!(!c.contains("big") && c.contains("mid") && c.contains("x"));
-        assert_eq!(c.request("huge", 11, 0), CacheOutcome::Miss);
-        assert!(!c.contains("huge"));
-        assert_eq!(c.used_bytes(), 9);
-    }
-
-    #[test]
-    fn prefetch_accounting_counts_used_and_unused() {
-        let mut c = EdgeCache::new(CachePolicy::Lru, 2);
-        assert!(c.prefetch("p1", 1, 0));
-        assert!(!c.prefetch("p1", 1, 0), "already cached: no fetch");
-        assert!(c.prefetch("p2", 1, 0));
-        assert_eq!(c.request("p1", 1, 0), CacheOutcome::Hit);
-        c.request("x", 1, 0); // evicts p2, unused
-        let s = c.stats();
-        assert_eq!(
-            (s.prefetches, s.prefetch_used, s.prefetch_unused_evicted),
-            (2, 1, 1)
-        );
-        assert_eq!(s.origin_fetches(), 3);
-    }
-
-    #[test]
-    fn predictive_protects_fresh_prefetches_from_demand_churn() {
-        let mut c = EdgeCache::new(CachePolicy::Predictive, 4);
-        c.prefetch("next", 1, 0);
-        for k in ["a", "b", "c", "d", "e", "f"] {
-            c.request(k, 1, 0);
-        }
-        assert!(c.contains("next"), "a fresh prefetch survives demand churn");
-        let mut lru = EdgeCache::new(CachePolicy::Lru, 4);
-        lru.prefetch("next", 1, 0);
-        for k in ["a", "b", "c", "d", "e", "f"] {
-            lru.request(k, 1, 0);
-        }
-        assert!(!lru.contains("next"));
-    }
-
-    #[test]
-    fn predictive_evicts_stale_prefetches_first_and_caps_their_share() {
-        let mut c = EdgeCache::new(CachePolicy::Predictive, 4);
-        c.set_prefetch_ttl_ms(100);
-        c.request("a", 1, 0);
-        c.prefetch("old", 1, 0);
-        c.request("b", 1, 50);
-        c.request("c", 1, 50);
-        c.request("d", 1, 500); // full: stale "old" goes first
-        assert!(!c.contains("old") && c.contains("a"));
-        // Share cap: prefetches beyond half the capacity are evicted before demand items.
-        let mut c = EdgeCache::new(CachePolicy::Predictive, 4);
-        c.request("a", 1, 0);
-        for p in ["p1", "p2", "p3"] {
-            c.prefetch(p, 1, 0);
-        }
-        c.prefetch("p4", 1, 0);
-        assert!(
-            c.contains("a"),
-            "demand item kept while prefetches exceed their share"
-        );
-        assert!(!c.contains("p1"));
-    }
-
-    #[test]
-    fn entries_round_trip_through_restore() {
-        let mut c = EdgeCache::new(CachePolicy::Predictive, 5);
-        c.request("a", 1, 1);
-        c.prefetch("b", 2, 2);
-        c.request("c", 1, 3);
-        let stats = *c.stats();
-        let mut d = EdgeCache::new(CachePolicy::Predictive, 5);
-        d.restore(c.entries(), stats);
-        assert_eq!(d.entries(), c.entries());
-        assert_eq!(d.stats(), c.stats());
-        assert_eq!(d.used_bytes(), 4);
-    }
-}
+mod tests;

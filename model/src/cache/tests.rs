@@ -1,0 +1,132 @@
+use super::*;
+
+fn lru(cap: u64) -> EdgeCache {
+    EdgeCache::new(CachePolicy::Lru, cap)
+}
+
+#[test]
+fn lru_evicts_least_recently_used() {
+    let mut c = lru(3);
+    for k in ["a", "b", "c"] {
+        assert_eq!(c.request(k, 1, 1.0), CacheOutcome::Miss);
+    }
+    assert_eq!(c.request("a", 1, 2.0), CacheOutcome::Hit);
+    assert_eq!(c.request("d", 1, 1.0), CacheOutcome::Miss); // evicts b
+    assert!(!c.contains("b"));
+    assert!(c.contains("a") && c.contains("c") && c.contains("d"));
+    let s = c.stats();
+    assert_eq!((s.hits, s.misses, s.evictions), (1, 4, 1));
+}
+
+#[test]
+fn sizes_are_respected_and_oversized_items_are_not_admitted() {
+    let mut c = lru(10);
+    c.request("big", 6, 1.0);
+    c.request("mid", 4, 1.0);
+    assert_eq!(c.used_bytes(), 10);
+    c.request("x", 5, 1.0); // evicts big (6) only
+    assert!(!c.contains("big") && c.contains("mid") && c.contains("x"));
+    assert_eq!(c.request("huge", 11, 1.0), CacheOutcome::Miss);
+    assert!(!c.contains("huge"));
+    assert_eq!(c.used_bytes(), 9);
+}
+
+#[test]
+fn prefetch_accounting_counts_used_and_unused() {
+    let mut c = lru(2);
+    assert!(c.prefetch("p1", 1));
+    assert!(!c.prefetch("p1", 1), "already cached: no fetch");
+    assert!(c.prefetch("p2", 1));
+    assert_eq!(c.request("p1", 1, 1.0), CacheOutcome::Hit);
+    c.request("x", 1, 1.0); // evicts p2, unused
+    let s = c.stats();
+    assert_eq!(
+        (s.prefetches, s.prefetch_used, s.prefetch_unused_evicted),
+        (2, 1, 1)
+    );
+    assert_eq!(s.origin_fetches(), 3);
+    assert_eq!(s.prefetch_precision(), 0.5);
+}
+
+fn predictive(cap: u64, share: f64) -> EdgeCache {
+    let mut c = EdgeCache::new(CachePolicy::Predictive, cap);
+    c.configure(CachePolicy::Predictive, cap, share, Budget::default());
+    c
+}
+
+#[test]
+fn predictive_core_evicts_least_frequent_then_oldest() {
+    let mut c = predictive(3, 0.0);
+    c.request("hot", 1, 10.0);
+    c.request("warm", 1, 5.0);
+    c.request("cold", 1, 1.0);
+    c.request("new", 1, 1.0); // evicts cold (freq 1, older than new)
+    assert!(!c.contains("cold"));
+    c.request("newer", 1, 2.0); // evicts new (freq 1)
+    assert!(c.contains("hot") && c.contains("warm") && c.contains("newer"));
+}
+
+#[test]
+fn prefetches_never_evict_demand_items_and_are_refreshed() {
+    let mut c = predictive(10, 0.2); // core 8, prefetch 2
+    for (i, k) in ["a", "b", "c", "d", "e", "f", "g", "h"].iter().enumerate() {
+        c.request(k, 1, i as f64 + 1.0);
+    }
+    assert!(c.prefetch("p1", 1));
+    assert!(c.prefetch("p2", 1));
+    assert!(!c.prefetch("p1", 1), "refresh is free");
+    assert!(c.prefetch("p3", 1)); // evicts p2, the least recently predicted
+    assert!(c.contains("p1") && c.contains("p3") && !c.contains("p2"));
+    assert_eq!(c.len(), 10, "all eight demand items kept");
+    // Demand churn does not touch the prefetch segment.
+    for k in ["x", "y", "z"] {
+        c.request(k, 1, 100.0);
+    }
+    assert!(c.contains("p1") && c.contains("p3"));
+    // A used prefetch moves into the core.
+    assert_eq!(c.request("p1", 1, 1000.0), CacheOutcome::Hit);
+    assert_eq!(c.stats().prefetch_used, 1);
+    assert!(c.prefetch("p4", 1));
+    assert!(
+        c.contains("p1"),
+        "promoted entries are out of the prefetch segment's reach"
+    );
+}
+
+#[test]
+fn switching_policy_or_capacity_keeps_what_fits() {
+    let mut c = lru(4);
+    for k in ["a", "b", "c"] {
+        c.request(k, 1, 1.0);
+    }
+    c.prefetch("p", 1);
+    c.configure(CachePolicy::Predictive, 4, 0.25, Budget::default());
+    assert_eq!(c.len(), 4);
+    c.configure(CachePolicy::Predictive, 2, 0.5, Budget::default());
+    assert!(c.used_bytes() <= 2);
+    assert_eq!(c.stats().misses, 3, "counters survive reconfiguration");
+}
+
+#[test]
+fn entries_round_trip_through_restore() {
+    let mut c = predictive(5, 0.4);
+    c.request("a", 1, 3.0);
+    c.prefetch("b", 2);
+    c.request("c", 1, 1.0);
+    let mut d = predictive(5, 0.4);
+    d.restore(c.entries(), *c.stats(), c.tick(), c.budget().clone());
+    assert_eq!(d.entries(), c.entries());
+    assert_eq!(d.stats(), c.stats());
+    assert_eq!(d.used_bytes(), 4);
+    assert_eq!(d.tick(), c.tick());
+}
+
+#[test]
+fn rescale_keeps_core_order() {
+    let mut c = predictive(2, 0.0);
+    c.request("a", 1, 4.0);
+    c.request("b", 1, 2.0);
+    c.rescale(1e-6);
+    c.request("c", 1, 3e-6); // evicts b (2e-6 < 3e-6)
+    assert!(c.contains("a") && c.contains("c"));
+}
