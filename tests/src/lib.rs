@@ -291,6 +291,12 @@ impl Server {
     /// Starts a second server (same options) as a replica of `master` and waits, bounded,
     /// until its link is up and the initial sync is done.
     pub fn replica_of(master: &Server) -> Server {
+        // Redis 7.0 waits 5 s by default before a diskless full sync, to batch replicas.
+        let _: Result<(), _> = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("repl-diskless-sync-delay")
+            .arg(0)
+            .query(&mut master.connect());
         let mut r = Server::start(master.opts.clone());
         let _: () = redis::cmd("REPLICAOF")
             .arg("127.0.0.1")
@@ -476,5 +482,80 @@ pub fn teach_series(s: &mut Server, viewers: usize) {
         for (t, ep) in ["S1E1", "S1E2", "S1E3"].iter().enumerate() {
             record(s, &format!("fan{i}"), ep, 1_000 * i as i64 + t as i64);
         }
+    }
+}
+
+/// Waits until no RDB save or AOF rewrite is running or scheduled.
+pub fn wait_background_done(s: &mut Server) {
+    s.wait_for("background save/rewrite to finish", |s| {
+        let p = s.info("persistence");
+        [
+            "rdb_bgsave_in_progress",
+            "aof_rewrite_in_progress",
+            "aof_rewrite_scheduled",
+        ]
+        .iter()
+        .all(|f| p.get(*f).is_none_or(|v| v == "0"))
+    });
+}
+
+/// The commands of an AOF file in RESP form (`aof-use-rdb-preamble no`), each as its
+/// arguments. Reads every `*.aof` in `appendonlydir`, base first, so a test can see what
+/// a rewrite emitted.
+pub fn aof_commands(dir: &Path) -> Vec<Vec<Vec<u8>>> {
+    let aof_dir = dir.join("appendonlydir");
+    let mut files: Vec<PathBuf> = fs::read_dir(&aof_dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", aof_dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "aof"))
+        .collect();
+    files.sort_by_key(|p| !p.to_string_lossy().contains(".base."));
+    let mut out = Vec::new();
+    for f in files {
+        let data = fs::read(&f).expect("read AOF");
+        let mut r = Resp {
+            data: &data,
+            pos: 0,
+        };
+        while r.pos < data.len() {
+            out.push(r.command());
+        }
+    }
+    out
+}
+
+struct Resp<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Resp<'_> {
+    fn line(&mut self) -> &[u8] {
+        let start = self.pos;
+        let end = start
+            + self.data[start..]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .expect("CRLF in AOF");
+        self.pos = end + 2;
+        &self.data[start..end]
+    }
+
+    fn number(&mut self, prefix: u8) -> usize {
+        let l = self.line();
+        assert_eq!(l[0], prefix, "AOF is not RESP (rdb preamble?)");
+        std::str::from_utf8(&l[1..]).unwrap().parse().unwrap()
+    }
+
+    fn command(&mut self) -> Vec<Vec<u8>> {
+        let n = self.number(b'*');
+        (0..n)
+            .map(|_| {
+                let len = self.number(b'$');
+                let arg = self.data[self.pos..self.pos + len].to_vec();
+                self.pos += len + 2;
+                arg
+            })
+            .collect()
     }
 }
