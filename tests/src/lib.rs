@@ -51,6 +51,12 @@ impl ServerOpts {
         self
     }
 
+    /// One raw module argument, for testing malformed argument lists.
+    pub fn module_arg_raw(mut self, arg: &str) -> Self {
+        self.module_args.push(arg.into());
+        self
+    }
+
     /// Extra server configuration, passed as `--name value`.
     pub fn config(mut self, name: &str, value: &str) -> Self {
         self.config.push((name.into(), value.into()));
