@@ -1,0 +1,287 @@
+//! Targets (which edges to scrape, and how to name them) and the scrape itself.
+//!
+//! Each scrape opens a fresh connection per edge, in its own thread, under a deadline:
+//! a dead or stalled edge then costs at most the timeout and never blocks the others,
+//! and no connection state can go stale between scrapes. Secrets live only inside the
+//! redis crate's connection info; names, logs and errors are built without them.
+
+use std::fmt;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+
+use crate::info::{classify, parse_commandstats, parse_info};
+use crate::metrics::EdgeScrape;
+
+/// One edge to scrape. `Debug` shows only the name, so a target can be logged safely.
+#[derive(Clone)]
+pub struct Target {
+    /// The `edge` label value.
+    pub name: String,
+    info: ConnectionInfo,
+    secrets: Vec<String>,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target").field("name", &self.name).finish()
+    }
+}
+
+impl Target {
+    /// Parses `URL` or `NAME=URL`. `user`/`password` (from flags or the environment)
+    /// override what the URL says, so secrets need not be put in a URL at all.
+    pub fn parse(spec: &str, user: Option<&str>, password: Option<&str>) -> Result<Self, String> {
+        let spec = spec.trim();
+        let (name, url) = match spec.split_once('=') {
+            Some((n, u)) if !n.is_empty() && !n.contains([':', '/', '@']) => {
+                (Some(n.to_owned()), u)
+            }
+            _ => (None, spec),
+        };
+        let url = if url.contains("://") {
+            url.to_owned()
+        } else {
+            format!("redis://{url}")
+        };
+        let info = url
+            .as_str()
+            .into_connection_info()
+            .map_err(|_| format!("invalid Redis URL {}", redact_url(&url)))?;
+        if !info.addr().is_supported() {
+            return Err(format!(
+                "{}: TLS (rediss://) is not supported by this build",
+                redact_url(&url)
+            ));
+        }
+        let mut settings = info.redis_settings().clone();
+        if let Some(u) = user.filter(|u| !u.is_empty()) {
+            settings = settings.set_username(u);
+        }
+        if let Some(p) = password.filter(|p| !p.is_empty()) {
+            settings = settings.set_password(p);
+        }
+        let secrets = settings
+            .password()
+            .map(|p| vec![p.to_owned()])
+            .unwrap_or_default();
+        let info = info.set_redis_settings(settings);
+        let name = name.unwrap_or_else(|| addr_name(info.addr()));
+        Ok(Target {
+            name,
+            info,
+            secrets,
+        })
+    }
+
+    /// Removes any secret from a message before it is logged or served.
+    fn scrub(&self, msg: String) -> String {
+        self.secrets
+            .iter()
+            .filter(|s| s.len() >= 3)
+            .fold(msg, |m, s| m.replace(s.as_str(), "***"))
+    }
+
+    /// Reads `INFO edge` and `INFO commandstats` with `timeout` on connect and each
+    /// read/write; any error marks the edge down.
+    pub fn scrape(&self, timeout: Duration) -> EdgeScrape {
+        let start = Instant::now();
+        let result = self.read(timeout);
+        let mut out = EdgeScrape {
+            edge: self.name.clone(),
+            duration_seconds: start.elapsed().as_secs_f64(),
+            ..EdgeScrape::default()
+        };
+        match result {
+            Ok((info, cmds)) => {
+                out.up = true;
+                out.stats = Some(classify(&parse_info(&info)));
+                out.commands = parse_commandstats(&cmds, "edge.");
+            }
+            Err(e) => {
+                eprintln!(
+                    "exporter: scrape of edge {} failed: {}",
+                    self.name,
+                    self.scrub(e.to_string())
+                );
+            }
+        }
+        out
+    }
+
+    fn read(&self, timeout: Duration) -> redis::RedisResult<(String, String)> {
+        let client = redis::Client::open(self.info.clone())?;
+        let mut con = client.get_connection_with_timeout(timeout)?;
+        con.set_read_timeout(Some(timeout))?;
+        con.set_write_timeout(Some(timeout))?;
+        let info: String = redis::cmd("INFO").arg("edge").query(&mut con)?;
+        let cmds: String = redis::cmd("INFO").arg("commandstats").query(&mut con)?;
+        Ok((info, cmds))
+    }
+}
+
+/// `host:port` (or the socket path): what an operator recognises, without credentials.
+fn addr_name(addr: &ConnectionAddr) -> String {
+    match addr {
+        ConnectionAddr::Tcp(h, p) => format!("{h}:{p}"),
+        ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port}"),
+        ConnectionAddr::Unix(p) => p.display().to_string(),
+        _ => "unknown".to_owned(),
+    }
+}
+
+/// A URL with any `user:password@` part replaced, for error messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rfind('@') {
+        Some(at) => format!("{scheme}://***@{}{path}", &authority[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+/// Parses every target, refusing duplicate names (their series would be merged).
+pub fn parse_targets(
+    specs: &[String],
+    user: Option<&str>,
+    password: Option<&str>,
+) -> Result<Vec<Target>, String> {
+    let mut out: Vec<Target> = Vec::new();
+    for spec in specs.iter().filter(|s| !s.trim().is_empty()) {
+        let t = Target::parse(spec, user, password)?;
+        if out.iter().any(|o| o.name == t.name) {
+            return Err(format!(
+                "two targets are both named {:?}; name them with NAME=URL",
+                t.name
+            ));
+        }
+        out.push(t);
+    }
+    if out.is_empty() {
+        return Err("no Redis target given".to_owned());
+    }
+    Ok(out)
+}
+
+/// Scrapes all targets concurrently and returns their results in target order. Edges
+/// that have not answered by `timeout` after the start are reported down; their threads
+/// finish on their own, bounded by the socket timeouts.
+pub fn scrape_all(targets: &[Arc<Target>], timeout: Duration) -> Vec<EdgeScrape> {
+    let start = Instant::now();
+    let deadline = start + timeout + Duration::from_millis(250);
+    let (tx, rx) = mpsc::channel();
+    for (i, t) in targets.iter().enumerate() {
+        let (tx, t) = (tx.clone(), Arc::clone(t));
+        thread::spawn(move || {
+            let _ = tx.send((i, t.scrape(timeout)));
+        });
+    }
+    drop(tx);
+    let mut results: Vec<Option<EdgeScrape>> = vec![None; targets.len()];
+    while results.iter().any(Option::is_none) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((i, r)) => results[i] = Some(r),
+            Err(_) => break,
+        }
+    }
+    results
+        .into_iter()
+        .zip(targets)
+        .map(|(r, t)| {
+            r.unwrap_or_else(|| {
+                eprintln!("exporter: scrape of edge {} timed out", t.name);
+                EdgeScrape {
+                    edge: t.name.clone(),
+                    duration_seconds: start.elapsed().as_secs_f64(),
+                    ..EdgeScrape::default()
+                }
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_default_to_host_port_and_can_be_given() {
+        let t = Target::parse("redis://127.0.0.1:6390", None, None).unwrap();
+        assert_eq!(t.name, "127.0.0.1:6390");
+        let t = Target::parse("paris=redis://u:secret@10.1.2.3:7000/0", None, None).unwrap();
+        assert_eq!(t.name, "paris");
+        let t = Target::parse("redis:6379", None, None).unwrap();
+        assert_eq!(t.name, "redis:6379");
+    }
+
+    #[test]
+    fn secrets_stay_out_of_names_debug_and_errors() {
+        let t = Target::parse("redis://alice:hunter22@db:6379", None, None).unwrap();
+        assert_eq!(t.name, "db:6379");
+        assert!(!format!("{t:?}").contains("hunter22"));
+        assert_eq!(t.scrub("bad hunter22 x".into()), "bad *** x");
+        let t = Target::parse("redis://db:6379", Some("bob"), Some("pw-from-env")).unwrap();
+        assert_eq!(t.info.redis_settings().username(), Some("bob"));
+        assert_eq!(t.info.redis_settings().password(), Some("pw-from-env"));
+        assert!(!format!("{t:?}").contains("pw-from-env"));
+        let e = Target::parse("redis://u:hunter22@[bad", None, None).unwrap_err();
+        assert!(!e.contains("hunter22"), "{e}");
+    }
+
+    #[test]
+    fn redacts_urls() {
+        assert_eq!(redact_url("redis://u:p@h:1/0"), "redis://***@h:1/0");
+        assert_eq!(redact_url("redis://h:1"), "redis://h:1");
+        assert_eq!(redact_url("rediss://:p@h"), "rediss://***@h");
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let specs = vec!["redis://h:1".to_owned(), "redis://h:1".to_owned()];
+        assert!(parse_targets(&specs, None, None).is_err());
+        assert!(parse_targets(&[], None, None).is_err());
+    }
+
+    #[test]
+    fn unreachable_targets_are_down_within_the_deadline() {
+        // Port 1 on loopback refuses at once; the result must still name the edge.
+        let t = vec![Arc::new(
+            Target::parse("x=redis://127.0.0.1:1", None, None).unwrap(),
+        )];
+        let start = Instant::now();
+        let r = scrape_all(&t, Duration::from_millis(500));
+        assert!(start.elapsed() < Duration::from_secs(2));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].edge, "x");
+        assert!(!r[0].up);
+    }
+
+    #[test]
+    fn a_stalled_target_cannot_hang_the_scrape() {
+        // Accepts connections but never answers: only the timeouts can end the scrape.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let _keep = thread::spawn(move || {
+            let conns: Vec<_> = l.incoming().take(2).collect();
+            thread::sleep(Duration::from_secs(3));
+            drop(conns);
+        });
+        let live = Arc::new(Target::parse(&format!("slow=redis://{addr}"), None, None).unwrap());
+        let dead = Arc::new(Target::parse("dead=redis://127.0.0.1:1", None, None).unwrap());
+        let start = Instant::now();
+        let r = scrape_all(&[live, dead], Duration::from_millis(300));
+        assert!(
+            start.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!((r[0].edge.as_str(), r[0].up), ("slow", false));
+        assert_eq!((r[1].edge.as_str(), r[1].up), ("dead", false));
+    }
+}
