@@ -12,11 +12,12 @@ mod datatype;
 mod info;
 mod state;
 
+use std::os::raw::c_void;
+
 use redis_module::configuration::{get_i64_default_config_value, register_i64_configuration};
 use redis_module::configuration::{register_enum_configuration, register_string_configuration};
 use redis_module::server_events::{
-    FlushSubevent, LoadingSubevent, FLUSH_SERVER_EVENTS_LIST, INFO_COMMAND_HANDLER_LIST,
-    LOADING_SERVER_EVENTS_LIST,
+    LoadingSubevent, INFO_COMMAND_HANDLER_LIST, LOADING_SERVER_EVENTS_LIST,
 };
 use redis_module::{raw, redis_module, Context, InfoContext, RedisResult, RedisString, Status};
 
@@ -26,7 +27,7 @@ use crate::datatype::USER_TYPE;
 /// Registers the settings with Redis (7.0+), taking load-time arguments as initial values:
 /// `--loadmodule libedgecache.so default-k 5 cache-policy lru`.
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
-    if let Err(e) = check_args(args) {
+    if let Err(e) = check_args(args).and_then(|()| subscribe_flush(ctx)) {
         ctx.log_warning(&format!("edge: {e}"));
         return Status::Err;
     }
@@ -136,10 +137,47 @@ fn info_handler(ctx: &InfoContext, for_crash_report: bool) -> RedisResult<()> {
 }
 
 /// FLUSHALL erases the node's model too: nothing learned may outlive the data it came from.
-#[linkme::distributed_slice(FLUSH_SERVER_EVENTS_LIST)]
-fn on_flush(_ctx: &Context, ev: FlushSubevent) {
-    if ev == FlushSubevent::Ended {
+/// A FLUSHDB erases it only when no user key is left anywhere, so flushing an unrelated
+/// database keeps the model the remaining users were learned with. (After FLUSHDB ASYNC
+/// the users are freed later, so the model is kept; FLUSHALL always erases it.)
+///
+/// The crate's `FLUSH_SERVER_EVENTS_LIST` hides which database was flushed, so this
+/// subscribes directly; the crate subscribes only when that list is non-empty, so the two
+/// never compete for the event.
+unsafe extern "C" fn on_flush(
+    _ctx: *mut raw::RedisModuleCtx,
+    _eid: raw::RedisModuleEvent,
+    subevent: u64,
+    data: *mut c_void,
+) {
+    if subevent != raw::REDISMODULE_SUBEVENT_FLUSHDB_END {
+        return;
+    }
+    // SAFETY: for REDISMODULE_EVENT_FLUSHDB, Redis passes a valid RedisModuleFlushInfo
+    // that lives for the duration of the callback; a null pointer is treated as FLUSHALL.
+    let dbnum =
+        unsafe { data.cast::<raw::RedisModuleFlushInfo>().as_ref() }.map_or(-1, |i| i.dbnum);
+    if dbnum == -1 || state::users() == 0 {
         state::reset();
+    }
+}
+
+fn subscribe_flush(ctx: &Context) -> Result<(), String> {
+    let event = raw::RedisModuleEvent {
+        id: raw::REDISMODULE_EVENT_FLUSHDB,
+        dataver: 1,
+    };
+    // SAFETY: the API table is filled before OnLoad (see `init`); the context is the one
+    // Redis gave OnLoad, and `on_flush` has the callback signature Redis expects.
+    let ok = unsafe {
+        let subscribe = raw::RedisModule_SubscribeToServerEvent
+            .ok_or("this server has no server events API")?;
+        subscribe(ctx.get_raw(), event, Some(on_flush))
+    };
+    if ok == raw::REDISMODULE_OK as i32 {
+        Ok(())
+    } else {
+        Err("cannot subscribe to FLUSHDB events".into())
     }
 }
 

@@ -103,7 +103,7 @@ fn bad_requests_are_refused_and_change_nothing() {
         (vec![b("EDGE.RECORD"), b("u"), b("S1E2"), b("TS"), b("9007199254740993")], ts_range),
         (vec![b("EDGE.RECORD"), b("u"), b("S1E2"), b("TS"), b("99999999999999999999")], ts_range),
         (vec![b("EDGE.RECORD"), b("u"), b("S1E2"), b("TS"), b("soon")], ts_range),
-        (vec![b("EDGE.PREFETCH"), b("u"), b("TS"), b("-7")], ts_range),
+        (vec![b("EDGE.PREFETCH"), b("u"), b("K"), b("1"), b("BOGUS")], "ERR syntax error: unknown option 'BOGUS'"),
         (vec![b("EDGE.RECORD"), b("u"), b("S1E2"), b("TS"), b("1"), b("TS"), b("2")], "ERR syntax error: TS given more than once"),
         (vec![b("EDGE.RECORD"), b("u"), b("S1E2"), b("DEVICE"), b("smart tv!")], "ERR DEVICE must be 1 to 32 characters"),
         (vec![b("EDGE.RECORD"), b("u"), b("S1E2"), b("DEVICE"), b("")], "ERR DEVICE must be 1 to 32 characters"),

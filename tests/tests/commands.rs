@@ -165,7 +165,8 @@ fn play_follows_lru_exactly() {
             .module_arg("cache-policy", "lru")
             .module_arg("cache-capacity-bytes", "3")
             .module_arg("item-size-bytes", "1")
-            .module_arg("prefetch-k", "0"),
+            .module_arg("prefetch-k", "0")
+            .module_arg("prefetch-budget", "0"),
     );
     // (item, SIZE, expected status, cache afterwards, least recent first)
     let trace: &[(&str, Option<u64>, &str)] = &[
@@ -223,16 +224,14 @@ fn predictive_cache_protects_prefetches_from_churn() {
                 .module_arg("cache-policy", policy)
                 .module_arg("cache-capacity-bytes", "3")
                 .module_arg("item-size-bytes", "1")
-                .module_arg("prefetch-k", "0"),
+                .module_arg("prefetch-k", "0")
+                .module_arg("prefetch-budget", "0")
+                // One of the three bytes is the predictive policy's prefetch segment.
+                .module_arg("prefetch-share-pct", "34"),
         );
         teach_series(&mut s, 10);
         assert_eq!(play(&mut s, "v", "S1E1", 5_000, None).0, "MISS");
-        let fetched: Vec<String> = s.q(redis::cmd("EDGE.PREFETCH")
-            .arg("v")
-            .arg("K")
-            .arg(1)
-            .arg("TS")
-            .arg(5_001));
+        let fetched: Vec<String> = s.q(redis::cmd("EDGE.PREFETCH").arg("v").arg("K").arg(1));
         assert_eq!(fetched, ["S1E2"], "{policy}");
         for (i, churn) in ["X1", "X2", "X3"].iter().enumerate() {
             let who = format!("churn{i}");

@@ -266,6 +266,18 @@ fn expire_flushall_and_forget_remove_users() {
     let again: i64 = s.q(redis::cmd("EDGE.FORGET").arg("viewer"));
     assert_eq!(again, 0, "nothing left to erase");
 
+    // Flushing another (empty) database leaves this one's users and model alone.
+    let items = s.edge_stat("edge_items");
+    let mut db1 = s.connect();
+    let _: () = redis::cmd("SELECT").arg(1).query(&mut db1).unwrap();
+    let _: () = redis::cmd("FLUSHDB").query(&mut db1).unwrap();
+    assert_eq!(
+        s.edge_stat("edge_items"),
+        items,
+        "FLUSHDB elsewhere keeps the model"
+    );
+    assert_eq!(user_view(&mut s, "fan4"), fan4);
+
     let _: () = s.q(&mut redis::cmd("FLUSHALL"));
     assert_eq!(s.edge_stat("edge_users"), 0);
     assert_eq!(s.edge_stat("edge_items"), 0);

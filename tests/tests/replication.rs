@@ -31,10 +31,7 @@ fn write_mix(m: &mut Server) {
         .arg("prefetcher")
         .arg("K")
         .arg(2));
-    let _: Vec<String> = m.q(redis::cmd("EDGE.PREFETCH")
-        .arg("fan0")
-        .arg("TS")
-        .arg(41_000));
+    let _: Vec<String> = m.q(redis::cmd("EDGE.PREFETCH").arg("fan0"));
 }
 
 fn assert_same_state(m: &mut Server, r: &mut Server) {

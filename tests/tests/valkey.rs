@@ -35,7 +35,8 @@ fn valkey_series_prediction_and_play() {
         opts.module_arg("cache-policy", "lru")
             .module_arg("cache-capacity-bytes", "2")
             .module_arg("item-size-bytes", "1")
-            .module_arg("prefetch-k", "0"),
+            .module_arg("prefetch-k", "0")
+            .module_arg("prefetch-budget", "0"),
     );
     teach_series(&mut s, 10);
     edge_tests::record(&mut s, "new", "S1E1", 90_000);
