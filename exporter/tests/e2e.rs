@@ -1,0 +1,588 @@
+//! End to end: redis-server started from the repository's `redis.conf` with the built
+//! module, the exporter binary in front of it (with AUTH), and a real Prometheus scraping
+//! the exporter with a config derived from `monitoring/prometheus.yml`. A workload goes in
+//! through the redis crate; the assertions read Prometheus' HTTP API, lint `/metrics` with
+//! promtool, run every dashboard expression, validate the compose file, and finally kill
+//! Redis to see `edge_up` drop while the exporter keeps serving.
+//!
+//! Environment: `EDGE_MODULE` (the module .so; default `<target>/debug/libedgecache.so`
+//! next to this test's `deps/` directory), `REDIS_SERVER`, `PROMETHEUS`, `PROMTOOL`.
+//! Everything listens on 127.0.0.1; every wait is bounded; processes die with the test.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const PASSWORD: &str = "e2e-Secret-7f3a";
+
+/// A child process killed and reaped on drop, with its log printed if the test failed.
+struct Proc {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &'static str, mut cmd: Command, log: PathBuf) -> Proc {
+        let out = fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        Proc { name, child, log }
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            eprintln!("--- last lines of {} log ---", self.name);
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let p = std::env::temp_dir().join(format!(
+            "edge-exporter-{tag}-{}-{nanos}",
+            std::process::id()
+        ));
+        fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn module_path() -> PathBuf {
+    if let Ok(p) = std::env::var("EDGE_MODULE") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    // <target>/debug/deps/e2e-<hash> → <target>/debug/libedgecache.so
+    let p = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("libedgecache.so");
+    assert!(
+        p.exists(),
+        "{} not found: run `cargo build -p edge-module` first or set EDGE_MODULE",
+        p.display()
+    );
+    p
+}
+
+fn tool(env: &str, default: &str) -> String {
+    std::env::var(env).unwrap_or_else(|_| default.to_owned())
+}
+
+fn on_path(bin: &str) -> bool {
+    Command::new(bin)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, or panics after `limit`.
+fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        sleep(Duration::from_millis(100));
+    }
+}
+
+/// A minimal HTTP/1.0 GET (no chunking, connection closes): returns status and body.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let (head, body) = buf.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Runs an instant query; returns the result vector (empty on no data).
+fn prom_query(port: u16, expr: &str) -> Vec<Value> {
+    let (status, body) = http_get(port, &format!("/api/v1/query?query={}", urlencode(expr)))
+        .unwrap_or_else(|| panic!("Prometheus did not answer for {expr}"));
+    let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(status, 200, "query {expr} failed: {body}");
+    assert_eq!(v["status"], "success", "{body}");
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+/// The single value of an instant query, if it has exactly one series.
+fn prom_value(port: u16, expr: &str) -> Option<f64> {
+    let r = prom_query(port, expr);
+    if r.len() != 1 {
+        return None;
+    }
+    r[0]["value"][1].as_str()?.parse().ok()
+}
+
+/// Waits until Prometheus reports `expr == want`.
+fn wait_value(port: u16, expr: &str, want: f64) {
+    let mut last = None;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        last = prom_value(port, expr);
+        if last == Some(want) {
+            return;
+        }
+        sleep(Duration::from_millis(200));
+    }
+    panic!("{expr}: wanted {want}, Prometheus last said {last:?}");
+}
+
+fn start_redis(dir: &Path) -> (Proc, u16) {
+    // redis.conf loads ./target/release/libedgecache.so relative to its data dir: point
+    // that path at the module under test, and use the file exactly as committed.
+    let rel = dir.join("target/release");
+    fs::create_dir_all(&rel).unwrap();
+    let link = rel.join("libedgecache.so");
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(module_path(), &link).unwrap();
+    for _attempt in 0..3 {
+        let port = free_port();
+        let mut cmd = Command::new(tool("REDIS_SERVER", "redis-server"));
+        cmd.current_dir(dir)
+            .arg(repo_root().join("redis.conf"))
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(dir)
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--requirepass", PASSWORD]);
+        let mut p = Proc::spawn("redis-server", cmd, dir.join("redis.log"));
+        let up = wait_for("redis-server", Duration::from_secs(10), || {
+            if !p.alive() {
+                return Some(false);
+            }
+            let url = format!("redis://:{PASSWORD}@127.0.0.1:{port}");
+            let mut c = redis::Client::open(url).ok()?.get_connection().ok()?;
+            redis::cmd("PING").query::<String>(&mut c).ok()?;
+            Some(true)
+        });
+        if up {
+            return (p, port);
+        }
+        let log = p.log();
+        assert!(
+            log.contains("Address already in use"),
+            "redis-server with redis.conf failed to start:\n{log}"
+        );
+    }
+    panic!("no free port for redis-server");
+}
+
+fn start_exporter(dir: &Path, redis_port: u16) -> (Proc, u16) {
+    let ghost = free_port(); // nothing listens there: an edge that is down from the start
+    for _attempt in 0..3 {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_exporter"));
+        cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--timeout", "1"])
+            .env(
+                "REDIS_ADDR",
+                format!("e2e=redis://127.0.0.1:{redis_port},ghost=redis://127.0.0.1:{ghost}"),
+            )
+            .env("REDIS_PASSWORD", PASSWORD)
+            .env_remove("REDIS_USER")
+            .env_remove("EXPORTER_LISTEN");
+        let mut p = Proc::spawn("exporter", cmd, dir.join("exporter.log"));
+        let ok = wait_for("exporter /health", Duration::from_secs(10), || {
+            if !p.alive() {
+                return Some(false);
+            }
+            http_get(port, "/health").filter(|(s, _)| *s == 200)?;
+            Some(true)
+        });
+        if ok {
+            return (p, port);
+        }
+    }
+    panic!("exporter did not start");
+}
+
+fn start_prometheus(dir: &Path, exporter_port: u16) -> (Proc, u16) {
+    let monitoring = repo_root().join("monitoring");
+    let config = fs::read_to_string(monitoring.join("prometheus.yml")).unwrap();
+    for needle in ["exporter:9121", "scrape_interval: 5s", "scrape_timeout: 4s"] {
+        assert!(config.contains(needle), "prometheus.yml lost {needle:?}");
+    }
+    let config = config
+        .replace("exporter:9121", &format!("127.0.0.1:{exporter_port}"))
+        .replace("scrape_interval: 5s", "scrape_interval: 1s")
+        .replace("scrape_timeout: 4s", "scrape_timeout: 1s");
+    fs::write(dir.join("prometheus.yml"), config).unwrap();
+    fs::copy(monitoring.join("rules.yml"), dir.join("rules.yml")).unwrap();
+    for _attempt in 0..3 {
+        let port = free_port();
+        let mut cmd = Command::new(tool("PROMETHEUS", "prometheus"));
+        cmd.arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--log.level=warn");
+        let mut p = Proc::spawn("prometheus", cmd, dir.join("prometheus.log"));
+        let ok = wait_for("prometheus ready", Duration::from_secs(30), || {
+            if !p.alive() {
+                return Some(false);
+            }
+            http_get(port, "/-/ready").filter(|(s, _)| *s == 200)?;
+            Some(true)
+        });
+        if ok {
+            return (p, port);
+        }
+    }
+    panic!("prometheus did not start");
+}
+
+fn dashboard_exprs() -> Vec<String> {
+    let path = repo_root().join("monitoring/grafana/dashboards/edgecache.json");
+    let d: Value = serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(d["uid"], "edgecache-overview");
+    let mut out = Vec::new();
+    for p in d["panels"].as_array().unwrap() {
+        if p["type"] == "row" || p["type"] == "text" {
+            continue;
+        }
+        assert_eq!(p["datasource"]["uid"], "edge-prometheus", "{}", p["title"]);
+        assert!(p["gridPos"]["w"].as_u64().unwrap() > 0);
+        let targets = p["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "panel {} has no query", p["title"]);
+        for t in targets {
+            // Grafana variables, substituted as Grafana would for "All" and a short range.
+            let e = t["expr"].as_str().unwrap();
+            out.push(e.replace("$edge", ".*").replace("$__rate_interval", "30s"));
+        }
+    }
+    out
+}
+
+/// Parses every expression with PyPI's promql-parser when it is installed.
+fn check_promql_parses(exprs: &[String]) {
+    let probe = Command::new("python3")
+        .args(["-c", "import promql_parser"])
+        .stderr(Stdio::null())
+        .status();
+    if !matches!(probe, Ok(s) if s.success()) {
+        println!("NOTICE: python3 with promql_parser not found; skipping the PromQL parse check");
+        return;
+    }
+    let script = concat!(
+        "import sys, promql_parser\n",
+        "for e in sys.stdin.read().split(chr(0)):\n",
+        "    if not e: continue\n",
+        "    try: promql_parser.parse(e)\n",
+        "    except Exception as x: sys.exit(f'{e}: {x}')\n",
+    );
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exprs.join("\0").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "a dashboard expression does not parse: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn check_compose_file() {
+    let bin = "check-jsonschema";
+    if !on_path(bin) {
+        println!("NOTICE: check-jsonschema not on PATH; skipping the docker-compose.yml check");
+        return;
+    }
+    let out = Command::new(bin)
+        .args(["--builtin-schema", "vendor.compose-spec"])
+        .arg(repo_root().join("docker-compose.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker-compose.yml is not valid: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn promtool_check_metrics(text: &str) {
+    let mut child = Command::new(tool("PROMTOOL", "promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}"
+    );
+}
+
+#[test]
+fn exporter_prometheus_and_dashboard_end_to_end() {
+    let tmp = TempDir::new("e2e");
+    let (redis_dir, exp_dir, prom_dir) = (
+        tmp.0.join("redis"),
+        tmp.0.join("exporter"),
+        tmp.0.join("prom"),
+    );
+    for d in [&redis_dir, &exp_dir, &prom_dir] {
+        fs::create_dir_all(d).unwrap();
+    }
+    let (mut redis_proc, redis_port) = start_redis(&redis_dir);
+    let (mut exporter, exp_port) = start_exporter(&exp_dir, redis_port);
+    let (_prom, prom_port) = start_prometheus(&prom_dir, exp_port);
+
+    // Static checks that need no data, while the first scrapes happen.
+    let out = Command::new(tool("PROMTOOL", "promtool"))
+        .args(["check", "config"])
+        .arg(repo_root().join("monitoring/prometheus.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check_compose_file();
+    let exprs = dashboard_exprs();
+    check_promql_parses(&exprs);
+
+    // Prometheus sees the edge before any traffic: the baseline is zero.
+    wait_value(prom_port, r#"edge_up{edge="e2e"}"#, 1.0);
+    wait_value(prom_port, r#"edge_up{edge="ghost"}"#, 0.0);
+    assert_eq!(
+        prom_value(prom_port, r#"edge_records_total{edge="e2e"}"#),
+        Some(0.0)
+    );
+
+    // The workload: 3 viewers × 8 recorded views, 4 plays, 5 explicit predictions.
+    let url = format!("redis://:{PASSWORD}@127.0.0.1:{redis_port}");
+    let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let (mut records, mut tv) = (0, 0);
+    for u in 0..3 {
+        for i in 0..8 {
+            let device = if i % 2 == 0 { "TV" } else { "phone" };
+            tv += usize::from(device == "TV");
+            let _: redis::Value = redis::cmd("EDGE.RECORD")
+                .arg(format!("viewer:{u}"))
+                .arg(format!("item:{}", (i + u) % 6))
+                .arg("DURATION")
+                .arg(600)
+                .arg("DEVICE")
+                .arg(device)
+                .query(&mut c)
+                .unwrap();
+            records += 1;
+        }
+    }
+    for p in 0..4 {
+        let _: redis::Value = redis::cmd("EDGE.PLAY")
+            .arg(format!("viewer:{}", p % 3))
+            .arg(format!("item:{}", p + 1))
+            .arg("DEVICE")
+            .arg("TV")
+            .query(&mut c)
+            .unwrap();
+        tv += 1;
+    }
+    for p in 0..5 {
+        let _: redis::Value = redis::cmd("EDGE.PREDICT")
+            .arg(format!("viewer:{}", p % 3))
+            .arg("K")
+            .arg(3)
+            .query(&mut c)
+            .unwrap();
+    }
+
+    // Counters moved by exactly the workload (a play also records a view, and may predict
+    // for its prefetches, so predictions are at least the explicit ones).
+    let e = r#"{edge="e2e"}"#;
+    wait_value(
+        prom_port,
+        &format!("edge_records_total{e}"),
+        (records + 4) as f64,
+    );
+    wait_value(prom_port, &format!("edge_plays_total{e}"), 4.0);
+    wait_value(
+        prom_port,
+        &format!("edge_cache_hits_total{e} + edge_cache_misses_total{e}"),
+        4.0,
+    );
+    wait_value(
+        prom_port,
+        r#"edge_device_views_total{edge="e2e",device="TV"}"#,
+        tv as f64,
+    );
+    wait_value(
+        prom_port,
+        r#"edge_command_calls_total{edge="e2e",command="edge.record"}"#,
+        records as f64,
+    );
+    wait_value(
+        prom_port,
+        r#"edge_command_calls_total{edge="e2e",command="edge.predict"}"#,
+        5.0,
+    );
+    let predictions = prom_value(prom_port, &format!("edge_predictions_total{e}")).unwrap();
+    assert!(predictions >= 5.0, "predictions {predictions}");
+    wait_value(
+        prom_port,
+        &format!("edge_predict_latency_seconds_count{e}"),
+        predictions,
+    );
+    assert_eq!(prom_value(prom_port, &format!("edge_users{e}")), Some(3.0));
+    assert_eq!(prom_value(prom_port, &format!("edge_items{e}")), Some(6.0));
+    assert!(prom_value(prom_port, &format!("edge_model_memory_bytes{e}")).unwrap() > 0.0);
+    assert_eq!(
+        prom_value(
+            prom_port,
+            r#"edge_module_info{edge="e2e",cache_policy="predictive"}"#
+        ),
+        Some(1.0)
+    );
+    // A p99 in seconds, below the top bucket (10 ms).
+    let p99 = prom_value(
+        prom_port,
+        r#"histogram_quantile(0.99, sum by (le) (edge_predict_latency_seconds_bucket{edge="e2e"}))"#,
+    )
+    .unwrap();
+    assert!(p99 > 0.0 && p99 <= 0.01, "p99 {p99}");
+
+    // The exposition itself is lint-clean.
+    let (status, metrics) = http_get(exp_port, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    promtool_check_metrics(&metrics);
+
+    // Every dashboard expression returns data from the live Prometheus (after a few more
+    // scrapes, so the rate windows hold at least two samples of the new values).
+    sleep(Duration::from_secs(2));
+    for expr in &exprs {
+        let r = prom_query(prom_port, expr);
+        assert!(!r.is_empty(), "dashboard query returned no data: {expr}");
+    }
+
+    // Killing Redis flips edge_up to 0; the exporter keeps serving.
+    redis_proc.kill();
+    wait_for("edge_up 0 on /metrics", Duration::from_secs(10), || {
+        let (s, m) = http_get(exp_port, "/metrics")?;
+        (s == 200 && m.contains("edge_up{edge=\"e2e\"} 0")).then_some(())
+    });
+    wait_value(prom_port, r#"edge_up{edge="e2e"}"#, 0.0);
+    let (status, health) = http_get(exp_port, "/health").unwrap();
+    assert_eq!(status, 200);
+    let (status, metrics) = http_get(exp_port, "/metrics").unwrap();
+    assert_eq!(status, 200);
+    promtool_check_metrics(&metrics);
+    assert!(exporter.alive(), "exporter died when Redis went away");
+
+    // The password never leaves the exporter.
+    for (what, text) in [
+        ("/metrics", metrics),
+        ("/health", health),
+        ("exporter log", exporter.log()),
+    ] {
+        assert!(!text.contains(PASSWORD), "password leaked in {what}");
+    }
+}
