@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::hash::fingerprint;
+use crate::hash::{fingerprint, FpBuild};
 
 /// A reference to an item that stays valid until the item is evicted, and is then detectably
 /// stale rather than silently pointing at whatever took its slot.
@@ -44,6 +44,9 @@ struct Slot {
     item: Option<Item>,
 }
 
+/// Marks an occupied slot in `Catalog::live`; generations wrap below it.
+const LIVE_BIT: u32 = 1 << 31;
+
 /// How many occupied slots eviction samples; more samples track the true minimum more
 /// closely at a linear cost (Redis's own LFU samples 5).
 const EVICTION_SAMPLES: usize = 8;
@@ -52,7 +55,10 @@ const EVICTION_SAMPLES: usize = 8;
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     slots: Vec<Slot>,
-    by_fp: HashMap<u64, u32>,
+    /// Generation of each slot with the top bit set while occupied: a compact copy that
+    /// scoring checks for every candidate without touching the (large) slots.
+    live: Vec<u32>,
+    by_fp: HashMap<u64, u32, FpBuild>,
     free: Vec<u32>,
     hand: usize,
 }
@@ -95,6 +101,12 @@ impl Catalog {
             slot,
             gen: self.slots[slot as usize].gen,
         })
+    }
+
+    /// Whether the item behind `r` is still tracked (cheap: one `u32` compare).
+    #[inline]
+    pub fn is_live(&self, r: ItemRef) -> bool {
+        self.live.get(r.slot as usize) == Some(&(r.gen | LIVE_BIT))
     }
 
     /// The item behind a reference, or `None` if it has been evicted since.
@@ -146,10 +158,12 @@ impl Catalog {
             Some(slot) => slot,
             None => {
                 self.slots.push(Slot { gen: 0, item: None });
+                self.live.push(0);
                 (self.slots.len() - 1) as u32
             }
         };
         let s = &mut self.slots[slot as usize];
+        self.live[slot as usize] = s.gen | LIVE_BIT;
         s.item = Some(Item {
             name: name.into(),
             fp,
@@ -199,7 +213,8 @@ impl Catalog {
         let s = &mut self.slots[slot as usize];
         if let Some(item) = s.item.take() {
             self.by_fp.remove(&item.fp);
-            s.gen = s.gen.wrapping_add(1);
+            s.gen = s.gen.wrapping_add(1) & !LIVE_BIT;
+            self.live[slot as usize] = s.gen;
             self.free.push(slot);
         }
     }
@@ -230,6 +245,7 @@ impl Catalog {
     pub fn memory_bytes(&self) -> usize {
         let names: usize = self.iter().map(|(_, i)| i.name.len()).sum();
         self.slots.capacity() * std::mem::size_of::<Slot>()
+            + self.live.capacity() * 4
             + self.by_fp.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
             + self.free.capacity() * 4
             + names
@@ -246,6 +262,9 @@ impl Catalog {
                 }
                 None => c.free.push(i as u32),
             }
+            let gen = gen & !LIVE_BIT;
+            c.live
+                .push(if item.is_some() { gen | LIVE_BIT } else { gen });
             c.slots.push(Slot { gen, item });
         }
         c.free.reverse();

@@ -154,7 +154,7 @@ impl GlobalModel {
                 if let Some(from) = self.catalog.lookup_fp(prev.fp, &prev.item) {
                     self.transitions
                         .row_mut(from)
-                        .add(r, coef, p.successors_max, &self.catalog);
+                        .add(r, coef, p.successors_max);
                 }
             }
             coef *= p.recency;

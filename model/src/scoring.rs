@@ -178,7 +178,7 @@ impl Scorer {
                         / f64::from(row.total().max(f32::MIN_POSITIVE)))
                         as f32;
                     for e in row.entries() {
-                        if g.catalog.get(e.item).is_some() {
+                        if g.catalog.is_live(e.item) {
                             self.add(e.item.slot, scale * e.weight);
                         }
                     }

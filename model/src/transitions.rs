@@ -6,7 +6,7 @@
 //! error on any weight is at most the lightest entry's. Rows are tiny arrays scanned linearly,
 //! which at 64 entries beats any hash map.
 
-use crate::catalog::{Catalog, ItemRef};
+use crate::catalog::ItemRef;
 
 /// One successor and its (forward-decayed) weight.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,36 +25,29 @@ pub struct Row {
 }
 
 impl Row {
-    /// Adds `w` to the successor `item`, keeping at most `max` entries. Entries whose item
-    /// has been evicted from `catalog` are reused first.
-    pub fn add(&mut self, item: ItemRef, w: f32, max: usize, catalog: &Catalog) {
+    /// Adds `w` to the successor `item`, keeping at most `max` entries. The scan compares
+    /// references only; an evicted item's entry stops growing, sinks to the minimum and is
+    /// the first replaced (scoring skips it meanwhile).
+    pub fn add(&mut self, item: ItemRef, w: f32, max: usize) {
         self.total += w;
-        let mut victim: Option<usize> = None;
+        let mut victim = 0;
         let mut victim_w = f32::INFINITY;
         for (i, e) in self.entries.iter_mut().enumerate() {
             if e.item == item {
                 e.weight += w;
                 return;
             }
-            let weight = if catalog.get(e.item).is_none() {
-                f32::NEG_INFINITY
-            } else {
-                e.weight
-            };
-            if weight < victim_w {
-                victim_w = weight;
-                victim = Some(i);
+            if e.weight < victim_w {
+                victim_w = e.weight;
+                victim = i;
             }
         }
         if self.entries.len() < max {
             self.entries.push(Entry { item, weight: w });
-            return;
-        }
-        if let Some(i) = victim {
-            let inherited = if victim_w.is_finite() { victim_w } else { 0.0 };
-            self.entries[i] = Entry {
+        } else if let Some(e) = self.entries.get_mut(victim) {
+            *e = Entry {
                 item,
-                weight: inherited + w,
+                weight: victim_w + w,
             };
         }
     }
@@ -172,6 +165,8 @@ impl Transitions {
 mod tests {
     use super::*;
 
+    use crate::catalog::Catalog;
+
     fn catalog(n: usize) -> (Catalog, Vec<ItemRef>) {
         let mut c = Catalog::default();
         let refs = (0..n)
@@ -185,13 +180,13 @@ mod tests {
         let (c, r) = catalog(20);
         let mut row = Row::default();
         for _ in 0..50 {
-            row.add(r[1], 1.0, 4, &c);
+            row.add(r[1], 1.0, 4);
         }
         for _ in 0..30 {
-            row.add(r[2], 1.0, 4, &c);
+            row.add(r[2], 1.0, 4);
         }
         for &item in &r[3..20] {
-            row.add(item, 1.0, 4, &c);
+            row.add(item, 1.0, 4);
         }
         assert_eq!(row.entries().len(), 4);
         assert_eq!(row.total(), 97.0);
@@ -202,16 +197,14 @@ mod tests {
     }
 
     #[test]
-    fn stale_entries_are_replaced_first() {
-        let (mut c, r) = catalog(5);
+    fn a_full_row_replaces_its_lightest_entry_which_passes_on_its_weight() {
+        let (_, r) = catalog(5);
         let mut row = Row::default();
-        row.add(r[1], 10.0, 2, &c);
-        row.add(r[2], 1.0, 2, &c);
-        c.evict(r[1].slot);
-        row.add(r[3], 1.0, 2, &c);
-        let items: Vec<_> = row.entries().iter().map(|e| e.item).collect();
-        assert!(items.contains(&r[2]) && items.contains(&r[3]));
+        row.add(r[1], 10.0, 2);
+        row.add(r[2], 1.0, 2);
+        row.add(r[3], 1.0, 2);
         let e3 = row.entries().iter().find(|e| e.item == r[3]).unwrap();
-        assert_eq!(e3.weight, 1.0, "a stale victim's weight is not inherited");
+        assert_eq!(e3.weight, 2.0, "Space-Saving: inherits the evicted minimum");
+        assert!(row.entries().iter().all(|e| e.item != r[2]));
     }
 }

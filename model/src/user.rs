@@ -6,7 +6,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use crate::hash::fingerprint;
+use crate::hash::{fingerprint, FpBuild};
 
 /// One recent view.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +36,7 @@ pub struct PersonalTransition {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserState {
     history: VecDeque<HistoryEntry>,
-    seen: HashSet<u64>,
+    seen: HashSet<u64, FpBuild>,
     seen_order: VecDeque<u64>,
     personal: Vec<PersonalTransition>,
     records: u64,

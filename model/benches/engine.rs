@@ -1,0 +1,124 @@
+//! Criterion benchmarks of the two hot paths, on a node that has learned a realistic
+//! workload: 100k users, 10k items with Zipf-like popularity and series structure.
+//!
+//! `cargo bench -p edge-model` (append `-- --quick` for a short run). Figures are quoted in
+//! the README with the machine they came from; compare ratios, not absolute numbers.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use edge_model::{Config, Engine, UserState, View};
+
+const USERS: usize = 100_000;
+const ITEMS: u64 = 10_000;
+const VIEWS_PER_USER: usize = 10;
+
+/// A small deterministic generator (SplitMix64), so the bench needs no RNG crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Roughly Zipf(1) over `n` items: the inverse CDF of a log-uniform draw.
+    fn zipf(&mut self, n: u64) -> u64 {
+        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        ((n as f64).powf(u) as u64).saturating_sub(1).min(n - 1)
+    }
+}
+
+/// Next view of a viewer: usually the next episode of what they watch, else a popular item.
+fn next_item(rng: &mut Rng, last: Option<u64>) -> u64 {
+    match last {
+        Some(l) if rng.next() % 10 < 6 => (l + 1) % ITEMS,
+        _ => rng.zipf(ITEMS),
+    }
+}
+
+fn trained() -> (Engine, Vec<UserState>, Rng) {
+    let mut engine = Engine::new(Config::default()).expect("valid defaults");
+    let mut rng = Rng(7);
+    let mut users = vec![UserState::default(); USERS];
+    let mut ts = 1_700_000_000_000i64;
+    for _round in 0..VIEWS_PER_USER {
+        for u in users.iter_mut() {
+            let last = u.last().and_then(|h| h.item[1..].parse().ok());
+            let item = format!("C{}", next_item(&mut rng, last));
+            ts += 10;
+            engine.record(
+                u,
+                &View {
+                    item: &item,
+                    ts_ms: ts,
+                    duration_s: None,
+                    device: Some("TV"),
+                },
+            );
+        }
+    }
+    (engine, users, rng)
+}
+
+fn bench(c: &mut Criterion) {
+    let (mut engine, mut users, mut rng) = trained();
+    let items: Vec<String> = (0..ITEMS).map(|i| format!("C{i}")).collect();
+    let mut ts = 1_800_000_000_000i64;
+
+    c.bench_function("record", |b| {
+        b.iter_batched(
+            || (rng.next() as usize % USERS, rng.zipf(ITEMS) as usize),
+            |(u, i)| {
+                ts += 1;
+                let v = View {
+                    item: &items[i],
+                    ts_ms: ts,
+                    duration_s: Some(1200),
+                    device: Some("TV"),
+                };
+                engine.record(&mut users[u], black_box(&v));
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
+    c.bench_function("predict_k10", |b| {
+        b.iter_batched(
+            || rng.next() as usize % USERS,
+            |u| black_box(engine.predict(Some(&users[u]), 10, false)),
+            BatchSize::SmallInput,
+        )
+    });
+
+    c.bench_function("predict_k10_new_user", |b| {
+        b.iter(|| black_box(engine.predict(None, 10, false)))
+    });
+
+    c.bench_function("play", |b| {
+        b.iter_batched(
+            || (rng.next() as usize % USERS, rng.zipf(ITEMS) as usize),
+            |(u, i)| {
+                ts += 1;
+                let v = View {
+                    item: &items[i],
+                    ts_ms: ts,
+                    duration_s: None,
+                    device: None,
+                };
+                black_box(engine.play(&mut users[u], &v, None))
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50);
+    targets = bench
+}
+criterion_main!(benches);
