@@ -167,17 +167,16 @@ mod tests {
 
     use crate::catalog::Catalog;
 
-    fn catalog(n: usize) -> (Catalog, Vec<ItemRef>) {
+    fn refs(n: usize) -> Vec<ItemRef> {
         let mut c = Catalog::default();
-        let refs = (0..n)
+        (0..n)
             .map(|i| c.intern(&format!("I{i}"), 1000).unwrap().0)
-            .collect();
-        (c, refs)
+            .collect()
     }
 
     #[test]
     fn row_accumulates_and_keeps_heavy_hitters_within_bound() {
-        let (c, r) = catalog(20);
+        let r = refs(20);
         let mut row = Row::default();
         for _ in 0..50 {
             row.add(r[1], 1.0, 4);
@@ -198,7 +197,7 @@ mod tests {
 
     #[test]
     fn a_full_row_replaces_its_lightest_entry_which_passes_on_its_weight() {
-        let (_, r) = catalog(5);
+        let r = refs(5);
         let mut row = Row::default();
         row.add(r[1], 10.0, 2);
         row.add(r[2], 1.0, 2);
