@@ -1,0 +1,101 @@
+//! The errors `loadgen` reports. Each message says what went wrong and what to do about it,
+//! because these reach a person at a terminal, not a program.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Everything that can stop a subcommand.
+#[derive(Debug)]
+pub enum Error {
+    /// An input or output file could not be opened, read or written.
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A line of an input log could not be parsed and `--strict` was given.
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// The server refused a command or the connection failed.
+    Redis {
+        /// What loadgen was doing at the time.
+        context: String,
+        /// The client's error.
+        source: redis::RedisError,
+    },
+    /// The server answered with something loadgen did not expect (for example the module
+    /// is not loaded, or is a different version).
+    Protocol(String),
+    /// Command-line values that cannot work together.
+    Usage(String),
+    /// The model refused a configuration.
+    Config(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the file it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Wraps a client error with what was being done.
+    pub fn redis(context: impl Into<String>, source: redis::RedisError) -> Self {
+        Error::Redis {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { path, source } => write!(
+                f,
+                "{}: {source} (check the path and its permissions)",
+                path.display()
+            ),
+            Error::Malformed { path, line, reason } => write!(
+                f,
+                "{}:{line}: {reason} (drop --strict to skip malformed lines and count them)",
+                path.display()
+            ),
+            Error::Redis { context, source } => {
+                let hint = if source.is_connection_refusal() || source.is_io_error() {
+                    " (is redis-server running at that URL?)"
+                } else if source.to_string().contains("unknown command") {
+                    " (is the edgecache module loaded? start redis-server with --loadmodule path/to/libedgecache.so)"
+                } else {
+                    ""
+                };
+                write!(f, "{context}: {source}{hint}")
+            }
+            Error::Protocol(m) => write!(f, "unexpected reply from the server: {m}"),
+            Error::Usage(m) => write!(f, "{m} (see --help)"),
+            Error::Config(m) => write!(f, "invalid engine setting: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Redis { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Result with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

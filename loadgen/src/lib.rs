@@ -1,0 +1,27 @@
+//! `loadgen`: the tool users run to feed edgecache, benchmark it and judge its predictions.
+//!
+//! The binary (`main.rs`) is a thin clap front end; everything it does lives here so the
+//! end-to-end tests and other crates can drive the same code:
+//!
+//! - [`simulate`]: a structured synthetic viewing workload (series, binges, genres, a daily
+//!   rhythm), so prediction has something real to learn;
+//! - [`logs`]: reading JSON lines, GroupLens `u.data` and CSV rating exports into one
+//!   time-ordered event list;
+//! - [`replay`]: streaming a log into a server with pipelining;
+//! - [`eval`]: the prequential evaluation protocol, its predictor and cache baselines, the
+//!   report and the plot;
+//! - [`baselines`]: demand-fetch cache policies (LRU, LFU, ARC, S3-FIFO, W-TinyLFU) and
+//!   Belady's MIN, the offline optimum;
+//! - [`bench`]: throughput and latency under load, against plain-Redis baselines.
+
+pub mod baselines;
+pub mod bench;
+pub mod error;
+pub mod eval;
+pub mod logs;
+pub mod progress;
+pub mod replay;
+pub mod simulate;
+pub mod timefmt;
+
+pub use error::Error;
