@@ -38,6 +38,11 @@ struct Args {
     #[arg(long, env = "EXPORTER_LISTEN", default_value = "127.0.0.1:9121")]
     listen: String,
 
+    /// PEM file of CA certificates to trust for rediss:// targets instead of the system
+    /// store (for edges with self-signed certificates).
+    #[arg(long, env = "REDIS_TLS_CA_CERT")]
+    tls_ca_cert: Option<std::path::PathBuf>,
+
     /// Seconds allowed for connecting to and reading from each edge per scrape.
     #[arg(long, env = "EXPORTER_TIMEOUT", default_value_t = 2.0)]
     timeout: f64,
@@ -62,6 +67,22 @@ fn main() -> ExitCode {
             eprintln!("exporter: {e}");
             return ExitCode::from(2);
         }
+    };
+    let targets = match &args.tls_ca_cert {
+        None => targets,
+        Some(path) => match std::fs::read(path) {
+            Ok(pem) => {
+                let pem = Arc::new(pem);
+                targets
+                    .into_iter()
+                    .map(|t| t.with_root_cert(Arc::clone(&pem)))
+                    .collect()
+            }
+            Err(e) => {
+                eprintln!("exporter: cannot read {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
     };
     let exporter = Arc::new(Exporter::new(
         targets,

@@ -23,6 +23,8 @@ pub struct Target {
     pub name: String,
     info: ConnectionInfo,
     secrets: Vec<String>,
+    /// PEM roots that replace the system trust store for `rediss://` (self-signed edges).
+    root_cert: Option<Arc<Vec<u8>>>,
 }
 
 impl fmt::Debug for Target {
@@ -74,7 +76,14 @@ impl Target {
             name,
             info,
             secrets,
+            root_cert: None,
         })
+    }
+
+    /// Trusts these PEM certificates (instead of the system store) for `rediss://`.
+    pub fn with_root_cert(mut self, pem: Arc<Vec<u8>>) -> Self {
+        self.root_cert = Some(pem);
+        self
     }
 
     /// Removes any secret from a message before it is logged or served.
@@ -113,7 +122,17 @@ impl Target {
     }
 
     fn read(&self, timeout: Duration) -> redis::RedisResult<(String, String)> {
-        let client = redis::Client::open(self.info.clone())?;
+        let tls = matches!(self.info.addr(), ConnectionAddr::TcpTls { .. });
+        let client = match &self.root_cert {
+            Some(pem) if tls => redis::Client::build_with_tls(
+                self.info.clone(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.to_vec()),
+                },
+            )?,
+            _ => redis::Client::open(self.info.clone())?,
+        };
         let mut con = client.get_connection_with_timeout(timeout)?;
         con.set_read_timeout(Some(timeout))?;
         con.set_write_timeout(Some(timeout))?;

@@ -586,3 +586,119 @@ fn exporter_prometheus_and_dashboard_end_to_end() {
         assert!(!text.contains(PASSWORD), "password leaked in {what}");
     }
 }
+
+/// `rediss://` with AUTH against a TLS-only redis-server whose self-signed certificate is
+/// trusted through `--tls-ca-cert` (skipped without the openssl CLI).
+#[test]
+fn tls_target_with_private_ca() {
+    if !on_path("openssl") {
+        println!("NOTICE: openssl CLI not found; skipping the TLS test");
+        return;
+    }
+    let tmp = TempDir::new("tls");
+    let dir = &tmp.0;
+    // A private CA and a server certificate it signs (webpki refuses a self-signed leaf).
+    fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         extendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca-key.pem", "-out", "ca.pem"],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec,
+            &["-keyout", "key.pem", "-out", "req.pem"],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "req.pem",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-out",
+            "cert.pem",
+            "-extfile",
+            "ext.cnf",
+        ],
+    ];
+    for (i, args) in steps.iter().enumerate() {
+        let subj = if i == 0 {
+            "/CN=edge-test-ca"
+        } else {
+            "/CN=127.0.0.1"
+        };
+        let mut cmd = Command::new("openssl");
+        cmd.current_dir(dir).args(args).args(["-days", "1"]);
+        if i < 2 {
+            cmd.args(["-subj", subj]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut started = None;
+    for _attempt in 0..3 {
+        let port = free_port();
+        let mut cmd = Command::new(tool("REDIS_SERVER", "redis-server"));
+        cmd.current_dir(dir)
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--tls-cert-file", "cert.pem", "--tls-key-file", "key.pem"])
+            .args(["--tls-auth-clients", "no", "--requirepass", PASSWORD])
+            .arg("--loadmodule")
+            .arg(module_path());
+        let mut p = Proc::spawn("redis-server (TLS)", cmd, dir.join("redis.log"));
+        sleep(Duration::from_millis(300));
+        let log_ready = wait_for("TLS redis-server", Duration::from_secs(10), || {
+            if !p.alive() {
+                return Some(false);
+            }
+            p.log().contains("Ready to accept").then_some(true)
+        });
+        if log_ready {
+            started = Some((p, port));
+            break;
+        }
+    }
+    let (_redis, port) = started.expect("TLS redis-server did not start");
+    let exp_port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_exporter"));
+    cmd.args(["--listen", &format!("127.0.0.1:{exp_port}")])
+        .args(["--redis", &format!("tls=rediss://127.0.0.1:{port}")])
+        .arg("--tls-ca-cert")
+        .arg(dir.join("ca.pem"))
+        .env("REDIS_PASSWORD", PASSWORD)
+        .env_remove("REDIS_ADDR")
+        .env_remove("REDIS_USER");
+    let mut exporter = Proc::spawn("exporter (TLS)", cmd, dir.join("exporter.log"));
+    let metrics = wait_for("edge_up 1 over TLS", Duration::from_secs(15), || {
+        assert!(exporter.alive(), "exporter exited");
+        let (s, m) = http_get(exp_port, "/metrics")?;
+        (s == 200 && m.contains("edge_up{edge=\"tls\"} 1")).then_some(m)
+    });
+    assert!(metrics.contains("edge_users{edge=\"tls\"} 0"), "{metrics}");
+    assert!(!metrics.contains(PASSWORD));
+    assert!(!exporter.log().contains(PASSWORD));
+}
