@@ -16,7 +16,7 @@ use exporter::Exporter;
 struct Args {
     /// Redis server to scrape, as URL or NAME=URL (NAME becomes the `edge` label; the
     /// default label is host:port). Repeat, or comma-separate in the environment.
-    /// `rediss://` connects with TLS (add `#insecure` to skip hostname checks).
+    /// `rediss://` connects with TLS (certificates are verified; see --tls-ca-cert).
     #[arg(
         long = "redis",
         env = "REDIS_ADDR",
