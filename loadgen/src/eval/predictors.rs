@@ -6,8 +6,10 @@
 //!   for the user's last item;
 //! - the same Markov chain topped up with popularity when its row has fewer than k items.
 //!
-//! Ties are broken by item index ascending, which is natural id order (see
-//! [`crate::logs::Event::item`]). Items the user has already seen are never predicted.
+//! Popularity ties are broken by item index ascending, which is natural id order (see
+//! [`crate::logs::Event::item`]); Markov ties by first appearance in the row. Items the
+//! user has already seen are never predicted. With these rules the figures on MovieLens
+//! 100K match the reference exactly (HR@10 0.0770 / 0.0976 / 0.1048).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -59,36 +61,42 @@ impl Popularity {
     }
 }
 
-/// Global first-order transition counts.
+/// Global first-order transition counts. Each row remembers the order in which its
+/// successors first appeared: ties in count are ranked by that order (first seen first),
+/// as a stable sort of an insertion-ordered row does (e.g. Python's `Counter.most_common`),
+/// which is how the reference figures were made.
 #[derive(Debug, Clone, Default)]
 pub struct Markov {
-    rows: HashMap<u32, HashMap<u32, u64>>,
+    rows: HashMap<u32, HashMap<u32, (u64, u32)>>,
 }
 
 impl Markov {
     /// Counts the transition `prev → next`.
     pub fn learn(&mut self, prev: Option<u32>, next: u32) {
         if let Some(p) = prev {
-            *self.rows.entry(p).or_default().entry(next).or_default() += 1;
+            let row = self.rows.entry(p).or_default();
+            let order = row.len() as u32;
+            row.entry(next).or_insert((0, order)).0 += 1;
         }
     }
 
-    /// Appends up to `k` successors of `last` (count desc, then index asc), unseen only.
+    /// Appends up to `k` successors of `last` (count desc, then first seen first), unseen
+    /// only.
     pub fn fill(&self, last: Option<u32>, seen: &HashSet<u32>, k: usize, out: &mut Vec<u32>) {
         let Some(row) = last.and_then(|l| self.rows.get(&l)) else {
             return;
         };
-        let mut cands: Vec<(Reverse<u64>, u32)> = row
+        let mut cands: Vec<(Reverse<u64>, u32, u32)> = row
             .iter()
             .filter(|(i, _)| !seen.contains(i))
-            .map(|(&i, &c)| (Reverse(c), i))
+            .map(|(&i, &(c, order))| (Reverse(c), order, i))
             .collect();
         cands.sort_unstable();
         out.extend(
             cands
                 .into_iter()
                 .take(k.saturating_sub(out.len()))
-                .map(|c| c.1),
+                .map(|c| c.2),
         );
     }
 }
@@ -160,7 +168,7 @@ mod tests {
         assert!(mk.is_empty(), "2 has no successors yet");
         assert_eq!(both, [1]);
         b.learn(2, 0);
-        // user 2 last 0: successors of 0 are 1 (1) and 2 (1): ties by index; 0 is seen.
+        // user 2 last 0: successors of 0 are 1 (1) and 2 (1): ties by first appearance.
         let [_, mk, both] = b.predict(2, 3);
         assert_eq!(mk, [1, 2]);
         assert_eq!(both, [1, 2]);
