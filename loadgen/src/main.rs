@@ -6,10 +6,15 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use std::time::Duration;
+
 use loadgen::baselines::Policy;
+use loadgen::bench::{self, Baseline, BenchOptions, Mix};
 use loadgen::error::{Error, Result};
 use loadgen::eval::{self, CapacityUnit, EvalOptions};
 use loadgen::logs::{self, CsvColumns, Format, ReadOptions, TimeUnit};
+use loadgen::replay::{self, ReplayCommand};
+use loadgen::simulate::{self, SimOptions};
 
 /// Feed, benchmark and judge an edgecache server.
 #[derive(Parser)]
@@ -21,8 +26,195 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Generate a structured viewing workload (series, binges, genres, daily rhythm).
+    Simulate(SimulateArgs),
+    /// Stream a log into a server in timestamp order, with pipelining.
+    Replay(ReplayArgs),
     /// Evaluate prediction and caching prequentially against classic baselines.
     Eval(EvalArgs),
+    /// Drive load with HDR latency histograms, against plain-Redis baselines.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// Number of viewers.
+    #[arg(long, default_value_t = 1000)]
+    users: usize,
+    /// Number of items (episodes and films) in the catalog.
+    #[arg(long, default_value_t = 2000)]
+    items: usize,
+    /// Number of views to generate.
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    /// Seed: the same seed gives the same output.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Zipf exponent of title popularity.
+    #[arg(long, default_value_t = 0.9)]
+    zipf: f64,
+    /// Days the log spans (from 2025-04-01 UTC).
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    /// Probability of watching the next episode after a full one.
+    #[arg(long, default_value_t = 0.75)]
+    binge: f64,
+    /// Write the views as JSON lines (seed schema) to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also send the views to this server with EDGE.PLAY (pipelined, explicit TS).
+    #[arg(long, env = "EDGE_REDIS_URL")]
+    redis: Option<String>,
+    /// Commands per pipeline round trip with --redis.
+    #[arg(long, default_value_t = 512)]
+    pipeline: usize,
+    /// Write a JSON report (counts, sample viewer profiles) here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    log: LogArgs,
+    /// Server URL, e.g. redis://127.0.0.1:6379.
+    #[arg(long, env = "EDGE_REDIS_URL")]
+    redis: String,
+    /// Command that carries each event.
+    #[arg(long, value_enum, default_value = "play")]
+    command: ReplayCommand,
+    /// Commands per pipeline round trip.
+    #[arg(long, default_value_t = 512)]
+    pipeline: usize,
+    /// Write a JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("stop").args(["duration", "requests"])))]
+struct BenchArgs {
+    /// Server URL, e.g. redis://127.0.0.1:6379.
+    #[arg(long, env = "EDGE_REDIS_URL")]
+    redis: String,
+    /// Client threads, one connection each.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Commands per pipeline.
+    #[arg(long, default_value_t = 16)]
+    pipeline: usize,
+    /// Run each workload for this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Run each workload for this many commands (default 100000 when neither is given).
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Target total rate (commands/s); latency is then corrected for coordinated omission.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Edge command mix as weights, e.g. record=1,predict=1,play=2.
+    #[arg(long, default_value = "record=1,predict=1,play=1")]
+    mix: Mix,
+    /// Distinct users (keys U0..U{n-1}).
+    #[arg(long, default_value_t = 10_000)]
+    users: u64,
+    /// Distinct items (C1..C{n}), Zipf-popular.
+    #[arg(long, default_value_t = 5_000)]
+    items: u64,
+    /// Zipf exponent of item popularity.
+    #[arg(long, default_value_t = 1.0)]
+    zipf: f64,
+    /// Plain-Redis baselines to run on the same server (repeatable or comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    baseline: Vec<Baseline>,
+    /// Skip the PING workload that shows loadgen's own ceiling.
+    #[arg(long)]
+    no_ping: bool,
+    /// Random seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write a JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn write_json<T: serde::Serialize>(path: &Option<PathBuf>, v: &T) -> Result<()> {
+    if let Some(p) = path {
+        let text = serde_json::to_string_pretty(v).expect("report serializes");
+        std::fs::write(p, text + "\n").map_err(|e| Error::io(p, e))?;
+    }
+    Ok(())
+}
+
+fn simulate_cmd(a: SimulateArgs) -> Result<()> {
+    if a.out.is_none() && a.redis.is_none() && a.json.is_none() {
+        return Err(Error::Usage(
+            "simulate needs somewhere to put the views: --out FILE.jsonl and/or --redis URL".into(),
+        ));
+    }
+    let w = simulate::generate(&SimOptions {
+        users: a.users,
+        items: a.items,
+        events: a.events,
+        seed: a.seed,
+        zipf: a.zipf,
+        days: a.days,
+        binge: a.binge,
+    })?;
+    if let Some(p) = &a.out {
+        simulate::write_jsonl(&w.log, p)?;
+    }
+    let mut sent = None;
+    if let Some(url) = &a.redis {
+        let mut con = replay::connect(url)?;
+        let r = replay::send_log(&mut con, &w.log, ReplayCommand::Play, a.pipeline, false)?;
+        eprintln!(
+            "sent {} views to {url} ({} errors, {:.0} events/s)",
+            r.sent, r.errors, r.ops_per_sec
+        );
+        sent = Some(r.ok);
+    }
+    let report = simulate::SimReport::new(&w, a.seed, sent);
+    eprintln!(
+        "{} views by {} viewers over {} items ({} series, {} films)",
+        report.events, report.users, report.items, report.series, report.films
+    );
+    write_json(&a.json, &report)
+}
+
+fn replay_cmd(a: ReplayArgs) -> Result<()> {
+    let log = a.log.read()?;
+    let mut con = replay::connect(&a.redis)?;
+    let r = replay::send_log(&mut con, &log, a.command, a.pipeline, false)?;
+    println!(
+        "replayed {} events in {:.2} s ({:.0} events/s): {} ok, {} errors, {} malformed lines skipped",
+        r.sent, r.elapsed_s, r.ops_per_sec, r.ok, r.errors, r.malformed
+    );
+    for e in &r.first_errors {
+        println!("  {e}");
+    }
+    write_json(&a.json, &r)
+}
+
+fn bench_cmd(a: BenchArgs) -> Result<()> {
+    let o = BenchOptions {
+        url: a.redis,
+        clients: a.clients,
+        pipeline: a.pipeline,
+        duration: a.duration.map(Duration::from_secs_f64),
+        requests: a.requests,
+        rate: a.rate,
+        mix: a.mix,
+        users: a.users,
+        items: a.items,
+        zipf: a.zipf,
+        baselines: a.baseline,
+        ping: !a.no_ping,
+        seed: a.seed,
+    };
+    let r = bench::run(&o)?;
+    print!("{}", r.table());
+    write_json(&a.json, &r)
 }
 
 /// Which log to read and how.
@@ -177,9 +369,7 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     };
     let report = eval::evaluate(&log, input, &opts)?;
     print!("{}", report.table());
-    if let Some(p) = &a.json {
-        report.write_json(p)?;
-    }
+    write_json(&a.json, &report)?;
     if let Some(p) = &a.plot {
         eval::plot::write_svg(&report, p)?;
     }
@@ -189,7 +379,10 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
+        Cmd::Simulate(a) => simulate_cmd(a),
+        Cmd::Replay(a) => replay_cmd(a),
         Cmd::Eval(a) => eval_cmd(a),
+        Cmd::Bench(a) => bench_cmd(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

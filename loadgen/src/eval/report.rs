@@ -41,7 +41,8 @@ pub struct CacheRow {
     pub hit_ratio: f64,
     /// (Misses + prefetched items) / requests.
     pub origin_fetches_per_request: f64,
-    /// Prefetched items used before eviction / prefetched items; `null` without prefetch.
+    /// Prefetched items used before eviction / prefetched items; `null` for demand caches
+    /// and for edge runs that prefetched nothing.
     pub prefetch_precision: Option<f64>,
     /// Requests played.
     pub requests: u64,
@@ -71,13 +72,7 @@ impl CacheRow {
             capacity_unit,
             hit_ratio: hits as f64 / n,
             origin_fetches_per_request: ((requests - hits) + pf) as f64 / n,
-            prefetch_precision: prefetches.map(|_| {
-                if pf == 0 {
-                    0.0
-                } else {
-                    used as f64 / pf as f64
-                }
-            }),
+            prefetch_precision: prefetches.and_then(|_| (pf > 0).then(|| used as f64 / pf as f64)),
             requests,
             hits,
             prefetches: pf,
