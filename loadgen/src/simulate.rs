@@ -124,16 +124,16 @@ pub struct Workload {
     pub titles: Vec<Title>,
 }
 
-fn weighted<'a, T>(rng: &mut StdRng, items: &'a [(T, u32)]) -> &'a T {
+fn weighted<T: Copy>(rng: &mut StdRng, items: &[(T, u32)]) -> T {
     let total: u32 = items.iter().map(|x| x.1).sum();
     let mut r = rng.random_range(0..total);
     for (x, w) in items {
         if r < *w {
-            return x;
+            return *x;
         }
         r -= w;
     }
-    &items[items.len() - 1].0
+    items[items.len() - 1].0
 }
 
 /// Local hour of a session start: low at night, rising through the day, peaking 20–22 h.
@@ -230,7 +230,7 @@ pub fn generate(o: &SimOptions) -> Result<Workload> {
         let u = cum.partition_point(|&c| c <= x).min(o.users - 1);
         let v = &viewers[u];
         let day = start_day + i64::from(rng.random_range(0..o.days.max(1)));
-        let hour = *weighted(
+        let hour = weighted(
             &mut rng,
             &HOUR_WEIGHTS
                 .iter()
@@ -243,7 +243,7 @@ pub fn generate(o: &SimOptions) -> Result<Workload> {
         let device = if rng.random_bool(0.8) {
             v.device
         } else {
-            *weighted(&mut rng, &DEVICES)
+            weighted(&mut rng, &DEVICES)
         };
         let device_ix = DEVICES.iter().position(|d| d.0 == device).expect("known") as u16;
         // Pick what to watch: resume a series, or a new title by taste and popularity.
