@@ -94,7 +94,10 @@ impl Catalog {
         }
     }
 
-    /// Finds an item by fingerprint alone, for stored references that kept only that.
+    /// Finds an item by fingerprint alone: the hot paths resolve a user's history this way
+    /// without comparing names (a cache miss each). Two live names never share a
+    /// fingerprint here ([`Catalog::intern`] refuses the second), so this can only confuse
+    /// an item the catalog does not hold with one it does, with probability about 2^-64.
     pub fn lookup_fp_only(&self, fp: u64) -> Option<ItemRef> {
         let slot = *self.by_fp.get(&fp)?;
         Some(ItemRef {

@@ -151,7 +151,7 @@ impl GlobalModel {
         let mut coef = w as f32;
         for prev in history.iter().rev().take(p.window) {
             if prev.fp != fp {
-                if let Some(from) = self.catalog.lookup_fp(prev.fp, &prev.item) {
+                if let Some(from) = self.catalog.lookup_fp_only(prev.fp) {
                     self.transitions
                         .row_mut(from)
                         .add(r, coef, p.successors_max);

@@ -172,7 +172,7 @@ impl Scorer {
         }
         let mut coef = w.global;
         for h in u.history().iter().rev().take(window) {
-            if let Some(from) = g.catalog.lookup_fp(h.fp, &h.item) {
+            if let Some(from) = g.catalog.lookup_fp_only(h.fp) {
                 if let Some(row) = g.transitions.row(from) {
                     let scale = (coef * f64::from(h.weight)
                         / f64::from(row.total().max(f32::MIN_POSITIVE)))

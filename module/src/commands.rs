@@ -9,6 +9,7 @@
 //! | `EDGE.USER user` | 1 | readonly | a readable view of one user |
 //! | `EDGE.FORGET user` | 1 | write fast | erases a user |
 //! | `EDGE.RESTORE user blob` | 1 | write deny-oom | loads a serialized user (AOF rewrite) |
+//! | `EDGE.NODE.RESTORE blob` | – | write deny-oom | replaces the node model (AOF rewrite) |
 //!
 //! The user id is the Redis key, so hash slots, ACL key patterns, TTLs and `MEMORY USAGE`
 //! apply to it directly. Writes replicate with an explicit `TS`, so a replica or an AOF
@@ -16,7 +17,7 @@
 
 use redis_module::{raw, Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
 
-use edge_model::codec::decode_user;
+use edge_model::codec::{decode_node, decode_user};
 use edge_model::config::MAX_K;
 use edge_model::scoring::Prediction;
 use edge_model::{Engine, UserState, View};
@@ -327,6 +328,20 @@ pub fn restore(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
     key.set_value(&USER_TYPE, user).map_err(wrong_type)?;
     state::users_add(1);
+    ctx.replicate_verbatim();
+    Ok(RedisValue::SimpleStringStatic("OK"))
+}
+
+/// `EDGE.NODE.RESTORE blob`: replaces this node's model, cache and counters with a
+/// serialized node. An AOF rewrite without the RDB preamble emits it once, so the node model
+/// survives such a rewrite; it is an administrative command, not for applications.
+pub fn node_restore(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() != 2 {
+        return Err(RedisError::WrongArity);
+    }
+    let engine = decode_node(args[1].as_slice(), crate::config::current())
+        .map_err(|e| err(format_args!("invalid node blob: {e}")))?;
+    state::install(engine);
     ctx.replicate_verbatim();
     Ok(RedisValue::SimpleStringStatic("OK"))
 }

@@ -6,9 +6,10 @@
 //! lengths and checksums and never panics, and returns NULL (a load error Redis reports)
 //! rather than trusting a corrupt payload.
 
-use std::ffi::CString;
-use std::os::raw::{c_int, c_void};
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int, c_void};
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use redis_module::native_types::RedisType;
 use redis_module::raw;
@@ -81,28 +82,48 @@ unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) 
     raw::save_slice(rdb, &encode_user(user));
 }
 
+/// Set once the node model has been emitted into the AOF being rewritten. A rewrite runs in
+/// a forked child whose copy of this flag starts `false` (the parent never sets it), so the
+/// first user key of each rewrite carries the node model with it.
+static NODE_EMITTED: AtomicBool = AtomicBool::new(false);
+
+/// Emits one command, `cmd [key] blob`, into a rewritten AOF.
+///
+/// # Safety
+/// `aof` must be the IO handle Redis passed to `aof_rewrite`, and `key` a string Redis
+/// passed with it.
+unsafe fn emit(
+    aof: *mut raw::RedisModuleIO,
+    cmd: &CStr,
+    key: Option<*mut raw::RedisModuleString>,
+    blob: &[u8],
+) {
+    let emit = raw::RedisModule_EmitAOF.expect("EmitAOF exists since Redis 4");
+    let ptr = blob.as_ptr().cast::<c_char>();
+    // SAFETY: EmitAOF is variadic: "sb" reads a RedisModuleString* then a (char*, size_t)
+    // pair, "b" only the pair, which is exactly what follows. `blob` outlives the call.
+    unsafe {
+        match key {
+            Some(k) => emit(aof, cmd.as_ptr(), c"sb".as_ptr(), k, ptr, blob.len()),
+            None => emit(aof, cmd.as_ptr(), c"b".as_ptr(), ptr, blob.len()),
+        }
+    }
+}
+
 unsafe extern "C" fn aof_rewrite(
     aof: *mut raw::RedisModuleIO,
     key: *mut raw::RedisModuleString,
     value: *mut c_void,
 ) {
+    if !NODE_EMITTED.swap(true, Ordering::Relaxed) {
+        let node = encode_node(&state::engine());
+        // SAFETY: `aof` comes from Redis.
+        unsafe { emit(aof, c"EDGE.NODE.RESTORE", None, &node) };
+    }
     // SAFETY: as in rdb_save.
     let user = unsafe { &*value.cast::<UserState>() };
-    let blob = encode_user(user);
-    let cmd = CString::new("EDGE.RESTORE").expect("no NUL");
-    let fmt = CString::new("sb").expect("no NUL");
-    // SAFETY: EmitAOF is variadic; "sb" reads a RedisModuleString* then a (char*, size_t)
-    // pair, which is exactly what follows. `blob` outlives the call.
-    unsafe {
-        raw::RedisModule_EmitAOF.expect("EmitAOF exists since Redis 4")(
-            aof,
-            cmd.as_ptr(),
-            fmt.as_ptr(),
-            key,
-            blob.as_ptr().cast::<std::os::raw::c_char>(),
-            blob.len(),
-        );
-    }
+    // SAFETY: `aof` and `key` come from Redis; "sb" with the key and one buffer.
+    unsafe { emit(aof, c"EDGE.RESTORE", Some(key), &encode_user(user)) };
 }
 
 unsafe extern "C" fn free(value: *mut c_void) {

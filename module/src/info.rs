@@ -55,13 +55,17 @@ pub fn add_sections(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<(
         .field("predict_latency_us_sum", s.predict_latency.sum_us())?
         .field("predict_latency_us_count", s.predict_latency.count())?;
 
-    let mut devices = latency
-        .build_section()?
-        .add_section("devices")
-        .add_dictionary("device_views_total");
-    for (d, n) in &s.device_views {
-        devices = devices.field(d, *n)?;
-    }
-    devices.build_dictionary()?.build_section()?.build_info()?;
+    let devices = latency.build_section()?.add_section("devices");
+    // An empty dictionary would print a bare `edge_device_views_total:` line.
+    let devices = if s.device_views.is_empty() {
+        devices
+    } else {
+        let mut dict = devices.add_dictionary("device_views_total");
+        for (d, n) in &s.device_views {
+            dict = dict.field(d, *n)?;
+        }
+        dict.build_dictionary()?
+    };
+    devices.build_section()?.build_info()?;
     Ok(())
 }

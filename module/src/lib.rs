@@ -207,5 +207,6 @@ redis_module! {
         ["edge.user", commands::user, "readonly", 1, 1, 1, ""],
         ["edge.forget", commands::forget, "write fast", 1, 1, 1, ""],
         ["edge.restore", commands::restore, "write deny-oom", 1, 1, 1, ""],
+        ["edge.node.restore", commands::node_restore, "write deny-oom", 0, 0, 0, ""],
     ],
 }

@@ -288,10 +288,16 @@ impl EdgeCache {
             return;
         }
         let entries = self.entries();
+        let unused_before = entries.iter().filter(|e| e.unused_prefetch).count();
+        let before = entries.len();
         let (stats, tick, b) = (self.stats, self.tick, self.budget.clone());
         *self = EdgeCache::new(policy, capacity);
         self.prefetch_share = prefetch_share.clamp(0.0, 1.0);
         self.restore(entries, stats, tick, b);
+        // What no longer fits was evicted by the reconfiguration: count it as such.
+        let unused_after = self.nodes_in_use().filter(|n| n.unused_prefetch).count();
+        self.stats.evictions += (before - self.len()) as u64;
+        self.stats.prefetch_unused_evicted += (unused_before - unused_after) as u64;
     }
 
     fn prefetch_cap(&self) -> u64 {
@@ -500,6 +506,10 @@ impl EdgeCache {
             self.stats.prefetch_unused_evicted += 1;
         }
         self.drop_node(i);
+    }
+
+    fn nodes_in_use(&self) -> impl Iterator<Item = &Node> {
+        self.index.values().map(|&i| &self.nodes.0[i as usize])
     }
 
     /// Drops `key` if cached (an invalidation, not an eviction).

@@ -105,6 +105,11 @@ fn switching_policy_or_capacity_keeps_what_fits() {
     c.configure(CachePolicy::Predictive, 2, 0.5, Budget::default());
     assert!(c.used_bytes() <= 2);
     assert_eq!(c.stats().misses, 3, "counters survive reconfiguration");
+    assert_eq!(
+        c.stats().evictions,
+        2,
+        "what no longer fits counts as evicted"
+    );
 }
 
 #[test]
