@@ -29,9 +29,20 @@ pub struct LearnParams {
 }
 
 /// The most popular items, heaviest first; kept sorted incrementally as views arrive.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Board {
     items: Vec<ItemRef>,
+    /// Position of each catalog slot on the board (`NOT_ON_BOARD` if absent), so a bump
+    /// finds its item in O(1) rather than scanning the board.
+    pos: Vec<u32>,
+}
+
+const NOT_ON_BOARD: u32 = u32::MAX;
+
+impl PartialEq for Board {
+    fn eq(&self, other: &Self) -> bool {
+        self.items == other.items
+    }
 }
 
 impl Board {
@@ -40,31 +51,59 @@ impl Board {
         &self.items
     }
 
+    fn position(&self, slot: u32) -> Option<usize> {
+        match self.pos.get(slot as usize) {
+            Some(&p) if p != NOT_ON_BOARD => Some(p as usize),
+            _ => None,
+        }
+    }
+
+    fn set(&mut self, i: usize, r: ItemRef) {
+        self.items[i] = r;
+        let slot = r.slot as usize;
+        if self.pos.len() <= slot {
+            self.pos.resize(slot + 1, NOT_ON_BOARD);
+        }
+        self.pos[slot] = i as u32;
+    }
+
     /// Re-places `r` after its popularity grew.
     fn bump(&mut self, r: ItemRef, catalog: &Catalog) {
         let pop = |r: ItemRef| catalog.get(r).map_or(f64::NEG_INFINITY, |i| i.popularity);
         let p = pop(r);
-        let mut i = match self.items.iter().position(|&x| x == r) {
+        let mut i = match self.position(r.slot) {
             Some(i) => i,
             None if self.items.len() < BOARD_LEN => {
                 self.items.push(r);
-                self.items.len() - 1
+                let i = self.items.len() - 1;
+                self.set(i, r);
+                i
             }
             None if pop(*self.items.last().expect("full board")) < p => {
                 let last = self.items.len() - 1;
-                self.items[last] = r;
+                self.pos[self.items[last].slot as usize] = NOT_ON_BOARD;
+                self.set(last, r);
                 last
             }
             None => return,
         };
         while i > 0 && pop(self.items[i - 1]) < p {
-            self.items.swap(i - 1, i);
+            let above = self.items[i - 1];
+            self.set(i, above);
+            self.set(i - 1, r);
             i -= 1;
         }
     }
 
     fn remove_slot(&mut self, slot: u32) {
-        self.items.retain(|r| r.slot != slot);
+        if let Some(i) = self.position(slot) {
+            self.items.remove(i);
+            self.pos[slot as usize] = NOT_ON_BOARD;
+            for j in i..self.items.len() {
+                let r = self.items[j];
+                self.set(j, r);
+            }
+        }
     }
 
     /// Rebuilds the board by a full sort (after load or a merge).
@@ -72,9 +111,15 @@ impl Board {
         let mut v: Vec<(f64, ItemRef)> = catalog.iter().map(|(r, i)| (i.popularity, r)).collect();
         v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.slot.cmp(&b.1.slot)));
         v.truncate(BOARD_LEN);
-        Board {
-            items: v.into_iter().map(|(_, r)| r).collect(),
+        let mut b = Board {
+            items: v.iter().map(|&(_, r)| r).collect(),
+            pos: Vec::new(),
+        };
+        for i in 0..b.items.len() {
+            let r = b.items[i];
+            b.set(i, r);
         }
+        b
     }
 }
 
@@ -267,6 +312,28 @@ mod tests {
             .collect();
         assert_eq!(names, ["Y", "Z", "X"]);
         assert_eq!(Board::rebuild(&g.catalog), g.board);
+    }
+
+    #[test]
+    fn board_stays_sorted_and_indexed_through_evictions() {
+        let mut g = GlobalModel::new(0);
+        let p = LearnParams { items_max: 40, ..P };
+        for t in 0..5000u64 {
+            // A skewed stream over 200 items into a 40-item catalog.
+            let item = format!("I{}", (t * t) % 200 % (1 + t % 50));
+            g.learn(&VecDeque::new(), &item, t as i64, 1.0, p);
+        }
+        let pops: Vec<f64> = g
+            .board
+            .items()
+            .iter()
+            .map(|&r| g.catalog.get(r).expect("live").popularity)
+            .collect();
+        assert!(pops.windows(2).all(|w| w[0] >= w[1]), "sorted: {pops:?}");
+        for (i, r) in g.board.items().iter().enumerate() {
+            assert_eq!(g.board.position(r.slot), Some(i));
+        }
+        assert_eq!(g.board.items().len(), g.catalog.len());
     }
 
     #[test]
