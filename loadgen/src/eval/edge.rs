@@ -70,7 +70,8 @@ pub fn apply_setting(cfg: &mut Config, name: &str, value: &str) -> Result<()> {
         "items-max" => cfg.items_max = num(name, value)?,
         "skip-threshold-pct" => cfg.skip_threshold_pct = num(name, value)?,
         "cache-policy" => cfg.cache_policy = value.parse().map_err(Error::Config)?,
-        "prefetch-ttl-secs" => cfg.prefetch_ttl_ms = num::<i64>(name, value)? * 1000,
+        "prefetch-share-pct" => cfg.prefetch_share_pct = num(name, value)?,
+        "prefetch-budget" => cfg.prefetch_budget = num(name, value)?,
         "weight-global" => w.global = num(name, value)?,
         "weight-personal" => w.personal = num(name, value)?,
         "weight-popularity" => w.popularity = num(name, value)?,
@@ -85,7 +86,7 @@ pub fn apply_setting(cfg: &mut Config, name: &str, value: &str) -> Result<()> {
         _ => {
             return Err(Error::Usage(format!(
                 "unknown engine setting {name:?} for the in-process path (known: prefetch-k, \
-                 cache-policy, prefetch-ttl-secs, history-len, weight-*, ...)"
+                 prefetch-budget, prefetch-share-pct, cache-policy, history-len, weight-*, ...)"
             )))
         }
     }
