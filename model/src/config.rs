@@ -41,6 +41,9 @@ pub struct Config {
     pub default_item_size: u64,
     /// A view shorter than this percentage of the item's usual watch time is a skip.
     pub skip_threshold_pct: u32,
+    /// How many views elsewhere a memoized prediction may lag behind before it is
+    /// recomputed (0: never served stale; see [`crate::Engine::predict_user`]).
+    pub predict_staleness: u64,
     /// Scoring weights (see [`crate::scoring`]).
     pub weights: Weights,
 }
@@ -93,6 +96,7 @@ impl Default for Config {
             prefetch_budget: 1.0,
             default_item_size: 1 << 20,
             skip_threshold_pct: 25,
+            predict_staleness: 0,
             weights: Weights::default(),
         }
     }

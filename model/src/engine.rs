@@ -4,6 +4,7 @@
 //! keeps one per simulated edge. Per-user state is passed in by the caller (it lives in
 //! Redis keys), so the engine never owns user data and a user's key can move between nodes.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::cache::{Budget, CacheOutcome, EdgeCache};
@@ -12,7 +13,7 @@ use crate::error::ConfigError;
 use crate::global::{GlobalModel, LearnParams};
 use crate::scoring::{Prediction, Query, Scorer};
 use crate::stats::Stats;
-use crate::user::{UserBounds, UserState};
+use crate::user::{MemoEntry, UserBounds, UserState};
 
 /// One view as clients report it.
 #[derive(Debug, Clone, Copy)]
@@ -36,10 +37,20 @@ pub struct PlayOutcome {
     pub prefetched: Vec<String>,
 }
 
+/// Each engine's model versions start in their own 2^32 range, so a memo computed by one
+/// engine is never mistaken as current by another (after FLUSHALL, a reload, a restore).
+static EPOCHS: AtomicU64 = AtomicU64::new(1);
+
+fn fresh_version() -> u64 {
+    EPOCHS.fetch_add(1, Ordering::Relaxed) << 32
+}
+
 /// The state of one edge node.
 #[derive(Debug, Clone)]
 pub struct Engine {
     config: Config,
+    /// Bumped by every change to what predictions depend on (views, settings).
+    version: u64,
     global: GlobalModel,
     cache: EdgeCache,
     stats: Stats,
@@ -58,6 +69,7 @@ impl Engine {
             Budget::new(config.prefetch_budget, config.prefetch_k),
         );
         Ok(Engine {
+            version: fresh_version(),
             global: GlobalModel::new(config.half_life_ms),
             cache,
             stats: Stats::default(),
@@ -70,6 +82,7 @@ impl Engine {
     pub fn from_parts(config: Config, global: GlobalModel, cache: EdgeCache, stats: Stats) -> Self {
         let mut e = Engine {
             config: config.clone(),
+            version: fresh_version(),
             global,
             cache,
             stats,
@@ -90,6 +103,7 @@ impl Engine {
         config.validate()?;
         self.apply(&config, now_ms);
         self.config = config;
+        self.version += 1;
         Ok(())
     }
 
@@ -178,6 +192,7 @@ impl Engine {
             self.user_bounds(),
         );
         self.stats.records += 1;
+        self.version += 1;
         self.stats.skips += u64::from(skip);
         if let Some(d) = view.device {
             self.stats.count_device(d);
@@ -200,6 +215,53 @@ impl Engine {
         let out = self
             .scorer
             .predict(&self.global, user, &self.config.weights, q);
+        self.stats.predictions += 1;
+        self.stats
+            .predict_latency
+            .record(start.elapsed().as_micros() as u64);
+        out
+    }
+
+    /// Like [`Engine::predict`] for a known user, but served from the user's memo when
+    /// neither the user nor the node model changed since it was computed (or changed by at
+    /// most `predict_staleness` views elsewhere), and handed to `reply` by reference, so a
+    /// read-heavy workload costs a lookup per prediction and no copies. Any write makes the
+    /// next prediction fresh, so with the default staleness of 0 the answer is always
+    /// exactly what a fresh computation gives.
+    pub fn predict_user<R>(
+        &mut self,
+        user: &UserState,
+        k: usize,
+        include_seen: bool,
+        reply: impl FnOnce(&[Prediction]) -> R,
+    ) -> R {
+        let start = Instant::now();
+        let mut memo = user.memo.0.borrow_mut();
+        let hit = memo.as_ref().is_some_and(|m| {
+            self.version.wrapping_sub(m.version) <= self.config.predict_staleness
+                && m.include_seen == include_seen
+                && m.k >= k
+        });
+        if hit {
+            self.stats.predict_memo_hits += 1;
+        } else {
+            let q = Query {
+                k,
+                include_seen,
+                window: self.config.history_len,
+            };
+            let list = self
+                .scorer
+                .predict(&self.global, Some(user), &self.config.weights, q);
+            *memo = Some(MemoEntry {
+                version: self.version,
+                k,
+                include_seen,
+                list,
+            });
+        }
+        let list = &memo.as_ref().expect("just filled").list;
+        let out = reply(&list[..k.min(list.len())]);
         self.stats.predictions += 1;
         self.stats
             .predict_latency
@@ -310,6 +372,33 @@ mod tests {
         );
         let p = e.predict(Some(&fresh), 3, true);
         assert!(p.iter().any(|p| p.item == "S1E1") || p.len() == 3);
+    }
+
+    #[test]
+    fn memoized_predictions_equal_fresh_ones_and_writes_invalidate_them() {
+        let mut e = Engine::new(small()).unwrap();
+        let mut users = vec![UserState::default(); 3];
+        for t in 0..60 {
+            let item = format!("I{}", (t * 7) % 37);
+            e.record(&mut users[t % 3], &view(&item, t as i64));
+        }
+        let fresh = e.predict(Some(&users[0]), 5, false);
+        assert_eq!(fresh.len(), 5);
+        let memo = |e: &mut Engine, u: &UserState, k| e.predict_user(u, k, false, <[_]>::to_vec);
+        assert_eq!(memo(&mut e, &users[0], 5), fresh);
+        assert_eq!(memo(&mut e, &users[0], 5), fresh);
+        assert_eq!(memo(&mut e, &users[0], 3), fresh[..3]);
+        assert_eq!(e.stats().predict_memo_hits, 2);
+        // A view by someone else changes the model: the memo is not served.
+        e.record(&mut users[1], &view("I3", 100));
+        let now = e.predict(Some(&users[0]), 5, false);
+        assert_eq!(memo(&mut e, &users[0], 5), now);
+        assert_eq!(e.stats().predict_memo_hits, 2);
+        // A longer list than memoized is computed afresh.
+        assert_eq!(
+            memo(&mut e, &users[0], 8),
+            e.predict(Some(&users[0]), 8, false)
+        );
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub struct Stats {
     pub skips: u64,
     /// Prediction lists served (EDGE.PREDICT, EDGE.PREFETCH, EDGE.PLAY).
     pub predictions: u64,
+    /// Predictions answered from a user's memo (a subset of `predictions`).
+    pub predict_memo_hits: u64,
     /// EDGE.PLAY requests.
     pub plays: u64,
     /// Users erased on request (EDGE.FORGET).

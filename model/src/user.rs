@@ -4,6 +4,7 @@
 //! nodes (MIGRATE, DUMP/RESTORE). It therefore holds item names and stable fingerprints, never
 //! a node's catalog slots. Every part is bounded by [`crate::Config`].
 
+use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 
 use crate::hash::{fingerprint, FpBuild};
@@ -32,6 +33,40 @@ pub struct PersonalTransition {
     pub weight: f32,
 }
 
+/// The last prediction list served for a user, reused while neither the user nor the node
+/// model has changed (see [`crate::Engine::predict_user`]). It is a cache of a pure
+/// function, so it is never persisted, copied or compared: a restored or copied user simply
+/// starts without one.
+/// Interior mutability lets a read-only command (EDGE.PREDICT opens the key for reading)
+/// refresh it without a write to the key.
+#[derive(Debug, Default)]
+pub struct Memo(pub(crate) RefCell<Option<MemoEntry>>);
+
+/// One memoized list.
+#[derive(Debug)]
+pub(crate) struct MemoEntry {
+    /// Model version the list was computed at.
+    pub version: u64,
+    /// The `k` it was computed for; a longer list serves any shorter request by prefix.
+    pub k: usize,
+    /// Whether seen items were included.
+    pub include_seen: bool,
+    /// The ranked items.
+    pub list: Vec<crate::scoring::Prediction>,
+}
+
+impl Clone for Memo {
+    fn clone(&self) -> Self {
+        Memo::default()
+    }
+}
+
+impl PartialEq for Memo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
 /// Everything the node knows about one user.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserState {
@@ -42,6 +77,7 @@ pub struct UserState {
     records: u64,
     first_ts_ms: i64,
     device: Option<Box<str>>,
+    pub(crate) memo: Memo,
 }
 
 impl UserState {
@@ -100,6 +136,7 @@ impl UserState {
         device: Option<&str>,
         bounds: UserBounds,
     ) {
+        self.memo = Memo::default();
         let fp = fingerprint(item.as_bytes());
         if let Some(prev) = self.history.back() {
             let prev = prev.fp;
@@ -195,6 +232,7 @@ impl UserState {
             records,
             first_ts_ms,
             device,
+            memo: Memo::default(),
         }
     }
 }

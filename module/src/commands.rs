@@ -162,27 +162,29 @@ pub fn predict(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let user = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
     let mut engine = state::engine();
     let k = k.unwrap_or(engine.config().default_k);
-    let predictions = engine.predict(user, k, include_seen);
-    drop(engine);
-    if with_scores {
-        reply_scored(ctx, &predictions);
-        return Ok(RedisValue::NoReply);
+    match user {
+        Some(u) => engine.predict_user(u, k, include_seen, |list| {
+            reply_list(ctx, list, with_scores)
+        }),
+        None => reply_list(ctx, &engine.predict(None, k, include_seen), with_scores),
     }
-    Ok(RedisValue::Array(
-        predictions
-            .into_iter()
-            .map(|p| RedisValue::BulkString(p.item))
-            .collect(),
-    ))
+    Ok(RedisValue::NoReply)
 }
 
-/// Replies `item → score` in rank order: a map under RESP3, a flat array under RESP2.
-fn reply_scored(ctx: &Context, predictions: &[Prediction]) {
+/// Replies a ranked list straight from the engine's memory: item ids, or with scores
+/// `item → score` pairs (a map under RESP3, a flat array under RESP2).
+fn reply_list(ctx: &Context, list: &[Prediction], with_scores: bool) {
     let c = ctx.get_raw();
-    raw::reply_with_map(c, predictions.len() as _);
-    for p in predictions {
+    if with_scores {
+        raw::reply_with_map(c, list.len() as _);
+    } else {
+        raw::reply_with_array(c, list.len() as _);
+    }
+    for p in list {
         raw::reply_with_string_buffer(c, p.item.as_ptr().cast(), p.item.len());
-        raw::reply_with_double(c, p.score);
+        if with_scores {
+            raw::reply_with_double(c, p.score);
+        }
     }
 }
 

@@ -121,6 +121,8 @@ pub static CACHE_CAPACITY: IntSetting = IntSetting::new("cache-capacity-bytes", 
 pub static ITEM_SIZE: IntSetting = IntSetting::new("item-size-bytes", 1 << 20, 1, 1 << 40);
 pub static SKIP_PCT: IntSetting = IntSetting::new("skip-threshold-pct", 25, 0, 100);
 pub static PREFETCH_SHARE_PCT: IntSetting = IntSetting::new("prefetch-share-pct", 0, 0, 100);
+pub static PREDICT_STALENESS: IntSetting =
+    IntSetting::new("predict-staleness", 0, 0, 1_000_000_000);
 
 pub static WEIGHT_GLOBAL: FloatSetting = FloatSetting::new("weight-global", "1", 0.0, 1e6);
 pub static WEIGHT_PERSONAL: FloatSetting = FloatSetting::new("weight-personal", "0.5", 0.0, 1e6);
@@ -134,7 +136,7 @@ pub static PREFETCH_BUDGET: FloatSetting = FloatSetting::new("prefetch-budget", 
 pub static CACHE_POLICY: Mutex<PolicySetting> = Mutex::new(PolicySetting::predictive);
 
 /// Every numeric setting, for registration and for `EDGE.CONFIG`-style listings.
-pub static INTS: [&IntSetting; 12] = [
+pub static INTS: [&IntSetting; 13] = [
     &DEFAULT_K,
     &PREFETCH_K,
     &HISTORY_LEN,
@@ -147,6 +149,7 @@ pub static INTS: [&IntSetting; 12] = [
     &ITEM_SIZE,
     &SKIP_PCT,
     &PREFETCH_SHARE_PCT,
+    &PREDICT_STALENESS,
 ];
 
 /// Every real-valued setting.
@@ -182,6 +185,7 @@ pub fn current() -> Config {
         skip_threshold_pct: u(&SKIP_PCT) as u32,
         prefetch_share_pct: u(&PREFETCH_SHARE_PCT) as u32,
         prefetch_budget: PREFETCH_BUDGET.get(),
+        predict_staleness: u(&PREDICT_STALENESS),
         weights: edge_model::config::Weights {
             global: WEIGHT_GLOBAL.get(),
             personal: WEIGHT_PERSONAL.get(),

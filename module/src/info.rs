@@ -28,6 +28,7 @@ pub fn add_sections(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<(
         .field("records_total", s.records)?
         .field("skips_total", s.skips)?
         .field("predictions_total", s.predictions)?
+        .field("predict_memo_hits_total", s.predict_memo_hits)?
         .field("plays_total", s.plays)?
         .field("forgets_total", s.forgets)?
         .field("cache_hits_total", cs.hits)?
