@@ -31,6 +31,8 @@ pub struct Item {
     pub popularity: f64,
     /// Views ever recorded, undecayed.
     pub views: u64,
+    /// `ln(1 + views)`, cached for the popularity-affinity damping of every candidate.
+    pub ln_views: f32,
     /// Running mean of full-view durations in seconds (0 until a duration is known): the
     /// yardstick for skip detection.
     pub mean_duration_s: f32,
@@ -172,6 +174,7 @@ impl Catalog {
             fp,
             popularity: 0.0,
             views: 0,
+            ln_views: 0.0,
             mean_duration_s: 0.0,
             size_bytes: 0,
         });

@@ -21,8 +21,8 @@ use crate::error::CodecError;
 use crate::global::{Board, GlobalModel};
 use crate::hash::fingerprint;
 use crate::stats::Stats;
-use crate::transitions::{Entry, Row, Transitions};
-use crate::user::{HistoryEntry, PersonalTransition, UserState};
+use crate::transitions::{Entry, Row, Transitions, Val};
+use crate::user::{HistoryEntry, PersonalTransition, UserParts, UserState};
 
 /// First bytes of every blob.
 pub const MAGIC: &[u8; 4] = b"EDGC";
@@ -295,6 +295,7 @@ pub fn encode_user(u: &UserState) -> Vec<u8> {
         w.u64(t.next);
         w.f32(t.weight);
     }
+    w.f32(u.affinity());
     w.finish()
 }
 
@@ -335,15 +336,17 @@ pub fn decode_user(blob: &[u8]) -> Result<UserState, CodecError> {
             weight: r.f32()?,
         });
     }
+    let affinity = r.f32()?;
     r.end()?;
-    Ok(UserState::from_parts(
+    Ok(UserState::from_parts(UserParts {
         history,
-        seen,
+        seen_order: seen,
         personal,
         records,
         first_ts_ms,
         device,
-    ))
+        affinity,
+    }))
 }
 
 fn segment_code(s: Segment) -> u8 {
@@ -358,9 +361,12 @@ fn segment_code(s: Segment) -> u8 {
 pub fn encode_node(e: &Engine) -> Vec<u8> {
     let g = e.global();
     let mut w = Writer::frame(Kind::Node, NODE_VERSION);
-    w.varint(g.decay.half_life_ms());
-    w.ivarint(g.decay.landmark_ms());
+    for d in [&g.decay, &g.pop_decay] {
+        w.varint(d.half_life_ms());
+        w.ivarint(d.landmark_ms());
+    }
     w.f64(g.total_popularity);
+    w.varint(g.views_total);
     w.varint(g.catalog.hand() as u64);
     w.varint(g.catalog.slot_count() as u64);
     for (gen, item) in g.catalog.slots() {
@@ -381,11 +387,12 @@ pub fn encode_node(e: &Engine) -> Vec<u8> {
     w.varint(rows.len() as u64);
     for row in rows {
         w.f32(row.total());
-        w.varint(row.entries().len() as u64);
+        w.varint(row.len() as u64);
         for en in row.entries() {
             w.varint(u64::from(en.item.slot));
             w.varint(u64::from(en.item.gen));
-            w.f32(en.weight);
+            w.f32(en.val.count);
+            w.f32(en.val.error);
         }
     }
     let cache = e.cache();
@@ -431,9 +438,10 @@ pub fn encode_node(e: &Engine) -> Vec<u8> {
 /// Decodes a node blob into an engine running under `config`.
 pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
     let (mut r, _version) = Reader::open(blob, Kind::Node, NODE_VERSION)?;
-    let half_life = r.varint()?;
-    let landmark = r.ivarint()?;
+    let decay = Decay::new(r.varint()?, r.ivarint()?);
+    let pop_decay = Decay::new(r.varint()?, r.ivarint()?);
     let total_popularity = r.f64()?;
+    let views_total = r.varint()?;
     let hand = r.varint()? as usize;
     let n = r.count(2)?;
     let mut slots = Vec::with_capacity(n);
@@ -444,11 +452,14 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
             0 => None,
             1 => {
                 let name = r.str(MAX_NAME_LEN)?;
+                let popularity = r.f64()?;
+                let views = r.varint()?;
                 Some(Item {
                     name: name.into(),
                     fp: fingerprint(name.as_bytes()),
-                    popularity: r.f64()?,
-                    views: r.varint()?,
+                    popularity,
+                    views,
+                    ln_views: (1.0 + views as f32).ln(),
                     mean_duration_s: r.f32()?,
                     size_bytes: r.varint()?,
                 })
@@ -473,21 +484,26 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
     let mut rows = Vec::with_capacity(n);
     for _ in 0..n {
         let total = r.f32()?;
-        let m = r.count(6)?;
+        let m = r.count(10)?;
         let mut entries = Vec::with_capacity(m);
         for _ in 0..m {
             let slot = r.varint()?;
             let gen = r.varint()?;
-            let weight = r.f32()?;
+            let (count, error) = (r.f32()?, r.f32()?);
             if slot >= catalog.slot_count() as u64 || gen > u64::from(u32::MAX) {
                 return Err(CodecError::Invalid("transition to an unknown slot"));
             }
+            let item = ItemRef {
+                slot: slot as u32,
+                gen: gen as u32,
+            };
             entries.push(Entry {
-                item: ItemRef {
-                    slot: slot as u32,
-                    gen: gen as u32,
+                item,
+                val: Val {
+                    gen: item.gen,
+                    count,
+                    error,
                 },
-                weight,
             });
         }
         rows.push(Row::from_parts(entries, total));
@@ -496,9 +512,11 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
     let global = GlobalModel {
         catalog,
         transitions: Transitions::from_rows(rows),
-        decay: Decay::new(half_life, landmark),
+        decay,
+        pop_decay,
         board,
         total_popularity,
+        views_total,
     };
     let n = r.count(13)?;
     let mut entries = Vec::with_capacity(n);

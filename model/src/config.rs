@@ -7,23 +7,28 @@ use crate::error::ConfigError;
 /// top-k heap is sized by it.
 pub const MAX_K: usize = 1000;
 
-/// Every knob of the engine. Defaults are the tuned values quoted in the README; each field
-/// is validated by [`Config::validate`] before the engine sees it.
+/// Milliseconds in a day, for the half-life defaults.
+const DAY_MS: u64 = 86_400_000;
+
+/// Every knob of the engine. Defaults are the values measured best on MovieLens 100K with
+/// flat optima (see the README); each is validated by [`Config::validate`] first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `k` of EDGE.PREDICT when the caller gives none.
     pub default_k: usize,
-    /// How many predictions EDGE.PLAY prefetches after each view.
+    /// How many predictions EDGE.PLAY prefetches after each view when no budget is set.
     pub prefetch_k: usize,
-    /// Items of recent history kept per user (and the window that scoring and learning use).
+    /// Items of recent history kept per user; bounds both windows below.
     pub history_len: usize,
     /// Most distinct items remembered per user for "already seen" filtering.
     pub seen_max: usize,
     /// Personal transitions kept per user.
     pub personal_max: usize,
-    /// Half-life of the global evidence, in milliseconds; 0 turns decay off.
+    /// Half-life of the co-occurrence evidence in ms; 0 keeps it forever.
     pub half_life_ms: u64,
-    /// Successors kept per item (Space-Saving row width): bounds the transition table.
+    /// Half-life of item popularity in ms (the fallback ranking and the cache's frequency).
+    pub popularity_half_life_ms: u64,
+    /// Neighbours kept per item (row width): bounds the co-occurrence table.
     pub successors_max: usize,
     /// Distinct items the node tracks; the least popular are evicted beyond it.
     pub items_max: usize,
@@ -37,33 +42,97 @@ pub struct Config {
     /// Origin fetches per request the prefetcher may spend (misses included); 0 turns the
     /// controller off and every play prefetches `prefetch_k` predictions.
     pub prefetch_budget: f64,
+    /// How many views elsewhere a memoized prediction may lag behind before it is
+    /// recomputed (0: never served stale; see [`crate::Engine::predict_user`]).
+    pub predict_staleness: u64,
     /// Size assumed for an item when EDGE.PLAY gives no SIZE.
     pub default_item_size: u64,
     /// A view shorter than this percentage of the item's usual watch time is a skip.
     pub skip_threshold_pct: u32,
-    /// How many views elsewhere a memoized prediction may lag behind before it is
-    /// recomputed (0: never served stale; see [`crate::Engine::predict_user`]).
-    pub predict_staleness: u64,
-    /// Scoring weights (see [`crate::scoring`]).
+    /// How views become evidence.
+    pub learning: Learning,
+    /// How evidence becomes a ranking.
+    pub scoring: Scoring,
+    /// Blend of the evidence sources.
     pub weights: Weights,
 }
 
-/// How the evidence sources are blended. Kept as plain numbers so operators can tune them
-/// at run time; [`Weights::default`] holds the values measured best on held-out logs.
+/// How a view is credited to the items watched before it (see [`crate::global`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Learning {
+    /// Previous views linked to each new one.
+    pub window: usize,
+    /// Weight factor per step back (per group of simultaneous views).
+    pub decay: f64,
+    /// Weight of the reverse link (new → earlier) relative to the forward one. Episodes
+    /// have an order, so the forward link stays stronger; taste is symmetric, so the reverse
+    /// one still counts.
+    pub reverse: f64,
+    /// Views of one user at most this many ms apart are simultaneous: their order carries no
+    /// information (a page of ratings submitted at once), so they are linked both ways at
+    /// full weight and count as one step. 0 groups only identical timestamps; -1 never.
+    pub simultaneous_ms: i64,
+    /// Extra factor per step inside a group of simultaneous views.
+    pub group_inner: f64,
+    /// Space-Saving admission: a newcomer needs this fraction of the lightest entry.
+    pub admission: f64,
+}
+
+/// How the evidence around a user's recent views is turned into scores (see
+/// [`crate::scoring`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scoring {
+    /// Recent views (most recent first) whose neighbours are scored.
+    pub window: usize,
+    /// Weight factor per step back in that window.
+    pub decay: f64,
+    /// Row normalizer exponent: `count / rowsum^row_norm` sits between raw co-occurrence
+    /// (0, favours blockbusters) and conditional probability (1, favours one-off pairs).
+    pub row_norm: f64,
+    /// Strength of the popularity-affinity damping: candidates far from the user's usual
+    /// popularity level (mainstream or niche) are scaled by `exp(-affinity · dz²)`.
+    pub affinity: f64,
+    /// Learning rate of the user's popularity level.
+    pub affinity_rate: f64,
+}
+
+/// How the evidence sources are blended.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Weights {
-    /// Weight of the node's global item-to-item evidence.
+    /// Weight of the node's own co-occurrence evidence.
     pub global: f64,
-    /// Weight of the user's own transitions.
+    /// Weight of the user's own transitions (they name seen items, so they only rank
+    /// rewatches, with INCLUDESEEN).
     pub personal: f64,
-    /// Weight of the popularity prior, which also fills the list for new users.
-    pub popularity: f64,
     /// Weight of the federated (peer) evidence, once imported.
     pub federated: f64,
-    /// Geometric weight of older history positions when scoring (position d weighs `recency^d`).
-    pub recency: f64,
     /// A skip teaches this fraction of a full view.
     pub skip_weight: f64,
+}
+
+impl Default for Learning {
+    fn default() -> Self {
+        Learning {
+            window: 10,
+            decay: 0.8,
+            reverse: 0.7,
+            simultaneous_ms: 0,
+            group_inner: 0.95,
+            admission: 0.25,
+        }
+    }
+}
+
+impl Default for Scoring {
+    fn default() -> Self {
+        Scoring {
+            window: 10,
+            decay: 0.6,
+            row_norm: 0.6,
+            affinity: 0.1,
+            affinity_rate: 0.1,
+        }
+    }
 }
 
 impl Default for Weights {
@@ -71,9 +140,7 @@ impl Default for Weights {
         Weights {
             global: 1.0,
             personal: 0.5,
-            popularity: 1e-3,
             federated: 1.0,
-            recency: 0.9,
             skip_weight: 0.25,
         }
     }
@@ -88,15 +155,18 @@ impl Default for Config {
             seen_max: 2048,
             personal_max: 32,
             half_life_ms: 0,
-            successors_max: 64,
+            popularity_half_life_ms: 7 * DAY_MS,
+            successors_max: 128,
             items_max: 1_000_000,
             cache_capacity_bytes: 1 << 30,
             cache_policy: CachePolicy::Predictive,
             prefetch_share_pct: 0,
             prefetch_budget: 1.0,
+            predict_staleness: 0,
             default_item_size: 1 << 20,
             skip_threshold_pct: 25,
-            predict_staleness: 0,
+            learning: Learning::default(),
+            scoring: Scoring::default(),
             weights: Weights::default(),
         }
     }
@@ -111,6 +181,10 @@ fn check(ok: bool, name: &'static str, expected: &str) -> Result<(), ConfigError
             expected: expected.to_owned(),
         })
     }
+}
+
+fn unit(v: f64) -> bool {
+    v.is_finite() && (0.0..=1.0).contains(&v)
 }
 
 impl Config {
@@ -165,31 +239,62 @@ impl Config {
             "prefetch-budget",
             "a number in [0, 1000]",
         )?;
-        check(self.default_item_size >= 1, "item-size", ">= 1")?;
+        check(self.default_item_size >= 1, "item-size-bytes", ">= 1")?;
         check(
             self.skip_threshold_pct <= 100,
             "skip-threshold-pct",
             "0..=100",
         )?;
+        let l = &self.learning;
+        check((1..=256).contains(&l.window), "learn-window", "1..=256")?;
+        check(
+            unit(l.decay) && l.decay > 0.0,
+            "learn-decay",
+            "a number in (0, 1]",
+        )?;
+        check(unit(l.reverse), "reverse-weight", "a number in [0, 1]")?;
+        check(l.simultaneous_ms >= -1, "simultaneous-ms", ">= -1")?;
+        check(
+            unit(l.group_inner) && l.group_inner > 0.0,
+            "group-inner",
+            "a number in (0, 1]",
+        )?;
+        check(
+            l.admission.is_finite() && (0.0..=10.0).contains(&l.admission),
+            "admission",
+            "a number in [0, 10]",
+        )?;
+        let s = &self.scoring;
+        check((1..=256).contains(&s.window), "score-window", "1..=256")?;
+        check(
+            unit(s.decay) && s.decay > 0.0,
+            "score-decay",
+            "a number in (0, 1]",
+        )?;
+        check(
+            s.row_norm.is_finite() && (0.0..=2.0).contains(&s.row_norm),
+            "row-norm",
+            "a number in [0, 2]",
+        )?;
+        check(
+            s.affinity.is_finite() && (0.0..=10.0).contains(&s.affinity),
+            "affinity",
+            "a number in [0, 10]",
+        )?;
+        check(
+            unit(s.affinity_rate) && s.affinity_rate > 0.0,
+            "affinity-rate",
+            "a number in (0, 1]",
+        )?;
         let w = &self.weights;
         for (v, name) in [
             (w.global, "weight-global"),
             (w.personal, "weight-personal"),
-            (w.popularity, "weight-popularity"),
             (w.federated, "weight-federated"),
         ] {
             check(v.is_finite() && v >= 0.0, name, "a finite number >= 0")?;
         }
-        check(
-            w.recency > 0.0 && w.recency <= 1.0,
-            "recency",
-            "a number in (0, 1]",
-        )?;
-        check(
-            (0.0..=1.0).contains(&w.skip_weight),
-            "skip-weight",
-            "a number in [0, 1]",
-        )?;
+        check(unit(w.skip_weight), "skip-weight", "a number in [0, 1]")?;
         Ok(())
     }
 }
@@ -214,5 +319,25 @@ mod tests {
         let mut bad = Config::default();
         bad.weights.global = f64::NAN;
         assert_eq!(bad.validate().unwrap_err().name, "weight-global");
+        let mut bad = Config::default();
+        bad.scoring.decay = 0.0;
+        assert_eq!(bad.validate().unwrap_err().name, "score-decay");
+    }
+
+    #[test]
+    fn prefetch_share_follows_the_prefetch_volume() {
+        let c = |budget, k| Config {
+            prefetch_budget: budget,
+            prefetch_k: k,
+            ..Config::default()
+        };
+        assert!((c(1.0, 3).prefetch_share() - 0.1).abs() < 1e-12);
+        assert!((c(5.0, 3).prefetch_share() - 0.95).abs() < 1e-12);
+        assert!((c(0.0, 40).prefetch_share() - 0.95).abs() < 1e-12);
+        let explicit = Config {
+            prefetch_share_pct: 30,
+            ..Config::default()
+        };
+        assert!((explicit.prefetch_share() - 0.3).abs() < 1e-12);
     }
 }

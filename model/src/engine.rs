@@ -70,7 +70,7 @@ impl Engine {
         );
         Ok(Engine {
             version: fresh_version(),
-            global: GlobalModel::new(config.half_life_ms),
+            global: GlobalModel::new(config.half_life_ms, config.popularity_half_life_ms),
             cache,
             stats: Stats::default(),
             scorer: Scorer::default(),
@@ -108,9 +108,15 @@ impl Engine {
     }
 
     fn apply(&mut self, c: &Config, now_ms: i64) {
-        if c.half_life_ms != self.global.decay.half_life_ms() {
-            let factor = self.global.decay.set_half_life(c.half_life_ms, now_ms);
-            self.global.scale(factor);
+        let g = &mut self.global;
+        if c.half_life_ms != g.decay.half_life_ms() {
+            let factor = g.decay.set_half_life(c.half_life_ms, now_ms);
+            g.transitions.scale(factor as f32);
+        }
+        if c.popularity_half_life_ms != g.pop_decay.half_life_ms() {
+            let factor = g.pop_decay.set_half_life(c.popularity_half_life_ms, now_ms);
+            g.catalog.scale(factor);
+            g.total_popularity *= factor;
             self.cache.rescale(factor);
         }
         self.global.transitions.shrink(c.successors_max);
@@ -168,18 +174,18 @@ impl Engine {
             1.0
         };
         let params = LearnParams {
-            window: c.history_len,
-            recency: c.weights.recency as f32,
+            learning: c.learning,
             successors_max: c.successors_max,
             items_max: c.items_max,
         };
-        let (learned, rescaled) =
-            self.global
-                .learn(user.history(), view.item, view.ts_ms, view_weight, params);
-        if let Some(factor) = rescaled {
+        user.observe_affinity(self.global.popularity_z(view.item), c.scoring.affinity_rate);
+        let learned = self
+            .global
+            .learn(user.history(), view.item, view.ts_ms, view_weight, params);
+        if let Some(factor) = learned.pop_rescale {
             self.cache.rescale(factor);
         }
-        if let (Some(r), Some(d)) = (learned, view.duration_s) {
+        if let (Some(r), Some(d)) = (learned.item, view.duration_s) {
             if self.global.catalog.get(r).is_some_and(|i| i.views == 1) {
                 self.global.observe_duration(r, d, c.skip_threshold_pct);
             }
@@ -207,14 +213,8 @@ impl Engine {
         include_seen: bool,
     ) -> Vec<Prediction> {
         let start = Instant::now();
-        let q = Query {
-            k,
-            include_seen,
-            window: self.config.history_len,
-        };
-        let out = self
-            .scorer
-            .predict(&self.global, user, &self.config.weights, q);
+        let q = Query { k, include_seen };
+        let out = self.scorer.predict(&self.global, user, &self.config, q);
         self.stats.predictions += 1;
         self.stats
             .predict_latency
@@ -245,14 +245,10 @@ impl Engine {
         if hit {
             self.stats.predict_memo_hits += 1;
         } else {
-            let q = Query {
-                k,
-                include_seen,
-                window: self.config.history_len,
-            };
+            let q = Query { k, include_seen };
             let list = self
                 .scorer
-                .predict(&self.global, Some(user), &self.config.weights, q);
+                .predict(&self.global, Some(user), &self.config, q);
             *memo = Some(MemoEntry {
                 version: self.version,
                 k,
@@ -493,12 +489,7 @@ mod tests {
         };
         e.set_config(c, 300).unwrap();
         assert_eq!(e.global().catalog.len(), 50);
-        assert!(e
-            .global()
-            .transitions
-            .rows()
-            .iter()
-            .all(|r| r.entries().len() <= 2));
+        assert!(e.global().transitions.rows().iter().all(|r| r.len() <= 2));
         assert!(e
             .set_config(
                 Config {

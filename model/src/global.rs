@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 
 use crate::catalog::{Catalog, ItemRef};
+use crate::config::Learning;
 use crate::decay::Decay;
 use crate::transitions::Transitions;
 use crate::user::HistoryEntry;
@@ -18,10 +19,8 @@ pub const BOARD_LEN: usize = 1024;
 /// Settings the global model learns under, copied from [`crate::Config`].
 #[derive(Debug, Clone, Copy)]
 pub struct LearnParams {
-    /// Previous items (most recent first) that each view is credited to.
-    pub window: usize,
-    /// Geometric weight per step back in the window.
-    pub recency: f32,
+    /// How views are linked.
+    pub learning: Learning,
     /// Row width bound.
     pub successors_max: usize,
     /// Catalog bound.
@@ -95,6 +94,10 @@ impl Board {
         }
     }
 
+    fn memory_bytes(&self) -> usize {
+        self.items.capacity() * std::mem::size_of::<ItemRef>() + self.pos.capacity() * 4
+    }
+
     fn remove_slot(&mut self, slot: u32) {
         if let Some(i) = self.position(slot) {
             self.items.remove(i);
@@ -128,33 +131,73 @@ impl Board {
 pub struct GlobalModel {
     /// Items with popularity.
     pub catalog: Catalog,
-    /// Item-to-item evidence.
+    /// Item-to-item co-occurrence evidence.
     pub transitions: Transitions,
-    /// The decay clock shared by popularity and transitions.
+    /// The decay clock of the co-occurrence evidence.
     pub decay: Decay,
+    /// The decay clock of item popularity.
+    pub pop_decay: Decay,
     /// Popularity leaders.
     pub board: Board,
     /// Sum of all popularity (the normalizer of the popularity prior).
     pub total_popularity: f64,
+    /// Views learned, ever: with the catalog size, the mean popularity level that users'
+    /// popularity affinities are measured against.
+    pub views_total: u64,
+}
+
+/// What one learned view changed beyond the model itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Learned {
+    /// The item's reference (`None` only on a fingerprint collision, about 2^-64).
+    pub item: Option<ItemRef>,
+    /// If the popularity clock rescaled, the factor every popularity was multiplied by, so
+    /// that structures keyed by popularity (the cache's core) can follow.
+    pub pop_rescale: Option<f64>,
 }
 
 impl GlobalModel {
-    /// An empty model decaying with the given half-life.
-    pub fn new(half_life_ms: u64) -> Self {
+    /// An empty model with the given half-lives (0: no decay).
+    pub fn new(half_life_ms: u64, popularity_half_life_ms: u64) -> Self {
         GlobalModel {
             catalog: Catalog::default(),
             transitions: Transitions::default(),
             decay: Decay::new(half_life_ms, 0),
+            pop_decay: Decay::new(popularity_half_life_ms, 0),
             board: Board::default(),
             total_popularity: 0.0,
+            views_total: 0,
         }
     }
 
+    /// `ln(1 + mean views per item)`: the popularity level of an average item.
+    pub fn mean_ln_views(&self) -> f64 {
+        let n = self.catalog.len();
+        if n == 0 {
+            0.0
+        } else {
+            (1.0 + self.views_total as f64 / n as f64).ln()
+        }
+    }
+
+    /// How far above (positive) or below the average popularity level `item` is, in log
+    /// views; unknown items count as never viewed.
+    pub fn popularity_z(&self, item: &str) -> f64 {
+        let views = self
+            .catalog
+            .lookup(item)
+            .and_then(|r| self.catalog.get(r))
+            .map_or(0, |i| i.views);
+        (1.0 + views as f64).ln() - self.mean_ln_views()
+    }
+
     /// Learns that `item` was viewed at `ts_ms` after `history` (oldest first), with
-    /// `view_weight` (1 for a full view). Returns the item's reference (`None` in the
-    /// astronomically rare case of a fingerprint collision) and, if the decay clock had to
-    /// rescale, the factor every stored weight was multiplied by, so that caches keyed by
-    /// these weights can follow.
+    /// `view_weight` (1 for a full view).
+    ///
+    /// Walking back over the last `window` views, each earlier item `p` gets a forward link
+    /// `p → item` and a reverse link `item → p` (weighted `reverse`), both scaled by
+    /// `decay` per step back. Views at the same time (within `simultaneous_ms`) form one
+    /// unordered group: one step, linked both ways at full weight.
     pub fn learn(
         &mut self,
         history: &VecDeque<HistoryEntry>,
@@ -162,49 +205,67 @@ impl GlobalModel {
         ts_ms: i64,
         view_weight: f32,
         p: LearnParams,
-    ) -> (Option<ItemRef>, Option<f64>) {
-        let rescaled = self.decay.advance(ts_ms);
-        if let Some(factor) = rescaled {
-            self.scale(factor);
+    ) -> Learned {
+        let pop_rescale = self.pop_decay.advance(ts_ms);
+        if let Some(f) = pop_rescale {
+            self.catalog.scale(f);
+            self.total_popularity *= f;
         }
-        (
-            self.learn_at(history, item, ts_ms, view_weight, p),
-            rescaled,
-        )
-    }
-
-    fn learn_at(
-        &mut self,
-        history: &VecDeque<HistoryEntry>,
-        item: &str,
-        ts_ms: i64,
-        view_weight: f32,
-        p: LearnParams,
-    ) -> Option<ItemRef> {
-        let w = self.decay.weight(ts_ms) * f64::from(view_weight);
-        let (r, evicted) = self.catalog.intern(item, p.items_max)?;
+        if let Some(f) = self.decay.advance(ts_ms) {
+            self.transitions.scale(f as f32);
+        }
+        let Some((r, evicted)) = self.catalog.intern(item, p.items_max) else {
+            return Learned {
+                item: None,
+                pop_rescale,
+            };
+        };
         if let Some(slot) = evicted {
             self.forget_slot(slot);
         }
+        let gp = self.pop_decay.weight(ts_ms) * f64::from(view_weight);
         let it = self.catalog.get_mut(r).expect("just interned");
-        it.popularity += w;
+        it.popularity += gp;
         it.views += 1;
+        it.ln_views = (1.0 + it.views as f32).ln();
         let fp = it.fp;
-        self.total_popularity += w;
+        self.total_popularity += gp;
+        self.views_total += 1;
         self.board.bump(r, &self.catalog);
 
-        let mut coef = w as f32;
-        for prev in history.iter().rev().take(p.window) {
-            if prev.fp != fp {
-                if let Some(from) = self.catalog.lookup_fp_only(prev.fp) {
-                    self.transitions
-                        .row_mut(from)
-                        .add(r, coef, p.successors_max);
-                }
+        let l = p.learning;
+        let base = self.decay.weight(ts_ms) as f32 * view_weight;
+        let (mut wd, mut same_group, mut t_next) = (1.0f32, true, ts_ms);
+        for (d, prev) in history.iter().rev().take(l.window).enumerate() {
+            if l.simultaneous_ms < 0 || t_next.saturating_sub(prev.ts_ms) > l.simultaneous_ms {
+                same_group = false;
+                wd *= l.decay as f32;
+            } else if d > 0 {
+                wd *= l.group_inner as f32;
             }
-            coef *= p.recency;
+            t_next = prev.ts_ms;
+            if prev.fp == fp {
+                continue;
+            }
+            let Some(from) = self.catalog.lookup_fp_only(prev.fp) else {
+                continue;
+            };
+            let w = base * wd;
+            let adm = l.admission as f32;
+            self.transitions
+                .row_mut(from)
+                .add(r, w, p.successors_max, adm);
+            let back = if same_group { 1.0 } else { l.reverse as f32 };
+            if back > 0.0 {
+                self.transitions
+                    .row_mut(r)
+                    .add(from, w * back, p.successors_max, adm);
+            }
         }
-        Some(r)
+        Learned {
+            item: Some(r),
+            pop_rescale,
+        }
     }
 
     /// Evicts the catalog's least popular sampled item (used when `items-max` is lowered).
@@ -217,13 +278,6 @@ impl GlobalModel {
     fn forget_slot(&mut self, slot: u32) {
         self.transitions.clear_slot(slot);
         self.board.remove_slot(slot);
-    }
-
-    /// Multiplies all stored evidence by `factor` (decay rescale or half-life change).
-    pub fn scale(&mut self, factor: f64) {
-        self.catalog.scale(factor);
-        self.transitions.scale(factor as f32);
-        self.total_popularity *= factor;
     }
 
     /// Updates the running mean duration of an item and tells whether `duration_s` is a
@@ -249,9 +303,7 @@ impl GlobalModel {
 
     /// Heap bytes held.
     pub fn memory_bytes(&self) -> usize {
-        self.catalog.memory_bytes()
-            + self.transitions.memory_bytes()
-            + self.board.items.capacity() * std::mem::size_of::<ItemRef>()
+        self.catalog.memory_bytes() + self.transitions.memory_bytes() + self.board.memory_bytes()
     }
 }
 
@@ -260,45 +312,84 @@ mod tests {
     use super::*;
     use crate::hash::fingerprint;
 
+    /// A history of views one second apart.
     fn hist(items: &[&str]) -> VecDeque<HistoryEntry> {
         items
             .iter()
-            .map(|i| HistoryEntry {
+            .enumerate()
+            .map(|(t, i)| HistoryEntry {
                 item: (*i).into(),
                 fp: fingerprint(i.as_bytes()),
-                ts_ms: 0,
+                ts_ms: t as i64 * 1000,
                 weight: 1.0,
             })
             .collect()
     }
 
     const P: LearnParams = LearnParams {
-        window: 2,
-        recency: 0.5,
+        learning: Learning {
+            window: 2,
+            decay: 0.5,
+            reverse: 0.25,
+            simultaneous_ms: 0,
+            group_inner: 1.0,
+            admission: 0.0,
+        },
         successors_max: 8,
         items_max: 100,
     };
 
+    fn w(g: &GlobalModel, from: &str, to: &str) -> f32 {
+        let (f, t) = (
+            g.catalog.lookup(from).unwrap(),
+            g.catalog.lookup(to).unwrap(),
+        );
+        g.transitions
+            .row(f)
+            .and_then(|r| r.entries().find(|e| e.item == t))
+            .map_or(0.0, |e| e.val.count)
+    }
+
+    fn model() -> GlobalModel {
+        GlobalModel::new(0, 0)
+    }
+
     #[test]
-    fn learn_credits_window_with_geometric_weights() {
-        let mut g = GlobalModel::new(0);
+    fn learn_links_the_window_forward_and_back_with_decay() {
+        let mut g = model();
         for i in ["A", "B"] {
             g.learn(&VecDeque::new(), i, 0, 1.0, P);
         }
-        let c = g.learn(&hist(&["A", "B"]), "C", 0, 1.0, P).0.unwrap();
-        let a = g.catalog.lookup("A").unwrap();
-        let b = g.catalog.lookup("B").unwrap();
-        let wa = g.transitions.row(a).unwrap().entries()[0];
-        let wb = g.transitions.row(b).unwrap().entries()[0];
-        assert_eq!((wa.item, wa.weight), (c, 0.5));
-        assert_eq!((wb.item, wb.weight), (c, 1.0));
-        assert_eq!(g.board.items()[0..3].len(), 3);
+        g.learn(&hist(&["A", "B"]), "C", 5000, 1.0, P);
+        assert_eq!(w(&g, "B", "C"), 0.5, "one step back");
+        assert_eq!(w(&g, "A", "C"), 0.25, "two steps back");
+        assert_eq!(w(&g, "C", "B"), 0.125, "reverse link at a quarter");
+        assert_eq!(w(&g, "C", "A"), 0.0625);
         assert_eq!(g.total_popularity, 3.0);
+        assert_eq!(g.views_total, 3);
+    }
+
+    #[test]
+    fn simultaneous_views_are_one_unordered_step() {
+        let mut g = model();
+        let mut h = hist(&["A", "B"]);
+        h.iter_mut().for_each(|e| e.ts_ms = 7000);
+        for i in ["A", "B"] {
+            g.learn(&VecDeque::new(), i, 0, 1.0, P);
+        }
+        g.learn(&h, "C", 7000, 1.0, P);
+        assert_eq!(w(&g, "B", "C"), 1.0, "same group: no decay");
+        assert_eq!(
+            w(&g, "C", "B"),
+            1.0,
+            "same group: linked both ways at full weight"
+        );
+        assert_eq!(w(&g, "A", "C"), 1.0);
     }
 
     #[test]
     fn board_orders_by_popularity() {
-        let mut g = GlobalModel::new(0);
+        let mut g = model();
         for (item, n) in [("X", 1), ("Y", 3), ("Z", 2)] {
             for _ in 0..n {
                 g.learn(&VecDeque::new(), item, 0, 1.0, P);
@@ -316,7 +407,7 @@ mod tests {
 
     #[test]
     fn board_stays_sorted_and_indexed_through_evictions() {
-        let mut g = GlobalModel::new(0);
+        let mut g = model();
         let p = LearnParams { items_max: 40, ..P };
         for t in 0..5000u64 {
             // A skewed stream over 200 items into a 40-item catalog.
@@ -337,9 +428,26 @@ mod tests {
     }
 
     #[test]
+    fn popularity_decays_and_reports_its_rescale() {
+        let mut g = GlobalModel::new(0, 1000);
+        g.learn(&VecDeque::new(), "old", 0, 1.0, P);
+        g.learn(&VecDeque::new(), "new", 1000, 1.0, P);
+        let pop = |g: &GlobalModel, i| {
+            g.catalog
+                .get(g.catalog.lookup(i).unwrap())
+                .unwrap()
+                .popularity
+        };
+        assert!((pop(&g, "new") / pop(&g, "old") - 2.0).abs() < 1e-9);
+        let far = g.learn(&VecDeque::new(), "new", 60_000, 1.0, P);
+        assert!(far.pop_rescale.is_some(), "past 2^40 the clock rescales");
+        assert!(pop(&g, "new") > pop(&g, "old"));
+    }
+
+    #[test]
     fn skips_are_detected_against_the_usual_duration() {
-        let mut g = GlobalModel::new(0);
-        let r = g.learn(&VecDeque::new(), "E1", 0, 1.0, P).0.unwrap();
+        let mut g = model();
+        let r = g.learn(&VecDeque::new(), "E1", 0, 1.0, P).item.unwrap();
         assert!(!g.observe_duration(r, 2400, 25));
         assert!(g.observe_duration(r, 60, 25));
         assert!(!g.observe_duration(r, 2000, 25));

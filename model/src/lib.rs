@@ -24,6 +24,7 @@ pub mod error;
 pub mod global;
 pub mod hash;
 pub mod scoring;
+pub mod settings;
 pub mod stats;
 pub mod transitions;
 pub mod user;

@@ -1,25 +1,32 @@
 //! Turning evidence into a ranked list.
 //!
-//! The score of a candidate item `c` for a user whose recent views are `h_1` (latest) ..
-//! `h_H` blends three sources:
+//! For a user whose recent views are `h_0` (latest) .. `h_{H-1}`, each view carries a weight
+//! `w_d` that shrinks by `decay` per step back (views at the same moment share a step), and
+//! a candidate `c` scores
 //!
 //! ```text
-//! score(c) = w_global   · Σ_d recency^(d-1) · v(h_d) · row(h_d)[c] / |row(h_d)|
-//!          + w_personal · personal(h_1 → c) / |personal(h_1)|
-//!          + w_pop      · popularity(c) / Σ popularity
+//! s(c) = Σ_d w_d · sqrt( guaranteed(row(h_d)[c]) / rowsum(h_d)^row_norm ) / Σ_d w_d
+//!        · exp(-affinity · (z(c) - z_user)²)
 //! ```
 //!
-//! where `v` is the view weight (skips count less) and rows are row-normalized so that a
-//! blockbuster's huge row does not drown a niche item's sharp one. The popularity prior is
-//! small, so it orders the candidates the other sources do not separate and fills the list
-//! for a user with no history. Only items reachable from the user's rows, personal
-//! transitions or the popularity board are ever touched, and top-k uses a bounded heap:
-//! cost is O(H · successors + board) per prediction, independent of the catalog size.
+//! - `rowsum^row_norm` with `row_norm ≈ 0.6` sits between raw co-occurrence (blockbusters
+//!   everywhere) and conditional probability (one-off pairs win);
+//! - the square root is concave, so a candidate backed by several recent views beats one
+//!   strong pair;
+//! - `z` is an item's log-popularity relative to the catalog mean, `z_user` the user's usual
+//!   level: a niche viewer is shown niche items first, a mainstream viewer hits.
+//!
+//! The user's own transitions (they only name seen items) join with `weight-personal` when
+//! seen items are included. Everything not reached by the user's rows ranks below, by
+//! decayed popularity, which also fills the list for a new user. Ties go to the more popular
+//! item, then the smaller id. Only items reachable from the user's rows and the popularity
+//! board are touched, and top-k uses a bounded heap: cost is O(H · successors + k).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-use crate::config::Weights;
+use crate::catalog::ItemRef;
+use crate::config::Config;
 use crate::global::GlobalModel;
 use crate::user::UserState;
 
@@ -28,7 +35,7 @@ use crate::user::UserState;
 pub struct Prediction {
     /// The item id.
     pub item: String,
-    /// Its blended score (comparable within one list only).
+    /// Its score (comparable within one list only; 0 for popularity fill).
     pub score: f64,
 }
 
@@ -39,8 +46,6 @@ pub struct Query {
     pub k: usize,
     /// Keep items the user has already seen (rewatch prediction).
     pub include_seen: bool,
-    /// History items used for scoring (most recent first).
-    pub window: usize,
 }
 
 /// Reusable scratch space, so a prediction allocates nothing but its answer.
@@ -52,6 +57,7 @@ pub struct Scorer {
 
 struct Ranked<'a> {
     score: f64,
+    popularity: f64,
     name: &'a str,
 }
 
@@ -67,11 +73,54 @@ impl PartialOrd for Ranked<'_> {
     }
 }
 impl Ord for Ranked<'_> {
-    /// "Better" is greater: higher score, then (for a stable order across nodes) smaller name.
+    /// "Better" is greater: higher score, then more popular, then (for an order that is the
+    /// same on every node) the smaller name.
     fn cmp(&self, o: &Self) -> Ordering {
         self.score
             .total_cmp(&o.score)
+            .then_with(|| self.popularity.total_cmp(&o.popularity))
             .then_with(|| o.name.cmp(self.name))
+    }
+}
+
+/// The k best offers seen so far.
+struct TopK<'a> {
+    heap: BinaryHeap<Reverse<Ranked<'a>>>,
+    k: usize,
+}
+
+impl<'a> TopK<'a> {
+    fn new(k: usize) -> Self {
+        TopK {
+            heap: BinaryHeap::with_capacity(k + 1),
+            k,
+        }
+    }
+
+    /// The score a new offer must beat once the list is full.
+    fn bar(&self) -> Option<f64> {
+        (self.heap.len() >= self.k)
+            .then(|| self.heap.peek().map_or(f64::NEG_INFINITY, |r| r.0.score))
+    }
+
+    fn offer(&mut self, r: Ranked<'a>) {
+        if self.heap.len() < self.k {
+            self.heap.push(Reverse(r));
+        } else if self.heap.peek().is_some_and(|min| r > min.0) {
+            self.heap.pop();
+            self.heap.push(Reverse(r));
+        }
+    }
+
+    fn into_predictions(self) -> Vec<Prediction> {
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|Reverse(r)| Prediction {
+                item: r.name.to_owned(),
+                score: r.score,
+            })
+            .collect()
     }
 }
 
@@ -81,7 +130,7 @@ impl Scorer {
         if *s == 0.0 {
             self.touched.push(slot);
         }
-        // A candidate once touched stays touched even if its share is 0.
+        // A candidate once touched stays touched even if its share rounds to 0.
         *s += v.max(f32::MIN_POSITIVE);
     }
 
@@ -90,7 +139,7 @@ impl Scorer {
         &mut self,
         g: &GlobalModel,
         user: Option<&UserState>,
-        weights: &Weights,
+        config: &Config,
         q: Query,
     ) -> Vec<Prediction> {
         if q.k == 0 {
@@ -101,35 +150,42 @@ impl Scorer {
         }
         self.touched.clear();
         if let Some(u) = user {
-            self.gather_global(g, u, weights, q.window);
-            self.gather_personal(g, u, weights);
+            self.gather_global(g, u, config);
+            if q.include_seen {
+                self.gather_personal(g, u, config.weights.personal);
+            }
         }
-        let total_pop = g.total_popularity.max(f64::MIN_POSITIVE);
-        let pop_w = weights.popularity / total_pop;
         let seen = |fp: u64| !q.include_seen && user.is_some_and(|u| u.has_seen(fp));
+        let affinity = config.scoring.affinity;
+        let damping = match user {
+            Some(u) if affinity > 0.0 && u.records() > 0 => {
+                Some((affinity, g.mean_ln_views() + f64::from(u.affinity())))
+            }
+            _ => None,
+        };
 
-        let mut heap: BinaryHeap<Reverse<Ranked<'_>>> = BinaryHeap::with_capacity(q.k + 1);
-
-        // Candidates reached by the user's own evidence.
+        let mut top = TopK::new(q.k);
         for &slot in &self.touched {
             let Some((_, item)) = g.catalog.at(slot) else {
                 continue;
             };
-            if seen(item.fp) {
+            let mut score = f64::from(self.scores[slot as usize]);
+            // Damping never raises a score, so a candidate already below the bar is out.
+            if top.bar().is_some_and(|bar| score < bar) || seen(item.fp) {
                 continue;
             }
-            let score = f64::from(self.scores[slot as usize]) + pop_w * item.popularity;
-            offer_ranked(
-                &mut heap,
-                q.k,
-                Ranked {
-                    score,
-                    name: &item.name,
-                },
-            );
+            if let Some((a, level)) = damping {
+                let dz = f64::from(item.ln_views) - level;
+                score *= (-a * dz * dz).exp();
+            }
+            top.offer(Ranked {
+                score,
+                popularity: item.popularity,
+                name: &item.name,
+            });
         }
-        // The popularity board: everything else scores by popularity alone, so walking the
-        // leaders in order and stopping once k fresh ones are in is exact.
+        // Everything else ranks by popularity alone, below every scored candidate: walking
+        // the leaders in order and stopping once k fresh ones are in is exact.
         let mut fresh = 0;
         for &r in g.board.items() {
             if fresh >= q.k {
@@ -142,55 +198,65 @@ impl Scorer {
                 continue;
             }
             fresh += 1;
-            offer_ranked(
-                &mut heap,
-                q.k,
-                Ranked {
-                    score: pop_w * item.popularity,
-                    name: &item.name,
-                },
-            );
+            top.offer(Ranked {
+                score: 0.0,
+                popularity: item.popularity,
+                name: &item.name,
+            });
         }
         for &slot in &self.touched {
             self.scores[slot as usize] = 0.0;
         }
-        let mut out: Vec<Prediction> = heap
-            .into_sorted_vec()
-            .into_iter()
-            .map(|Reverse(r)| Prediction {
-                item: r.name.to_owned(),
-                score: r.score,
-            })
-            .collect();
-        out.truncate(q.k);
-        out
+        top.into_predictions()
     }
 
-    fn gather_global(&mut self, g: &GlobalModel, u: &UserState, w: &Weights, window: usize) {
-        if w.global <= 0.0 {
+    fn gather_global(&mut self, g: &GlobalModel, u: &UserState, c: &Config) {
+        let (s, l) = (&c.scoring, &c.learning);
+        if c.weights.global <= 0.0 {
             return;
         }
-        let mut coef = w.global;
-        for h in u.history().iter().rev().take(window) {
-            if let Some(from) = g.catalog.lookup_fp_only(h.fp) {
-                if let Some(row) = g.transitions.row(from) {
-                    let scale = (coef * f64::from(h.weight)
-                        / f64::from(row.total().max(f32::MIN_POSITIVE)))
-                        as f32;
-                    for e in row.entries() {
-                        if g.catalog.is_live(e.item) {
-                            self.add(e.item.slot, scale * e.weight);
-                        }
-                    }
+        let (mut wd, mut total_w) = (1.0f64, 0.0f64);
+        let mut t_next = u.last().map_or(0, |h| h.ts_ms);
+        for (d, h) in u.history().iter().rev().take(s.window).enumerate() {
+            // The same grouping as learning: views at one moment share a step.
+            if l.simultaneous_ms < 0 || t_next.saturating_sub(h.ts_ms) > l.simultaneous_ms {
+                if d > 0 {
+                    wd *= s.decay;
+                }
+            } else if d > 0 {
+                wd *= l.group_inner;
+            }
+            t_next = h.ts_ms;
+            let Some(from) = g.catalog.lookup_fp_only(h.fp) else {
+                continue;
+            };
+            let Some(row) = g.transitions.row(from) else {
+                continue;
+            };
+            if row.total() <= 0.0 {
+                continue;
+            }
+            let w = wd * f64::from(h.weight);
+            total_w += w;
+            let scale = (w * f64::from(row.total()).powf(-s.row_norm / 2.0)) as f32;
+            for (slot, v) in row.iter() {
+                let lb = v.guaranteed();
+                if lb > 0.0 && g.catalog.is_live(ItemRef { slot, gen: v.gen }) {
+                    self.add(slot, scale * lb.sqrt());
                 }
             }
-            coef *= w.recency;
+        }
+        if total_w > 0.0 {
+            let norm = (c.weights.global / total_w) as f32;
+            for &slot in &self.touched {
+                self.scores[slot as usize] *= norm;
+            }
         }
     }
 
-    fn gather_personal(&mut self, g: &GlobalModel, u: &UserState, w: &Weights) {
+    fn gather_personal(&mut self, g: &GlobalModel, u: &UserState, weight: f64) {
         let Some(last) = u.last() else { return };
-        if w.personal <= 0.0 {
+        if weight <= 0.0 {
             return;
         }
         let from_last = || u.personal().iter().filter(|t| t.prev == last.fp);
@@ -198,20 +264,11 @@ impl Scorer {
         if total <= 0.0 {
             return;
         }
-        let scale = (w.personal / f64::from(total)) as f32;
+        let scale = (weight / f64::from(total)) as f32;
         for t in from_last() {
             if let Some(r) = g.catalog.lookup_fp_only(t.next) {
                 self.add(r.slot, scale * t.weight);
             }
         }
-    }
-}
-
-fn offer_ranked<'a>(heap: &mut BinaryHeap<Reverse<Ranked<'a>>>, k: usize, r: Ranked<'a>) {
-    if heap.len() < k {
-        heap.push(Reverse(r));
-    } else if heap.peek().is_some_and(|min| r > min.0) {
-        heap.pop();
-        heap.push(Reverse(r));
     }
 }

@@ -77,6 +77,9 @@ pub struct UserState {
     records: u64,
     first_ts_ms: i64,
     device: Option<Box<str>>,
+    /// The user's usual popularity level (mean log-views of what they watch, relative to the
+    /// catalog mean): mainstream viewers sit above 0, niche viewers below.
+    affinity: f32,
     pub(crate) memo: Memo,
 }
 
@@ -119,6 +122,19 @@ impl UserState {
     /// Time of the first recorded view.
     pub fn first_ts_ms(&self) -> i64 {
         self.first_ts_ms
+    }
+
+    /// The user's popularity level (see [`UserState::observe_affinity`]).
+    pub fn affinity(&self) -> f32 {
+        self.affinity
+    }
+
+    /// Moves the popularity level towards `z`, the popularity of the item about to be
+    /// viewed: a plain mean over the first `1/rate` views, an exponential average after.
+    /// Call before [`UserState::push`] with the item's popularity before this view.
+    pub fn observe_affinity(&mut self, z: f64, rate: f64) {
+        let r = rate.max(1.0 / (self.records as f64 + 1.0));
+        self.affinity += (r * (z - f64::from(self.affinity))) as f32;
     }
 
     /// The device of the latest view.
@@ -215,14 +231,16 @@ impl UserState {
     }
 
     /// Rebuilds a user from persisted parts (see [`crate::codec`]).
-    pub fn from_parts(
-        history: Vec<HistoryEntry>,
-        seen_order: Vec<u64>,
-        personal: Vec<PersonalTransition>,
-        records: u64,
-        first_ts_ms: i64,
-        device: Option<Box<str>>,
-    ) -> Self {
+    pub fn from_parts(parts: UserParts) -> Self {
+        let UserParts {
+            history,
+            seen_order,
+            personal,
+            records,
+            first_ts_ms,
+            device,
+            affinity,
+        } = parts;
         let seen_order: VecDeque<u64> = seen_order.into();
         UserState {
             history: history.into(),
@@ -232,9 +250,29 @@ impl UserState {
             records,
             first_ts_ms,
             device,
+            affinity,
             memo: Memo::default(),
         }
     }
+}
+
+/// A user's persisted fields, in the order the codec writes them.
+#[derive(Debug, Clone, Default)]
+pub struct UserParts {
+    /// Recent views, oldest first.
+    pub history: Vec<HistoryEntry>,
+    /// Seen fingerprints, oldest first.
+    pub seen_order: Vec<u64>,
+    /// Personal transitions.
+    pub personal: Vec<PersonalTransition>,
+    /// Views ever.
+    pub records: u64,
+    /// First view time.
+    pub first_ts_ms: i64,
+    /// Latest device.
+    pub device: Option<Box<str>>,
+    /// Popularity level.
+    pub affinity: f32,
 }
 
 /// The per-user bounds, copied out of [`crate::Config`].

@@ -1,214 +1,155 @@
 //! Module settings: `CONFIG SET/GET edge.<name>` and load-time arguments.
 //!
-//! Each setting lives in a static that Redis reads and writes through the module config
-//! API; after any change the whole [`Config`] is rebuilt, validated and applied to the
-//! engine, so lowered bounds (cache capacity, items, successors) take effect at once.
+//! The settings themselves (names, ranges, meaning) live in one table,
+//! [`edge_model::settings::SETTINGS`]; this file only binds each entry to Redis's module
+//! config API. Integers register as numeric configs (Redis checks their range), reals and
+//! words as string configs checked by the table's parser. Every change is validated against
+//! the whole [`Config`] before it is accepted, then applied to the engine, so lowered bounds
+//! (cache capacity, items, successors) take effect at once and a refused change changes
+//! nothing.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex, MutexGuard};
 
-use redis_module::configuration::{ConfigurationContext, ConfigurationFlags};
-use redis_module::{enum_configuration, ConfigurationValue, RedisError, RedisString};
+use redis_module::configuration::{
+    get_i64_default_config_value, register_i64_configuration, register_string_configuration,
+    ConfigurationContext, ConfigurationFlags,
+};
+use redis_module::{ConfigurationValue, Context, RedisError, RedisString};
 
-use edge_model::{CachePolicy, Config};
+use edge_model::settings::{Kind, Setting, Value, SETTINGS};
+use edge_model::Config;
 
-enum_configuration! {
-    /// `edge.cache-policy`.
-    #[allow(non_camel_case_types)]
-    pub enum PolicySetting {
-        lru = 0,
-        predictive = 1,
+/// The configuration the settings describe; the engine's copy follows it.
+static DESIRED: LazyLock<Mutex<Config>> = LazyLock::new(|| Mutex::new(Config::default()));
+
+fn desired() -> MutexGuard<'static, Config> {
+    DESIRED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The configuration currently in force.
+pub fn current() -> Config {
+    desired().clone()
+}
+
+/// Binds one table entry to Redis: Redis keeps a `&'static` to it and calls `get`/`set`.
+struct Binding(&'static Setting);
+
+impl Binding {
+    /// Applies `v` if the whole configuration stays valid.
+    fn store(&self, v: Value) -> Result<(), RedisError> {
+        let mut c = desired();
+        let mut next = c.clone();
+        self.0.apply(&mut next, v);
+        next.validate()
+            .map_err(|e| RedisError::String(format!("edge.{} must be {}", e.name, e.expected)))?;
+        *c = next;
+        Ok(())
     }
 }
 
-/// A numeric setting with its bounds, registered as an i64 module config.
-pub struct IntSetting {
-    pub name: &'static str,
-    pub value: AtomicI64,
-    pub default: i64,
-    pub min: i64,
-    pub max: i64,
-}
-
-impl IntSetting {
-    const fn new(name: &'static str, default: i64, min: i64, max: i64) -> Self {
-        IntSetting {
-            name,
-            value: AtomicI64::new(default),
-            default,
-            min,
-            max,
-        }
-    }
-
-    fn get(&self) -> i64 {
-        self.value.load(Ordering::Relaxed)
-    }
-}
-
-impl ConfigurationValue<i64> for IntSetting {
+impl ConfigurationValue<i64> for Binding {
     fn get(&self, _: &ConfigurationContext) -> i64 {
-        self.value.load(Ordering::Relaxed)
+        match self.0.get(&desired()) {
+            Value::Int(v) => v,
+            Value::Float(f) => f as i64,
+            Value::Choice(i) => i as i64,
+        }
     }
     fn set(&self, _: &ConfigurationContext, v: i64) -> Result<(), RedisError> {
-        self.value.store(v, Ordering::Relaxed);
-        Ok(())
+        self.store(Value::Int(v))
     }
 }
 
-/// A real-valued setting (a scoring weight), registered as a string config and validated
-/// on CONFIG SET so a typo is refused rather than silently zeroed.
-pub struct FloatSetting {
-    pub name: &'static str,
-    pub value: Mutex<f64>,
-    pub default: &'static str,
-    pub min: f64,
-    pub max: f64,
-}
-
-impl FloatSetting {
-    const fn new(name: &'static str, default: &'static str, min: f64, max: f64) -> Self {
-        FloatSetting {
-            name,
-            value: Mutex::new(f64::NAN),
-            default,
-            min,
-            max,
-        }
-    }
-
-    fn get(&self) -> f64 {
-        let v = *self.value.lock().unwrap_or_else(|p| p.into_inner());
-        if v.is_nan() {
-            self.default.parse().expect("valid default")
-        } else {
-            v
-        }
-    }
-}
-
-impl ConfigurationValue<RedisString> for FloatSetting {
+impl ConfigurationValue<RedisString> for Binding {
     fn get(&self, _: &ConfigurationContext) -> RedisString {
-        RedisString::create(None, FloatSetting::get(self).to_string())
+        RedisString::create(None, self.0.show(&desired()))
     }
     fn set(&self, _: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
-        let v = std::str::from_utf8(val.as_slice())
-            .ok()
-            .and_then(|s| s.trim().parse::<f64>().ok())
-            .filter(|v| v.is_finite() && *v >= self.min && *v <= self.max)
-            .ok_or_else(|| {
-                RedisError::String(format!(
-                    "edge.{} must be a number between {} and {}",
-                    self.name, self.min, self.max
-                ))
-            })?;
-        *self.value.lock().unwrap_or_else(|p| p.into_inner()) = v;
-        Ok(())
+        let text = std::str::from_utf8(val.as_slice()).unwrap_or("");
+        let v = self
+            .0
+            .parse(text)
+            .map_err(|e| RedisError::String(format!("edge.{} must be {}", e.name, e.expected)))?;
+        self.store(v)
     }
 }
 
-const GIB: i64 = 1 << 30;
-
-pub static DEFAULT_K: IntSetting = IntSetting::new("default-k", 10, 1, 1000);
-pub static PREFETCH_K: IntSetting = IntSetting::new("prefetch-k", 3, 0, 100);
-pub static HISTORY_LEN: IntSetting = IntSetting::new("history-len", 20, 1, 256);
-pub static SEEN_MAX: IntSetting = IntSetting::new("seen-max", 2048, 0, 1_000_000);
-pub static PERSONAL_MAX: IntSetting = IntSetting::new("personal-max", 32, 0, 4096);
-pub static HALF_LIFE_SECS: IntSetting = IntSetting::new("half-life-secs", 0, 0, 10 * 365 * 86_400);
-pub static SUCCESSORS_MAX: IntSetting = IntSetting::new("successors-max", 64, 2, 4096);
-pub static ITEMS_MAX: IntSetting = IntSetting::new("items-max", 1_000_000, 16, 100_000_000);
-pub static CACHE_CAPACITY: IntSetting = IntSetting::new("cache-capacity-bytes", GIB, 0, 1 << 50);
-pub static ITEM_SIZE: IntSetting = IntSetting::new("item-size-bytes", 1 << 20, 1, 1 << 40);
-pub static SKIP_PCT: IntSetting = IntSetting::new("skip-threshold-pct", 25, 0, 100);
-pub static PREFETCH_SHARE_PCT: IntSetting = IntSetting::new("prefetch-share-pct", 0, 0, 100);
-pub static PREDICT_STALENESS: IntSetting =
-    IntSetting::new("predict-staleness", 0, 0, 1_000_000_000);
-
-pub static WEIGHT_GLOBAL: FloatSetting = FloatSetting::new("weight-global", "1", 0.0, 1e6);
-pub static WEIGHT_PERSONAL: FloatSetting = FloatSetting::new("weight-personal", "0.5", 0.0, 1e6);
-pub static WEIGHT_POPULARITY: FloatSetting =
-    FloatSetting::new("weight-popularity", "0.001", 0.0, 1e6);
-pub static WEIGHT_FEDERATED: FloatSetting = FloatSetting::new("weight-federated", "1", 0.0, 1e6);
-pub static RECENCY: FloatSetting = FloatSetting::new("recency", "0.9", 1e-6, 1.0);
-pub static SKIP_WEIGHT: FloatSetting = FloatSetting::new("skip-weight", "0.25", 0.0, 1.0);
-pub static PREFETCH_BUDGET: FloatSetting = FloatSetting::new("prefetch-budget", "1", 0.0, 1000.0);
-
-pub static CACHE_POLICY: Mutex<PolicySetting> = Mutex::new(PolicySetting::predictive);
-
-/// Every numeric setting, for registration and for `EDGE.CONFIG`-style listings.
-pub static INTS: [&IntSetting; 13] = [
-    &DEFAULT_K,
-    &PREFETCH_K,
-    &HISTORY_LEN,
-    &SEEN_MAX,
-    &PERSONAL_MAX,
-    &HALF_LIFE_SECS,
-    &SUCCESSORS_MAX,
-    &ITEMS_MAX,
-    &CACHE_CAPACITY,
-    &ITEM_SIZE,
-    &SKIP_PCT,
-    &PREFETCH_SHARE_PCT,
-    &PREDICT_STALENESS,
-];
-
-/// Every real-valued setting.
-pub static FLOATS: [&FloatSetting; 7] = [
-    &WEIGHT_GLOBAL,
-    &WEIGHT_PERSONAL,
-    &WEIGHT_POPULARITY,
-    &WEIGHT_FEDERATED,
-    &RECENCY,
-    &SKIP_WEIGHT,
-    &PREFETCH_BUDGET,
-];
-
-/// The engine configuration the settings currently describe.
-pub fn current() -> Config {
-    let policy = match *CACHE_POLICY.lock().unwrap_or_else(|p| p.into_inner()) {
-        PolicySetting::lru => CachePolicy::Lru,
-        PolicySetting::predictive => CachePolicy::Predictive,
-    };
-    let u = |s: &IntSetting| s.get().max(0) as u64;
-    Config {
-        default_k: u(&DEFAULT_K) as usize,
-        prefetch_k: u(&PREFETCH_K) as usize,
-        history_len: u(&HISTORY_LEN) as usize,
-        seen_max: u(&SEEN_MAX) as usize,
-        personal_max: u(&PERSONAL_MAX) as usize,
-        half_life_ms: u(&HALF_LIFE_SECS) * 1000,
-        successors_max: u(&SUCCESSORS_MAX) as usize,
-        items_max: u(&ITEMS_MAX) as usize,
-        cache_capacity_bytes: u(&CACHE_CAPACITY),
-        cache_policy: policy,
-        default_item_size: u(&ITEM_SIZE),
-        skip_threshold_pct: u(&SKIP_PCT) as u32,
-        prefetch_share_pct: u(&PREFETCH_SHARE_PCT) as u32,
-        prefetch_budget: PREFETCH_BUDGET.get(),
-        predict_staleness: u(&PREDICT_STALENESS),
-        weights: edge_model::config::Weights {
-            global: WEIGHT_GLOBAL.get(),
-            personal: WEIGHT_PERSONAL.get(),
-            popularity: WEIGHT_POPULARITY.get(),
-            federated: WEIGHT_FEDERATED.get(),
-            recency: RECENCY.get(),
-            skip_weight: SKIP_WEIGHT.get(),
-        },
-    }
-}
-
-/// Called by Redis after any `edge.*` setting changed.
-pub fn on_changed<G, T: ConfigurationValue<G>>(
-    ctx: &ConfigurationContext,
-    name: &str,
-    _: &'static T,
-) {
-    let _ = ctx;
+/// Called by Redis after any `edge.*` setting changed: the engine adopts the new config.
+fn on_changed<G, T: ConfigurationValue<G>>(_: &ConfigurationContext, name: &str, _: &'static T) {
     if let Err(e) = crate::state::reconfigure(current()) {
-        // Bounds are enforced per setting, so this is a cross-setting inconsistency.
         redis_module::logging::log_warning(format!("edge: setting {name} not applied: {e}"));
     }
 }
 
-/// Default flags for every setting.
-pub const FLAGS: ConfigurationFlags = ConfigurationFlags::DEFAULT;
+/// The value given for `name` among the load arguments, if any.
+fn arg_value<'a>(args: &'a [RedisString], name: &str) -> Option<&'a str> {
+    let i = args.iter().position(|a| a.as_slice() == name.as_bytes())?;
+    args.get(i + 1)
+        .and_then(|v| std::str::from_utf8(v.as_slice()).ok())
+}
+
+/// Load arguments come in `name value` pairs of known settings; anything else is a typo
+/// that would otherwise be silently ignored. Values are checked here too, so a bad one
+/// fails the load with a message naming it.
+pub fn check_args(args: &[RedisString]) -> Result<(), String> {
+    if !args.len().is_multiple_of(2) {
+        return Err("module arguments must be 'name value' pairs".into());
+    }
+    let mut c = Config::default();
+    for pair in args.chunks(2) {
+        let name = String::from_utf8_lossy(pair[0].as_slice());
+        let value = String::from_utf8_lossy(pair[1].as_slice());
+        if edge_model::settings::find(&name).is_none() {
+            return Err(format!("unknown module argument '{name}'"));
+        }
+        c.set(&name, &value)
+            .map_err(|e| format!("{} must be {}", e.name, e.expected))?;
+    }
+    Ok(())
+}
+
+/// Registers every setting with Redis (7.0+), taking load arguments as initial values.
+pub fn register(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
+    for s in SETTINGS {
+        let flags = ConfigurationFlags::DEFAULT;
+        // Registration hands Redis a reference for the life of the process.
+        let binding: &'static Binding = Box::leak(Box::new(Binding(s)));
+        match s.kind {
+            Kind::Int { min, max } => {
+                let Value::Int(default) = s.get(&Config::default()) else {
+                    unreachable!()
+                };
+                let initial = get_i64_default_config_value(args, s.name, default)
+                    .map_err(|e| format!("{}: {e}", s.name))?;
+                let flags = if s.name.ends_with("-bytes") {
+                    flags | ConfigurationFlags::MEMORY
+                } else {
+                    flags
+                };
+                register_i64_configuration(
+                    ctx,
+                    s.name,
+                    binding,
+                    initial,
+                    min,
+                    max,
+                    flags,
+                    Some(Box::new(on_changed::<i64, Binding>)),
+                );
+            }
+            Kind::Float { .. } | Kind::Choice(_) => {
+                let default = s.show(&Config::default());
+                let initial = arg_value(args, s.name).unwrap_or(&default).to_owned();
+                register_string_configuration(
+                    ctx,
+                    s.name,
+                    binding,
+                    &initial,
+                    flags,
+                    Some(Box::new(on_changed::<RedisString, Binding>)),
+                );
+            }
+        }
+    }
+    Ok(())
+}

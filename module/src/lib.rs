@@ -14,83 +14,38 @@ mod state;
 
 use std::os::raw::c_void;
 
-use redis_module::configuration::{get_i64_default_config_value, register_i64_configuration};
-use redis_module::configuration::{register_enum_configuration, register_string_configuration};
 use redis_module::server_events::{
     LoadingSubevent, INFO_COMMAND_HANDLER_LIST, LOADING_SERVER_EVENTS_LIST,
 };
 use redis_module::{raw, redis_module, Context, InfoContext, RedisResult, RedisString, Status};
 
-use crate::config::{CACHE_POLICY, FLAGS, FLOATS, INTS};
 use crate::datatype::USER_TYPE;
 
 /// Registers the settings with Redis (7.0+), taking load-time arguments as initial values:
 /// `--loadmodule libedgecache.so default-k 5 cache-policy lru`.
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
-    if let Err(e) = check_args(args).and_then(|()| subscribe_flush(ctx)) {
+    if let Err(e) = config::check_args(args).and_then(|()| subscribe_flush(ctx)) {
         ctx.log_warning(&format!("edge: {e}"));
         return Status::Err;
     }
     // SAFETY: the API table is filled in once by RedisModule_Init before OnLoad runs on the
     // main thread, and never written again; reading it here races with nothing.
-    if unsafe { raw::RedisModule_RegisterNumericConfig }.is_none() {
+    let (register, load) = unsafe {
+        (
+            raw::RedisModule_RegisterNumericConfig,
+            raw::RedisModule_LoadConfigs,
+        )
+    };
+    if register.is_none() {
         ctx.log_warning("edge: this server has no module config API (Redis < 7.0); using defaults");
         return Status::Ok;
     }
-    for s in INTS {
-        let default = match get_i64_default_config_value(args, s.name, s.default) {
-            Ok(v) if (s.min..=s.max).contains(&v) => v,
-            _ => {
-                ctx.log_warning(&format!(
-                    "edge: {} must be an integer between {} and {}",
-                    s.name, s.min, s.max
-                ));
-                return Status::Err;
-            }
-        };
-        register_i64_configuration(
-            ctx,
-            s.name,
-            s,
-            default,
-            s.min,
-            s.max,
-            FLAGS,
-            Some(Box::new(config::on_changed)),
-        );
+    if let Err(e) = config::register(ctx, args) {
+        ctx.log_warning(&format!("edge: {e}"));
+        return Status::Err;
     }
-    for f in FLOATS {
-        let default = arg_value(args, f.name).unwrap_or(f.default);
-        register_string_configuration(
-            ctx,
-            f.name,
-            f,
-            default,
-            FLAGS,
-            Some(Box::new(config::on_changed)),
-        );
-    }
-    let policy = match arg_value(args, "cache-policy").unwrap_or("predictive") {
-        "lru" => config::PolicySetting::lru,
-        "predictive" => config::PolicySetting::predictive,
-        other => {
-            ctx.log_warning(&format!(
-                "edge: unknown cache-policy '{other}' (lru or predictive)"
-            ));
-            return Status::Err;
-        }
-    };
-    register_enum_configuration(
-        ctx,
-        "cache-policy",
-        &CACHE_POLICY,
-        policy,
-        FLAGS,
-        Some(Box::new(config::on_changed)),
-    );
-    // SAFETY: as above for the table read; LoadConfigs is called once, from OnLoad, with
-    // the module context Redis gave us.
-    if let Some(load) = unsafe { raw::RedisModule_LoadConfigs } {
+    if let Some(load) = load {
+        // SAFETY: LoadConfigs is called once, from OnLoad, with the context Redis gave us.
         if unsafe { load(ctx.get_raw()) } == raw::REDISMODULE_ERR as i32 {
             ctx.log_warning("edge: a setting was refused");
             return Status::Err;
@@ -101,34 +56,6 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         return Status::Err;
     }
     Status::Ok
-}
-
-fn arg_value<'a>(args: &'a [RedisString], name: &str) -> Option<&'a str> {
-    let i = args.iter().position(|a| a.as_slice() == name.as_bytes())?;
-    args.get(i + 1)
-        .and_then(|v| std::str::from_utf8(v.as_slice()).ok())
-}
-
-/// Load arguments come in `name value` pairs of known settings; anything else is a typo
-/// that would otherwise be silently ignored.
-fn check_args(args: &[RedisString]) -> Result<(), String> {
-    if !args.len().is_multiple_of(2) {
-        return Err("module arguments must be 'name value' pairs".into());
-    }
-    let known = |n: &[u8]| {
-        n == b"cache-policy"
-            || INTS.iter().any(|s| s.name.as_bytes() == n)
-            || FLOATS.iter().any(|s| s.name.as_bytes() == n)
-    };
-    for pair in args.chunks(2) {
-        if !known(pair[0].as_slice()) {
-            return Err(format!(
-                "unknown module argument '{}'",
-                String::from_utf8_lossy(pair[0].as_slice())
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[linkme::distributed_slice(INFO_COMMAND_HANDLER_LIST)]

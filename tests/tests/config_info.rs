@@ -33,13 +33,13 @@ fn load_arguments_become_settings() {
             .module_arg("cache-policy", "lru")
             .module_arg("cache-capacity-bytes", "3")
             .module_arg("item-size-bytes", "1")
-            .module_arg("recency", "0.5"),
+            .module_arg("score-decay", "0.5"),
     );
     assert_eq!(config_get(&mut s, "edge.default-k"), "5");
     assert_eq!(config_get(&mut s, "edge.cache-policy"), "lru");
     assert_eq!(config_get(&mut s, "edge.cache-capacity-bytes"), "3");
     assert_eq!(config_get(&mut s, "edge.item-size-bytes"), "1");
-    assert_eq!(config_get(&mut s, "edge.recency"), "0.5");
+    assert_eq!(config_get(&mut s, "edge.score-decay"), "0.5");
     assert_eq!(
         config_get(&mut s, "edge.prefetch-k"),
         "3",
@@ -113,7 +113,10 @@ fn bad_load_arguments_refuse_the_module() {
             vec!["default-k", "0"],
             "default-k must be an integer between 1 and 1000",
         ),
-        (vec!["cache-policy", "fifo"], "unknown cache-policy 'fifo'"),
+        (
+            vec!["cache-policy", "fifo"],
+            "cache-policy must be one of lru, predictive",
+        ),
     ] {
         let mut opts = ServerOpts::new();
         for a in &args {

@@ -50,47 +50,26 @@ pub struct EdgeSpec {
     pub k: usize,
 }
 
-/// Sets one engine setting by its module name, so in-process runs take the same names as
-/// `CONFIG SET edge.<name>`.
+/// Sets one engine setting by its module name (the model's settings table), so in-process
+/// runs take the same names and ranges as `CONFIG SET edge.<name>`.
 pub fn apply_setting(cfg: &mut Config, name: &str, value: &str) -> Result<()> {
-    fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T> {
-        v.trim()
-            .parse()
-            .map_err(|_| Error::Config(format!("{name}: {v:?} is not a valid number")))
+    if matches!(name, "cache-capacity-bytes" | "item-size-bytes") {
+        return Err(Error::Usage(format!(
+            "{name} is set by eval from --cache-items/--cache-bytes; don't sweep it"
+        )));
     }
-    let w = &mut cfg.weights;
-    match name {
-        "prefetch-k" => cfg.prefetch_k = num(name, value)?,
-        "default-k" => cfg.default_k = num(name, value)?,
-        "history-len" => cfg.history_len = num(name, value)?,
-        "seen-max" => cfg.seen_max = num(name, value)?,
-        "personal-max" => cfg.personal_max = num(name, value)?,
-        "half-life-secs" => cfg.half_life_ms = num::<u64>(name, value)? * 1000,
-        "successors-max" => cfg.successors_max = num(name, value)?,
-        "items-max" => cfg.items_max = num(name, value)?,
-        "skip-threshold-pct" => cfg.skip_threshold_pct = num(name, value)?,
-        "cache-policy" => cfg.cache_policy = value.parse().map_err(Error::Config)?,
-        "prefetch-share-pct" => cfg.prefetch_share_pct = num(name, value)?,
-        "prefetch-budget" => cfg.prefetch_budget = num(name, value)?,
-        "weight-global" => w.global = num(name, value)?,
-        "weight-personal" => w.personal = num(name, value)?,
-        "weight-popularity" => w.popularity = num(name, value)?,
-        "weight-federated" => w.federated = num(name, value)?,
-        "recency" => w.recency = num(name, value)?,
-        "skip-weight" => w.skip_weight = num(name, value)?,
-        "cache-capacity-bytes" | "item-size-bytes" => {
-            return Err(Error::Usage(format!(
-                "{name} is set by eval from --cache-items/--cache-bytes; don't sweep it"
-            )))
-        }
-        _ => {
-            return Err(Error::Usage(format!(
-                "unknown engine setting {name:?} for the in-process path (known: prefetch-k, \
-                 prefetch-budget, prefetch-share-pct, cache-policy, history-len, weight-*, ...)"
-            )))
-        }
+    if edge_model::settings::find(name).is_none() {
+        let known: Vec<&str> = edge_model::settings::SETTINGS
+            .iter()
+            .map(|s| s.name)
+            .collect();
+        return Err(Error::Usage(format!(
+            "unknown engine setting {name:?} (known: {})",
+            known.join(", ")
+        )));
     }
-    Ok(())
+    cfg.set(name, value)
+        .map_err(|e| Error::Config(e.to_string()))
 }
 
 /// The engine configuration of a run.
