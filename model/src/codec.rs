@@ -358,8 +358,8 @@ fn segment_code(s: Segment) -> u8 {
 }
 
 /// Encodes a node's global model, cache contents and counters (the RDB aux payload).
-pub fn encode_node(e: &Engine) -> Vec<u8> {
-    let g = e.global();
+pub fn encode_node(e: &mut Engine) -> Vec<u8> {
+    let (g, cache, s) = e.parts();
     let mut w = Writer::frame(Kind::Node, NODE_VERSION);
     for d in [&g.decay, &g.pop_decay] {
         w.varint(d.half_life_ms());
@@ -395,7 +395,6 @@ pub fn encode_node(e: &Engine) -> Vec<u8> {
             w.f32(en.val.error);
         }
     }
-    let cache = e.cache();
     let entries = cache.entries();
     w.varint(entries.len() as u64);
     for c in &entries {
@@ -423,7 +422,6 @@ pub fn encode_node(e: &Engine) -> Vec<u8> {
     ] {
         w.varint(v);
     }
-    let s = e.stats();
     for v in [s.records, s.skips, s.predictions, s.plays, s.forgets] {
         w.varint(v);
     }
@@ -631,9 +629,9 @@ mod tests {
     #[test]
     fn node_round_trips_to_identical_predictions() {
         let (mut e, users) = trained();
-        let blob = encode_node(&e);
+        let blob = encode_node(&mut e);
         let mut d = decode_node(&blob, e.config().clone()).unwrap();
-        assert_eq!(encode_node(&d), blob);
+        assert_eq!(encode_node(&mut d), blob);
         for u in &users {
             assert_eq!(d.predict(Some(u), 10, false), e.predict(Some(u), 10, false));
         }
@@ -642,8 +640,8 @@ mod tests {
 
     #[test]
     fn every_corruption_is_an_error_not_a_panic() {
-        let (e, users) = trained();
-        for blob in [encode_user(&users[0]), encode_node(&e)] {
+        let (mut e, users) = trained();
+        for blob in [encode_user(&users[0]), encode_node(&mut e)] {
             for cut in 0..blob.len() {
                 assert!(decode_user(&blob[..cut]).is_err());
                 assert!(decode_node(&blob[..cut], Config::default()).is_err());

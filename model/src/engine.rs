@@ -107,7 +107,23 @@ impl Engine {
         Ok(())
     }
 
+    fn learn_params(c: &Config) -> LearnParams {
+        LearnParams {
+            learning: c.learning,
+            successors_max: c.successors_max,
+            items_max: c.items_max,
+        }
+    }
+
+    /// Applies links still buffered by learning (see [`crate::transitions::Transitions`]).
+    /// Every reader of the model calls it, so answers never depend on when a batch lands.
+    pub fn flush(&mut self) {
+        self.global.flush(Self::learn_params(&self.config));
+    }
+
     fn apply(&mut self, c: &Config, now_ms: i64) {
+        // Buffered links were learned under the old settings: they land under them.
+        self.flush();
         let g = &mut self.global;
         if c.half_life_ms != g.decay.half_life_ms() {
             let factor = g.decay.set_half_life(c.half_life_ms, now_ms);
@@ -131,8 +147,21 @@ impl Engine {
         );
     }
 
-    /// The global model.
-    pub fn global(&self) -> &GlobalModel {
+    /// Model, cache and counters together, with every buffered link applied (for
+    /// persistence and reporting, which need all three at once).
+    pub fn parts(&mut self) -> (&GlobalModel, &EdgeCache, &Stats) {
+        self.flush();
+        (&self.global, &self.cache, &self.stats)
+    }
+
+    /// The item catalog (never waits on buffered links).
+    pub fn catalog(&self) -> &crate::catalog::Catalog {
+        &self.global.catalog
+    }
+
+    /// The global model, with every buffered link applied.
+    pub fn global(&mut self) -> &GlobalModel {
+        self.flush();
         &self.global
     }
 
@@ -173,11 +202,7 @@ impl Engine {
         } else {
             1.0
         };
-        let params = LearnParams {
-            learning: c.learning,
-            successors_max: c.successors_max,
-            items_max: c.items_max,
-        };
+        let params = Self::learn_params(c);
         user.observe_affinity(self.global.popularity_z(view.item), c.scoring.affinity_rate);
         let learned = self
             .global
@@ -213,6 +238,7 @@ impl Engine {
         include_seen: bool,
     ) -> Vec<Prediction> {
         let start = Instant::now();
+        self.flush();
         let q = Query { k, include_seen };
         let out = self.scorer.predict(&self.global, user, &self.config, q);
         self.stats.predictions += 1;

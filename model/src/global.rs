@@ -211,8 +211,14 @@ impl GlobalModel {
             self.catalog.scale(f);
             self.total_popularity *= f;
         }
+        let adm = p.learning.admission as f32;
         if let Some(f) = self.decay.advance(ts_ms) {
+            self.transitions.flush(p.successors_max, adm);
             self.transitions.scale(f as f32);
+        }
+        if self.catalog.len() >= p.items_max && self.catalog.lookup(item).is_none() {
+            // An eviction clears a row: buffered links must land before it, as they would have.
+            self.transitions.flush(p.successors_max, adm);
         }
         let Some((r, evicted)) = self.catalog.intern(item, p.items_max) else {
             return Learned {
@@ -266,6 +272,12 @@ impl GlobalModel {
             item: Some(r),
             pop_rescale,
         }
+    }
+
+    /// Applies buffered links (see [`Transitions`]); every reader of the rows calls it.
+    pub fn flush(&mut self, p: LearnParams) {
+        self.transitions
+            .flush(p.successors_max, p.learning.admission as f32);
     }
 
     /// Evicts the catalog's least popular sampled item (used when `items-max` is lowered).
@@ -339,7 +351,8 @@ mod tests {
         items_max: 100,
     };
 
-    fn w(g: &GlobalModel, from: &str, to: &str) -> f32 {
+    fn w(g: &mut GlobalModel, from: &str, to: &str) -> f32 {
+        g.flush(P);
         let (f, t) = (
             g.catalog.lookup(from).unwrap(),
             g.catalog.lookup(to).unwrap(),
@@ -361,10 +374,10 @@ mod tests {
             g.learn(&VecDeque::new(), i, 0, 1.0, P);
         }
         g.learn(&hist(&["A", "B"]), "C", 5000, 1.0, P);
-        assert_eq!(w(&g, "B", "C"), 0.5, "one step back");
-        assert_eq!(w(&g, "A", "C"), 0.25, "two steps back");
-        assert_eq!(w(&g, "C", "B"), 0.125, "reverse link at a quarter");
-        assert_eq!(w(&g, "C", "A"), 0.0625);
+        assert_eq!(w(&mut g, "B", "C"), 0.5, "one step back");
+        assert_eq!(w(&mut g, "A", "C"), 0.25, "two steps back");
+        assert_eq!(w(&mut g, "C", "B"), 0.125, "reverse link at a quarter");
+        assert_eq!(w(&mut g, "C", "A"), 0.0625);
         assert_eq!(g.total_popularity, 3.0);
         assert_eq!(g.views_total, 3);
     }
@@ -378,13 +391,13 @@ mod tests {
             g.learn(&VecDeque::new(), i, 0, 1.0, P);
         }
         g.learn(&h, "C", 7000, 1.0, P);
-        assert_eq!(w(&g, "B", "C"), 1.0, "same group: no decay");
+        assert_eq!(w(&mut g, "B", "C"), 1.0, "same group: no decay");
         assert_eq!(
-            w(&g, "C", "B"),
+            w(&mut g, "C", "B"),
             1.0,
             "same group: linked both ways at full weight"
         );
-        assert_eq!(w(&g, "A", "C"), 1.0);
+        assert_eq!(w(&mut g, "A", "C"), 1.0);
     }
 
     #[test]

@@ -247,12 +247,11 @@ pub fn user(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Ok(RedisValue::Null);
     };
     let engine = state::engine();
+    let catalog = engine.catalog();
     let name_of = |fp: u64| {
-        engine
-            .global()
-            .catalog
+        catalog
             .lookup_fp_only(fp)
-            .and_then(|r| engine.global().catalog.get(r))
+            .and_then(|r| catalog.get(r))
             .map_or_else(|| format!("#{fp:016x}"), |i| i.name.to_string())
     };
     let history: Vec<RedisValue> = u

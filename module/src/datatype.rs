@@ -116,7 +116,7 @@ unsafe extern "C" fn aof_rewrite(
     value: *mut c_void,
 ) {
     if !NODE_EMITTED.swap(true, Ordering::Relaxed) {
-        let node = encode_node(&state::engine());
+        let node = encode_node(&mut state::engine());
         // SAFETY: `aof` comes from Redis.
         unsafe { emit(aof, c"EDGE.NODE.RESTORE", None, &node) };
     }
@@ -153,7 +153,7 @@ unsafe extern "C" fn copy(
 
 unsafe extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
     if when == raw::Aux::Before as c_int {
-        raw::save_slice(rdb, &encode_node(&state::engine()));
+        raw::save_slice(rdb, &encode_node(&mut state::engine()));
     }
 }
 

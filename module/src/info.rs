@@ -12,11 +12,10 @@ use crate::state;
 
 /// Fills the module's INFO sections.
 pub fn add_sections(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<()> {
-    let engine = state::engine();
-    let g = engine.global();
-    let cache = engine.cache();
+    let mut engine = state::engine();
+    let memory = engine.memory_bytes();
+    let (g, cache, s) = engine.parts();
     let cs = cache.stats();
-    let s = engine.stats();
     let u = |v: usize| v as u64;
 
     let stats = ctx
@@ -41,7 +40,7 @@ pub fn add_sections(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<(
         .field("cache_bytes", cache.used_bytes())?
         .field("cache_capacity_bytes", cache.capacity())?
         .field("cache_policy", cache.policy().as_str())?
-        .field("model_memory_bytes", u(engine.memory_bytes()))?;
+        .field("model_memory_bytes", u(memory))?;
 
     let mut latency = stats
         .build_section()?
