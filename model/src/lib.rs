@@ -23,6 +23,7 @@ pub mod engine;
 pub mod error;
 pub mod global;
 pub mod hash;
+pub mod request;
 pub mod scoring;
 pub mod settings;
 pub mod stats;

@@ -18,69 +18,32 @@
 use redis_module::{raw, Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
 
 use edge_model::codec::{decode_node, decode_user};
-use edge_model::config::MAX_K;
+use edge_model::request::{self, ArgError, ViewRequest};
 use edge_model::scoring::Prediction;
-use edge_model::{Engine, UserState, View};
+use edge_model::{Engine, UserState};
 
-use crate::args::{self, err, id, int_in, once, unknown_option, Options};
 use crate::datatype::USER_TYPE;
 use crate::state;
 
-/// Largest accepted timestamp (ms): about the year 287,000, and exact in an `f64`.
-const MAX_TS_MS: i64 = 1 << 53;
-/// Longest accepted view, in seconds (about 115 days).
-const MAX_DURATION_S: i64 = 10_000_000;
-/// Largest item size, in bytes (1 TiB).
-const MAX_SIZE: i64 = 1 << 40;
-
-/// The optional fields of a view, as given on the command line.
-#[derive(Default)]
-struct ViewArgs<'a> {
-    duration: Option<u32>,
-    ts: Option<i64>,
-    device: Option<&'a str>,
-    size: Option<u64>,
+/// An error reply with the conventional prefix.
+fn err(msg: impl std::fmt::Display) -> RedisError {
+    RedisError::String(format!("ERR {msg}"))
 }
 
-impl<'a> ViewArgs<'a> {
-    fn parse(rest: &'a [RedisString], allow_size: bool) -> Result<Self, RedisError> {
-        let mut v = ViewArgs::default();
-        let mut opts = Options::new(rest);
-        while let Some(name) = opts.next_name() {
-            match name.as_str() {
-                "DURATION" => {
-                    once(&v.duration, "DURATION")?;
-                    v.duration =
-                        Some(
-                            int_in(opts.value("DURATION")?, "DURATION", 0, MAX_DURATION_S)? as u32,
-                        );
-                }
-                "TS" => {
-                    once(&v.ts, "TS")?;
-                    v.ts = Some(int_in(opts.value("TS")?, "TS", 0, MAX_TS_MS)?);
-                }
-                "DEVICE" => {
-                    once(&v.device, "DEVICE")?;
-                    v.device = Some(args::device(opts.value("DEVICE")?)?);
-                }
-                "SIZE" if allow_size => {
-                    once(&v.size, "SIZE")?;
-                    v.size = Some(int_in(opts.value("SIZE")?, "SIZE", 1, MAX_SIZE)? as u64);
-                }
-                other => return Err(unknown_option(other)),
-            }
-        }
-        Ok(v)
-    }
+/// Parses a command's arguments (after its name) with the model's grammar.
+fn parse<'a, T>(
+    args: &'a [&'a [u8]],
+    grammar: impl FnOnce(&'a [&'a [u8]]) -> Result<T, ArgError>,
+) -> Result<T, RedisError> {
+    grammar(args).map_err(|e| match e {
+        ArgError::WrongArity => RedisError::WrongArity,
+        ArgError::Invalid(m) => err(m),
+    })
+}
 
-    fn view(&self, item: &'a str, now: i64) -> View<'a> {
-        View {
-            item,
-            ts_ms: self.ts.unwrap_or(now),
-            duration_s: self.duration,
-            device: self.device,
-        }
-    }
+/// The raw bytes of the arguments after the command name.
+fn bytes(args: &[RedisString]) -> Vec<&[u8]> {
+    args.iter().skip(1).map(RedisString::as_slice).collect()
 }
 
 /// The reply for a key that holds another type. The crate's own message lacks the
@@ -126,47 +89,28 @@ fn notify(ctx: &Context, event: &str, key: &RedisString) {
 
 /// `EDGE.RECORD user item [DURATION s] [TS ms] [DEVICE d]`
 pub fn record(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if args.len() < 3 {
-        return Err(RedisError::WrongArity);
-    }
-    id(&args[1], "user")?;
-    let item = id(&args[2], "item")?;
-    let va = ViewArgs::parse(&args[3..], false)?;
-    let view = va.view(item, state::now_ms());
+    let raw = bytes(&args);
+    let r: ViewRequest = parse(&raw, request::record)?;
+    let view = r.view(state::now_ms());
     with_user(ctx, &args[1], |e, u| e.record(u, &view))?;
-    replicate_with_ts(ctx, "EDGE.RECORD", &args, va.ts, view.ts_ms);
+    replicate_with_ts(ctx, "EDGE.RECORD", &args, r.opts.ts, view.ts_ms);
     notify(ctx, "edge.record", &args[1]);
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 
 /// `EDGE.PREDICT user [K k] [WITHSCORES] [INCLUDESEEN]`
 pub fn predict(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if args.len() < 2 {
-        return Err(RedisError::WrongArity);
-    }
-    id(&args[1], "user")?;
-    let (mut k, mut with_scores, mut include_seen) = (None, false, false);
-    let mut opts = Options::new(&args[2..]);
-    while let Some(name) = opts.next_name() {
-        match name.as_str() {
-            "K" => {
-                once(&k, "K")?;
-                k = Some(int_in(opts.value("K")?, "K", 0, MAX_K as i64)? as usize);
-            }
-            "WITHSCORES" => with_scores = true,
-            "INCLUDESEEN" => include_seen = true,
-            other => return Err(unknown_option(other)),
-        }
-    }
+    let raw = bytes(&args);
+    let r = parse(&raw, request::predict)?;
     let key = ctx.open_key(&args[1]);
     let user = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
     let mut engine = state::engine();
-    let k = k.unwrap_or(engine.config().default_k);
+    let k = r.k.unwrap_or(engine.config().default_k);
     match user {
-        Some(u) => engine.predict_user(u, k, include_seen, |list| {
-            reply_list(ctx, list, with_scores)
+        Some(u) => engine.predict_user(u, k, r.include_seen, |list| {
+            reply_list(ctx, list, r.with_scores)
         }),
-        None => reply_list(ctx, &engine.predict(None, k, include_seen), with_scores),
+        None => reply_list(ctx, &engine.predict(None, k, r.include_seen), r.with_scores),
     }
     Ok(RedisValue::NoReply)
 }
@@ -194,21 +138,8 @@ fn string_array(items: Vec<String>) -> RedisValue {
 
 /// `EDGE.PREFETCH user [K k]`
 pub fn prefetch(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if args.len() < 2 {
-        return Err(RedisError::WrongArity);
-    }
-    id(&args[1], "user")?;
-    let mut k = None;
-    let mut opts = Options::new(&args[2..]);
-    while let Some(name) = opts.next_name() {
-        match name.as_str() {
-            "K" => {
-                once(&k, "K")?;
-                k = Some(int_in(opts.value("K")?, "K", 0, MAX_K as i64)? as usize);
-            }
-            other => return Err(unknown_option(other)),
-        }
-    }
+    let raw = bytes(&args);
+    let (_, k) = parse(&raw, request::prefetch)?;
     let key = ctx.open_key(&args[1]);
     let user = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
     let mut engine = state::engine();
@@ -221,15 +152,11 @@ pub fn prefetch(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 
 /// `EDGE.PLAY user item [DURATION s] [TS ms] [DEVICE d] [SIZE bytes]`
 pub fn play(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if args.len() < 3 {
-        return Err(RedisError::WrongArity);
-    }
-    id(&args[1], "user")?;
-    let item = id(&args[2], "item")?;
-    let va = ViewArgs::parse(&args[3..], true)?;
-    let view = va.view(item, state::now_ms());
-    let out = with_user(ctx, &args[1], |e, u| e.play(u, &view, va.size))?;
-    replicate_with_ts(ctx, "EDGE.PLAY", &args, va.ts, view.ts_ms);
+    let raw = bytes(&args);
+    let r: ViewRequest = parse(&raw, request::play)?;
+    let view = r.view(state::now_ms());
+    let out = with_user(ctx, &args[1], |e, u| e.play(u, &view, r.opts.size))?;
+    replicate_with_ts(ctx, "EDGE.PLAY", &args, r.opts.ts, view.ts_ms);
     notify(ctx, "edge.play", &args[1]);
     Ok(RedisValue::Array(vec![
         RedisValue::SimpleStringStatic(out.outcome.as_str()),
@@ -239,9 +166,7 @@ pub fn play(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 
 /// `EDGE.USER user`: history (latest first), counts and strongest personal transitions.
 pub fn user(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if args.len() != 2 {
-        return Err(RedisError::WrongArity);
-    }
+    parse(&bytes(&args), request::user_only)?;
     let key = ctx.open_key(&args[1]);
     let Some(u) = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)? else {
         return Ok(RedisValue::Null);
@@ -300,9 +225,7 @@ pub fn user(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 
 /// `EDGE.FORGET user`: deletes the user's key. Replies 1 if a user was erased, else 0.
 pub fn forget(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if args.len() != 2 {
-        return Err(RedisError::WrongArity);
-    }
+    parse(&bytes(&args), request::user_only)?;
     let key = ctx.open_key_writable(&args[1]);
     if key
         .get_value::<UserState>(&USER_TYPE)
@@ -320,11 +243,9 @@ pub fn forget(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 
 /// `EDGE.RESTORE user blob`: installs a serialized user, replacing one already there.
 pub fn restore(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if args.len() != 3 {
-        return Err(RedisError::WrongArity);
-    }
-    let user =
-        decode_user(args[2].as_slice()).map_err(|e| err(format_args!("invalid user blob: {e}")))?;
+    let raw = bytes(&args);
+    let blob = parse(&raw, |a| request::blob(a, true))?;
+    let user = decode_user(blob).map_err(|e| err(format_args!("invalid user blob: {e}")))?;
     let key = ctx.open_key_writable(&args[1]);
     key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
     key.set_value(&USER_TYPE, user).map_err(wrong_type)?;
@@ -337,10 +258,9 @@ pub fn restore(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 /// serialized node. An AOF rewrite without the RDB preamble emits it once, so the node model
 /// survives such a rewrite; it is an administrative command, not for applications.
 pub fn node_restore(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if args.len() != 2 {
-        return Err(RedisError::WrongArity);
-    }
-    let engine = decode_node(args[1].as_slice(), crate::config::current())
+    let raw = bytes(&args);
+    let blob = parse(&raw, |a| request::blob(a, false))?;
+    let engine = decode_node(blob, crate::config::current())
         .map_err(|e| err(format_args!("invalid node blob: {e}")))?;
     state::install(engine);
     ctx.replicate_verbatim();

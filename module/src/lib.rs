@@ -5,7 +5,6 @@
 //! ([`commands`]), settings ([`config`]), INFO ([`info`]) and server events. All modelling
 //! lives in the `edge-model` crate.
 
-mod args;
 mod commands;
 mod config;
 mod datatype;
