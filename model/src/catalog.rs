@@ -38,6 +38,20 @@ pub struct Item {
     pub mean_duration_s: f32,
     /// Size in bytes last reported by a play (0: unknown, the configured default applies).
     pub size_bytes: u64,
+    /// Export epoch in which `views` last changed (see [`crate::federated`]).
+    pub stamp: u32,
+    /// Views of this item at peer edges, from the last federated import.
+    pub peer_views: u64,
+    /// Decayed popularity at peer edges (in this node's decay units), from the last import.
+    pub peer_popularity: f64,
+}
+
+impl Item {
+    /// Popularity here and at peers: what the fallback ranking and ties go by, so a
+    /// federated edge ranks like one node that saw every edge's viewers.
+    pub fn ranking_popularity(&self) -> f64 {
+        self.popularity + self.peer_popularity
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -177,6 +191,9 @@ impl Catalog {
             ln_views: 0.0,
             mean_duration_s: 0.0,
             size_bytes: 0,
+            stamp: 0,
+            peer_views: 0,
+            peer_popularity: 0.0,
         });
         self.by_fp.insert(fp, slot);
         Some((ItemRef { slot, gen: s.gen }, evicted))
@@ -229,6 +246,7 @@ impl Catalog {
     pub fn scale(&mut self, factor: f64) {
         for item in self.slots.iter_mut().filter_map(|s| s.item.as_mut()) {
             item.popularity *= factor;
+            item.peer_popularity *= factor;
         }
     }
 

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::decay::Decay;
 use crate::engine::Engine;
 use crate::error::CodecError;
-use crate::global::{Board, GlobalModel};
+use crate::global::{Board, GlobalModel, Peers};
 use crate::hash::fingerprint;
 use crate::stats::Stats;
 use crate::transitions::{Entry, Row, Transitions, Val};
@@ -296,6 +296,9 @@ pub fn encode_user(u: &UserState) -> Vec<u8> {
         w.f32(t.weight);
     }
     w.f32(u.affinity());
+    let (epoch, views) = u.round_views();
+    w.varint(u64::from(epoch));
+    w.varint(u64::from(views));
     w.finish()
 }
 
@@ -337,6 +340,9 @@ pub fn decode_user(blob: &[u8]) -> Result<UserState, CodecError> {
         });
     }
     let affinity = r.f32()?;
+    let small =
+        |v: u64| u32::try_from(v).map_err(|_| CodecError::Invalid("round counter overflow"));
+    let round_views = (small(r.varint()?)?, small(r.varint()?)?);
     r.end()?;
     Ok(UserState::from_parts(UserParts {
         history,
@@ -346,7 +352,61 @@ pub fn decode_user(blob: &[u8]) -> Result<UserState, CodecError> {
         first_ts_ms,
         device,
         affinity,
+        round_views,
     }))
+}
+
+fn encode_rows(w: &mut Writer, t: &Transitions) {
+    let rows = t.rows();
+    w.varint(rows.len() as u64);
+    for row in rows {
+        w.f32(row.total());
+        w.varint(u64::from(row.stamp()));
+        w.varint(row.len() as u64);
+        for en in row.entries() {
+            w.varint(u64::from(en.item.slot));
+            w.varint(u64::from(en.item.gen));
+            w.f32(en.val.count);
+            w.f32(en.val.error);
+        }
+    }
+}
+
+fn decode_rows(r: &mut Reader<'_>, catalog: &Catalog) -> Result<Vec<Row>, CodecError> {
+    let n = r.count(6)?;
+    if n > catalog.slot_count() {
+        return Err(CodecError::Invalid("more rows than catalog slots"));
+    }
+    let mut rows = Vec::with_capacity(n);
+    for _ in 0..n {
+        let total = r.f32()?;
+        let stamp =
+            u32::try_from(r.varint()?).map_err(|_| CodecError::Invalid("stamp overflow"))?;
+        let m = r.count(10)?;
+        let mut entries = Vec::with_capacity(m);
+        for _ in 0..m {
+            let slot = r.varint()?;
+            let gen = r.varint()?;
+            let (count, error) = (r.f32()?, r.f32()?);
+            if slot >= catalog.slot_count() as u64 || gen > u64::from(u32::MAX) {
+                return Err(CodecError::Invalid("transition to an unknown slot"));
+            }
+            let item = ItemRef {
+                slot: slot as u32,
+                gen: gen as u32,
+            };
+            entries.push(Entry {
+                item,
+                val: Val {
+                    gen: item.gen,
+                    count,
+                    error,
+                },
+            });
+        }
+        rows.push(Row::from_parts(entries, total, stamp));
+    }
+    Ok(rows)
 }
 
 fn segment_code(s: Segment) -> u8 {
@@ -380,21 +440,22 @@ pub fn encode_node(e: &mut Engine) -> Vec<u8> {
                 w.varint(i.views);
                 w.f32(i.mean_duration_s);
                 w.varint(i.size_bytes);
+                w.varint(u64::from(i.stamp));
+                w.varint(i.peer_views);
+                w.f64(i.peer_popularity);
             }
         }
     }
-    let rows = g.transitions.rows();
-    w.varint(rows.len() as u64);
-    for row in rows {
-        w.f32(row.total());
-        w.varint(row.len() as u64);
-        for en in row.entries() {
-            w.varint(u64::from(en.item.slot));
-            w.varint(u64::from(en.item.gen));
-            w.f32(en.val.count);
-            w.f32(en.val.error);
-        }
+    encode_rows(&mut w, &g.transitions);
+    w.varint(u64::from(g.transitions.epoch()));
+    w.ivarint(g.last_ts_ms);
+    w.varint(u64::from(g.landmark_epoch));
+    let p = &g.peers;
+    encode_rows(&mut w, &p.rows);
+    for v in [p.views_total, p.round, p.rounds, p.last_import_bytes] {
+        w.varint(v);
     }
+    w.ivarint(p.last_import_ms);
     let entries = cache.entries();
     w.varint(entries.len() as u64);
     for c in &entries {
@@ -452,14 +513,23 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
                 let name = r.str(MAX_NAME_LEN)?;
                 let popularity = r.f64()?;
                 let views = r.varint()?;
+                let mean_duration_s = r.f32()?;
+                let size_bytes = r.varint()?;
+                let stamp = u32::try_from(r.varint()?)
+                    .map_err(|_| CodecError::Invalid("stamp overflow"))?;
+                let peer_views = r.varint()?;
+                let peer_popularity = r.f64()?;
                 Some(Item {
                     name: name.into(),
                     fp: fingerprint(name.as_bytes()),
                     popularity,
                     views,
-                    ln_views: (1.0 + views as f32).ln(),
-                    mean_duration_s: r.f32()?,
-                    size_bytes: r.varint()?,
+                    ln_views: (1.0 + (views + peer_views) as f32).ln(),
+                    mean_duration_s,
+                    size_bytes,
+                    stamp,
+                    peer_views,
+                    peer_popularity,
                 })
             }
             _ => return Err(CodecError::Invalid("bad slot flag")),
@@ -475,46 +545,36 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         }
     }
     let catalog = Catalog::from_slots(slots, hand);
-    let n = r.count(5)?;
-    if n > catalog.slot_count() {
-        return Err(CodecError::Invalid("more rows than catalog slots"));
+    let rows = decode_rows(&mut r, &catalog)?;
+    let epoch = u32::try_from(r.varint()?).map_err(|_| CodecError::Invalid("epoch overflow"))?;
+    let last_ts_ms = r.ivarint()?;
+    let landmark_epoch =
+        u32::try_from(r.varint()?).map_err(|_| CodecError::Invalid("epoch overflow"))?;
+    let peer_rows = decode_rows(&mut r, &catalog)?;
+    let mut pv = [0u64; 4];
+    for v in &mut pv {
+        *v = r.varint()?;
     }
-    let mut rows = Vec::with_capacity(n);
-    for _ in 0..n {
-        let total = r.f32()?;
-        let m = r.count(10)?;
-        let mut entries = Vec::with_capacity(m);
-        for _ in 0..m {
-            let slot = r.varint()?;
-            let gen = r.varint()?;
-            let (count, error) = (r.f32()?, r.f32()?);
-            if slot >= catalog.slot_count() as u64 || gen > u64::from(u32::MAX) {
-                return Err(CodecError::Invalid("transition to an unknown slot"));
-            }
-            let item = ItemRef {
-                slot: slot as u32,
-                gen: gen as u32,
-            };
-            entries.push(Entry {
-                item,
-                val: Val {
-                    gen: item.gen,
-                    count,
-                    error,
-                },
-            });
-        }
-        rows.push(Row::from_parts(entries, total));
-    }
+    let peers = Peers {
+        rows: Transitions::from_rows(peer_rows, 0),
+        views_total: pv[0],
+        round: pv[1],
+        rounds: pv[2],
+        last_import_bytes: pv[3],
+        last_import_ms: r.ivarint()?,
+    };
     let board = Board::rebuild(&catalog);
     let global = GlobalModel {
         catalog,
-        transitions: Transitions::from_rows(rows),
+        transitions: Transitions::from_rows(rows, epoch),
         decay,
         pop_decay,
         board,
         total_popularity,
         views_total,
+        peers,
+        last_ts_ms,
+        landmark_epoch,
     };
     let n = r.count(13)?;
     let mut entries = Vec::with_capacity(n);

@@ -49,6 +49,10 @@ pub struct Config {
     pub default_item_size: u64,
     /// A view shorter than this percentage of the item's usual watch time is a skip.
     pub skip_threshold_pct: u32,
+    /// Differential-privacy clip: views per user per export round that reach the exported
+    /// model (0: unlimited). It bounds one viewer's influence on a round, which calibrated
+    /// noise at the federator turns into a privacy guarantee.
+    pub dp_clip: u32,
     /// How views become evidence.
     pub learning: Learning,
     /// How evidence becomes a ranking.
@@ -165,6 +169,7 @@ impl Default for Config {
             predict_staleness: 0,
             default_item_size: 1 << 20,
             skip_threshold_pct: 25,
+            dp_clip: 0,
             learning: Learning::default(),
             scoring: Scoring::default(),
             weights: Weights::default(),

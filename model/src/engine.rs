@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::cache::{Budget, CacheOutcome, EdgeCache};
 use crate::config::Config;
 use crate::error::ConfigError;
+use crate::federated::{self, Imported, Update};
 use crate::global::{GlobalModel, LearnParams};
 use crate::scoring::{Prediction, Query, Scorer};
 use crate::stats::Stats;
@@ -128,9 +129,11 @@ impl Engine {
         if c.half_life_ms != g.decay.half_life_ms() {
             let factor = g.decay.set_half_life(c.half_life_ms, now_ms);
             g.transitions.scale(factor as f32);
+            g.landmark_epoch = g.transitions.epoch();
         }
         if c.popularity_half_life_ms != g.pop_decay.half_life_ms() {
             let factor = g.pop_decay.set_half_life(c.popularity_half_life_ms, now_ms);
+            g.landmark_epoch = g.transitions.epoch();
             g.catalog.scale(factor);
             g.total_popularity *= factor;
             self.cache.rescale(factor);
@@ -344,6 +347,31 @@ impl Engine {
             outcome,
             prefetched,
         }
+    }
+
+    /// This node's model update for federation: everything, or what changed after round
+    /// `since` (see [`crate::federated`]). Starts a new export round.
+    pub fn export_update(&mut self, node: &str, since: Option<u64>) -> Update {
+        self.flush();
+        federated::export(&mut self.global, node, since)
+    }
+
+    /// Merges an aggregate of peers' updates; idempotent per round.
+    pub fn import_update(&mut self, u: &Update, now_ms: i64, bytes: usize) -> Imported {
+        self.flush();
+        let c = &self.config;
+        let out = federated::import(
+            &mut self.global,
+            u,
+            c.successors_max,
+            c.items_max,
+            now_ms,
+            bytes,
+        );
+        if out.applied {
+            self.version += 1;
+        }
+        out
     }
 
     /// Heap bytes of the node's model and cache bookkeeping.

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use crate::catalog::{Catalog, ItemRef};
+use crate::catalog::{Catalog, Item, ItemRef};
 use crate::config::Learning;
 use crate::decay::Decay;
 use crate::transitions::Transitions;
@@ -68,7 +68,11 @@ impl Board {
 
     /// Re-places `r` after its popularity grew.
     fn bump(&mut self, r: ItemRef, catalog: &Catalog) {
-        let pop = |r: ItemRef| catalog.get(r).map_or(f64::NEG_INFINITY, |i| i.popularity);
+        let pop = |r: ItemRef| {
+            catalog
+                .get(r)
+                .map_or(f64::NEG_INFINITY, Item::ranking_popularity)
+        };
         let p = pop(r);
         let mut i = match self.position(r.slot) {
             Some(i) => i,
@@ -111,7 +115,10 @@ impl Board {
 
     /// Rebuilds the board by a full sort (after load or a merge).
     pub fn rebuild(catalog: &Catalog) -> Self {
-        let mut v: Vec<(f64, ItemRef)> = catalog.iter().map(|(r, i)| (i.popularity, r)).collect();
+        let mut v: Vec<(f64, ItemRef)> = catalog
+            .iter()
+            .map(|(r, i)| (i.ranking_popularity(), r))
+            .collect();
         v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.slot.cmp(&b.1.slot)));
         v.truncate(BOARD_LEN);
         let mut b = Board {
@@ -144,6 +151,32 @@ pub struct GlobalModel {
     /// Views learned, ever: with the catalog size, the mean popularity level that users'
     /// popularity affinities are measured against.
     pub views_total: u64,
+    /// Peers' evidence, from the last federated import (see [`crate::federated`]).
+    pub peers: Peers,
+    /// Time of the latest view learned.
+    pub last_ts_ms: i64,
+    /// Export epoch in which a decay clock last moved its landmark: a delta export since
+    /// an earlier round would mix scales, so it becomes a full one.
+    pub landmark_epoch: u32,
+}
+
+/// What this node learned from peer edges: their co-occurrence rows over this node's
+/// catalog, kept apart from its own evidence so each can be weighted
+/// (`weight-federated`), and their view counts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Peers {
+    /// Peers' rows, keyed like the node's own.
+    pub rows: Transitions,
+    /// Sum of peers' views over all items.
+    pub views_total: u64,
+    /// Last federation round imported (imports of it or older change nothing).
+    pub round: u64,
+    /// Rounds imported.
+    pub rounds: u64,
+    /// When the last import happened (server clock, ms).
+    pub last_import_ms: i64,
+    /// Bytes of the last imported blob.
+    pub last_import_bytes: u64,
 }
 
 /// What one learned view changed beyond the model itself.
@@ -167,7 +200,16 @@ impl GlobalModel {
             board: Board::default(),
             total_popularity: 0.0,
             views_total: 0,
+            peers: Peers::default(),
+            last_ts_ms: 0,
+            landmark_epoch: 0,
         }
+        .with_epoch(1)
+    }
+
+    fn with_epoch(mut self, epoch: u32) -> Self {
+        self.transitions.set_epoch(epoch);
+        self
     }
 
     /// `ln(1 + mean views per item)`: the popularity level of an average item.
@@ -176,7 +218,7 @@ impl GlobalModel {
         if n == 0 {
             0.0
         } else {
-            (1.0 + self.views_total as f64 / n as f64).ln()
+            (1.0 + (self.views_total + self.peers.views_total) as f64 / n as f64).ln()
         }
     }
 
@@ -187,7 +229,7 @@ impl GlobalModel {
             .catalog
             .lookup(item)
             .and_then(|r| self.catalog.get(r))
-            .map_or(0, |i| i.views);
+            .map_or(0, |i| i.views + i.peer_views);
         (1.0 + views as f64).ln() - self.mean_ln_views()
     }
 
@@ -206,15 +248,18 @@ impl GlobalModel {
         view_weight: f32,
         p: LearnParams,
     ) -> Learned {
+        self.last_ts_ms = self.last_ts_ms.max(ts_ms);
         let pop_rescale = self.pop_decay.advance(ts_ms);
         if let Some(f) = pop_rescale {
             self.catalog.scale(f);
             self.total_popularity *= f;
+            self.landmark_epoch = self.transitions.epoch();
         }
         let adm = p.learning.admission as f32;
         if let Some(f) = self.decay.advance(ts_ms) {
             self.transitions.flush(p.successors_max, adm);
             self.transitions.scale(f as f32);
+            self.landmark_epoch = self.transitions.epoch();
         }
         if self.catalog.len() >= p.items_max && self.catalog.lookup(item).is_none() {
             // An eviction clears a row: buffered links must land before it, as they would have.
@@ -233,7 +278,8 @@ impl GlobalModel {
         let it = self.catalog.get_mut(r).expect("just interned");
         it.popularity += gp;
         it.views += 1;
-        it.ln_views = (1.0 + it.views as f32).ln();
+        it.ln_views = (1.0 + (it.views + it.peer_views) as f32).ln();
+        it.stamp = self.transitions.epoch();
         let fp = it.fp;
         self.total_popularity += gp;
         self.views_total += 1;
@@ -257,15 +303,13 @@ impl GlobalModel {
                 continue;
             };
             let w = base * wd;
-            let adm = l.admission as f32;
-            self.transitions
-                .row_mut(from)
-                .add(r, w, p.successors_max, adm);
+            let mut full = self.transitions.defer(from, r, w);
             let back = if same_group { 1.0 } else { l.reverse as f32 };
             if back > 0.0 {
-                self.transitions
-                    .row_mut(r)
-                    .add(from, w * back, p.successors_max, adm);
+                full |= self.transitions.defer(r, from, w * back);
+            }
+            if full {
+                self.transitions.flush(p.successors_max, adm);
             }
         }
         Learned {
@@ -280,6 +324,21 @@ impl GlobalModel {
             .flush(p.successors_max, p.learning.admission as f32);
     }
 
+    /// Interns an item named by peers (flushed model): it may evict a local item, whose rows
+    /// are then forgotten like any eviction's.
+    pub fn intern_peer(&mut self, name: &str, items_max: usize) -> Option<ItemRef> {
+        let (r, evicted) = self.catalog.intern(name, items_max)?;
+        if let Some(slot) = evicted {
+            self.forget_slot(slot);
+        }
+        Some(r)
+    }
+
+    /// Re-sorts the popularity board from scratch (after an import changed many items).
+    pub fn rebuild_board(&mut self) {
+        self.board = Board::rebuild(&self.catalog);
+    }
+
     /// Evicts the catalog's least popular sampled item (used when `items-max` is lowered).
     pub fn evict_least_popular(&mut self) {
         if let Some(slot) = self.catalog.evict_one() {
@@ -289,6 +348,7 @@ impl GlobalModel {
 
     fn forget_slot(&mut self, slot: u32) {
         self.transitions.clear_slot(slot);
+        self.peers.rows.clear_slot(slot);
         self.board.remove_slot(slot);
     }
 
@@ -431,7 +491,7 @@ mod tests {
             .board
             .items()
             .iter()
-            .map(|&r| g.catalog.get(r).expect("live").popularity)
+            .map(|&r| g.catalog.get(r).expect("live").ranking_popularity())
             .collect();
         assert!(pops.windows(2).all(|w| w[0] >= w[1]), "sorted: {pops:?}");
         for (i, r) in g.board.items().iter().enumerate() {

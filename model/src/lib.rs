@@ -21,6 +21,7 @@ pub mod config;
 pub mod decay;
 pub mod engine;
 pub mod error;
+pub mod federated;
 pub mod global;
 pub mod hash;
 pub mod request;

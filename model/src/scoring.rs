@@ -16,6 +16,10 @@
 //! - `z` is an item's log-popularity relative to the catalog mean, `z_user` the user's usual
 //!   level: a niche viewer is shown niche items first, a mainstream viewer hits.
 //!
+//! Peers' evidence (federation) joins the node's own before the square root: for each pair,
+//! `count = w_global · own + w_federated · peers` and likewise for the row sum, so with both
+//! weights at 1 a federated edge scores exactly like one node that saw every edge's viewers.
+//!
 //! The user's own transitions (they only name seen items) join with `weight-personal` when
 //! seen items are included. Everything not reached by the user's rows ranks below, by
 //! decayed popularity, which also fills the list for a new user. Ties go to the more popular
@@ -53,6 +57,9 @@ pub struct Query {
 pub struct Scorer {
     scores: Vec<f32>,
     touched: Vec<u32>,
+    /// Per-history-item sums of own and peers' counts.
+    pair: Vec<f32>,
+    pair_touched: Vec<u32>,
 }
 
 struct Ranked<'a> {
@@ -180,7 +187,7 @@ impl Scorer {
             }
             top.offer(Ranked {
                 score,
-                popularity: item.popularity,
+                popularity: item.ranking_popularity(),
                 name: &item.name,
             });
         }
@@ -200,7 +207,7 @@ impl Scorer {
             fresh += 1;
             top.offer(Ranked {
                 score: 0.0,
-                popularity: item.popularity,
+                popularity: item.ranking_popularity(),
                 name: &item.name,
             });
         }
@@ -212,9 +219,7 @@ impl Scorer {
 
     fn gather_global(&mut self, g: &GlobalModel, u: &UserState, c: &Config) {
         let (s, l) = (&c.scoring, &c.learning);
-        if c.weights.global <= 0.0 {
-            return;
-        }
+        let (wg, wf) = (c.weights.global as f32, c.weights.federated as f32);
         let (mut wd, mut total_w) = (1.0f64, 0.0f64);
         let mut t_next = u.last().map_or(0, |h| h.ts_ms);
         for (d, h) in u.history().iter().rev().take(s.window).enumerate() {
@@ -230,24 +235,56 @@ impl Scorer {
             let Some(from) = g.catalog.lookup_fp_only(h.fp) else {
                 continue;
             };
-            let Some(row) = g.transitions.row(from) else {
-                continue;
-            };
-            if row.total() <= 0.0 {
+            let own = g
+                .transitions
+                .row(from)
+                .filter(|r| wg > 0.0 && !r.is_empty());
+            let peer = g.peers.rows.row(from).filter(|r| wf > 0.0 && !r.is_empty());
+            let total = own.map_or(0.0, |r| wg * r.total()) + peer.map_or(0.0, |r| wf * r.total());
+            if total <= 0.0 {
                 continue;
             }
             let w = wd * f64::from(h.weight);
             total_w += w;
-            let scale = (w * f64::from(row.total()).powf(-s.row_norm / 2.0)) as f32;
-            for (slot, v) in row.iter() {
-                let lb = v.guaranteed();
-                if lb > 0.0 && g.catalog.is_live(ItemRef { slot, gen: v.gen }) {
-                    self.add(slot, scale * lb.sqrt());
+            let scale = (w * f64::from(total).powf(-s.row_norm / 2.0)) as f32;
+            match (own, peer) {
+                (Some(r), None) | (None, Some(r)) => {
+                    let k = if own.is_some() { wg } else { wf };
+                    for (slot, v) in r.iter() {
+                        let lb = v.guaranteed();
+                        if lb > 0.0 && g.catalog.is_live(ItemRef { slot, gen: v.gen }) {
+                            self.add(slot, scale * (k * lb).sqrt());
+                        }
+                    }
                 }
+                (Some(a), Some(b)) => {
+                    // Own and peers' counts of the same pair add up before the square root:
+                    // with both weights at 1 this is exactly one node that saw everyone.
+                    self.pair.resize(self.scores.len(), 0.0);
+                    for (r, k) in [(a, wg), (b, wf)] {
+                        for (slot, v) in r.iter() {
+                            let lb = v.guaranteed();
+                            if lb > 0.0 && g.catalog.is_live(ItemRef { slot, gen: v.gen }) {
+                                let p = &mut self.pair[slot as usize];
+                                if *p == 0.0 {
+                                    self.pair_touched.push(slot);
+                                }
+                                *p += k * lb;
+                            }
+                        }
+                    }
+                    for i in 0..self.pair_touched.len() {
+                        let slot = self.pair_touched[i];
+                        let p = std::mem::take(&mut self.pair[slot as usize]);
+                        self.add(slot, scale * p.sqrt());
+                    }
+                    self.pair_touched.clear();
+                }
+                (None, None) => {}
             }
         }
         if total_w > 0.0 {
-            let norm = (c.weights.global / total_w) as f32;
+            let norm = (1.0 / total_w) as f32;
             for &slot in &self.touched {
                 self.scores[slot as usize] *= norm;
             }

@@ -219,6 +219,8 @@ pub static SETTINGS: &[Setting] = &[
         |c| c.weights.personal, |c, v| c.weights.personal = v),
     int_setting!("skip-threshold-pct", 0, 100, "a view shorter than this share of the item's usual watch time is a skip",
         |c| c.skip_threshold_pct, |c, v| c.skip_threshold_pct = v as u32),
+    int_setting!("dp-clip", 0, 1_000_000, "views per user per federation round that reach the exported model (0: unlimited)",
+        |c| c.dp_clip, |c, v| c.dp_clip = v as u32),
     float_setting!("skip-weight", 0.0, 1.0, "what a skip teaches, relative to a full view",
         |c| c.weights.skip_weight, |c, v| c.weights.skip_weight = v),
 ];

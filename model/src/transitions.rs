@@ -50,6 +50,8 @@ pub struct Row {
     total: f32,
     /// Index of the lightest entry, or `NO_MIN` when it must be searched again.
     min: u32,
+    /// Export epoch in which the row last changed (see [`crate::federated`]).
+    stamp: u32,
 }
 
 const NO_MIN: u32 = u32::MAX;
@@ -150,6 +152,11 @@ impl Row {
         self.slots.len()
     }
 
+    /// Export epoch in which the row last changed.
+    pub fn stamp(&self) -> u32 {
+        self.stamp
+    }
+
     /// True when the row holds no entry.
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
@@ -182,19 +189,20 @@ impl Row {
             let mut keep: Vec<Entry> = self.entries().collect();
             keep.sort_by(|a, b| b.val.count.total_cmp(&a.val.count));
             keep.truncate(max);
-            *self = Row::from_parts(keep, self.total);
+            *self = Row::from_parts(keep, self.total, self.stamp);
         }
         self.slots.shrink_to_fit();
         self.vals.shrink_to_fit();
     }
 
     /// Rebuilds a row from persisted parts.
-    pub fn from_parts(entries: Vec<Entry>, total: f32) -> Self {
+    pub fn from_parts(entries: Vec<Entry>, total: f32, stamp: u32) -> Self {
         Row {
             slots: entries.iter().map(|e| e.item.slot).collect(),
             vals: entries.iter().map(|e| e.val).collect(),
             total,
             min: NO_MIN,
+            stamp,
         }
     }
 
@@ -228,6 +236,8 @@ pub struct Transitions {
     rows: Vec<Row>,
     pending: Vec<Link>,
     scratch: Vec<Link>,
+    /// Stamp given to rows changed from now on (see [`crate::federated`]).
+    epoch: u32,
 }
 
 impl PartialEq for Transitions {
@@ -242,6 +252,28 @@ impl Transitions {
     pub fn defer(&mut self, from: ItemRef, to: ItemRef, w: f32) -> bool {
         self.pending.push(Link { from, to, w });
         self.pending.len() >= FLUSH_AT
+    }
+
+    /// The stamp rows changed from now on receive.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Starts a new export epoch (buffered links are flushed by the caller first, so they
+    /// are stamped with the epoch they were learned in).
+    pub fn set_epoch(&mut self, epoch: u32) {
+        debug_assert!(self.pending.is_empty());
+        self.epoch = epoch;
+    }
+
+    /// Replaces the row of `from` (importing peers' evidence).
+    pub fn set_row(&mut self, from: ItemRef, row: Row) {
+        *self.row_mut(from) = row;
+    }
+
+    /// Drops every row (a full import replaces everything).
+    pub fn clear(&mut self) {
+        self.rows.clear();
     }
 
     /// Links buffered and not yet applied.
@@ -259,8 +291,11 @@ impl Transitions {
         if links.len() > 64 {
             sort_by_row(&mut links, &mut self.scratch);
         }
+        let epoch = self.epoch;
         for l in &links {
-            self.row_mut(l.from).add(l.to, l.w, max, admission);
+            let row = self.row_mut(l.from);
+            row.add(l.to, l.w, max, admission);
+            row.stamp = epoch;
         }
         links.clear();
         self.pending = links;
@@ -314,10 +349,11 @@ impl Transitions {
         &self.rows
     }
 
-    /// Rebuilds the table from persisted rows.
-    pub fn from_rows(rows: Vec<Row>) -> Self {
+    /// Rebuilds the table from persisted rows and its epoch.
+    pub fn from_rows(rows: Vec<Row>, epoch: u32) -> Self {
         Transitions {
             rows,
+            epoch,
             ..Transitions::default()
         }
     }

@@ -80,6 +80,10 @@ pub struct UserState {
     /// The user's usual popularity level (mean log-views of what they watch, relative to the
     /// catalog mean): mainstream viewers sit above 0, niche viewers below.
     affinity: f32,
+    /// Export epoch of `round_views`, for the per-round privacy clip.
+    round_epoch: u32,
+    /// Views in that epoch.
+    round_views: u32,
     pub(crate) memo: Memo,
 }
 
@@ -135,6 +139,21 @@ impl UserState {
     pub fn observe_affinity(&mut self, z: f64, rate: f64) {
         let r = rate.max(1.0 / (self.records as f64 + 1.0));
         self.affinity += (r * (z - f64::from(self.affinity))) as f32;
+    }
+
+    /// Counts a view in export epoch `epoch` and returns how many this user made in it.
+    pub fn count_round_view(&mut self, epoch: u32) -> u32 {
+        if self.round_epoch != epoch {
+            self.round_epoch = epoch;
+            self.round_views = 0;
+        }
+        self.round_views = self.round_views.saturating_add(1);
+        self.round_views
+    }
+
+    /// (epoch, views in it), for persistence.
+    pub fn round_views(&self) -> (u32, u32) {
+        (self.round_epoch, self.round_views)
     }
 
     /// The device of the latest view.
@@ -240,6 +259,7 @@ impl UserState {
             first_ts_ms,
             device,
             affinity,
+            round_views,
         } = parts;
         let seen_order: VecDeque<u64> = seen_order.into();
         UserState {
@@ -251,6 +271,8 @@ impl UserState {
             first_ts_ms,
             device,
             affinity,
+            round_epoch: round_views.0,
+            round_views: round_views.1,
             memo: Memo::default(),
         }
     }
@@ -273,6 +295,8 @@ pub struct UserParts {
     pub device: Option<Box<str>>,
     /// Popularity level.
     pub affinity: f32,
+    /// Views in the current export epoch: (epoch, count).
+    pub round_views: (u32, u32),
 }
 
 /// The per-user bounds, copied out of [`crate::Config`].
