@@ -233,6 +233,13 @@ impl Engine {
         }
     }
 
+    /// Scores on the flushed model: the one way predictions are computed.
+    fn rank(&mut self, user: Option<&UserState>, k: usize, include_seen: bool) -> Vec<Prediction> {
+        self.flush();
+        self.scorer
+            .predict(&self.global, user, &self.config, Query { k, include_seen })
+    }
+
     /// The top `k` items for `user` (`None`: a viewer never seen), best first.
     pub fn predict(
         &mut self,
@@ -241,9 +248,7 @@ impl Engine {
         include_seen: bool,
     ) -> Vec<Prediction> {
         let start = Instant::now();
-        self.flush();
-        let q = Query { k, include_seen };
-        let out = self.scorer.predict(&self.global, user, &self.config, q);
+        let out = self.rank(user, k, include_seen);
         self.stats.predictions += 1;
         self.stats
             .predict_latency
@@ -274,10 +279,7 @@ impl Engine {
         if hit {
             self.stats.predict_memo_hits += 1;
         } else {
-            let q = Query { k, include_seen };
-            let list = self
-                .scorer
-                .predict(&self.global, Some(user), &self.config, q);
+            let list = self.rank(Some(user), k, include_seen);
             *memo = Some(MemoEntry {
                 version: self.version,
                 k,
