@@ -36,6 +36,7 @@ pub struct ServerOpts {
     module_args: Vec<String>,
     config: Vec<(String, String)>,
     debug: bool,
+    cluster: bool,
 }
 
 impl ServerOpts {
@@ -66,6 +67,14 @@ impl ServerOpts {
     /// Enables `DEBUG` (needed for `DEBUG RELOAD`).
     pub fn debug(mut self) -> Self {
         self.debug = true;
+        self
+    }
+
+    /// Starts the server in cluster mode (`--cluster-enabled yes`, its own
+    /// `nodes-<port>.conf`, a 2 s node timeout) on a port whose bus port (+10000) is free too.
+    /// See [`Cluster`] for a whole cluster.
+    pub fn cluster(mut self) -> Self {
+        self.cluster = true;
         self
     }
 
@@ -109,6 +118,21 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("bind a loopback port")
         .port()
+}
+
+/// Highest port a cluster node may use: its bus listens on `port + 10000`.
+const MAX_CLUSTER_PORT: u16 = 55_535;
+
+/// A free loopback port for a cluster node: at most [`MAX_CLUSTER_PORT`], with its cluster
+/// bus port free as well at the time of the check.
+pub fn free_cluster_port() -> u16 {
+    for _ in 0..10_000 {
+        let p = free_port();
+        if p <= MAX_CLUSTER_PORT && TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no free port pair for a cluster node");
 }
 
 /// A fresh, empty directory under the system temp dir, unique per process and call.
@@ -159,7 +183,11 @@ impl Server {
         for _ in 0..3 {
             let mut s = Server {
                 child: None,
-                port: free_port(),
+                port: if opts.cluster {
+                    free_cluster_port()
+                } else {
+                    free_port()
+                },
                 dir: fresh_dir(),
                 opts: opts.clone(),
                 conn: None,
@@ -197,6 +225,11 @@ impl Server {
             .args(&self.opts.module_args);
         if self.opts.debug {
             cmd.args(["--enable-debug-command", "local"]);
+        }
+        if self.opts.cluster {
+            cmd.args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+                .arg("--cluster-config-file")
+                .arg(format!("nodes-{}.conf", self.port));
         }
         for (k, v) in &self.opts.config {
             cmd.arg(format!("--{k}")).arg(v);
@@ -389,6 +422,204 @@ impl Drop for Server {
             }
         }
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs a helper program (`redis-cli`), killing it if it outlives `timeout`; returns whether
+/// it succeeded and what it printed (stdout then stderr).
+pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> (bool, String) {
+    let dir = fresh_dir();
+    let (out, err) = (dir.join("stdout"), dir.join("stderr"));
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out).expect("stdout file"))
+        .stderr(fs::File::create(&err).expect("stderr file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for helper") {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        sleep(Duration::from_millis(20));
+    };
+    let text = fs::read_to_string(&out).unwrap_or_default()
+        + &fs::read_to_string(&err).unwrap_or_default();
+    let _ = fs::remove_dir_all(&dir);
+    match status {
+        Some(s) => (s.success(), text),
+        None => (false, format!("timed out after {timeout:?}\n{text}")),
+    }
+}
+
+/// How long cluster formation or a reshard may take before a test gives up.
+pub const CLUSTER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A Redis Cluster of masters on loopback, each loading the module, formed with
+/// `redis-cli --cluster create`. Every node is a [`Server`], so all are killed on drop.
+///
+/// Each node keeps its own node model: the cluster shards users, not the model, so tests
+/// must teach every shard what they expect it to predict.
+pub struct Cluster {
+    /// The masters, in the order given to `redis-cli --cluster create` (so node 0 holds the
+    /// lowest slots).
+    pub nodes: Vec<Server>,
+}
+
+/// Whether this `redis-cli` has the cluster manager (`--cluster`, Redis 5+). Its `help`
+/// exits 1 even when present, so this looks for the `create` subcommand in what it prints.
+pub fn cluster_cli_available() -> bool {
+    Command::new("redis-cli")
+        .args(["--cluster", "help"])
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|o| {
+            let text = String::from_utf8_lossy(&o.stdout) + String::from_utf8_lossy(&o.stderr);
+            text.contains("Cluster Manager Commands") && text.contains("reshard")
+        })
+}
+
+impl Cluster {
+    /// Starts `masters` cluster nodes with `opts`, forms the cluster (no replicas) and waits,
+    /// bounded, until every node reports `cluster_state:ok` with all slots covered. `None`
+    /// (after printing why) when `redis-cli --cluster` is unavailable.
+    pub fn start(masters: usize, opts: ServerOpts) -> Option<Cluster> {
+        if !cluster_cli_available() {
+            eprintln!("SKIPPED: `redis-cli --cluster` is unavailable; cluster tests need it");
+            return None;
+        }
+        let nodes: Vec<Server> = (0..masters)
+            .map(|_| Server::start(opts.clone().cluster()))
+            .collect();
+        let mut c = Cluster { nodes };
+        let addrs = c.addrs();
+        c.cli(
+            ["--cluster", "create"]
+                .into_iter()
+                .map(String::from)
+                .chain(addrs)
+                .chain(["--cluster-replicas", "0", "--cluster-yes"].map(String::from)),
+        );
+        c.wait_ok();
+        Some(c)
+    }
+
+    /// `127.0.0.1:<port>` of every node.
+    pub fn addrs(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect()
+    }
+
+    /// `redis://127.0.0.1:<port>/` of every node: the seed list for a cluster client.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}/", n.port()))
+            .collect()
+    }
+
+    /// A cluster connection (the `redis` crate's client, which follows MOVED and ASK).
+    pub fn client(&self) -> redis::cluster::ClusterConnection {
+        redis::cluster::ClusterClientBuilder::new(self.urls())
+            .connection_timeout(Duration::from_secs(2))
+            .response_timeout(Duration::from_secs(30))
+            .build()
+            .and_then(|c| c.get_connection())
+            .expect("cluster connection")
+    }
+
+    /// Runs `redis-cli` with `args`, bounded by [`CLUSTER_TIMEOUT`]; panics with its output
+    /// on failure, returns the output otherwise.
+    pub fn cli<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(args);
+        let (ok, out) = run_bounded(&mut cmd, CLUSTER_TIMEOUT);
+        assert!(ok, "{cmd:?} failed:\n{out}");
+        out
+    }
+
+    /// Waits (bounded) until every node says `cluster_state:ok`, covers all 16384 slots and
+    /// knows every other node.
+    pub fn wait_ok(&mut self) {
+        let n = self.nodes.len();
+        let deadline = Instant::now() + CLUSTER_TIMEOUT;
+        loop {
+            let ok = self.nodes.iter_mut().all(|s| {
+                let text: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(s.conn())
+                    .unwrap_or_default();
+                let info = parse_info(&text);
+                info.get("cluster_state").is_some_and(|v| v == "ok")
+                    && info.get("cluster_slots_ok").is_some_and(|v| v == "16384")
+                    && info
+                        .get("cluster_known_nodes")
+                        .is_some_and(|v| *v == n.to_string())
+            });
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cluster not ok within {CLUSTER_TIMEOUT:?}"
+            );
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The node id (`CLUSTER MYID`) of node `i`.
+    pub fn node_id(&mut self, i: usize) -> String {
+        self.nodes[i].q(redis::cmd("CLUSTER").arg("MYID"))
+    }
+
+    /// The hash slot of `key`.
+    pub fn slot(&mut self, key: &str) -> u16 {
+        self.nodes[0].q(redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
+    }
+
+    /// Which node serves `key` now: the one that answers `EXISTS` instead of `MOVED`.
+    pub fn owner(&mut self, key: &str) -> usize {
+        for (i, s) in self.nodes.iter_mut().enumerate() {
+            if redis::cmd("EXISTS").arg(key).query::<i64>(s.conn()).is_ok() {
+                return i;
+            }
+        }
+        panic!("no node serves {key}");
+    }
+
+    /// The lowest slot node `i` owns, from `CLUSTER SLOTS` as node `i` sees it.
+    pub fn first_slot(&mut self, i: usize) -> u16 {
+        let port = i64::from(self.nodes[i].port());
+        let ranges: Vec<Value> = self.nodes[i].q(redis::cmd("CLUSTER").arg("SLOTS"));
+        ranges
+            .iter()
+            .filter_map(|r| match r {
+                Value::Array(v) => Some(v),
+                _ => None,
+            })
+            .filter(|v| matches!(v.get(2), Some(Value::Array(m)) if m.get(1) == Some(&Value::Int(port))))
+            .filter_map(|v| match v.first() {
+                Some(Value::Int(start)) => Some(*start as u16),
+                _ => None,
+            })
+            .min()
+            .expect("node owns slots")
+    }
+
+    /// `INFO edge` field `field` on every node, as numbers.
+    pub fn edge_stats(&mut self, field: &str) -> Vec<u64> {
+        self.nodes.iter_mut().map(|s| s.edge_stat(field)).collect()
     }
 }
 
