@@ -62,7 +62,8 @@ struct SimulateArgs {
     /// Write the views as JSON lines (seed schema) to this file.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Also send the views to this server with EDGE.PLAY (pipelined, explicit TS).
+    /// Also send the views to this server with EDGE.PLAY (pipelined, explicit TS). A Redis
+    /// Cluster: redis+cluster://host:port,host:port (or comma-separated redis:// URLs).
     #[arg(long, env = "EDGE_REDIS_URL")]
     redis: Option<String>,
     /// Commands per pipeline round trip with --redis.
@@ -77,7 +78,8 @@ struct SimulateArgs {
 struct ReplayArgs {
     #[command(flatten)]
     log: LogArgs,
-    /// Server URL, e.g. redis://127.0.0.1:6379.
+    /// Server URL, e.g. redis://127.0.0.1:6379; a Redis Cluster as
+    /// redis+cluster://host:port,host:port (or comma-separated redis:// URLs).
     #[arg(long, env = "EDGE_REDIS_URL")]
     redis: String,
     /// Command that carries each event.
@@ -94,7 +96,8 @@ struct ReplayArgs {
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("stop").args(["duration", "requests"])))]
 struct BenchArgs {
-    /// Server URL, e.g. redis://127.0.0.1:6379.
+    /// Server URL, e.g. redis://127.0.0.1:6379; a Redis Cluster as
+    /// redis+cluster://host:port,host:port (or comma-separated redis:// URLs).
     #[arg(long, env = "EDGE_REDIS_URL")]
     redis: String,
     /// Client threads, one connection each.

@@ -44,10 +44,91 @@ pub struct ReplayReport {
     pub malformed: u64,
 }
 
+/// A connection to one server, or to a Redis Cluster through the `redis` crate's cluster
+/// client. EDGE.* commands declare the user as their key, so a cluster routes each event
+/// to the shard that owns its viewer, following MOVED and ASK while slots move.
+pub enum Conn {
+    /// One server.
+    Node(redis::Connection),
+    /// A Redis Cluster (boxed: the cluster connection is large).
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl Conn {
+    /// Whether this is a cluster connection (some commands, like PING, cannot be pipelined
+    /// across a cluster).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Conn::Cluster(_))
+    }
+
+    /// Runs `pipe` and returns one result per command, error replies included (as
+    /// `ignore_errors` does on one server). On a cluster the pipeline is split by node; if
+    /// some command fails, the replies of the others in that pipeline are not returned
+    /// (they read as `Nil`), since the cluster pipeline reports only the failures.
+    pub fn pipeline(
+        &mut self,
+        pipe: &redis::Pipeline,
+    ) -> redis::RedisResult<Vec<redis::RedisResult<redis::Value>>> {
+        match self {
+            Conn::Node(c) => {
+                let mut p = pipe.clone();
+                p.ignore_errors();
+                p.query(c)
+            }
+            Conn::Cluster(c) => {
+                let n = pipe.cmd_iter().count();
+                let mut cp = redis::cluster::ClusterPipeline::with_capacity(n);
+                for cmd in pipe.cmd_iter() {
+                    cp.add_command(cmd.clone());
+                }
+                match cp.query::<Vec<redis::Value>>(c) {
+                    Ok(v) => Ok(v.into_iter().map(Ok).collect()),
+                    Err(e) => {
+                        let Some(failed) = e.clone().into_server_errors() else {
+                            return Err(e);
+                        };
+                        let mut out: Vec<redis::RedisResult<redis::Value>> =
+                            (0..n).map(|_| Ok(redis::Value::Nil)).collect();
+                        for (i, err) in failed.iter() {
+                            if let Some(slot) = out.get_mut(*i) {
+                                *slot = Err(err.clone().into());
+                            }
+                        }
+                        Ok(out)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether `url` names a cluster: `redis+cluster://host:port[,host:port…]`, or several
+/// comma-separated server URLs (`redis://a:7001,redis://b:7002`).
+pub fn is_cluster_url(url: &str) -> bool {
+    url.starts_with("redis+cluster://") || url.contains(',')
+}
+
+/// The seed nodes of a cluster URL (see [`is_cluster_url`]) as plain server URLs.
+pub fn cluster_nodes(url: &str) -> Vec<String> {
+    match url.strip_prefix("redis+cluster://") {
+        Some(rest) => rest
+            .split(',')
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| format!("redis://{}", n.trim()))
+            .collect(),
+        None => url
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .collect(),
+    }
+}
+
 /// Sends every event of `log` through `con`, `pipeline` per round trip. Prints throughput
 /// about once a second (a progress bar on a terminal, a line otherwise, unless `quiet`).
 pub fn send_log(
-    con: &mut redis::Connection,
+    con: &mut Conn,
     log: &Log,
     command: ReplayCommand,
     pipeline: usize,
@@ -69,7 +150,6 @@ pub fn send_log(
     };
     for chunk in log.events.chunks(pipeline.max(1)) {
         let mut pipe = redis::pipe();
-        pipe.ignore_errors();
         for e in chunk {
             match command {
                 ReplayCommand::Play => crate::eval::edge::push_play(&mut pipe, log, e, true),
@@ -89,8 +169,8 @@ pub fn send_log(
                 }
             }
         }
-        let replies: Vec<redis::RedisResult<redis::Value>> = pipe
-            .query(con)
+        let replies = con
+            .pipeline(&pipe)
             .map_err(|e| Error::redis("sending a pipeline of events", e))?;
         for reply in replies {
             r.sent += 1;
@@ -130,11 +210,23 @@ pub fn send_log(
     Ok(r)
 }
 
-/// Opens a connection to `url`, with a message that says what to check on failure.
-pub fn connect(url: &str) -> Result<redis::Connection> {
+/// Opens a connection to `url` (a cluster when [`is_cluster_url`]), with a message that
+/// says what to check on failure.
+pub fn connect(url: &str) -> Result<Conn> {
+    if is_cluster_url(url) {
+        let client = redis::cluster::ClusterClientBuilder::new(cluster_nodes(url))
+            .connection_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| Error::redis(format!("parsing cluster URL {url}"), e))?;
+        return client
+            .get_connection()
+            .map(|c| Conn::Cluster(Box::new(c)))
+            .map_err(|e| Error::redis(format!("connecting to cluster {url}"), e));
+    }
     let client =
         redis::Client::open(url).map_err(|e| Error::redis(format!("parsing URL {url}"), e))?;
     client
         .get_connection_with_timeout(Duration::from_secs(5))
+        .map(Conn::Node)
         .map_err(|e| Error::redis(format!("connecting to {url}"), e))
 }
