@@ -47,8 +47,14 @@ head -n 3 "$work/views.jsonl" | sed 's/^/     /'
 
 user=$(head -n 1 "$work/views.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["user_id"])')
 echo "== what $user watched last (EDGE.USER) and what they will watch next (EDGE.PREDICT)"
-cli EDGE.USER "$user" | sed -n '12,17p' | sed 's/^/     /'
-cli EDGE.PREDICT "$user" K 5 WITHSCORES | paste - - | sed 's/^/     /'
+cli --json EDGE.USER "$user" | python3 -c '
+import json, sys
+f = json.load(sys.stdin)
+f = dict(zip(f[::2], f[1::2]))
+print("     records:", f["records"], " device:", f["device"], " seen items:", f["seen_items"])
+print("     history, latest first:", " ".join(h[0] for h in f["history"][:8]))'
+echo "     predicted next (EDGE.PREDICT $user K 5 WITHSCORES):"
+cli EDGE.PREDICT "$user" K 5 WITHSCORES | paste - - | sed 's/^/       /'
 
 echo "== edge cache (INFO edge)"
 cli INFO edge | grep -E 'edge_(users|items|records_total|cache_hits_total|cache_misses_total|prefetches_total|prefetch_used_total|cache_items)' | tr -d '\r' | sed 's/^/     /'
