@@ -8,6 +8,7 @@
 mod commands;
 mod config;
 mod datatype;
+mod docs;
 mod info;
 mod state;
 
@@ -27,6 +28,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ctx.log_warning(&format!("edge: {e}"));
         return Status::Err;
     }
+    docs::register(ctx);
     // SAFETY: the API table is filled in once by RedisModule_Init before OnLoad runs on the
     // main thread, and never written again; reading it here races with nothing.
     let (register, load) = unsafe {

@@ -1,0 +1,297 @@
+//! `COMMAND DOCS` and key specs for the EDGE.* commands, where the server supports them.
+//!
+//! Debian's Redis 7.0 has `RedisModule_SetCommandInfo`; older servers do not, and then the
+//! commands still work with their legacy key positions. The API is looked up at load time,
+//! so one build serves both. This is the one file (with `datatype.rs` and `lib.rs`) where
+//! the module builds C structures for Redis; Redis copies what it is given, and the strings
+//! are leaked once at load anyway, so nothing it points to can dangle.
+
+use std::ffi::{c_char, c_int, CString};
+use std::ptr;
+
+use redis_module::{raw, Context};
+
+/// One argument as `COMMAND DOCS` shows it.
+struct Arg {
+    name: &'static str,
+    kind: Kind,
+    /// The keyword before the value (`K 10`), for options.
+    token: Option<&'static str>,
+    optional: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Key,
+    Str,
+    Int,
+    Flag,
+}
+
+/// How a command uses its key.
+#[derive(Clone, Copy)]
+enum Access {
+    None,
+    Read,
+    Update,
+    Overwrite,
+    Delete,
+}
+
+struct Doc {
+    name: &'static str,
+    summary: &'static str,
+    complexity: &'static str,
+    arity: c_int,
+    access: Access,
+    args: &'static [Arg],
+}
+
+const fn arg(name: &'static str, kind: Kind) -> Arg {
+    Arg {
+        name,
+        kind,
+        token: None,
+        optional: false,
+    }
+}
+
+const fn opt(token: &'static str, kind: Kind) -> Arg {
+    Arg {
+        name: token,
+        kind,
+        token: Some(token),
+        optional: true,
+    }
+}
+
+const USER: Arg = arg("user", Kind::Key);
+const VIEW: [Arg; 5] = [
+    USER,
+    arg("item", Kind::Str),
+    opt("DURATION", Kind::Int),
+    opt("TS", Kind::Int),
+    opt("DEVICE", Kind::Str),
+];
+
+static DOCS: &[Doc] = &[
+    Doc {
+        name: "edge.record",
+        summary: "Learns that a user viewed an item (a short view, a skip, teaches less).",
+        complexity: "O(learn-window)",
+        arity: -3,
+        access: Access::Update,
+        args: &VIEW,
+    },
+    Doc {
+        name: "edge.predict",
+        summary: "Returns the items a user is most likely to watch next, best first.",
+        complexity: "O(score-window * successors-max + k log k)",
+        arity: -2,
+        access: Access::Read,
+        args: &[USER, opt("K", Kind::Int), opt("WITHSCORES", Kind::Flag), opt("INCLUDESEEN", Kind::Flag)],
+    },
+    Doc {
+        name: "edge.prefetch",
+        summary: "Predicts for a user and brings the top k into this node's edge cache.",
+        complexity: "O(score-window * successors-max + k log k)",
+        arity: -2,
+        access: Access::Read,
+        args: &[USER, opt("K", Kind::Int)],
+    },
+    Doc {
+        name: "edge.play",
+        summary: "Serves a view from the edge cache (HIT/MISS), learns it, and prefetches what comes next.",
+        complexity: "O(learn-window + score-window * successors-max)",
+        arity: -3,
+        access: Access::Update,
+        args: &[
+            USER,
+            arg("item", Kind::Str),
+            opt("DURATION", Kind::Int),
+            opt("TS", Kind::Int),
+            opt("DEVICE", Kind::Str),
+            opt("SIZE", Kind::Int),
+        ],
+    },
+    Doc {
+        name: "edge.user",
+        summary: "Shows what the node knows about a user: history, counts, personal transitions.",
+        complexity: "O(history-len + personal-max)",
+        arity: 2,
+        access: Access::Read,
+        args: &[USER],
+    },
+    Doc {
+        name: "edge.forget",
+        summary: "Erases everything the node keeps about a user.",
+        complexity: "O(history-len + seen-max)",
+        arity: 2,
+        access: Access::Delete,
+        args: &[USER],
+    },
+    Doc {
+        name: "edge.restore",
+        summary: "Installs a serialized user (what an AOF rewrite emits).",
+        complexity: "O(size of the blob)",
+        arity: 3,
+        access: Access::Overwrite,
+        args: &[USER, arg("blob", Kind::Str)],
+    },
+    Doc {
+        name: "edge.node.restore",
+        summary: "Replaces this node's model, cache and counters with a serialized node (AOF rewrite).",
+        complexity: "O(size of the blob)",
+        arity: 2,
+        access: Access::None,
+        args: &[arg("blob", Kind::Str)],
+    },
+];
+
+fn leak(s: &str) -> *const c_char {
+    CString::new(s).expect("no NUL in docs").into_raw()
+}
+
+fn c_arg(a: &Arg) -> raw::RedisModuleCommandArg {
+    let type_ = match a.kind {
+        Kind::Key => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY,
+        Kind::Str => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
+        Kind::Int => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER,
+        Kind::Flag => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN,
+    };
+    raw::RedisModuleCommandArg {
+        name: leak(&a.name.to_ascii_lowercase()),
+        type_,
+        key_spec_index: if matches!(a.kind, Kind::Key) { 0 } else { -1 },
+        token: a.token.map_or(ptr::null(), leak),
+        summary: ptr::null(),
+        since: ptr::null(),
+        flags: if a.optional {
+            raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int
+        } else {
+            0
+        },
+        deprecated_since: ptr::null(),
+        subargs: ptr::null_mut(),
+        display_text: ptr::null(),
+    }
+}
+
+fn terminator_arg() -> raw::RedisModuleCommandArg {
+    raw::RedisModuleCommandArg {
+        name: ptr::null(),
+        type_: 0,
+        key_spec_index: 0,
+        token: ptr::null(),
+        summary: ptr::null(),
+        since: ptr::null(),
+        flags: 0,
+        deprecated_since: ptr::null(),
+        subargs: ptr::null_mut(),
+        display_text: ptr::null(),
+    }
+}
+
+fn key_spec(flags: u32) -> raw::RedisModuleCommandKeySpec {
+    raw::RedisModuleCommandKeySpec {
+        notes: ptr::null(),
+        flags: u64::from(flags),
+        begin_search_type: raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX,
+        bs: raw::RedisModuleCommandKeySpec__bindgen_ty_1 {
+            index: raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_1 { pos: 1 },
+        },
+        find_keys_type: raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE,
+        fk: raw::RedisModuleCommandKeySpec__bindgen_ty_2 {
+            range: raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 {
+                lastkey: 0,
+                keystep: 1,
+                limit: 0,
+            },
+        },
+    }
+}
+
+fn terminator_spec() -> raw::RedisModuleCommandKeySpec {
+    raw::RedisModuleCommandKeySpec {
+        notes: ptr::null(),
+        flags: 0,
+        begin_search_type: 0,
+        bs: raw::RedisModuleCommandKeySpec__bindgen_ty_1 {
+            index: raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_1 { pos: 0 },
+        },
+        find_keys_type: 0,
+        fk: raw::RedisModuleCommandKeySpec__bindgen_ty_2 {
+            range: raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 {
+                lastkey: 0,
+                keystep: 0,
+                limit: 0,
+            },
+        },
+    }
+}
+
+fn access_flags(a: Access) -> Option<u32> {
+    Some(match a {
+        Access::None => return None,
+        Access::Read => raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
+        Access::Update => raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE,
+        Access::Overwrite => raw::REDISMODULE_CMD_KEY_OW | raw::REDISMODULE_CMD_KEY_UPDATE,
+        Access::Delete => raw::REDISMODULE_CMD_KEY_RM | raw::REDISMODULE_CMD_KEY_DELETE,
+    })
+}
+
+/// Attaches summaries, arguments and key specs to every documented command. A server
+/// without the API (before 7.0) is left with the legacy key positions; a refusal is logged,
+/// never fatal: documentation must not keep the module from loading.
+pub fn register(ctx: &Context) {
+    // SAFETY: the API table is filled by RedisModule_Init before OnLoad and not written
+    // again; this runs on the main thread during OnLoad.
+    let (set_info, get_command) =
+        unsafe { (raw::RedisModule_SetCommandInfo, raw::RedisModule_GetCommand) };
+    let (Some(set_info), Some(get_command)) = (set_info, get_command) else {
+        ctx.log_notice("edge: this server has no command-info API; COMMAND DOCS stays empty");
+        return;
+    };
+    let version: &'static raw::RedisModuleCommandInfoVersion =
+        Box::leak(Box::new(raw::RedisModuleCommandInfoVersion {
+            version: 1,
+            sizeof_historyentry: std::mem::size_of::<raw::RedisModuleCommandHistoryEntry>(),
+            sizeof_keyspec: std::mem::size_of::<raw::RedisModuleCommandKeySpec>(),
+            sizeof_arg: std::mem::size_of::<raw::RedisModuleCommandArg>(),
+        }));
+    for d in DOCS {
+        let mut args: Vec<raw::RedisModuleCommandArg> = d.args.iter().map(c_arg).collect();
+        args.push(terminator_arg());
+        let specs: Vec<raw::RedisModuleCommandKeySpec> = match access_flags(d.access) {
+            Some(f) => vec![key_spec(f), terminator_spec()],
+            None => Vec::new(),
+        };
+        let specs = Box::leak(specs.into_boxed_slice());
+        let info = Box::leak(Box::new(raw::RedisModuleCommandInfo {
+            version,
+            summary: leak(d.summary),
+            complexity: leak(d.complexity),
+            since: leak("1.0.0"),
+            history: ptr::null_mut(),
+            tips: ptr::null(),
+            arity: d.arity,
+            key_specs: if specs.is_empty() {
+                ptr::null_mut()
+            } else {
+                specs.as_mut_ptr()
+            },
+            args: Box::leak(args.into_boxed_slice()).as_mut_ptr(),
+        }));
+        let name = CString::new(d.name).expect("no NUL");
+        // SAFETY: `name` is a NUL-terminated command this module registered; `info` and
+        // everything it points to are leaked, so valid for as long as Redis may read them,
+        // and laid out as the version block (`sizeof_*`) declares.
+        let ok = unsafe {
+            let cmd = get_command(ctx.get_raw(), name.as_ptr());
+            !cmd.is_null() && set_info(cmd, info) == raw::REDISMODULE_OK as c_int
+        };
+        if !ok {
+            ctx.log_warning(&format!("edge: COMMAND DOCS for {} refused", d.name));
+        }
+    }
+}
