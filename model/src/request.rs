@@ -3,7 +3,7 @@
 //! Parsing lives here, outside the module, so that it is unit-tested and fuzzed without a
 //! server and the module's handlers only dispatch. Every argument is checked before any
 //! state is touched, so a bad one can never leave a half-applied change. Arguments exclude
-//! the command name; the first one is always the user (the Redis key).
+//! the command name; for per-user commands the first one is the user (the Redis key).
 
 use std::fmt;
 
@@ -275,6 +275,27 @@ pub fn blob<'a>(args: &'a [&'a [u8]], keyed: bool) -> Result<&'a [u8], ArgError>
     }
 }
 
+/// `EDGE.MODEL.EXPORT [SINCE round]`: the round the federator last received from this
+/// node, if given (a delta since it), else `None` (everything).
+pub fn model_export(args: &[&[u8]]) -> Result<Option<u64>, ArgError> {
+    let mut since = None;
+    let mut opts = Options::new(args);
+    while opts.next(&["SINCE"])?.is_some() {
+        once(&since, "SINCE")?;
+        since = Some(int_in(opts.value("SINCE")?, "SINCE", 0, i64::from(u32::MAX))? as u64);
+    }
+    Ok(since)
+}
+
+/// Commands without arguments (`EDGE.MODEL.INFO`).
+pub fn no_args(args: &[&[u8]]) -> Result<(), ArgError> {
+    if args.is_empty() {
+        Ok(())
+    } else {
+        Err(ArgError::WrongArity)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,5 +372,27 @@ mod tests {
         assert_eq!((r.k, r.with_scores, r.include_seen), (Some(3), true, true));
         assert_eq!(prefetch(&args("U1 K 4")).unwrap(), ("U1", Some(4)));
         assert!(prefetch(&args("U1 K 4 K 5")).is_err());
+    }
+
+    #[test]
+    fn model_commands_take_since_and_a_blob() {
+        assert_eq!(model_export(&[]), Ok(None));
+        assert_eq!(model_export(&args("since 7")), Ok(Some(7)));
+        for (a, want) in [
+            ("SINCE", "SINCE needs a value"),
+            ("SINCE -1", "SINCE must be"),
+            ("SINCE x", "SINCE must be"),
+            ("SINCE 99999999999", "SINCE must be"),
+            ("SINCE 1 SINCE 2", "given more than once"),
+            ("FROM 1", "unknown option 'FROM'"),
+        ] {
+            let e = model_export(&args(a)).unwrap_err().to_string();
+            assert!(e.contains(want), "{a}: {e}");
+        }
+        assert_eq!(blob(&args("b"), false), Ok(&b"b"[..]));
+        assert_eq!(blob(&args("a b"), false), Err(ArgError::WrongArity));
+        assert_eq!(blob(&[], false), Err(ArgError::WrongArity));
+        assert_eq!(no_args(&[]), Ok(()));
+        assert_eq!(no_args(&args("x")), Err(ArgError::WrongArity));
     }
 }

@@ -10,14 +10,20 @@
 //! | `EDGE.FORGET user` | 1 | write fast | erases a user |
 //! | `EDGE.RESTORE user blob` | 1 | write deny-oom | loads a serialized user (AOF rewrite) |
 //! | `EDGE.NODE.RESTORE blob` | – | write deny-oom | replaces the node model (AOF rewrite) |
+//! | `EDGE.MODEL.EXPORT [SINCE round]` | – | write | this node's model update for federation |
+//! | `EDGE.MODEL.IMPORT blob` | – | write deny-oom | merges peers' aggregate (idempotent per round) |
+//! | `EDGE.MODEL.INFO` | – | readonly | federation state: rounds, last import, table sizes |
 //!
 //! The user id is the Redis key, so hash slots, ACL key patterns, TTLs and `MEMORY USAGE`
 //! apply to it directly. Writes replicate with an explicit `TS`, so a replica or an AOF
 //! replay learns exactly what the master learned even when the client relied on the clock.
 
-use redis_module::{raw, Context, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::{
+    raw, Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue,
+};
 
 use edge_model::codec::{decode_node, decode_user};
+use edge_model::federated::{decode_update, encode_update};
 use edge_model::request::{self, ArgError, ViewRequest};
 use edge_model::scoring::Prediction;
 use edge_model::{Engine, UserState};
@@ -265,4 +271,83 @@ pub fn node_restore(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     state::install(engine);
     ctx.replicate_verbatim();
     Ok(RedisValue::SimpleStringStatic("OK"))
+}
+
+/// This node's id in the updates it exports: its cluster node id in cluster mode, else the
+/// server's `run_id`. Only a label for logs (the federator keys edges by its own names):
+/// `run_id` changes on restart, and an export round carries on from the persisted model.
+fn node_id(ctx: &Context) -> String {
+    if ctx.get_flags().contains(ContextFlags::CLUSTER) {
+        // SAFETY: the API table is filled once before OnLoad and never written again. The
+        // function, when present, returns the node's 40-byte name (not NUL-terminated) or
+        // NULL outside cluster mode.
+        unsafe {
+            if let Some(get) = raw::RedisModule_GetMyClusterID {
+                let p = get();
+                if !p.is_null() {
+                    let name = std::slice::from_raw_parts(
+                        p.cast::<u8>(),
+                        raw::REDISMODULE_NODE_ID_LEN as usize,
+                    );
+                    return String::from_utf8_lossy(name).into_owned();
+                }
+            }
+        }
+    }
+    // SAFETY: as above; reading whether the optional API exists races with nothing.
+    let has_info = unsafe {
+        let (a, b) = (
+            raw::RedisModule_GetServerInfo,
+            raw::RedisModule_ServerInfoGetField,
+        );
+        a.is_some() && b.is_some()
+    };
+    if has_info {
+        if let Some(id) = ctx.server_info("server").field("run_id") {
+            return id.to_string_lossy();
+        }
+    }
+    "edge".to_owned()
+}
+
+/// `EDGE.MODEL.EXPORT [SINCE round]`: this node's global counts (never per-user data) as
+/// one update blob, in full or only what changed after `round`. Every export starts a new
+/// round, so it is a write and replicates verbatim: a replica's rounds stay in step.
+pub fn model_export(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let since = parse(&bytes(&args), request::model_export)?;
+    let node = node_id(ctx);
+    let update = state::engine().export_update(&node, since);
+    let blob = encode_update(&update);
+    state::note_export(blob.len());
+    ctx.replicate_verbatim();
+    Ok(RedisValue::StringBuffer(blob))
+}
+
+/// `EDGE.MODEL.IMPORT blob`: merges an aggregate of peers into the federated table.
+/// Replies 1 if applied, 0 if that round was already imported (nothing changes). A blob
+/// that fails validation is refused before anything is touched.
+pub fn model_import(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    let raw = bytes(&args);
+    let blob = parse(&raw, |a| request::blob(a, false))?;
+    let update = decode_update(blob).map_err(|e| err(format_args!("invalid update blob: {e}")))?;
+    let imported = state::engine().import_update(&update, state::now_ms(), blob.len());
+    if imported.applied {
+        state::note_import(blob.len());
+    }
+    ctx.replicate_verbatim();
+    Ok(RedisValue::Integer(i64::from(imported.applied)))
+}
+
+/// `EDGE.MODEL.INFO`: federation state as field/value pairs, in a fixed order (a map
+/// under RESP3, a flat array under RESP2).
+pub fn model_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    parse(&bytes(&args), request::no_args)?;
+    let fields = state::federation(&mut state::engine()).fields();
+    let c = ctx.get_raw();
+    raw::reply_with_map(c, fields.len() as _);
+    for (name, v) in fields {
+        raw::reply_with_string_buffer(c, name.as_ptr().cast(), name.len());
+        raw::reply_with_long_long(c, v.min(i64::MAX as u64) as i64);
+    }
+    Ok(RedisValue::NoReply)
 }

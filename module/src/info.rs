@@ -4,7 +4,8 @@
 //! `# edge_stats` and the field `records_total` as `edge_records_total`. Counters end in
 //! `_total` and gauges do not, so the exporter maps them onto Prometheus types by name.
 //! The latency histogram is a dictionary of cumulative buckets (`le_<µs>=count`, then
-//! `le_inf`), which maps one-to-one onto a Prometheus histogram.
+//! `le_inf`), which maps one-to-one onto a Prometheus histogram. The `federation` section
+//! reports rounds imported, bytes exchanged and the peers' table (see EDGE.MODEL.INFO).
 
 use redis_module::{InfoContext, RedisResult};
 
@@ -14,6 +15,7 @@ use crate::state;
 pub fn add_sections(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<()> {
     let mut engine = state::engine();
     let memory = engine.memory_bytes();
+    let fed = state::federation(&mut engine);
     let (g, cache, s) = engine.parts();
     let cs = cache.stats();
     let u = |v: usize| v as u64;
@@ -66,6 +68,22 @@ pub fn add_sections(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<(
         }
         dict.build_dictionary()?
     };
-    devices.build_section()?.build_info()?;
+    devices
+        .build_section()?
+        .add_section("federation")
+        .field("federation_rounds_total", fed.rounds)?
+        .field("federation_last_import_round", fed.last_round)?
+        .field("federation_last_import_ms", fed.last_import_ms)?
+        .field("federation_last_import_bytes", fed.last_import_bytes)?
+        .field("federation_imports_total", fed.imports_total)?
+        .field("federation_import_bytes_total", fed.import_bytes_total)?
+        .field("federation_exports_total", fed.exports_total)?
+        .field("federation_export_bytes_total", fed.export_bytes_total)?
+        .field("export_round", fed.export_round)?
+        .field("peer_rows", fed.peer_rows)?
+        .field("peer_transitions", fed.peer_transitions)?
+        .field("peer_views", fed.peer_views)?
+        .build_section()?
+        .build_info()?;
     Ok(())
 }

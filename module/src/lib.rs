@@ -136,5 +136,8 @@ redis_module! {
         ["edge.forget", commands::forget, "write fast", 1, 1, 1, ""],
         ["edge.restore", commands::restore, "write deny-oom", 1, 1, 1, ""],
         ["edge.node.restore", commands::node_restore, "write deny-oom", 0, 0, 0, ""],
+        ["edge.model.export", commands::model_export, "write", 0, 0, 0, ""],
+        ["edge.model.import", commands::model_import, "write deny-oom", 0, 0, 0, ""],
+        ["edge.model.info", commands::model_info, "readonly", 0, 0, 0, ""],
     ],
 }
