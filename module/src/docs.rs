@@ -146,6 +146,30 @@ static DOCS: &[Doc] = &[
         access: Access::None,
         args: &[arg("blob", Kind::Str)],
     },
+    Doc {
+        name: "edge.model.export",
+        summary: "This node's global counts for federation (never per-user data), in full or changed since a round; opens a new round.",
+        complexity: "O(rows and items exported)",
+        arity: -1,
+        access: Access::None,
+        args: &[opt("SINCE", Kind::Int)],
+    },
+    Doc {
+        name: "edge.model.import",
+        summary: "Merges a federator's aggregate of peer edges into the federated table; a round already imported changes nothing.",
+        complexity: "O(size of the blob)",
+        arity: 2,
+        access: Access::None,
+        args: &[arg("blob", Kind::Str)],
+    },
+    Doc {
+        name: "edge.model.info",
+        summary: "Federation state: rounds imported, the last import, table sizes, bytes.",
+        complexity: "O(items)",
+        arity: 1,
+        access: Access::None,
+        args: &[],
+    },
 ];
 
 fn leak(s: &str) -> *const c_char {
