@@ -43,7 +43,7 @@ pub struct Config {
     /// controller off and every play prefetches `prefetch_k` predictions.
     pub prefetch_budget: f64,
     /// How many views elsewhere a memoized prediction may lag behind before it is
-    /// recomputed (0: never served stale; see [`crate::Engine::predict_user`]).
+    /// recomputed (0: never served stale; see [`crate::Engine::predict_with`]).
     pub predict_staleness: u64,
     /// Size assumed for an item when EDGE.PLAY gives no SIZE.
     pub default_item_size: u64,

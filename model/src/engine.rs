@@ -56,6 +56,8 @@ pub struct Engine {
     cache: EdgeCache,
     stats: Stats,
     scorer: Scorer,
+    /// The memoized list for viewers never seen (see [`Engine::predict_with`]).
+    anon_memo: Option<MemoEntry>,
 }
 
 impl Engine {
@@ -75,6 +77,7 @@ impl Engine {
             cache,
             stats: Stats::default(),
             scorer: Scorer::default(),
+            anon_memo: None,
             config,
         })
     }
@@ -88,6 +91,7 @@ impl Engine {
             cache,
             stats,
             scorer: Scorer::default(),
+            anon_memo: None,
         };
         e.apply(&config, e.global.decay.landmark_ms());
         e
@@ -256,39 +260,46 @@ impl Engine {
         out
     }
 
-    /// Like [`Engine::predict`] for a known user, but served from the user's memo when
-    /// neither the user nor the node model changed since it was computed (or changed by at
-    /// most `predict_staleness` views elsewhere), and handed to `reply` by reference, so a
-    /// read-heavy workload costs a lookup per prediction and no copies. Any write makes the
-    /// next prediction fresh, so with the default staleness of 0 the answer is always
-    /// exactly what a fresh computation gives.
-    pub fn predict_user<R>(
+    /// Like [`Engine::predict`], but served from a memo when neither the user nor the node
+    /// model changed since it was computed (or changed by at most `predict_staleness` views
+    /// elsewhere), and handed to `reply` by reference, so a read-heavy workload costs a
+    /// lookup per prediction and no copies. Known users keep their memo in their state, new
+    /// viewers share one. Any write makes the next prediction fresh, so with the default
+    /// staleness of 0 the answer is always exactly what a fresh computation gives.
+    pub fn predict_with<R>(
         &mut self,
-        user: &UserState,
+        user: Option<&UserState>,
         k: usize,
         include_seen: bool,
         reply: impl FnOnce(&[Prediction]) -> R,
     ) -> R {
         let start = Instant::now();
-        let mut memo = user.memo.0.borrow_mut();
-        let hit = memo.as_ref().is_some_and(|m| {
+        let held = match user {
+            Some(u) => u.memo.0.borrow_mut().take(),
+            None => self.anon_memo.take(),
+        };
+        let fresh = |m: &MemoEntry| {
             self.version.wrapping_sub(m.version) <= self.config.predict_staleness
                 && m.include_seen == include_seen
                 && m.k >= k
-        });
-        if hit {
-            self.stats.predict_memo_hits += 1;
-        } else {
-            let list = self.rank(Some(user), k, include_seen);
-            *memo = Some(MemoEntry {
+        };
+        let memo = match held {
+            Some(m) if fresh(&m) => {
+                self.stats.predict_memo_hits += 1;
+                m
+            }
+            _ => MemoEntry {
                 version: self.version,
                 k,
                 include_seen,
-                list,
-            });
+                list: self.rank(user, k, include_seen),
+            },
+        };
+        let out = reply(&memo.list[..k.min(memo.list.len())]);
+        match user {
+            Some(u) => *u.memo.0.borrow_mut() = Some(memo),
+            None => self.anon_memo = Some(memo),
         }
-        let list = &memo.as_ref().expect("just filled").list;
-        let out = reply(&list[..k.min(list.len())]);
         self.stats.predictions += 1;
         self.stats
             .predict_latency
@@ -436,7 +447,8 @@ mod tests {
         }
         let fresh = e.predict(Some(&users[0]), 5, false);
         assert_eq!(fresh.len(), 5);
-        let memo = |e: &mut Engine, u: &UserState, k| e.predict_user(u, k, false, <[_]>::to_vec);
+        let memo =
+            |e: &mut Engine, u: &UserState, k| e.predict_with(Some(u), k, false, <[_]>::to_vec);
         assert_eq!(memo(&mut e, &users[0], 5), fresh);
         assert_eq!(memo(&mut e, &users[0], 5), fresh);
         assert_eq!(memo(&mut e, &users[0], 3), fresh[..3]);

@@ -34,7 +34,7 @@ pub struct PersonalTransition {
 }
 
 /// The last prediction list served for a user, reused while neither the user nor the node
-/// model has changed (see [`crate::Engine::predict_user`]). It is a cache of a pure
+/// model has changed (see [`crate::Engine::predict_with`]). It is a cache of a pure
 /// function, so it is never persisted, copied or compared: a restored or copied user simply
 /// starts without one.
 /// Interior mutability lets a read-only command (EDGE.PREDICT opens the key for reading)
@@ -43,7 +43,7 @@ pub struct PersonalTransition {
 pub struct Memo(pub(crate) RefCell<Option<MemoEntry>>);
 
 /// One memoized list.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct MemoEntry {
     /// Model version the list was computed at.
     pub version: u64,

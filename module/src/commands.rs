@@ -112,12 +112,9 @@ pub fn predict(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let user = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
     let mut engine = state::engine();
     let k = r.k.unwrap_or(engine.config().default_k);
-    match user {
-        Some(u) => engine.predict_user(u, k, r.include_seen, |list| {
-            reply_list(ctx, list, r.with_scores)
-        }),
-        None => reply_list(ctx, &engine.predict(None, k, r.include_seen), r.with_scores),
-    }
+    engine.predict_with(user, k, r.include_seen, |list| {
+        reply_list(ctx, list, r.with_scores)
+    });
     Ok(RedisValue::NoReply)
 }
 
