@@ -20,6 +20,14 @@ pub struct ItemRef {
     pub gen: u32,
 }
 
+impl ItemRef {
+    /// A reference to nothing (never live).
+    pub const NONE: ItemRef = ItemRef {
+        slot: u32::MAX,
+        gen: 0,
+    };
+}
+
 /// One tracked item.
 #[derive(Debug, Clone)]
 pub struct Item {
@@ -126,6 +134,18 @@ impl Catalog {
     #[inline]
     pub fn is_live(&self, r: ItemRef) -> bool {
         self.live.get(r.slot as usize) == Some(&(r.gen | LIVE_BIT))
+    }
+
+    /// Resolves a stored item: the remembered reference if it is still live (a slot's
+    /// generation changes when it is reused, so a live reference is still the same item),
+    /// else a lookup by fingerprint. Saves a hash probe per history item on the hot paths.
+    #[inline]
+    pub fn resolve(&self, hint: ItemRef, fp: u64) -> Option<ItemRef> {
+        if self.is_live(hint) {
+            Some(hint)
+        } else {
+            self.lookup_fp_only(fp)
+        }
     }
 
     /// The item behind a reference, or `None` if it has been evicted since.

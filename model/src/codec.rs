@@ -22,7 +22,7 @@ use crate::global::{Board, GlobalModel, Peers};
 use crate::hash::fingerprint;
 use crate::stats::Stats;
 use crate::transitions::{Entry, Row, Transitions, Val};
-use crate::user::{HistoryEntry, PersonalTransition, UserParts, UserState};
+use crate::user::{Hint, HistoryEntry, PersonalTransition, UserParts, UserState};
 
 /// First bytes of every blob.
 pub const MAGIC: &[u8; 4] = b"EDGC";
@@ -323,6 +323,7 @@ pub fn decode_user(blob: &[u8]) -> Result<UserState, CodecError> {
             fp: fingerprint(item.as_bytes()),
             ts_ms,
             weight,
+            hint: Hint::default(),
         });
     }
     let n = r.count(8)?;

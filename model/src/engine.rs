@@ -228,6 +228,7 @@ impl Engine {
             view_weight,
             view.device,
             self.user_bounds(),
+            learned.item,
         );
         self.stats.records += 1;
         self.version += 1;

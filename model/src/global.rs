@@ -299,7 +299,7 @@ impl GlobalModel {
             if prev.fp == fp {
                 continue;
             }
-            let Some(from) = self.catalog.lookup_fp_only(prev.fp) else {
+            let Some(from) = self.catalog.resolve(prev.hint.0, prev.fp) else {
                 continue;
             };
             let w = base * wd;
@@ -394,6 +394,7 @@ mod tests {
                 fp: fingerprint(i.as_bytes()),
                 ts_ms: t as i64 * 1000,
                 weight: 1.0,
+                hint: Default::default(),
             })
             .collect()
     }

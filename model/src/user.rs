@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 
+use crate::catalog::ItemRef;
 use crate::hash::{fingerprint, FpBuild};
 
 /// One recent view.
@@ -20,6 +21,26 @@ pub struct HistoryEntry {
     pub ts_ms: i64,
     /// How much the view taught: 1 for a full view, less for a skip.
     pub weight: f32,
+    /// Where the item sat in this node's catalog when the view was learned: a cache that
+    /// spares a hash lookup while the item stays put (see `Catalog::resolve`).
+    pub hint: Hint,
+}
+
+/// A catalog reference remembered next to persisted data. It is only a cache, so it is not
+/// persisted, and two entries that differ only in their hints are equal.
+#[derive(Debug, Clone, Copy)]
+pub struct Hint(pub ItemRef);
+
+impl Default for Hint {
+    fn default() -> Self {
+        Hint(ItemRef::NONE)
+    }
+}
+
+impl PartialEq for Hint {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// A transition in the user's own history (previous item → next item), by fingerprint.
@@ -170,6 +191,7 @@ impl UserState {
         weight: f32,
         device: Option<&str>,
         bounds: UserBounds,
+        hint: Option<ItemRef>,
     ) {
         self.memo = Memo::default();
         let fp = fingerprint(item.as_bytes());
@@ -188,6 +210,7 @@ impl UserState {
             fp,
             ts_ms,
             weight,
+            hint: Hint(hint.unwrap_or(ItemRef::NONE)),
         });
         while self.history.len() > bounds.history_len {
             self.history.pop_front();
@@ -324,7 +347,7 @@ mod tests {
     fn history_and_seen_are_bounded_oldest_first() {
         let mut u = UserState::default();
         for i in 0..6 {
-            u.push(&format!("I{i}"), i, 1.0, Some("TV"), B);
+            u.push(&format!("I{i}"), i, 1.0, Some("TV"), B, None);
         }
         let h: Vec<_> = u.history().iter().map(|e| &*e.item).collect();
         assert_eq!(h, ["I3", "I4", "I5"]);
@@ -340,8 +363,8 @@ mod tests {
     fn personal_transitions_accumulate() {
         let mut u = UserState::default();
         for _ in 0..3 {
-            u.push("A", 0, 1.0, None, B);
-            u.push("B", 0, 1.0, None, B);
+            u.push("A", 0, 1.0, None, B, None);
+            u.push("B", 0, 1.0, None, B, None);
         }
         let ab = u
             .personal()
