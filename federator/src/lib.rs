@@ -1,0 +1,22 @@
+//! The federator: federated learning between edgecache edges.
+//!
+//! Each round it collects every edge's model update (`EDGE.MODEL.EXPORT SINCE <last
+//! received>`), keeps a copy of each edge's tables, sums them and pushes every edge the
+//! aggregate of the *other* edges (`EDGE.MODEL.IMPORT`). Only these aggregate counts travel;
+//! viewing logs and per-user tables never leave an edge.
+//!
+//! - [`aggregate`]: the aggregation step (plain, DP, secure), shared by the live federator
+//!   and the in-process evaluation.
+//! - [`flat`], [`dp`], [`secure`]: named count vectors, Laplace noise with its sensitivity,
+//!   pairwise masking.
+//! - [`edge`] and [`run`]: talking to edges, rounds with deadlines, logs and the JSON
+//!   summary.
+//! - [`eval`]: local-only vs federated vs centralized on a real log split by region.
+
+pub mod aggregate;
+pub mod dp;
+pub mod edge;
+pub mod eval;
+pub mod flat;
+pub mod run;
+pub mod secure;

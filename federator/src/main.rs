@@ -1,0 +1,194 @@
+//! `federator`: runs federation rounds between edgecache edges, or evaluates federation
+//! on a real log (`federator eval`). Everything but argument parsing lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use federator::dp::LearnBound;
+use federator::edge::EdgeSpec;
+use federator::eval::{self, FedSetup};
+use federator::run::{self, parse_duration};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "federator",
+    version,
+    about = "Federated learning between edgecache edges"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Local-only vs federated vs centralized on MovieLens 100K split by region.
+    Eval(EvalArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// An edge: NAME=redis://host:port (repeat).
+    #[arg(long = "edge", value_name = "NAME=URL")]
+    edges: Vec<EdgeSpec>,
+    /// Rounds to run (default: 1, or forever with --interval).
+    #[arg(long)]
+    rounds: Option<u64>,
+    /// Time between round starts (30s, 500ms, 2m): runs as a service.
+    #[arg(long, value_parser = parse_duration)]
+    interval: Option<std::time::Duration>,
+    /// Fewest answering edges for a round to push; fewer: skipped and logged.
+    #[arg(long, default_value_t = 2)]
+    min_edges: usize,
+    /// Bound on each edge's export and import in a round.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    timeout: std::time::Duration,
+    /// Laplace noise on the aggregate with this ε per round (needs --dp-clip).
+    #[arg(long, requires = "dp_clip")]
+    dp_epsilon: Option<f64>,
+    /// Views per viewer per round the edges let reach their export (edge.dp-clip).
+    #[arg(long, requires = "dp_epsilon")]
+    dp_clip: Option<u32>,
+    /// Pairwise-masked secure aggregation (see the README's threat model).
+    #[arg(long)]
+    secure: bool,
+    /// Write the JSON summary here (rewritten after every round).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    /// Directory holding MovieLens 100K's u.data and u.user.
+    #[arg(long)]
+    movielens: PathBuf,
+    /// Edges to split into (by the first digit of the zip code).
+    #[arg(long, default_value_t = 3)]
+    edges: usize,
+    /// Events between federation rounds; a comma list runs each.
+    #[arg(long, default_value = "5000", value_delimiter = ',')]
+    round_every: Vec<usize>,
+    /// Also run federated with DP at these ε per round.
+    #[arg(long, value_delimiter = ',')]
+    dp_epsilon: Vec<f64>,
+    /// Views per viewer per round under DP.
+    #[arg(long, default_value_t = 50)]
+    dp_clip: u32,
+    /// Also run federated with secure aggregation.
+    #[arg(long)]
+    secure: bool,
+    /// Write the figures as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = match cli.cmd {
+        Some(Cmd::Eval(a)) => run_eval(a),
+        None => run_federation(cli.run),
+    };
+    match out {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("federator: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_federation(a: RunArgs) -> Result<(), String> {
+    if a.edges.len() < 2 {
+        return Err("give at least two --edge NAME=redis://host:port".into());
+    }
+    if let Some(e) = a.dp_epsilon {
+        if !(e.is_finite() && e > 0.0) {
+            return Err("--dp-epsilon must be positive".into());
+        }
+    }
+    if a.dp_clip == Some(0) {
+        return Err("--dp-clip must be at least 1".into());
+    }
+    let opts = run::Options {
+        edges: a.edges,
+        rounds: a.rounds,
+        interval: a.interval,
+        min_edges: a.min_edges,
+        timeout: a.timeout,
+        dp: a.dp_epsilon.zip(a.dp_clip),
+        learn: LearnBound::of(&edge_model::Config::default()),
+        secure: a.secure,
+        json: a.json,
+    };
+    let s = run::run(&opts)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&s).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+fn run_eval(a: EvalArgs) -> Result<(), String> {
+    if a.edges < 2 {
+        return Err("--edges must be at least 2".into());
+    }
+    let split = eval::read_movielens(&a.movielens, a.edges)?;
+    eprintln!(
+        "{} events, {} viewers; events per edge {:?}",
+        split.events.len(),
+        split.edge_of.len(),
+        split.sizes()
+    );
+    let mut all = vec![
+        eval::replay(&split, true, None)?,
+        eval::replay(&split, false, None)?,
+    ];
+    for &n in &a.round_every {
+        let fed = |dp, secure| FedSetup {
+            round_every: n,
+            dp,
+            secure,
+        };
+        all.push(eval::replay(&split, false, Some(fed(None, false)))?);
+        if a.secure {
+            all.push(eval::replay(&split, false, Some(fed(None, true)))?);
+        }
+        for &eps in &a.dp_epsilon {
+            all.push(eval::replay(
+                &split,
+                false,
+                Some(fed(Some((eps, a.dp_clip)), false)),
+            )?);
+        }
+    }
+    println!(
+        "{:<36} {:>7} {:>7} {:>7} {:>6} {:>12} {:>12} {:>8}",
+        "setup", "HR@10", "MRR@10", "hit", "rounds", "B in/round", "B out/round", "eps tot"
+    );
+    for f in &all {
+        println!(
+            "{:<36} {:>7.4} {:>7.4} {:>7.4} {:>6} {:>12.0} {:>12.0} {:>8}",
+            if f.round_every > 0 {
+                format!("{} N={}", f.setup, f.round_every)
+            } else {
+                f.setup.clone()
+            },
+            f.hr10,
+            f.mrr10,
+            f.hit_ratio,
+            f.rounds,
+            f.bytes_in_per_round,
+            f.bytes_out_per_round,
+            f.epsilon_total.map_or("-".into(), |e| format!("{e}")),
+        );
+    }
+    if let Some(p) = a.json {
+        let text = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
+        std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! Secure aggregation: pairwise additive masks mod 2^32 over fixed-point counts.
+//!
+//! Every pair of edge agents `(i, j)` shares a secret seed. For a round, both expand it into
+//! the same pseudo-random vector `m_ij` (ChaCha12, keyed by the seed and the round); agent
+//! `i` adds `m_ij` for every `j > i` and subtracts it for every `j < i`. Each masked vector
+//! on its own is uniformly random to the aggregator; in the sum of all of them every mask
+//! appears once with `+` and once with `−`, so the aggregator gets exactly `Σ x_i mod 2^32`.
+//!
+//! **Where this runs.** The edges are plain Redis nodes, so the masking step runs in the
+//! federator process, in [`Agent`], standing in for an edge-side agent that would sit next
+//! to each Redis node (it holds that edge's tables, its seeds, and subtracts its own table
+//! from the sum it gets back). The [`aggregate`] function is the only code that plays the
+//! aggregator; it receives only masked vectors. In this deployment the two share a process,
+//! so the property shown is the protocol's, not an isolation boundary.
+//!
+//! **Threat model.** Honest-but-curious aggregator; agents follow the protocol. Any two
+//! colluding agents learn nothing about a third beyond the sum; the aggregator colluding
+//! with `k` agents learns the sum of the others. Not covered: a malicious aggregator that
+//! lies about who answered (it could isolate one edge by declaring all others dropped — a
+//! real deployment needs a minimum set size, which `--min-edges` gives), malicious agents
+//! that send garbage, and the support: coordinates are indexed by item and pair names, so
+//! which items and pairs exist is revealed (only their counts are hidden).
+//!
+//! **Dropouts.** An edge that does not answer a round would leave its masks uncancelled.
+//! The round is therefore two-phase: first the set of answering edges is fixed, then only
+//! they mask, with each other (re-masking among the answering edges). A dropped edge's
+//! table is then simply absent from that round's sum: its peers lose its evidence until it
+//! answers again, unlike plain aggregation, which keeps its last known table.
+//!
+//! Fixed point: counts × 2^8 rounded, so sums are exact to 1/256 per count and each
+//! edge's count must stay below 2^24 / edges; a larger one is refused rather than wrapped.
+
+use rand::{Rng, SeedableRng};
+
+use crate::flat::{Flat, Key};
+
+/// Fixed-point scale of masked counts.
+pub const SCALE: f64 = 256.0;
+
+/// An edge-side agent: its index, its pairwise seeds, and what it contributes.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    /// Its edge's index.
+    pub index: usize,
+    /// Seeds shared with every other agent (by index), from key agreement.
+    pub seeds: Vec<[u8; 32]>,
+}
+
+/// Pairwise seeds for `n` agents: `seeds[i][j] == seeds[j][i]`. Stands in for a key
+/// agreement (Diffie–Hellman) between agents; drawn from the OS's entropy.
+pub fn pairwise_seeds(n: usize, rng: &mut impl Rng) -> Vec<Vec<[u8; 32]>> {
+    let mut s = vec![vec![[0u8; 32]; n]; n];
+    for i in 0..n {
+        for j in i + 1..n {
+            let mut k = [0u8; 32];
+            rng.fill_bytes(&mut k);
+            s[i][j] = k;
+            s[j][i] = k;
+        }
+    }
+    s
+}
+
+fn mask_stream(seed: &[u8; 32], round: u64) -> rand::rngs::StdRng {
+    let mut key = *seed;
+    for (b, r) in key.iter_mut().zip(round.to_le_bytes()) {
+        *b ^= r;
+    }
+    rand::rngs::StdRng::from_seed(key)
+}
+
+/// Fixed-point encoding of `x` over the coordinates `index`.
+pub fn encode(x: &Flat, index: &[Key], edges: usize) -> Result<Vec<u32>, String> {
+    let limit = (1u64 << 32) as f64 / edges.max(1) as f64;
+    index
+        .iter()
+        .map(|k| {
+            let v = (x.get(k).copied().unwrap_or(0.0).max(0.0) * SCALE).round();
+            if v >= limit {
+                Err(format!(
+                    "count {k:?} = {} is too large for 32-bit fixed point",
+                    v / SCALE
+                ))
+            } else {
+                Ok(v as u32)
+            }
+        })
+        .collect()
+}
+
+impl Agent {
+    /// The masked vector this agent sends for `round`, among the answering agents `set`.
+    pub fn mask(&self, x: &[u32], set: &[usize], round: u64) -> Vec<u32> {
+        let mut out = x.to_vec();
+        for &j in set {
+            if j == self.index {
+                continue;
+            }
+            let mut s = mask_stream(&self.seeds[j], round);
+            let add = self.index < j;
+            for v in out.iter_mut() {
+                let m = s.next_u32();
+                *v = if add {
+                    v.wrapping_add(m)
+                } else {
+                    v.wrapping_sub(m)
+                };
+            }
+        }
+        out
+    }
+
+    /// What this agent's edge imports: the unmasked sum minus its own contribution.
+    pub fn others(&self, sum: &[u32], own: &[u32]) -> Vec<u32> {
+        sum.iter()
+            .zip(own)
+            .map(|(s, o)| s.wrapping_sub(*o))
+            .collect()
+    }
+}
+
+/// The aggregator's whole job: the sum of masked vectors, mod 2^32.
+pub fn aggregate(masked: &[Vec<u32>]) -> Vec<u32> {
+    let n = masked.first().map_or(0, Vec::len);
+    let mut sum = vec![0u32; n];
+    for m in masked {
+        for (s, v) in sum.iter_mut().zip(m) {
+            *s = s.wrapping_add(*v);
+        }
+    }
+    sum
+}
+
+/// Decodes a fixed-point vector over `index`.
+pub fn decode(v: &[u32], index: &[Key]) -> Flat {
+    index
+        .iter()
+        .zip(v)
+        .filter(|(_, x)| **x != 0)
+        .map(|(k, x)| (k.clone(), f64::from(*x) / SCALE))
+        .collect()
+}
+
+/// The union of the coordinates of `parts`, sorted: the index every agent encodes over
+/// (it reveals the support, see the module notes).
+pub fn index_of<'a>(parts: impl IntoIterator<Item = &'a Flat>) -> Vec<Key> {
+    let mut keys: Vec<Key> = parts.into_iter().flat_map(|f| f.keys().cloned()).collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Runs one secure round over `parts` (agent index, its flat tables): returns the sum the
+/// aggregator learns and, per agent, the others' sum it hands its edge.
+pub fn secure_round(
+    agents: &[Agent],
+    parts: &[(usize, Flat)],
+    round: u64,
+) -> Result<(Flat, Vec<(usize, Flat)>), String> {
+    let index = index_of(parts.iter().map(|(_, f)| f));
+    let set: Vec<usize> = parts.iter().map(|(i, _)| *i).collect();
+    let own: Vec<Vec<u32>> = parts
+        .iter()
+        .map(|(_, f)| encode(f, &index, parts.len()))
+        .collect::<Result<_, _>>()?;
+    let masked: Vec<Vec<u32>> = parts
+        .iter()
+        .zip(&own)
+        .map(|((i, _), x)| agents[*i].mask(x, &set, round))
+        .collect();
+    let sum = aggregate(&masked);
+    let others = parts
+        .iter()
+        .zip(&own)
+        .map(|((i, _), x)| (*i, decode(&agents[*i].others(&sum, x), &index)))
+        .collect();
+    Ok((decode(&sum, &index), others))
+}
+
+/// Agents for `n` edges with fresh pairwise seeds.
+pub fn agents(n: usize, rng: &mut impl Rng) -> Vec<Agent> {
+    pairwise_seeds(n, rng)
+        .into_iter()
+        .enumerate()
+        .map(|(index, seeds)| Agent { index, seeds })
+        .collect()
+}
