@@ -67,11 +67,14 @@ pub fn add(a: &mut Flat, b: &Flat, sign: f64) {
     }
 }
 
+/// A row being rebuilt: its total and positive entries.
+type RowAcc = (f64, Vec<(String, f32)>);
+
 /// An aggregate as an update from `node` closing `round` (a full table): negative or zero
 /// counts are dropped, views are rounded to whole views.
 pub fn to_update(f: &Flat, node: &str, round: u64, clocks: (Clock, Clock)) -> Update {
     let mut items: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
-    let mut rows: BTreeMap<&str, (f64, Vec<(String, f32)>)> = BTreeMap::new();
+    let mut rows: BTreeMap<&str, RowAcc> = BTreeMap::new();
     for (k, &v) in f {
         match k {
             Key::Views(n) => items.entry(n).or_default().0 = v.round().max(0.0) as u64,

@@ -50,13 +50,11 @@ pub struct Agent {
 /// agreement (Diffie–Hellman) between agents; drawn from the OS's entropy.
 pub fn pairwise_seeds(n: usize, rng: &mut impl Rng) -> Vec<Vec<[u8; 32]>> {
     let mut s = vec![vec![[0u8; 32]; n]; n];
-    for i in 0..n {
-        for j in i + 1..n {
-            let mut k = [0u8; 32];
-            rng.fill_bytes(&mut k);
-            s[i][j] = k;
-            s[j][i] = k;
-        }
+    for (i, j) in (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))) {
+        let mut k = [0u8; 32];
+        rng.fill_bytes(&mut k);
+        s[i][j] = k;
+        s[j][i] = k;
     }
     s
 }
