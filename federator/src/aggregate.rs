@@ -204,6 +204,19 @@ mod tests {
             let d = flat::max_diff(&flat::of_update(p), &flat::of_update(s));
             assert!(d <= 3.0 / secure::SCALE, "{d}");
         }
+        // Large counts (forward-decayed popularity) scale down instead of wrapping.
+        let mut big = tables(3, true, 10);
+        for t in &mut big {
+            for v in t.items.values_mut() {
+                v.1 *= 1e6;
+            }
+        }
+        for ((_, p), (_, s)) in run(&big, false).iter().zip(&run(&big, true)) {
+            for (a, b) in p.items.iter().zip(&s.items) {
+                assert_eq!(a.views, b.views);
+                assert!((a.popularity - b.popularity).abs() <= 1e-6 * a.popularity.max(1.0));
+            }
+        }
     }
 
     #[test]
@@ -218,7 +231,8 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
         let agents = secure::agents(3, &mut rng);
         let set = [0, 1, 2];
-        let x0 = secure::encode(&parts[0].1, &index, 3).unwrap();
+        let sc = secure::scales(parts.iter().map(|(_, f)| f), 3);
+        let x0 = secure::encode(&parts[0].1, &index, &sc).unwrap();
         let m0 = agents[0].mask(&x0, &set, 7);
         // The masked vector is not the input (all but a negligible share of coordinates move).
         let same = x0.iter().zip(&m0).filter(|(a, b)| a == b).count();

@@ -27,8 +27,9 @@
 //! table is then simply absent from that round's sum: its peers lose its evidence until it
 //! answers again, unlike plain aggregation, which keeps its last known table.
 //!
-//! Fixed point: counts × 2^8 rounded, so sums are exact to 1/256 per count and each
-//! edge's count must stay below 2^24 / edges; a larger one is refused rather than wrapped.
+//! Fixed point: each kind of count (views, popularity, row totals, links) gets the largest
+//! power-of-two scale up to 2^16 at which `edges ×` its largest value fits in 32 bits, so
+//! the sum never wraps; small counts are exact to at least 1/256 (see [`scales`]).
 
 use rand::{Rng, SeedableRng};
 
@@ -67,18 +68,48 @@ fn mask_stream(seed: &[u8; 32], round: u64) -> rand::rngs::StdRng {
     rand::rngs::StdRng::from_seed(key)
 }
 
+/// Fixed-point scales, one per kind of count (views, popularity, totals, links): the
+/// largest power of two up to [`SCALE`]·2^8 at which `edges` times the largest value of
+/// that kind still fits in 32 bits. Agents agree on them from each kind's maximum, which
+/// is revealed (a magnitude, not a count of anyone in particular).
+pub type Scales = [f64; 4];
+
+fn kind(k: &Key) -> usize {
+    match k {
+        Key::Views(_) => 0,
+        Key::Popularity(_) => 1,
+        Key::Total(_) => 2,
+        Key::Link(..) => 3,
+    }
+}
+
+/// The scales for `parts` (see [`Scales`]).
+pub fn scales<'a>(parts: impl IntoIterator<Item = &'a Flat>, edges: usize) -> Scales {
+    let mut max = [0.0f64; 4];
+    for f in parts {
+        for (k, v) in f {
+            let m = &mut max[kind(k)];
+            *m = m.max(*v);
+        }
+    }
+    let room = (u32::MAX as f64) / edges.max(1) as f64;
+    max.map(|m| {
+        let mut s = SCALE * 256.0;
+        while s > 1.0 / 1024.0 && (m * s).round() >= room {
+            s /= 2.0;
+        }
+        s
+    })
+}
+
 /// Fixed-point encoding of `x` over the coordinates `index`.
-pub fn encode(x: &Flat, index: &[Key], edges: usize) -> Result<Vec<u32>, String> {
-    let limit = (1u64 << 32) as f64 / edges.max(1) as f64;
+pub fn encode(x: &Flat, index: &[Key], s: &Scales) -> Result<Vec<u32>, String> {
     index
         .iter()
         .map(|k| {
-            let v = (x.get(k).copied().unwrap_or(0.0).max(0.0) * SCALE).round();
-            if v >= limit {
-                Err(format!(
-                    "count {k:?} = {} is too large for 32-bit fixed point",
-                    v / SCALE
-                ))
+            let v = (x.get(k).copied().unwrap_or(0.0).max(0.0) * s[kind(k)]).round();
+            if v > f64::from(u32::MAX) {
+                Err(format!("count {k:?} is too large for 32-bit fixed point"))
             } else {
                 Ok(v as u32)
             }
@@ -130,12 +161,12 @@ pub fn aggregate(masked: &[Vec<u32>]) -> Vec<u32> {
 }
 
 /// Decodes a fixed-point vector over `index`.
-pub fn decode(v: &[u32], index: &[Key]) -> Flat {
+pub fn decode(v: &[u32], index: &[Key], s: &Scales) -> Flat {
     index
         .iter()
         .zip(v)
         .filter(|(_, x)| **x != 0)
-        .map(|(k, x)| (k.clone(), f64::from(*x) / SCALE))
+        .map(|(k, x)| (k.clone(), f64::from(*x) / s[kind(k)]))
         .collect()
 }
 
@@ -156,10 +187,11 @@ pub fn secure_round(
     round: u64,
 ) -> Result<(Flat, Vec<(usize, Flat)>), String> {
     let index = index_of(parts.iter().map(|(_, f)| f));
+    let sc = scales(parts.iter().map(|(_, f)| f), parts.len());
     let set: Vec<usize> = parts.iter().map(|(i, _)| *i).collect();
     let own: Vec<Vec<u32>> = parts
         .iter()
-        .map(|(_, f)| encode(f, &index, parts.len()))
+        .map(|(_, f)| encode(f, &index, &sc))
         .collect::<Result<_, _>>()?;
     let masked: Vec<Vec<u32>> = parts
         .iter()
@@ -170,9 +202,9 @@ pub fn secure_round(
     let others = parts
         .iter()
         .zip(&own)
-        .map(|((i, _), x)| (*i, decode(&agents[*i].others(&sum, x), &index)))
+        .map(|((i, _), x)| (*i, decode(&agents[*i].others(&sum, x), &index, &sc)))
         .collect();
-    Ok((decode(&sum, &index), others))
+    Ok((decode(&sum, &index, &sc), others))
 }
 
 /// Agents for `n` edges with fresh pairwise seeds.
