@@ -29,6 +29,9 @@ pub const MAGIC: &[u8; 4] = b"EDGC";
 const HEADER_LEN: usize = 4 + 1 + 2 + 4;
 const TRAILER_LEN: usize = 4;
 
+/// Largest counter or |time| a blob may carry (2^53, exact in an `f64`).
+pub const MAX_COUNTER: u64 = 1 << 53;
+
 /// Longest item or device name accepted anywhere (the module rejects longer ids up front).
 pub const MAX_NAME_LEN: usize = 1024;
 
@@ -199,6 +202,25 @@ impl<'a> Reader<'a> {
         Err(CodecError::Invalid("varint longer than 64 bits"))
     }
 
+    /// A counter: a varint no larger than [`MAX_COUNTER`], so that incrementing a restored
+    /// counter can never overflow (2^53 increments at a million a second take 285 years).
+    pub fn counter(&mut self) -> Result<u64, CodecError> {
+        let v = self.varint()?;
+        if v > MAX_COUNTER {
+            return Err(CodecError::Invalid("counter out of range"));
+        }
+        Ok(v)
+    }
+
+    /// A timestamp or landmark in ms: within ±[`MAX_COUNTER`] (about ±285,000 years).
+    pub fn time(&mut self) -> Result<i64, CodecError> {
+        let v = self.ivarint()?;
+        if v.unsigned_abs() > MAX_COUNTER {
+            return Err(CodecError::Invalid("time out of range"));
+        }
+        Ok(v)
+    }
+
     /// A zigzag varint.
     pub fn ivarint(&mut self) -> Result<i64, CodecError> {
         let v = self.varint()?;
@@ -305,8 +327,8 @@ pub fn encode_user(u: &UserState) -> Vec<u8> {
 /// Decodes one user's state.
 pub fn decode_user(blob: &[u8]) -> Result<UserState, CodecError> {
     let (mut r, _version) = Reader::open(blob, Kind::User, USER_VERSION)?;
-    let records = r.varint()?;
-    let first_ts_ms = r.ivarint()?;
+    let records = r.counter()?;
+    let first_ts_ms = r.time()?;
     let device = match r.u8()? {
         0 => None,
         1 => Some(r.str(MAX_NAME_LEN)?.into()),
@@ -316,7 +338,7 @@ pub fn decode_user(blob: &[u8]) -> Result<UserState, CodecError> {
     let mut history = Vec::with_capacity(n);
     for _ in 0..n {
         let item = r.str(MAX_NAME_LEN)?;
-        let ts_ms = r.ivarint()?;
+        let ts_ms = r.time()?;
         let weight = r.f32()?;
         history.push(HistoryEntry {
             item: item.into(),
@@ -498,10 +520,10 @@ pub fn encode_node(e: &mut Engine) -> Vec<u8> {
 /// Decodes a node blob into an engine running under `config`.
 pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
     let (mut r, _version) = Reader::open(blob, Kind::Node, NODE_VERSION)?;
-    let decay = Decay::new(r.varint()?, r.ivarint()?);
-    let pop_decay = Decay::new(r.varint()?, r.ivarint()?);
+    let decay = Decay::new(r.counter()?, r.time()?);
+    let pop_decay = Decay::new(r.counter()?, r.time()?);
     let total_popularity = r.f64()?;
-    let views_total = r.varint()?;
+    let views_total = r.counter()?;
     let hand = r.varint()? as usize;
     let n = r.count(2)?;
     let mut slots = Vec::with_capacity(n);
@@ -513,12 +535,12 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
             1 => {
                 let name = r.str(MAX_NAME_LEN)?;
                 let popularity = r.f64()?;
-                let views = r.varint()?;
+                let views = r.counter()?;
                 let mean_duration_s = r.f32()?;
-                let size_bytes = r.varint()?;
+                let size_bytes = r.counter()?;
                 let stamp = u32::try_from(r.varint()?)
                     .map_err(|_| CodecError::Invalid("stamp overflow"))?;
-                let peer_views = r.varint()?;
+                let peer_views = r.counter()?;
                 let peer_popularity = r.f64()?;
                 Some(Item {
                     name: name.into(),
@@ -548,13 +570,13 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
     let catalog = Catalog::from_slots(slots, hand);
     let rows = decode_rows(&mut r, &catalog)?;
     let epoch = u32::try_from(r.varint()?).map_err(|_| CodecError::Invalid("epoch overflow"))?;
-    let last_ts_ms = r.ivarint()?;
+    let last_ts_ms = r.time()?;
     let landmark_epoch =
         u32::try_from(r.varint()?).map_err(|_| CodecError::Invalid("epoch overflow"))?;
     let peer_rows = decode_rows(&mut r, &catalog)?;
     let mut pv = [0u64; 4];
     for v in &mut pv {
-        *v = r.varint()?;
+        *v = r.counter()?;
     }
     let peers = Peers {
         rows: Transitions::from_rows(peer_rows, 0),
@@ -562,7 +584,7 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         round: pv[1],
         rounds: pv[2],
         last_import_bytes: pv[3],
-        last_import_ms: r.ivarint()?,
+        last_import_ms: r.time()?,
     };
     let board = Board::rebuild(&catalog);
     let global = GlobalModel {
@@ -594,7 +616,7 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
             _ => return Err(CodecError::Invalid("bad prefetch flag")),
         };
         let freq = r.f64()?;
-        let last = r.varint()?;
+        let last = r.counter()?;
         entries.push(CachedItem {
             key,
             size,
@@ -604,7 +626,7 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
             unused_prefetch,
         });
     }
-    let tick = r.varint()?;
+    let tick = r.counter()?;
     let target = r.f64()?;
     let k = r.varint()? as usize;
     let wr = u32::try_from(r.varint()?).map_err(|_| CodecError::Invalid("window overflow"))?;
@@ -612,7 +634,7 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
     let budget = Budget::from_parts(target, k, wr, wf);
     let mut cs = [0u64; 6];
     for v in &mut cs {
-        *v = r.varint()?;
+        *v = r.counter()?;
     }
     let cache_stats = CacheStats {
         hits: cs[0],
@@ -632,7 +654,7 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
     cache.restore(entries, cache_stats, tick, budget);
     let mut st = [0u64; 5];
     for v in &mut st {
-        *v = r.varint()?;
+        *v = r.counter()?;
     }
     let mut stats = Stats {
         records: st[0],
@@ -645,7 +667,7 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
     let n = r.count(2)?;
     for _ in 0..n {
         let d = r.str(MAX_NAME_LEN)?.to_owned();
-        stats.device_views.insert(d, r.varint()?);
+        stats.device_views.insert(d, r.counter()?);
     }
     r.end()?;
     Ok(Engine::from_parts(config, global, cache, stats))

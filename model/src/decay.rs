@@ -64,9 +64,12 @@ impl Decay {
     /// Changes the half-life at run time: stored weights are rebased to the landmark `now`
     /// under the old half-life, so history keeps its relative weight. Returns that factor.
     pub fn set_half_life(&mut self, half_life_ms: u64, now_ms: i64) -> f64 {
-        let factor = (-self.exponent(now_ms)).exp2();
+        // Never move the landmark back: rebasing then could only grow weights, possibly
+        // past f64's range; a factor in (0, 1] keeps every stored weight finite.
+        let now = now_ms.max(self.landmark_ms);
+        let factor = (-self.exponent(now)).exp2();
         self.half_life_ms = half_life_ms;
-        self.landmark_ms = now_ms;
+        self.landmark_ms = now;
         factor
     }
 }

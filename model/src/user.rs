@@ -204,7 +204,7 @@ impl UserState {
         if self.records == 0 {
             self.first_ts_ms = ts_ms;
         }
-        self.records += 1;
+        self.records = self.records.saturating_add(1);
         self.history.push_back(HistoryEntry {
             item: item.into(),
             fp,

@@ -280,13 +280,10 @@ fn key_patterns_confine_a_user_to_its_viewers() {
     assert_eq!(view[1], Value::Int(2));
 }
 
-/// Redis 7 read-only key patterns (`%R~`) should allow the read-only commands. They do not:
-/// the module registers with legacy first/last/step keys and never calls
-/// `RedisModule_SetCommandInfo` (present since 7.0), so every command's key spec is
-/// `RW access update`, even EDGE.PREDICT's and EDGE.USER's, and a `%R~*` user gets
-/// "NOPERM ... access one of the keys".
+/// Redis 7 read-only key patterns (`%R~`) allow the read-only commands: the module's key
+/// specs (set through `RedisModule_SetCommandInfo`) declare EDGE.PREDICT and EDGE.USER
+/// read-only.
 #[test]
-#[ignore = "module bug: EDGE.PREDICT/EDGE.USER key specs claim RW/update (no RedisModule_SetCommandInfo), so %R~ users are refused"]
 fn read_only_key_patterns_allow_the_read_only_commands() {
     let mut s = Server::start(ServerOpts::new());
     teach_series(&mut s, 3);

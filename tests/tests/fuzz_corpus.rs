@@ -71,23 +71,20 @@ fn masked_checks_pass_the_reported_crashes() {
     replay("regressions", "codec_node", checks::codec_node);
 }
 
-/// Found by `codec_user`: `decode_user` accepts a record count of `u64::MAX`, and the next
-/// view overflows `UserState::push`'s `records += 1` (model/src/user.rs): a panic in a
-/// debug build, a silent wrap to 0 in release (which then resets `first_seen_ms`).
+/// Found by `codec_user`: `decode_user` accepted a record count of `u64::MAX`, and the next
+/// view overflowed `records += 1`. Counters in blobs are now held to 2^53 and counting
+/// saturates.
 #[test]
-#[ignore = "model bug: decode_user accepts records = u64::MAX; the next view overflows records += 1"]
 fn regression_user_record_count_overflow() {
     replay("regressions", "codec_user", |d| {
         checks::codec_user_with(d, checks::KnownBugs::Checked)
     });
 }
 
-/// Found by `codec_node`: `decode_node` accepts a node (popularity half-life 125 ms,
-/// landmarks far apart) whose re-basing in `Engine::from_parts` makes a popularity
-/// non-finite, so `encode_node` then writes a blob `decode_node` refuses ("non-finite
-/// weight"): a node loaded from such a blob saves an RDB it cannot load again.
+/// Found by `codec_node`: a node (popularity half-life 125 ms, landmarks far apart) whose
+/// re-basing in `Engine::from_parts` made a popularity non-finite, so it re-encoded to a
+/// blob `decode_node` refuses. Re-basing now never moves a landmark back (factor ≤ 1).
 #[test]
-#[ignore = "model bug: a decodable node re-encodes to a blob decode_node refuses (non-finite weight)"]
 fn regression_node_reencodes_to_a_refused_blob() {
     replay("regressions", "codec_node", |d| {
         checks::codec_node_with(d, checks::KnownBugs::Checked)
@@ -104,28 +101,36 @@ fn with_records(u: &UserState, records: u64) -> Vec<u8> {
     for &b in &payload[first_varint_len..] {
         w.u8(b);
     }
-    let out = w.finish();
-    assert_eq!(decode_user(&out).unwrap().records(), records);
-    out
+    w.finish()
 }
 
-/// The same bug through the server: EDGE.RESTORE takes the blob, and the next EDGE.RECORD
-/// of that user must not take the server down (with a debug build of the module it panics
-/// inside Redis).
+/// The same bug through the server: a user blob claiming more than 2^53 views is refused
+/// by EDGE.RESTORE, and one at the limit keeps counting without wrapping.
 #[test]
-#[ignore = "model bug: EDGE.RESTORE of a user with records = u64::MAX, then EDGE.RECORD, panics (debug) or wraps (release)"]
 fn restored_user_at_the_record_limit_keeps_the_server_up() {
     let mut s = Server::start(ServerOpts::new());
-    let blob = with_records(&UserState::default(), u64::MAX);
+    let over = with_records(&UserState::default(), u64::MAX);
+    let refused: redis::RedisResult<()> = redis::cmd("EDGE.RESTORE")
+        .arg("maxed")
+        .arg(over)
+        .query(s.conn());
+    let err = refused.expect_err("a counter past 2^53 is refused");
+    assert!(err.to_string().contains("counter out of range"), "{err}");
+    let limit = 1u64 << 53;
+    let blob = with_records(&UserState::default(), limit);
+    assert_eq!(decode_user(&blob).unwrap().records(), limit);
     let _: () = s.q(redis::cmd("EDGE.RESTORE").arg("maxed").arg(blob));
-    let r: redis::RedisResult<()> = redis::cmd("EDGE.RECORD")
+    let _: () = s.q(redis::cmd("EDGE.RECORD")
         .arg("maxed")
         .arg("C1")
         .arg("TS")
-        .arg(1)
-        .query(s.conn());
+        .arg(1));
     let alive = redis::cmd("PING").query::<String>(&mut s.connect());
-    assert!(alive.is_ok(), "server died after EDGE.RECORD ({r:?})");
+    assert!(alive.is_ok(), "server died after EDGE.RECORD");
     let view: Vec<Value> = s.q(redis::cmd("EDGE.USER").arg("maxed"));
-    assert_ne!(view[1], Value::Int(0), "record count wrapped to 0");
+    assert_eq!(
+        view[1],
+        Value::Int(limit as i64 + 1),
+        "record count neither wrapped nor stuck"
+    );
 }
