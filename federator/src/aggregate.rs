@@ -109,9 +109,12 @@ impl Aggregation {
                 t
             }
         };
-        let (released, epsilon) = match &mut self.dp {
-            Some(dp) => (dp.release(&total, &mut self.rng), dp.epsilon),
-            None => (total, 0.0),
+        let (released, epsilon, floor) = match &mut self.dp {
+            Some(dp) => {
+                let r = dp.release(&total, &mut self.rng);
+                (r, dp.epsilon, dp.noise_floor())
+            }
+            None => (total, 0.0, 0.0),
         };
         let updates = answered
             .iter()
@@ -119,6 +122,11 @@ impl Aggregation {
                 let mut others = released.clone();
                 if let Some((_, own)) = parts.iter().find(|(j, _)| *j == i) {
                     flat::add(&mut others, own, -1.0);
+                }
+                // Under DP, counts within the noise are dropped rather than clamped: a
+                // clamp at 0 alone would add a positive bias to every coordinate.
+                if floor > 0.0 {
+                    others.retain(|_, v| *v > floor);
                 }
                 (i, flat::to_update(&others, FEDERATOR_NODE, round, clocks))
             })
