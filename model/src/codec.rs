@@ -506,7 +506,14 @@ pub fn encode_node(e: &mut Engine) -> Vec<u8> {
     ] {
         w.varint(v);
     }
-    for v in [s.records, s.skips, s.predictions, s.plays, s.forgets] {
+    for v in [
+        s.records,
+        s.skips,
+        s.predictions,
+        s.plays,
+        s.forgets,
+        s.dp_clipped,
+    ] {
         w.varint(v);
     }
     w.varint(s.device_views.len() as u64);
@@ -652,7 +659,7 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         Budget::default(),
     );
     cache.restore(entries, cache_stats, tick, budget);
-    let mut st = [0u64; 5];
+    let mut st = [0u64; 6];
     for v in &mut st {
         *v = r.counter()?;
     }
@@ -662,6 +669,7 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         predictions: st[2],
         plays: st[3],
         forgets: st[4],
+        dp_clipped: st[5],
         ..Stats::default()
     };
     let n = r.count(2)?;

@@ -11,7 +11,7 @@ use crate::cache::{Budget, CacheOutcome, EdgeCache};
 use crate::config::Config;
 use crate::error::ConfigError;
 use crate::federated::{self, Imported, Update};
-use crate::global::{GlobalModel, LearnParams};
+use crate::global::{GlobalModel, LearnParams, Learned};
 use crate::scoring::{Prediction, Query, Scorer};
 use crate::stats::Stats;
 use crate::user::{MemoEntry, UserBounds, UserState};
@@ -211,9 +211,20 @@ impl Engine {
         };
         let params = Self::learn_params(c);
         user.observe_affinity(self.global.popularity_z(view.item), c.scoring.affinity_rate);
-        let learned = self
-            .global
-            .learn(user.history(), view.item, view.ts_ms, view_weight, params);
+        // Privacy clip: past `dp-clip` views in one export round, a viewer's views still
+        // shape their own history but teach the node (and so its exports) nothing.
+        let clipped =
+            c.dp_clip > 0 && user.count_round_view(self.global.transitions.epoch()) > c.dp_clip;
+        let learned = if clipped {
+            self.stats.dp_clipped += 1;
+            Learned {
+                item: self.global.catalog.lookup(view.item),
+                pop_rescale: None,
+            }
+        } else {
+            self.global
+                .learn(user.history(), view.item, view.ts_ms, view_weight, params)
+        };
         if let Some(factor) = learned.pop_rescale {
             self.cache.rescale(factor);
         }
@@ -463,6 +474,37 @@ mod tests {
         assert_eq!(
             memo(&mut e, &users[0], 8),
             e.predict(Some(&users[0]), 8, false)
+        );
+    }
+
+    #[test]
+    fn the_privacy_clip_keeps_a_viewers_extra_views_out_of_the_node_model() {
+        let mut e = Engine::new(Config {
+            dp_clip: 2,
+            ..small()
+        })
+        .unwrap();
+        let mut u = UserState::default();
+        for (t, item) in ["A", "B", "C", "D"].iter().enumerate() {
+            e.record(&mut u, &view(item, t as i64));
+        }
+        assert_eq!(
+            u.history().len(),
+            4,
+            "the viewer's own history keeps every view"
+        );
+        assert_eq!(
+            e.global().views_total,
+            2,
+            "only two views per round reach the node"
+        );
+        assert_eq!(e.stats().dp_clipped, 2);
+        e.export_update("n", None);
+        e.record(&mut u, &view("E", 10));
+        assert_eq!(
+            e.global().views_total,
+            3,
+            "a new export round starts a new allowance"
         );
     }
 

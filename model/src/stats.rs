@@ -70,6 +70,8 @@ pub struct Stats {
     pub plays: u64,
     /// Users erased on request (EDGE.FORGET).
     pub forgets: u64,
+    /// Views kept out of the node model by the privacy clip (`dp-clip`).
+    pub dp_clipped: u64,
     /// Views per device, bounded by [`MAX_DEVICES`].
     pub device_views: BTreeMap<String, u64>,
     /// Time spent answering predictions.

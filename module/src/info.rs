@@ -32,6 +32,7 @@ pub fn add_sections(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<(
         .field("predict_memo_hits_total", s.predict_memo_hits)?
         .field("plays_total", s.plays)?
         .field("forgets_total", s.forgets)?
+        .field("dp_clipped_total", s.dp_clipped)?
         .field("cache_hits_total", cs.hits)?
         .field("cache_misses_total", cs.misses)?
         .field("prefetches_total", cs.prefetches)?
