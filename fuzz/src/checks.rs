@@ -109,6 +109,14 @@ pub enum KnownBugs {
     Checked,
 }
 
+/// Whether `data` holds 9 bytes in a row with the high bit set: the continuation bytes of a
+/// varint of 2^63 or more. The decoders accept such counters (views, ticks, record counts)
+/// and the next `+= 1` or sum overflows, which is reported; masking them lets fuzzing look
+/// for anything else.
+pub fn has_huge_varint(data: &[u8]) -> bool {
+    data.windows(9).any(|w| w.iter().all(|b| b & 0x80 != 0))
+}
+
 /// [`codec_user_with`], known bugs masked: what the fuzz target runs.
 pub fn codec_user(data: &[u8]) {
     codec_user_with(data, KnownBugs::Masked);
@@ -123,6 +131,9 @@ pub fn codec_node(data: &[u8]) {
 /// encoding (compared as bytes, so NaN weights compare equal), and the engine can use it:
 /// EDGE.RESTORE installs exactly such a user, and the next EDGE.PREDICT or EDGE.PLAY runs it.
 pub fn codec_user_with(data: &[u8], known: KnownBugs) {
+    if known == KnownBugs::Masked && has_huge_varint(data) {
+        return;
+    }
     let blob = blob_of(Kind::User, data);
     let Ok(mut u) = codec::decode_user(&blob) else {
         return;
@@ -151,6 +162,11 @@ pub fn codec_user_with(data: &[u8], known: KnownBugs) {
 /// `decode_node` with the default settings never panics; what it accepts re-encodes
 /// stably and serves predictions, plays and a round of learning.
 pub fn codec_node_with(data: &[u8], known: KnownBugs) {
+    // Reported: u64 counters at the limit overflow in decode_node itself (item views plus
+    // peer views) or on the next view (views_total, cache tick and misses).
+    if known == KnownBugs::Masked && has_huge_varint(data) {
+        return;
+    }
     let blob = blob_of(Kind::Node, data);
     let Ok(mut e) = codec::decode_node(&blob, Config::default()) else {
         return;

@@ -71,24 +71,61 @@ fn masked_checks_pass_the_reported_crashes() {
     replay("regressions", "codec_node", checks::codec_node);
 }
 
-/// Found by `codec_user`: `decode_user` accepted a record count of `u64::MAX`, and the next
-/// view overflowed `records += 1`. Counters in blobs are now held to 2^53 and counting
-/// saturates.
-#[test]
-fn regression_user_record_count_overflow() {
-    replay("regressions", "codec_user", |d| {
-        checks::codec_user_with(d, checks::KnownBugs::Checked)
-    });
+/// Runs the unmasked check on the named inputs of `fuzz/regressions/<target>/`.
+fn regression(target: &str, names: &[&str], check: fn(&[u8], checks::KnownBugs)) {
+    let all = inputs("regressions", target);
+    for name in names {
+        let (_, data) = all
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no fuzz/regressions/{target}/{name}"));
+        check(data, checks::KnownBugs::Checked);
+    }
 }
 
-/// Found by `codec_node`: a node (popularity half-life 125 ms, landmarks far apart) whose
-/// re-basing in `Engine::from_parts` made a popularity non-finite, so it re-encoded to a
-/// blob `decode_node` refuses. Re-basing now never moves a landmark back (factor ≤ 1).
+/// Found by `codec_user`: `decode_user` accepts a record count of `u64::MAX`, and the next
+/// view overflows `UserState::push`'s `records += 1` (model/src/user.rs): a panic in a
+/// debug build, a silent wrap to 0 in release (which then resets `first_seen_ms`).
 #[test]
+#[ignore = "model bug: decode_user accepts records = u64::MAX; the next view overflows records += 1"]
+fn regression_user_record_count_overflow() {
+    regression("codec_user", &["records-overflow"], checks::codec_user_with);
+}
+
+/// Found by `codec_node`: `decode_node` accepts a node (popularity half-life 125 ms,
+/// landmarks far apart) whose re-basing in `Engine::from_parts` makes a popularity
+/// non-finite, so `encode_node` then writes a blob `decode_node` refuses ("non-finite
+/// weight"): a node loaded from such a blob saves an RDB it cannot load again.
+#[test]
+#[ignore = "model bug: a decodable node re-encodes to a blob decode_node refuses (non-finite weight)"]
 fn regression_node_reencodes_to_a_refused_blob() {
-    replay("regressions", "codec_node", |d| {
-        checks::codec_node_with(d, checks::KnownBugs::Checked)
-    });
+    regression(
+        "codec_node",
+        &["non-finite-popularity"],
+        checks::codec_node_with,
+    );
+}
+
+/// Found by `codec_node`: `decode_node` accepts u64 counters at the limit, then overflows:
+/// in `decode_node` itself (`views + peer_views` for `ln_views`, model/src/codec.rs), in
+/// `GlobalModel::mean_ln_views` (`views_total + peers.views_total`), and on the next view
+/// (`views_total += 1` in global.rs, the cache's `tick += 1` and `misses += 1` in
+/// cache/mod.rs). A panic in debug builds (inside Redis: EDGE.NODE.RESTORE, then EDGE.PLAY),
+/// silent wrapping in release.
+#[test]
+#[ignore = "model bug: decode_node accepts u64 counters at the limit; decode itself or the next view overflows"]
+fn regression_node_counters_at_the_limit_overflow() {
+    regression(
+        "codec_node",
+        &[
+            "decode-item-views-overflow",
+            "mean-ln-views-overflow",
+            "views-total-overflow",
+            "cache-tick-overflow",
+            "cache-misses-overflow",
+        ],
+        checks::codec_node_with,
+    );
 }
 
 /// A user blob like `u`'s, but claiming `records` views (the first payload field).
