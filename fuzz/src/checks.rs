@@ -98,50 +98,14 @@ pub fn request(data: &[u8]) {
     }
 }
 
-/// Whether a check steps around the model bugs already reported (see
-/// `tests/tests/fuzz_corpus.rs`, whose ignored regression tests run the unmasked checks), so
-/// fuzzing keeps looking for new ones and the CI smoke run stays green meanwhile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KnownBugs {
-    /// Skip inputs that only reproduce a reported bug.
-    Masked,
-    /// Check everything (the regression tests).
-    Checked,
-}
-
-/// Whether `data` holds 9 bytes in a row with the high bit set: the continuation bytes of a
-/// varint of 2^63 or more. The decoders accept such counters (views, ticks, record counts)
-/// and the next `+= 1` or sum overflows, which is reported; masking them lets fuzzing look
-/// for anything else.
-pub fn has_huge_varint(data: &[u8]) -> bool {
-    data.windows(9).any(|w| w.iter().all(|b| b & 0x80 != 0))
-}
-
-/// [`codec_user_with`], known bugs masked: what the fuzz target runs.
-pub fn codec_user(data: &[u8]) {
-    codec_user_with(data, KnownBugs::Masked);
-}
-
-/// [`codec_node_with`], known bugs masked: what the fuzz target runs.
-pub fn codec_node(data: &[u8]) {
-    codec_node_with(data, KnownBugs::Masked);
-}
-
 /// `decode_user` never panics; what it accepts re-encodes to a blob that decodes to the same
 /// encoding (compared as bytes, so NaN weights compare equal), and the engine can use it:
 /// EDGE.RESTORE installs exactly such a user, and the next EDGE.PREDICT or EDGE.PLAY runs it.
-pub fn codec_user_with(data: &[u8], known: KnownBugs) {
-    if known == KnownBugs::Masked && has_huge_varint(data) {
-        return;
-    }
+pub fn codec_user(data: &[u8]) {
     let blob = blob_of(Kind::User, data);
     let Ok(mut u) = codec::decode_user(&blob) else {
         return;
     };
-    // Reported: a record count near u64::MAX is accepted and overflows on the next view.
-    if known == KnownBugs::Masked && u.records() > u64::MAX / 2 {
-        return;
-    }
     let once = codec::encode_user(&u);
     let again = codec::decode_user(&once).expect("a re-encoded user decodes");
     assert_eq!(codec::encode_user(&again), once, "user encoding is stable");
@@ -161,26 +125,13 @@ pub fn codec_user_with(data: &[u8], known: KnownBugs) {
 
 /// `decode_node` with the default settings never panics; what it accepts re-encodes
 /// stably and serves predictions, plays and a round of learning.
-pub fn codec_node_with(data: &[u8], known: KnownBugs) {
-    // Reported: u64 counters at the limit overflow in decode_node itself (item views plus
-    // peer views) or on the next view (views_total, cache tick and misses).
-    if known == KnownBugs::Masked && has_huge_varint(data) {
-        return;
-    }
+pub fn codec_node(data: &[u8]) {
     let blob = blob_of(Kind::Node, data);
     let Ok(mut e) = codec::decode_node(&blob, Config::default()) else {
         return;
     };
     let once = codec::encode_node(&mut e);
-    let mut d = match codec::decode_node(&once, Config::default()) {
-        Ok(d) => d,
-        // Reported: re-basing at load can make a popularity non-finite, which the encoder
-        // writes and the decoder refuses.
-        Err(edge_model::CodecError::Invalid("non-finite weight")) if known == KnownBugs::Masked => {
-            return
-        }
-        Err(e) => panic!("a re-encoded node decodes: {e:?}"),
-    };
+    let mut d = codec::decode_node(&once, Config::default()).expect("a re-encoded node decodes");
     assert_eq!(codec::encode_node(&mut d), once, "node encoding is stable");
     let mut u = UserState::default();
     let _ = e.predict(None, 10, false);

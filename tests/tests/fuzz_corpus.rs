@@ -64,56 +64,39 @@ fn codec_node_corpus_round_trips() {
     replay("corpus", "codec_node", checks::codec_node);
 }
 
-/// The masked checks step around the reported bugs (so fuzzing goes on), and only them.
-#[test]
-fn masked_checks_pass_the_reported_crashes() {
-    replay("regressions", "codec_user", checks::codec_user);
-    replay("regressions", "codec_node", checks::codec_node);
-}
-
-/// Runs the unmasked check on the named inputs of `fuzz/regressions/<target>/`.
-fn regression(target: &str, names: &[&str], check: fn(&[u8], checks::KnownBugs)) {
+/// Runs the check on the named inputs of `fuzz/regressions/<target>/`.
+fn regression(target: &str, names: &[&str], check: fn(&[u8])) {
     let all = inputs("regressions", target);
     for name in names {
         let (_, data) = all
             .iter()
             .find(|(n, _)| n == name)
             .unwrap_or_else(|| panic!("no fuzz/regressions/{target}/{name}"));
-        check(data, checks::KnownBugs::Checked);
+        check(data);
     }
 }
 
-/// Found by `codec_user`: `decode_user` accepts a record count of `u64::MAX`, and the next
-/// view overflows `UserState::push`'s `records += 1` (model/src/user.rs): a panic in a
-/// debug build, a silent wrap to 0 in release (which then resets `first_seen_ms`).
+/// Found by `codec_user`: `decode_user` accepted a record count of `u64::MAX`, and the next
+/// view overflowed `records += 1`. Counters in blobs are now held to 2^53 and counting
+/// saturates.
 #[test]
-#[ignore = "model bug: decode_user accepts records = u64::MAX; the next view overflows records += 1"]
 fn regression_user_record_count_overflow() {
-    regression("codec_user", &["records-overflow"], checks::codec_user_with);
+    regression("codec_user", &["records-overflow"], checks::codec_user);
 }
 
-/// Found by `codec_node`: `decode_node` accepts a node (popularity half-life 125 ms,
-/// landmarks far apart) whose re-basing in `Engine::from_parts` makes a popularity
-/// non-finite, so `encode_node` then writes a blob `decode_node` refuses ("non-finite
-/// weight"): a node loaded from such a blob saves an RDB it cannot load again.
+/// Found by `codec_node`: a node (popularity half-life 125 ms, landmarks far apart) whose
+/// re-basing in `Engine::from_parts` made a popularity non-finite, so it re-encoded to a
+/// blob `decode_node` refuses. Re-basing now never moves a landmark back (factor ≤ 1).
 #[test]
-#[ignore = "model bug: a decodable node re-encodes to a blob decode_node refuses (non-finite weight)"]
 fn regression_node_reencodes_to_a_refused_blob() {
-    regression(
-        "codec_node",
-        &["non-finite-popularity"],
-        checks::codec_node_with,
-    );
+    regression("codec_node", &["non-finite-popularity"], checks::codec_node);
 }
 
-/// Found by `codec_node`: `decode_node` accepts u64 counters at the limit, then overflows:
-/// in `decode_node` itself (`views + peer_views` for `ln_views`, model/src/codec.rs), in
-/// `GlobalModel::mean_ln_views` (`views_total + peers.views_total`), and on the next view
-/// (`views_total += 1` in global.rs, the cache's `tick += 1` and `misses += 1` in
-/// cache/mod.rs). A panic in debug builds (inside Redis: EDGE.NODE.RESTORE, then EDGE.PLAY),
-/// silent wrapping in release.
+/// Found by `codec_node`: `decode_node` accepted u64 counters at the limit, which then
+/// overflowed in `decode_node` itself (`views + peer_views`), in `mean_ln_views`
+/// (`views_total + peers.views_total`), and on the next view (`views_total += 1`, the
+/// cache's `tick += 1` and `misses += 1`). Counters in blobs are now held to 2^53.
 #[test]
-#[ignore = "model bug: decode_node accepts u64 counters at the limit; decode itself or the next view overflows"]
 fn regression_node_counters_at_the_limit_overflow() {
     regression(
         "codec_node",
@@ -124,7 +107,7 @@ fn regression_node_counters_at_the_limit_overflow() {
             "cache-tick-overflow",
             "cache-misses-overflow",
         ],
-        checks::codec_node_with,
+        checks::codec_node,
     );
 }
 
