@@ -40,6 +40,9 @@ enum Access {
 
 struct Doc {
     name: &'static str,
+    /// ACL category (`read` or `write`, matching the command's flags), set where the
+    /// server can attach categories to module commands (Redis 7.2+, Valkey).
+    category: &'static str,
     summary: &'static str,
     complexity: &'static str,
     arity: c_int,
@@ -77,6 +80,7 @@ const VIEW: [Arg; 5] = [
 static DOCS: &[Doc] = &[
     Doc {
         name: "edge.record",
+        category: "write",
         summary: "Learns that a user viewed an item (a short view, a skip, teaches less).",
         complexity: "O(learn-window)",
         arity: -3,
@@ -85,6 +89,7 @@ static DOCS: &[Doc] = &[
     },
     Doc {
         name: "edge.predict",
+        category: "read",
         summary: "Returns the items a user is most likely to watch next, best first.",
         complexity: "O(score-window * successors-max + k log k)",
         arity: -2,
@@ -93,6 +98,7 @@ static DOCS: &[Doc] = &[
     },
     Doc {
         name: "edge.prefetch",
+        category: "write",
         summary: "Predicts for a user and brings the top k into this node's edge cache.",
         complexity: "O(score-window * successors-max + k log k)",
         arity: -2,
@@ -101,6 +107,7 @@ static DOCS: &[Doc] = &[
     },
     Doc {
         name: "edge.play",
+        category: "write",
         summary: "Serves a view from the edge cache (HIT/MISS), learns it, and prefetches what comes next.",
         complexity: "O(learn-window + score-window * successors-max)",
         arity: -3,
@@ -116,6 +123,7 @@ static DOCS: &[Doc] = &[
     },
     Doc {
         name: "edge.user",
+        category: "read",
         summary: "Shows what the node knows about a user: history, counts, personal transitions.",
         complexity: "O(history-len + personal-max)",
         arity: 2,
@@ -124,6 +132,7 @@ static DOCS: &[Doc] = &[
     },
     Doc {
         name: "edge.forget",
+        category: "write",
         summary: "Erases everything the node keeps about a user.",
         complexity: "O(history-len + seen-max)",
         arity: 2,
@@ -132,6 +141,7 @@ static DOCS: &[Doc] = &[
     },
     Doc {
         name: "edge.restore",
+        category: "write",
         summary: "Installs a serialized user (what an AOF rewrite emits).",
         complexity: "O(size of the blob)",
         arity: 3,
@@ -140,6 +150,7 @@ static DOCS: &[Doc] = &[
     },
     Doc {
         name: "edge.node.restore",
+        category: "write",
         summary: "Replaces this node's model, cache and counters with a serialized node (AOF rewrite).",
         complexity: "O(size of the blob)",
         arity: 2,
@@ -148,6 +159,7 @@ static DOCS: &[Doc] = &[
     },
     Doc {
         name: "edge.model.export",
+        category: "write",
         summary: "This node's global counts for federation (never per-user data), in full or changed since a round; opens a new round.",
         complexity: "O(rows and items exported)",
         arity: -1,
@@ -156,6 +168,7 @@ static DOCS: &[Doc] = &[
     },
     Doc {
         name: "edge.model.import",
+        category: "write",
         summary: "Merges a federator's aggregate of peer edges into the federated table; a round already imported changes nothing.",
         complexity: "O(size of the blob)",
         arity: 2,
@@ -164,6 +177,7 @@ static DOCS: &[Doc] = &[
     },
     Doc {
         name: "edge.model.info",
+        category: "read",
         summary: "Federation state: rounds imported, the last import, table sizes, bytes.",
         complexity: "O(items)",
         arity: 1,
@@ -270,8 +284,13 @@ fn access_flags(a: Access) -> Option<u32> {
 pub fn register(ctx: &Context) {
     // SAFETY: the API table is filled by RedisModule_Init before OnLoad and not written
     // again; this runs on the main thread during OnLoad.
-    let (set_info, get_command) =
-        unsafe { (raw::RedisModule_SetCommandInfo, raw::RedisModule_GetCommand) };
+    let (set_info, get_command, set_categories) = unsafe {
+        (
+            raw::RedisModule_SetCommandInfo,
+            raw::RedisModule_GetCommand,
+            raw::RedisModule_SetCommandACLCategories,
+        )
+    };
     let (Some(set_info), Some(get_command)) = (set_info, get_command) else {
         ctx.log_notice("edge: this server has no command-info API; COMMAND DOCS stays empty");
         return;
@@ -316,6 +335,17 @@ pub fn register(ctx: &Context) {
         };
         if !ok {
             ctx.log_warning(&format!("edge: COMMAND DOCS for {} refused", d.name));
+        }
+        if let Some(set_categories) = set_categories {
+            let cat = CString::new(d.category).expect("no NUL");
+            // SAFETY: as above for the command; the category string outlives the call.
+            let ok = unsafe {
+                let cmd = get_command(ctx.get_raw(), name.as_ptr());
+                !cmd.is_null() && set_categories(cmd, cat.as_ptr()) == raw::REDISMODULE_OK as c_int
+            };
+            if !ok {
+                ctx.log_warning(&format!("edge: ACL category of {} refused", d.name));
+            }
         }
     }
 }
