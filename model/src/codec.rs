@@ -448,7 +448,6 @@ pub fn encode_node(e: &mut Engine) -> Vec<u8> {
         w.varint(d.half_life_ms());
         w.ivarint(d.landmark_ms());
     }
-    w.f64(g.total_popularity);
     w.varint(g.views_total);
     w.varint(g.catalog.hand() as u64);
     w.varint(g.catalog.slot_count() as u64);
@@ -529,7 +528,6 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
     let (mut r, _version) = Reader::open(blob, Kind::Node, NODE_VERSION)?;
     let decay = Decay::new(r.counter()?, r.time()?);
     let pop_decay = Decay::new(r.counter()?, r.time()?);
-    let total_popularity = r.f64()?;
     let views_total = r.counter()?;
     let hand = r.varint()? as usize;
     let n = r.count(2)?;
@@ -600,7 +598,6 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         decay,
         pop_decay,
         board,
-        total_popularity,
         views_total,
         peers,
         last_ts_ms,

@@ -139,7 +139,6 @@ impl Engine {
             let factor = g.pop_decay.set_half_life(c.popularity_half_life_ms, now_ms);
             g.landmark_epoch = g.transitions.epoch();
             g.catalog.scale(factor);
-            g.total_popularity *= factor;
             self.cache.rescale(factor);
         }
         self.global.transitions.shrink(c.successors_max);

@@ -146,8 +146,6 @@ pub struct GlobalModel {
     pub pop_decay: Decay,
     /// Popularity leaders.
     pub board: Board,
-    /// Sum of all popularity (the normalizer of the popularity prior).
-    pub total_popularity: f64,
     /// Views learned, ever: with the catalog size, the mean popularity level that users'
     /// popularity affinities are measured against.
     pub views_total: u64,
@@ -198,7 +196,6 @@ impl GlobalModel {
             decay: Decay::new(half_life_ms, 0),
             pop_decay: Decay::new(popularity_half_life_ms, 0),
             board: Board::default(),
-            total_popularity: 0.0,
             views_total: 0,
             peers: Peers::default(),
             last_ts_ms: 0,
@@ -252,7 +249,6 @@ impl GlobalModel {
         let pop_rescale = self.pop_decay.advance(ts_ms);
         if let Some(f) = pop_rescale {
             self.catalog.scale(f);
-            self.total_popularity *= f;
             self.landmark_epoch = self.transitions.epoch();
         }
         let adm = p.learning.admission as f32;
@@ -281,7 +277,6 @@ impl GlobalModel {
         it.ln_views = (1.0 + (it.views + it.peer_views) as f32).ln();
         it.stamp = self.transitions.epoch();
         let fp = it.fp;
-        self.total_popularity += gp;
         self.views_total += 1;
         self.board.bump(r, &self.catalog);
 
@@ -439,7 +434,6 @@ mod tests {
         assert_eq!(w(&mut g, "A", "C"), 0.25, "two steps back");
         assert_eq!(w(&mut g, "C", "B"), 0.125, "reverse link at a quarter");
         assert_eq!(w(&mut g, "C", "A"), 0.0625);
-        assert_eq!(g.total_popularity, 3.0);
         assert_eq!(g.views_total, 3);
     }
 
