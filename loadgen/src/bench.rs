@@ -22,7 +22,7 @@ use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{first_error, Error, Result};
 use crate::replay::connect;
 
 /// A plain-Redis comparison.
@@ -362,14 +362,7 @@ fn run_workload(o: &BenchOptions, kind: Kind) -> Result<WorkloadResult> {
         }
     });
     pb.finish_and_clear();
-    if let Some(e) = errors
-        .into_inner()
-        .expect("not poisoned")
-        .into_iter()
-        .next()
-    {
-        return Err(e);
-    }
+    first_error(errors)?;
     let elapsed = start.elapsed().as_secs_f64();
     let (h, ops, errs) = merged.into_inner().expect("not poisoned");
     Ok(WorkloadResult {

@@ -99,3 +99,18 @@ impl std::error::Error for Error {
 
 /// Result with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The outcome of a scoped fan-out whose worker threads push their errors into a shared
+/// list: `Err` with the first error pushed, `Ok` if there was none. Kept here so that
+/// `bench` and `eval`, which both run workers this way, report a failed run the same way.
+pub fn first_error(errors: std::sync::Mutex<Vec<Error>>) -> Result<()> {
+    match errors
+        .into_inner()
+        .expect("not poisoned")
+        .into_iter()
+        .next()
+    {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

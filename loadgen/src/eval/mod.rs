@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::baselines::Policy;
-use crate::error::{Error, Result};
+use crate::error::{first_error, Error, Result};
 use crate::logs::{next_use, Log};
 use edge::{EdgeRun, EdgeSpec, Setting};
 use report::{CacheRow, EvalReport, InputInfo, PredictorScore};
@@ -302,14 +302,7 @@ pub fn evaluate(log: &Log, input: InputInfo, opts: &EvalOptions) -> Result<EvalR
         Ok(())
     })?;
     pb.finish_and_clear();
-    if let Some(e) = errors
-        .into_inner()
-        .expect("not poisoned")
-        .into_iter()
-        .next()
-    {
-        return Err(e);
-    }
+    first_error(errors)?;
     let results = results.into_inner().expect("not poisoned");
     let mut caches = Vec::new();
     let mut edge_runs: Vec<EdgeRun> = redis_runs;
