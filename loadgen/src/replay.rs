@@ -154,18 +154,7 @@ pub fn send_log(
             match command {
                 ReplayCommand::Play => crate::eval::edge::push_play(&mut pipe, log, e, true),
                 ReplayCommand::Record => {
-                    let c = pipe
-                        .cmd("EDGE.RECORD")
-                        .arg(&log.users[e.user as usize])
-                        .arg(&log.items[e.item as usize])
-                        .arg("TS")
-                        .arg(e.ts_ms);
-                    if let Some(d) = e.duration_s {
-                        c.arg("DURATION").arg(d);
-                    }
-                    if let Some(d) = log.device(e) {
-                        c.arg("DEVICE").arg(d);
-                    }
+                    crate::eval::edge::push_view(&mut pipe, "EDGE.RECORD", log, e);
                 }
             }
         }

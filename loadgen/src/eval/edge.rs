@@ -230,10 +230,18 @@ pub fn parse_predict(v: &Value) -> Result<Vec<&str>> {
         .collect()
 }
 
-/// Appends EDGE.PLAY for one event to a pipeline.
-pub fn push_play(pipe: &mut redis::Pipeline, log: &Log, e: &crate::logs::Event, use_sizes: bool) {
+/// Appends `command user item TS ts [DURATION s] [DEVICE d]` for one event to a pipeline
+/// and returns it, so the caller can add command-specific arguments. EDGE.PLAY and
+/// EDGE.RECORD share this argument layout; building it in one place keeps `eval --redis`
+/// and `replay` sending exactly the same view.
+pub fn push_view<'p>(
+    pipe: &'p mut redis::Pipeline,
+    command: &str,
+    log: &Log,
+    e: &crate::logs::Event,
+) -> &'p mut redis::Pipeline {
     let c = pipe
-        .cmd("EDGE.PLAY")
+        .cmd(command)
         .arg(&log.users[e.user as usize])
         .arg(&log.items[e.item as usize])
         .arg("TS")
@@ -244,6 +252,12 @@ pub fn push_play(pipe: &mut redis::Pipeline, log: &Log, e: &crate::logs::Event, 
     if let Some(d) = log.device(e) {
         c.arg("DEVICE").arg(d);
     }
+    c
+}
+
+/// Appends EDGE.PLAY for one event to a pipeline.
+pub fn push_play(pipe: &mut redis::Pipeline, log: &Log, e: &crate::logs::Event, use_sizes: bool) {
+    let c = push_view(pipe, "EDGE.PLAY", log, e);
     if use_sizes {
         if let Some(s) = e.size {
             c.arg("SIZE").arg(s);
