@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::DemandCache;
+use super::{DemandCache, Space};
 
 /// MIN: on a miss the requested item is always admitted (demand fetch, no bypass) and the
 /// resident item whose next request lies farthest in the future is evicted. Items never
@@ -12,8 +12,7 @@ use super::DemandCache;
 /// is the usual farthest-next-use heuristic, evicting until the item fits.
 #[derive(Debug, Clone)]
 pub struct Belady {
-    cap: u64,
-    used: u64,
+    space: Space,
     next_use: Arc<[usize]>,
     next_of: Vec<usize>,
     size: Vec<u64>,
@@ -26,8 +25,7 @@ impl Belady {
     /// next request for the item requested at `t` (see [`crate::logs::next_use`]).
     pub fn new(cap: u64, n: usize, next_use: Arc<[usize]>) -> Self {
         Belady {
-            cap,
-            used: 0,
+            space: Space::new(cap),
             next_use,
             next_of: vec![usize::MAX; n],
             size: vec![0; n],
@@ -47,32 +45,27 @@ impl DemandCache for Belady {
             self.order.insert((nx, x));
             return true;
         }
-        if size > self.cap {
+        if !self.space.admits(size) {
             return false;
         }
-        while self.used + size > self.cap {
-            let (_, v) = self
-                .order
-                .pop_last()
-                .expect("over capacity implies non-empty");
-            self.resident[v as usize] = false;
-            self.used -= self.size[v as usize];
-        }
+        let (order, resident, sizes) = (&mut self.order, &mut self.resident, &self.size);
+        self.space.make_room(size, || {
+            let (_, v) = order.pop_last().expect("over capacity implies non-empty");
+            resident[v as usize] = false;
+            sizes[v as usize]
+        });
         self.resident[i] = true;
         self.next_of[i] = nx;
         self.size[i] = size;
-        self.used += size;
+        self.space.used += size;
         self.order.insert((nx, x));
         false
     }
     fn contains(&self, x: u32) -> bool {
         self.resident[x as usize]
     }
-    fn used(&self) -> u64 {
-        self.used
-    }
-    fn capacity(&self) -> u64 {
-        self.cap
+    fn space(&self) -> Space {
+        self.space
     }
 }
 

@@ -1,13 +1,12 @@
 //! Least recently used: the simplest demand cache, and the one every CDN starts with.
 
-use super::{DList, DemandCache};
+use super::{DList, DemandCache, Space};
 
 /// LRU with sizes: a miss is inserted at the front, then the back is evicted until the
 /// contents fit. Deterministic by construction.
 #[derive(Debug, Clone)]
 pub struct Lru {
-    cap: u64,
-    used: u64,
+    space: Space,
     list: DList,
     size: Vec<u64>,
 }
@@ -16,8 +15,7 @@ impl Lru {
     /// An empty cache of `cap` units over `n` items.
     pub fn new(cap: u64, n: usize) -> Self {
         Lru {
-            cap,
-            used: 0,
+            space: Space::new(cap),
             list: DList::new(n),
             size: vec![0; n],
         }
@@ -30,42 +28,38 @@ impl DemandCache for Lru {
             self.list.push_front(item);
             return true;
         }
-        if size > self.cap {
+        if !self.space.admits(size) {
             return false;
         }
+        // Evicting from the back before inserting at the front removes exactly what
+        // evicting after the insertion would: the new item is never the back one.
+        let (list, sizes) = (&mut self.list, &self.size);
+        self.space.make_room(size, || {
+            let v = list.pop_back().expect("over capacity implies non-empty");
+            sizes[v as usize]
+        });
         self.list.push_front(item);
         self.size[item as usize] = size;
-        self.used += size;
-        while self.used > self.cap {
-            let v = self
-                .list
-                .pop_back()
-                .expect("over capacity implies non-empty");
-            self.used -= self.size[v as usize];
-        }
+        self.space.used += size;
         false
     }
     fn contains(&self, item: u32) -> bool {
         self.list.contains(item)
     }
-    fn used(&self) -> u64 {
-        self.used
-    }
-    fn capacity(&self) -> u64 {
-        self.cap
+    fn space(&self) -> Space {
+        self.space
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::baselines::testing::pattern;
+    use crate::baselines::testing::expect_pattern;
 
     #[test]
     fn hand_checked_trace() {
         // cap 2: a b a c (evicts b) b (miss, evicts a) a (miss)
-        let mut c = Lru::new(2, 3);
-        assert_eq!(pattern(&mut c, "abacba"), "mmHmmm");
+        let c = expect_pattern(Lru::new(2, 3), "abacba", "mmHmmm");
         assert_eq!(c.used(), 2);
     }
 

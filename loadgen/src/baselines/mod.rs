@@ -41,10 +41,55 @@ pub trait DemandCache {
     fn request(&mut self, t: usize, item: u32, size: u64) -> bool;
     /// Whether `item` is resident.
     fn contains(&self, item: u32) -> bool;
+    /// Units held and capacity. Policies that keep a single [`Space`] return it; the others
+    /// (ARC, W-TinyLFU) sum their lists.
+    fn space(&self) -> Space;
     /// Units held.
-    fn used(&self) -> u64;
+    fn used(&self) -> u64 {
+        self.space().used
+    }
     /// Capacity in units.
-    fn capacity(&self) -> u64;
+    fn capacity(&self) -> u64 {
+        self.space().cap
+    }
+}
+
+/// Units held against a capacity, with the admission rules LRU, LFU, S3-FIFO and Belady
+/// share: an item larger than the whole cache is never admitted (it bypasses the cache),
+/// and any other miss evicts until it fits. Kept in one place so the policies cannot drift
+/// apart on these rules, which the reference figures depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    /// Capacity in units.
+    pub cap: u64,
+    /// Units held.
+    pub used: u64,
+}
+
+impl Space {
+    /// An empty cache of `cap` units.
+    pub fn new(cap: u64) -> Self {
+        Space { cap, used: 0 }
+    }
+
+    /// Whether an item of `size` units may be admitted at all.
+    pub fn admits(&self, size: u64) -> bool {
+        size <= self.cap
+    }
+
+    /// Whether `size` more units would exceed the capacity.
+    pub fn overflows(&self, size: u64) -> bool {
+        self.used + size > self.cap
+    }
+
+    /// Calls `evict` until `size` more units fit, subtracting the units each call frees.
+    /// The caller has checked [`Space::admits`], so the cache is non-empty whenever it is
+    /// still too full and `evict` always has a victim.
+    pub fn make_room(&mut self, size: u64, mut evict: impl FnMut() -> u64) {
+        while self.overflows(size) {
+            self.used -= evict();
+        }
+    }
 }
 
 /// The demand policies `loadgen eval` runs.
@@ -131,6 +176,14 @@ pub(crate) mod testing {
                 }
             })
             .collect()
+    }
+
+    /// What the hand-checked traces share: runs `trace` on `c`, asserts the hit pattern is
+    /// `expected`, and returns the cache for the test's own checks of what is resident.
+    #[track_caller]
+    pub fn expect_pattern<C: DemandCache>(mut c: C, trace: &str, expected: &str) -> C {
+        assert_eq!(pattern(&mut c, trace), expected);
+        c
     }
 
     /// Item indices of a letter trace.

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use super::DemandCache;
+use super::{DemandCache, Space};
 
 const NONE: u8 = 0;
 const SMALL: u8 = 1;
@@ -17,10 +17,9 @@ const MAIN: u8 = 2;
 /// All queues are FIFO, so there are no ties.
 #[derive(Debug, Clone)]
 pub struct S3Fifo {
-    cap: u64,
+    space: Space,
     s_cap: u64,
     g_cap: u64,
-    used: u64,
     s_used: u64,
     g_used: u64,
     s: VecDeque<u32>,
@@ -37,10 +36,9 @@ impl S3Fifo {
     pub fn new(cap: u64, n: usize) -> Self {
         let s_cap = ((cap as f64 * 0.1).round() as u64).max(1);
         S3Fifo {
-            cap,
+            space: Space::new(cap),
             s_cap,
             g_cap: cap.saturating_sub(s_cap),
-            used: 0,
             s_used: 0,
             g_used: 0,
             s: VecDeque::new(),
@@ -79,7 +77,7 @@ impl S3Fifo {
                     continue;
                 }
                 self.place[xi] = NONE;
-                self.used -= self.size[xi];
+                self.space.used -= self.size[xi];
                 self.ghost_push(x);
                 return;
             }
@@ -90,7 +88,7 @@ impl S3Fifo {
                 self.m.push_back(x);
             } else {
                 self.place[xi] = NONE;
-                self.used -= self.size[xi];
+                self.space.used -= self.size[xi];
                 return;
             }
         }
@@ -104,15 +102,17 @@ impl DemandCache for S3Fifo {
             self.freq[i] = (self.freq[i] + 1).min(3);
             return true;
         }
-        if size > self.cap {
+        if !self.space.admits(size) {
             return false;
         }
-        while self.used + size > self.cap {
+        // `evict` needs the whole cache, so it keeps `space.used` itself rather than going
+        // through `Space::make_room`.
+        while self.space.overflows(size) {
             self.evict();
         }
         self.freq[i] = 0;
         self.size[i] = size;
-        self.used += size;
+        self.space.used += size;
         if self.in_ghost[i] > 0 {
             self.place[i] = MAIN;
             self.m.push_back(x);
@@ -126,26 +126,22 @@ impl DemandCache for S3Fifo {
     fn contains(&self, x: u32) -> bool {
         self.place[x as usize] != NONE
     }
-    fn used(&self) -> u64 {
-        self.used
-    }
-    fn capacity(&self) -> u64 {
-        self.cap
+    fn space(&self) -> Space {
+        self.space
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::baselines::testing::pattern;
+    use crate::baselines::testing::expect_pattern;
 
     #[test]
     fn one_hit_wonders_pass_through_small_and_ghosts_go_to_main() {
         // cap 3: S holds 1 (10% rounded, min 1), G up to 2 entries.
         // a b c fill (S = [a b c] since M is empty); d evicts a -> G; a returns from G -> M
         // (evicting b -> G); b returns from G -> M (evicting c -> G); a hits in M.
-        let mut c = S3Fifo::new(3, 4);
-        assert_eq!(pattern(&mut c, "abcdaba"), "mmmmmmH");
+        let c = expect_pattern(S3Fifo::new(3, 4), "abcdaba", "mmmmmmH");
         assert!(c.contains(0) && c.contains(1) && c.contains(3));
         assert_eq!(c.used(), 3);
     }
@@ -154,8 +150,7 @@ mod tests {
     fn items_hit_twice_in_small_are_promoted() {
         // cap 2, S share 1: a a a (freq 2) b -> S=[a b]; c: S over share, a has freq 2 ->
         // promoted to M; b evicted to G. a survives.
-        let mut c = S3Fifo::new(2, 3);
-        assert_eq!(pattern(&mut c, "aaabca"), "mHHmmH");
+        let c = expect_pattern(S3Fifo::new(2, 3), "aaabca", "mHHmmH");
         assert!(!c.contains(1));
     }
 }

@@ -1,6 +1,6 @@
 //! W-TinyLFU (Einziger, Friedman & Manes, 2017) in Caffeine's layout.
 
-use super::{DList, DemandCache};
+use super::{DList, DemandCache, Space};
 
 /// A count-min sketch of 4-bit counters with periodic halving: TinyLFU's frequency
 /// estimate. The hash is a fixed SplitMix64-style mix per row, so runs are reproducible.
@@ -175,11 +175,11 @@ impl DemandCache for WTinyLfu {
     fn contains(&self, x: u32) -> bool {
         self.win.contains(x) || self.prob.contains(x) || self.prot.contains(x)
     }
-    fn used(&self) -> u64 {
-        self.win_used + self.prob_used + self.prot_used
-    }
-    fn capacity(&self) -> u64 {
-        self.cap
+    fn space(&self) -> Space {
+        Space {
+            cap: self.cap,
+            used: self.win_used + self.prob_used + self.prot_used,
+        }
     }
 }
 
