@@ -256,6 +256,77 @@ fn set_peer_counts(g: &mut GlobalModel, slot: u32, views: u64, popularity: f64) 
     }
 }
 
+/// A node's federation state, for EDGE.MODEL.INFO and INFO.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Rounds imported, ever.
+    pub rounds: u64,
+    /// The last federator round imported.
+    pub last_round: u64,
+    /// When it was imported (server clock, ms).
+    pub last_import_ms: u64,
+    /// Its size in bytes.
+    pub last_import_bytes: u64,
+    /// The round the next export closes.
+    pub export_round: u64,
+    /// This node's own non-empty rows.
+    pub own_rows: u64,
+    /// Own transitions (row entries).
+    pub own_transitions: u64,
+    /// Peers' non-empty rows.
+    pub peer_rows: u64,
+    /// Peers' transitions.
+    pub peer_transitions: u64,
+    /// Peers' views, summed over items.
+    pub peer_views: u64,
+    /// Items known (own and peers').
+    pub items: u64,
+}
+
+/// Summarizes `g`'s federation state (flushed model).
+pub fn summary(g: &GlobalModel) -> Summary {
+    let rows = |t: &crate::transitions::Transitions| {
+        (
+            t.rows().iter().filter(|r| !r.is_empty()).count() as u64,
+            t.len() as u64,
+        )
+    };
+    let (own_rows, own_transitions) = rows(&g.transitions);
+    let (peer_rows, peer_transitions) = rows(&g.peers.rows);
+    Summary {
+        rounds: g.peers.rounds,
+        last_round: g.peers.round,
+        last_import_ms: g.peers.last_import_ms.max(0) as u64,
+        last_import_bytes: g.peers.last_import_bytes,
+        export_round: u64::from(g.transitions.epoch()),
+        own_rows,
+        own_transitions,
+        peer_rows,
+        peer_transitions,
+        peer_views: g.peers.views_total,
+        items: g.catalog.len() as u64,
+    }
+}
+
+impl Summary {
+    /// (name, value) pairs in reply order.
+    pub fn fields(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("rounds_imported", self.rounds),
+            ("last_import_round", self.last_round),
+            ("last_import_ms", self.last_import_ms),
+            ("last_import_bytes", self.last_import_bytes),
+            ("export_round", self.export_round),
+            ("own_rows", self.own_rows),
+            ("own_transitions", self.own_transitions),
+            ("peer_rows", self.peer_rows),
+            ("peer_transitions", self.peer_transitions),
+            ("peer_views", self.peer_views),
+            ("items", self.items),
+        ]
+    }
+}
+
 /// The federator's copy of one edge's full tables, kept current from its updates.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EdgeTables {

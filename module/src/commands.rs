@@ -339,7 +339,7 @@ pub fn model_import(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 /// under RESP3, a flat array under RESP2).
 pub fn model_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     parse(&bytes(&args), request::no_args)?;
-    let fields = state::federation(&mut state::engine()).fields();
+    let fields = state::federation(&mut state::engine());
     let c = ctx.get_raw();
     raw::reply_with_map(c, fields.len() as _);
     for (name, v) in fields {

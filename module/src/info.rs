@@ -16,6 +16,7 @@ pub fn add_sections(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<(
     let mut engine = state::engine();
     let memory = engine.memory_bytes();
     let fed = state::federation(&mut engine);
+    let f = |name: &str| fed.iter().find(|(n, _)| *n == name).map_or(0, |&(_, v)| v);
     let (g, cache, s) = engine.parts();
     let cs = cache.stats();
     let u = |v: usize| v as u64;
@@ -72,18 +73,18 @@ pub fn add_sections(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<(
     devices
         .build_section()?
         .add_section("federation")
-        .field("federation_rounds_total", fed.rounds)?
-        .field("federation_last_import_round", fed.last_round)?
-        .field("federation_last_import_ms", fed.last_import_ms)?
-        .field("federation_last_import_bytes", fed.last_import_bytes)?
-        .field("federation_imports_total", fed.imports_total)?
-        .field("federation_import_bytes_total", fed.import_bytes_total)?
-        .field("federation_exports_total", fed.exports_total)?
-        .field("federation_export_bytes_total", fed.export_bytes_total)?
-        .field("export_round", fed.export_round)?
-        .field("peer_rows", fed.peer_rows)?
-        .field("peer_transitions", fed.peer_transitions)?
-        .field("peer_views", fed.peer_views)?
+        .field("federation_rounds_total", f("rounds_imported"))?
+        .field("federation_last_import_round", f("last_import_round"))?
+        .field("federation_last_import_ms", f("last_import_ms"))?
+        .field("federation_last_import_bytes", f("last_import_bytes"))?
+        .field("federation_imports_total", f("imports_total"))?
+        .field("federation_import_bytes_total", f("import_bytes_total"))?
+        .field("federation_exports_total", f("exports_total"))?
+        .field("federation_export_bytes_total", f("export_bytes_total"))?
+        .field("export_round", f("export_round"))?
+        .field("peer_rows", f("peer_rows"))?
+        .field("peer_transitions", f("peer_transitions"))?
+        .field("peer_views", f("peer_views"))?
         .build_section()?
         .build_info()?;
     Ok(())

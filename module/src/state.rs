@@ -78,88 +78,15 @@ pub fn note_import(bytes: usize) {
     IMPORT_BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
 }
 
-/// The node's federation state, as EDGE.MODEL.INFO and INFO report it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Federation {
-    /// Rounds imported, ever (persisted with the model).
-    pub rounds: u64,
-    /// The last federator round imported.
-    pub last_round: u64,
-    /// When it was imported (server clock, ms).
-    pub last_import_ms: u64,
-    /// Its size.
-    pub last_import_bytes: u64,
-    /// The export round the next EDGE.MODEL.EXPORT closes.
-    pub export_round: u64,
-    /// This node's own rows and their (neighbour) entries.
-    pub own_rows: u64,
-    /// Own transitions (row entries).
-    pub own_transitions: u64,
-    /// Peers' rows.
-    pub peer_rows: u64,
-    /// Peers' transitions.
-    pub peer_transitions: u64,
-    /// Items known (own and peers').
-    pub items: u64,
-    /// Peers' views (sum over items).
-    pub peer_views: u64,
-    /// Counters since start.
-    pub exports_total: u64,
-    /// Bytes exported since start.
-    pub export_bytes_total: u64,
-    /// Imports applied since start.
-    pub imports_total: u64,
-    /// Bytes imported since start.
-    pub import_bytes_total: u64,
-}
-
-impl Federation {
-    /// (name, value) in reply order.
-    pub fn fields(&self) -> [(&'static str, u64); 15] {
-        [
-            ("rounds_imported", self.rounds),
-            ("last_import_round", self.last_round),
-            ("last_import_ms", self.last_import_ms),
-            ("last_import_bytes", self.last_import_bytes),
-            ("export_round", self.export_round),
-            ("own_rows", self.own_rows),
-            ("own_transitions", self.own_transitions),
-            ("peer_rows", self.peer_rows),
-            ("peer_transitions", self.peer_transitions),
-            ("peer_views", self.peer_views),
-            ("items", self.items),
-            ("exports_total", self.exports_total),
-            ("export_bytes_total", self.export_bytes_total),
-            ("imports_total", self.imports_total),
-            ("import_bytes_total", self.import_bytes_total),
-        ]
-    }
-}
-
-/// Reads the federation state of `engine` (flushed) and the counters.
-pub fn federation(engine: &mut Engine) -> Federation {
-    let g = engine.global();
-    let rows = |t: &edge_model::transitions::Transitions| {
-        let non_empty = t.rows().iter().filter(|r| !r.is_empty()).count();
-        (non_empty as u64, t.len() as u64)
-    };
-    let (own_rows, own_transitions) = rows(&g.transitions);
-    let (peer_rows, peer_transitions) = rows(&g.peers.rows);
-    Federation {
-        rounds: g.peers.rounds,
-        last_round: g.peers.round,
-        last_import_ms: g.peers.last_import_ms.max(0) as u64,
-        last_import_bytes: g.peers.last_import_bytes,
-        export_round: u64::from(g.transitions.epoch()),
-        own_rows,
-        own_transitions,
-        peer_rows,
-        peer_transitions,
-        peer_views: g.peers.views_total,
-        items: g.catalog.len() as u64,
-        exports_total: EXPORTS.load(Ordering::Relaxed),
-        export_bytes_total: EXPORT_BYTES.load(Ordering::Relaxed),
-        imports_total: IMPORTS.load(Ordering::Relaxed),
-        import_bytes_total: IMPORT_BYTES.load(Ordering::Relaxed),
-    }
+/// The node's federation state as EDGE.MODEL.INFO and INFO report it, in reply order: the
+/// model's summary, then this process's export/import counters.
+pub fn federation(engine: &mut Engine) -> Vec<(&'static str, u64)> {
+    let mut fields = edge_model::federated::summary(engine.global()).fields();
+    fields.extend([
+        ("exports_total", EXPORTS.load(Ordering::Relaxed)),
+        ("export_bytes_total", EXPORT_BYTES.load(Ordering::Relaxed)),
+        ("imports_total", IMPORTS.load(Ordering::Relaxed)),
+        ("import_bytes_total", IMPORT_BYTES.load(Ordering::Relaxed)),
+    ]);
+    fields
 }
