@@ -126,15 +126,24 @@ fn aof_with_rdb_preamble_survives_rewrite_and_restart() {
     let info = model_info(&mut s);
     let before = predictions(&mut s);
     s.restart();
-    let mut after = model_info(&mut s);
-    // Replayed commands count again only if they were replayed: the predictions made above
-    // are not in the AOF (read-only), so they are the only expected difference.
+    assert_model_survived(&mut s, info, &before);
+}
+
+/// After a restart from the AOF, the node model and predictions are what they were. The
+/// predictions made before it are read-only, so not in the AOF: their counter is the only
+/// expected difference.
+fn assert_model_survived(
+    s: &mut Server,
+    info: BTreeMap<String, String>,
+    before: &[Vec<(String, f64)>],
+) {
+    let mut after = model_info(s);
     after.insert(
         "edge_predictions_total".into(),
         info["edge_predictions_total"].clone(),
     );
     assert_eq!(after, info);
-    assert_eq!(predictions(&mut s), before);
+    assert_eq!(predictions(s), before);
 }
 
 /// Without the RDB preamble the rewrite emits the node model once (`EDGE.NODE.RESTORE`,
@@ -179,13 +188,7 @@ fn aof_without_preamble_survives_rewrite_and_restart() {
         views_after, views,
         "history, counts, device and named transitions"
     );
-    let mut after = model_info(&mut s);
-    after.insert(
-        "edge_predictions_total".into(),
-        info["edge_predictions_total"].clone(),
-    );
-    assert_eq!(after, info);
-    assert_eq!(predictions(&mut s), before);
+    assert_model_survived(&mut s, info, &before);
 }
 
 #[test]
