@@ -42,36 +42,59 @@ pub struct Entry {
     pub val: Val,
 }
 
+/// An entry as stored: 16 bytes, so the entry an index probe lands on is one cache line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cell {
+    slot: u32,
+    val: Val,
+}
+
+/// How many of the lightest entries a row remembers between full scans (see [`Low`]).
+const LOW_LEN: usize = 8;
+
+/// The `LOW_LEN` lightest entries at the last full scan, and the weight they were under.
+///
+/// Weights only grow (scaling multiplies all of them alike and forgets this set), so an
+/// entry outside the set still weighs at least `bound`; while the lightest member weighs
+/// strictly less than that, it is the row's lightest entry, and a newcomer finds it by
+/// reading eight entries instead of the whole row.
+#[derive(Debug, Clone, Copy, Default)]
+struct Low {
+    at: [u16; LOW_LEN],
+    len: u8,
+    bound: f32,
+}
+
 /// The neighbours of one item.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Row {
-    slots: Vec<u32>,
-    vals: Vec<Val>,
+    cells: Vec<Cell>,
+    /// Open-addressing index over `cells` by neighbour slot: position + 1 per bucket, 0 for
+    /// empty, linear probing, at most half full. Finding a neighbour reads one bucket line
+    /// and one entry, where a scan would read the whole row.
+    index: Box<[u16]>,
+    low: Option<Low>,
     total: f32,
-    /// Index of the lightest entry, or `NO_MIN` when it must be searched again.
-    min: u32,
     /// Export epoch in which the row last changed (see [`crate::federated`]).
     stamp: u32,
 }
 
-const NO_MIN: u32 = u32::MAX;
-
-/// Position of `x` in `hay`, in chunks the compiler turns into vector compares.
-fn find(hay: &[u32], x: u32) -> Option<usize> {
-    let mut chunks = hay.chunks_exact(8);
-    let mut base = 0;
-    for c in &mut chunks {
-        let c: &[u32; 8] = c.try_into().expect("chunk of 8");
-        if c.iter().fold(false, |acc, &v| acc | (v == x)) {
-            return c.iter().position(|&v| v == x).map(|i| base + i);
-        }
-        base += 8;
+impl PartialEq for Row {
+    /// Rows are equal when they hold the same entries in the same order; the index and the
+    /// remembered lightest entries are caches derived from them.
+    fn eq(&self, other: &Self) -> bool {
+        self.cells == other.cells && self.total == other.total && self.stamp == other.stamp
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&v| v == x)
-        .map(|i| base + i)
+}
+
+/// The bucket a slot hashes to (Fibonacci hashing; slots are small consecutive numbers).
+fn bucket(slot: u32, mask: usize) -> usize {
+    (slot.wrapping_mul(0x9e37_79b9) >> 16) as usize & mask
+}
+
+/// Orders entries by (count, position): the first lightest entry wins.
+fn lighter(a: (f32, usize), b: (f32, usize)) -> bool {
+    a.0 < b.0 || (a.0 == b.0 && a.1 < b.1)
 }
 
 impl Row {
@@ -79,64 +102,187 @@ impl Row {
     /// newcomer into a full row only if `w >= admission × guaranteed(lightest)`.
     pub fn add(&mut self, item: ItemRef, w: f32, max: usize, admission: f32) {
         self.total += w;
-        if let Some(i) = find(&self.slots, item.slot) {
-            let v = &mut self.vals[i];
+        if let Some(i) = self.find(item.slot) {
+            let v = &mut self.cells[i].val;
             if v.gen == item.gen {
                 v.count += w;
             } else {
-                // The slot was recycled for another item: the old entry is stale.
+                // The slot was recycled for another item: the old entry is stale, and its
+                // weight falls, which the remembered lightest entries cannot follow.
                 *v = Val {
                     gen: item.gen,
                     count: w,
                     error: 0.0,
                 };
-            }
-            if self.min == i as u32 {
-                self.min = NO_MIN;
+                self.low = None;
             }
             return;
         }
-        if self.slots.len() < max {
-            self.slots.push(item.slot);
-            self.vals.push(Val {
-                gen: item.gen,
-                count: w,
-                error: 0.0,
+        if self.cells.len() < max {
+            self.push(Cell {
+                slot: item.slot,
+                val: Val {
+                    gen: item.gen,
+                    count: w,
+                    error: 0.0,
+                },
             });
-            self.min = NO_MIN;
             return;
         }
         let Some(m) = self.lightest() else { return };
-        let light = self.vals[m];
-        if w < admission * light.guaranteed() {
+        let light = self.cells[m];
+        if w < admission * light.val.guaranteed() {
             return;
         }
-        self.slots[m] = item.slot;
-        self.vals[m] = Val {
-            gen: item.gen,
-            count: light.count + w,
-            error: light.count,
+        self.unindex(light.slot);
+        self.cells[m] = Cell {
+            slot: item.slot,
+            val: Val {
+                gen: item.gen,
+                count: light.val.count + w,
+                error: light.val.count,
+            },
         };
-        self.min = NO_MIN;
+        self.index_at(item.slot, m);
     }
 
-    /// The first entry with the smallest count (cached until it changes).
-    fn lightest(&mut self) -> Option<usize> {
-        if self.min == NO_MIN {
-            let mut best = f32::INFINITY;
-            for (i, v) in self.vals.iter().enumerate() {
-                if v.count < best {
-                    best = v.count;
-                    self.min = i as u32;
-                }
+    /// Reads the bucket and the entry a lookup of `slot` starts at, and nothing else: a
+    /// warm-up whose result only keeps the reads from being optimized away.
+    fn probe(&self, slot: u32) -> u32 {
+        let Some(mask) = self.index.len().checked_sub(1) else {
+            return 0;
+        };
+        match self.index[bucket(slot, mask)] {
+            0 => 0,
+            p => self.cells[p as usize - 1].slot,
+        }
+    }
+
+    /// Position of the entry for `slot`, if any.
+    fn find(&self, slot: u32) -> Option<usize> {
+        if self.index.is_empty() {
+            return None;
+        }
+        let mask = self.index.len() - 1;
+        let mut b = bucket(slot, mask);
+        loop {
+            match self.index[b] {
+                0 => return None,
+                p if self.cells[p as usize - 1].slot == slot => return Some(p as usize - 1),
+                _ => b = (b + 1) & mask,
             }
         }
-        (self.min != NO_MIN).then_some(self.min as usize)
+    }
+
+    /// Records that `slot` lives at position `i` (it must not be indexed yet).
+    fn index_at(&mut self, slot: u32, i: usize) {
+        let mask = self.index.len() - 1;
+        let mut b = bucket(slot, mask);
+        while self.index[b] != 0 {
+            b = (b + 1) & mask;
+        }
+        self.index[b] = i as u16 + 1;
+    }
+
+    /// Removes `slot` from the index, shifting later members of its probe run back so that
+    /// no lookup stops early at the hole.
+    fn unindex(&mut self, slot: u32) {
+        let mask = self.index.len() - 1;
+        let mut hole = bucket(slot, mask);
+        while self.cells[self.index[hole] as usize - 1].slot != slot {
+            hole = (hole + 1) & mask;
+        }
+        let mut b = hole;
+        loop {
+            b = (b + 1) & mask;
+            let p = self.index[b];
+            if p == 0 {
+                break;
+            }
+            let home = bucket(self.cells[p as usize - 1].slot, mask);
+            // `p` may fill the hole unless its home lies cyclically in (hole, b].
+            if (b.wrapping_sub(home) & mask) >= (b.wrapping_sub(hole) & mask) {
+                self.index[hole] = p;
+                hole = b;
+            }
+        }
+        self.index[hole] = 0;
+    }
+
+    /// Appends an entry, growing the index to stay at most half full.
+    fn push(&mut self, cell: Cell) {
+        self.cells.push(cell);
+        self.low = None;
+        if self.cells.len() * 2 > self.index.len() {
+            self.reindex();
+        } else {
+            self.index_at(cell.slot, self.cells.len() - 1);
+        }
+    }
+
+    /// Rebuilds the index for the current entries.
+    fn reindex(&mut self) {
+        let buckets = (self.cells.len() * 2).next_power_of_two().max(8);
+        self.index = vec![0; buckets].into_boxed_slice();
+        for i in 0..self.cells.len() {
+            self.index_at(self.cells[i].slot, i);
+        }
+    }
+
+    /// The first entry with the smallest count.
+    fn lightest(&mut self) -> Option<usize> {
+        let cells = &self.cells;
+        let key = |i: usize| (cells[i].val.count, i);
+        if let Some(low) = &self.low {
+            let mut best = key(low.at[0] as usize);
+            for &i in &low.at[1..low.len as usize] {
+                if lighter(key(i as usize), best) {
+                    best = key(i as usize);
+                }
+            }
+            if best.0 < low.bound {
+                return Some(best.1);
+            }
+        }
+        // A full scan that keeps the LOW_LEN lightest, sorted.
+        let mut keys = [(f32::INFINITY, usize::MAX); LOW_LEN];
+        let mut n = 0;
+        for (i, c) in cells.iter().enumerate() {
+            let k = (c.val.count, i);
+            if n == LOW_LEN && !lighter(k, keys[LOW_LEN - 1]) {
+                continue;
+            }
+            let mut j = n.min(LOW_LEN - 1);
+            while j > 0 && lighter(k, keys[j - 1]) {
+                keys[j] = keys[j - 1];
+                j -= 1;
+            }
+            keys[j] = k;
+            n = (n + 1).min(LOW_LEN);
+        }
+        if n == 0 {
+            return None;
+        }
+        let mut low = Low {
+            len: n as u8,
+            // With every entry in the set, no outsider can undercut it.
+            bound: if cells.len() > n {
+                keys[n - 1].0
+            } else {
+                f32::INFINITY
+            },
+            ..Low::default()
+        };
+        for (a, k) in low.at.iter_mut().zip(&keys[..n]) {
+            *a = k.1 as u16;
+        }
+        self.low = Some(low);
+        Some(keys[0].1)
     }
 
     /// Entries as (slot, value) pairs, in storage order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Val)> {
-        self.slots.iter().copied().zip(self.vals.iter())
+        self.cells.iter().map(|c| (c.slot, &c.val))
     }
 
     /// Entries with their item references.
@@ -149,7 +295,7 @@ impl Row {
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.cells.len()
     }
 
     /// Export epoch in which the row last changed.
@@ -159,7 +305,7 @@ impl Row {
 
     /// True when the row holds no entry.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.cells.is_empty()
     }
 
     /// Sum of all weight ever offered to the row, admitted or not: the normalizer.
@@ -177,10 +323,12 @@ impl Row {
 
     fn scale(&mut self, factor: f32) {
         self.total *= factor;
-        for v in &mut self.vals {
-            v.count *= factor;
-            v.error *= factor;
+        for c in &mut self.cells {
+            c.val.count *= factor;
+            c.val.error *= factor;
         }
+        // Rounding may make distinct weights equal and so change which one is first.
+        self.low = None;
     }
 
     /// Drops entries beyond `max` (lightest first), after the bound was lowered.
@@ -191,23 +339,32 @@ impl Row {
             keep.truncate(max);
             *self = Row::from_parts(keep, self.total, self.stamp);
         }
-        self.slots.shrink_to_fit();
-        self.vals.shrink_to_fit();
+        self.cells.shrink_to_fit();
     }
 
     /// Rebuilds a row from persisted parts.
     pub fn from_parts(entries: Vec<Entry>, total: f32, stamp: u32) -> Self {
-        Row {
-            slots: entries.iter().map(|e| e.item.slot).collect(),
-            vals: entries.iter().map(|e| e.val).collect(),
+        let mut row = Row {
+            cells: entries
+                .iter()
+                .map(|e| Cell {
+                    slot: e.item.slot,
+                    val: e.val,
+                })
+                .collect(),
             total,
-            min: NO_MIN,
             stamp,
+            ..Row::default()
+        };
+        if !row.cells.is_empty() {
+            row.reindex();
         }
+        row
     }
 
     fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * 4 + self.vals.capacity() * std::mem::size_of::<Val>()
+        self.cells.capacity() * std::mem::size_of::<Cell>()
+            + self.index.len() * std::mem::size_of::<u16>()
     }
 }
 
@@ -218,6 +375,9 @@ struct Link {
     to: ItemRef,
     w: f32,
 }
+
+/// Links whose memory is touched together before they are applied (see [`Transitions::flush`]).
+const WARM_AHEAD: usize = 16;
 
 /// Links buffered before they are applied in row order.
 pub const FLUSH_AT: usize = 8192;
@@ -292,10 +452,21 @@ impl Transitions {
             sort_by_row(&mut links, &mut self.scratch);
         }
         let epoch = self.epoch;
-        for l in &links {
-            let row = self.row_mut(l.from);
-            row.add(l.to, l.w, max, admission);
-            row.stamp = epoch;
+        for group in links.chunks(WARM_AHEAD) {
+            // Independent reads first, so the group's cache misses overlap instead of
+            // queuing one behind the other inside `add`.
+            let warm = group.iter().fold(0u32, |acc, l| {
+                acc ^ self
+                    .rows
+                    .get(l.from.slot as usize)
+                    .map_or(0, |r| r.probe(l.to.slot))
+            });
+            std::hint::black_box(warm);
+            for l in group {
+                let row = self.row_mut(l.from);
+                row.add(l.to, l.w, max, admission);
+                row.stamp = epoch;
+            }
         }
         links.clear();
         self.pending = links;
@@ -497,12 +668,78 @@ mod tests {
         assert_eq!(later, now);
     }
 
-    #[test]
-    fn find_locates_items_in_and_past_full_chunks() {
-        let hay: Vec<u32> = (0..21).map(|i| i * 3).collect();
-        for (i, &x) in hay.iter().enumerate() {
-            assert_eq!(find(&hay, x), Some(i));
+    /// The plain definition the indexed row must match: a scan for the item, and a scan
+    /// for the first entry with the smallest count.
+    #[derive(Default)]
+    struct Naive {
+        cells: Vec<(ItemRef, f32, f32)>,
+        total: f32,
+    }
+
+    impl Naive {
+        fn add(&mut self, item: ItemRef, w: f32, max: usize, admission: f32) {
+            self.total += w;
+            if let Some(c) = self.cells.iter_mut().find(|c| c.0.slot == item.slot) {
+                *c = if c.0.gen == item.gen {
+                    (item, c.1 + w, c.2)
+                } else {
+                    (item, w, 0.0)
+                };
+            } else if self.cells.len() < max {
+                self.cells.push((item, w, 0.0));
+            } else {
+                let mut m = 0;
+                for (i, c) in self.cells.iter().enumerate() {
+                    if c.1 < self.cells[m].1 {
+                        m = i;
+                    }
+                }
+                let (count, error) = (self.cells[m].1, self.cells[m].2);
+                if w >= admission * (count - error) {
+                    self.cells[m] = (item, count + w, count);
+                }
+            }
         }
-        assert_eq!(find(&hay, 1), None);
+    }
+
+    #[test]
+    fn the_indexed_row_matches_a_plain_scan() {
+        for (max, span) in [(4, 9), (8, 40), (128, 400), (300, 5000)] {
+            let mut row = Row::default();
+            let mut naive = Naive::default();
+            let mut x: u64 = max as u64;
+            for n in 0..40_000 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                // Skewed slots, a few recycled generations, integer weights (ties happen).
+                let r = (x >> 33) % span;
+                let slot = (r * r / span) as u32;
+                let gen = u32::from((x >> 20).is_multiple_of(50));
+                let w = 1.0 + ((x >> 8) % 4) as f32;
+                row.add(ItemRef { slot, gen }, w, max, 0.25);
+                naive.add(ItemRef { slot, gen }, w, max, 0.25);
+                if n % 9_999 == 0 {
+                    row.scale(0.5);
+                    for c in &mut naive.cells {
+                        (c.1, c.2) = (c.1 * 0.5, c.2 * 0.5);
+                    }
+                    naive.total *= 0.5;
+                }
+            }
+            let got: Vec<_> = row
+                .entries()
+                .map(|e| (e.item, e.val.count, e.val.error))
+                .collect();
+            assert_eq!(got, naive.cells, "max {max}");
+            assert_eq!(row.total(), naive.total);
+            for &(item, count, _) in &naive.cells {
+                assert_eq!(
+                    row.find(item.slot).map(|i| row.cells[i].val.count),
+                    Some(count)
+                );
+            }
+            assert_eq!(row.find(u32::MAX), None);
+        }
     }
 }
