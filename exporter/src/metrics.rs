@@ -50,7 +50,7 @@ fn known_help(name: &str) -> Option<&'static str> {
         "edge_cache_bytes" => "Bytes currently held by the edge cache.",
         "edge_cache_capacity_bytes" => "Configured edge cache capacity in bytes.",
         "edge_model_memory_bytes" => "Approximate memory used by the prediction model.",
-        "edge_predict_latency_seconds" => "Time spent answering EDGE.PREDICT, in seconds.",
+        "edge_predict_latency_seconds" => "Time spent computing EDGE.PREDICT answers, in seconds (memoized answers count as under a microsecond).",
         "edge_device_views_total" => "Viewing events recorded, by device.",
         _ => return None,
     })

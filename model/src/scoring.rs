@@ -43,6 +43,105 @@ pub struct Prediction {
     pub score: f64,
 }
 
+/// A ranked list packed into one buffer: the count, then each item's name end and score,
+/// then the names back to back. Serving a memoized list then reads a few contiguous lines
+/// instead of chasing one heap string per item.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RankedList {
+    buf: Box<[u8]>,
+}
+
+/// Bytes per item in the table after the count: name end (u32) and score (f64).
+const RANKED_ROW: usize = 12;
+
+impl RankedList {
+    /// Packs a list, best first.
+    pub fn pack(list: &[Prediction]) -> Self {
+        let names: usize = list.iter().map(|p| p.item.len()).sum();
+        let mut buf = Vec::with_capacity(4 + RANKED_ROW * list.len() + names);
+        buf.extend_from_slice(&(list.len() as u32).to_le_bytes());
+        let mut end = 0u32;
+        for p in list {
+            end += p.item.len() as u32;
+            buf.extend_from_slice(&end.to_le_bytes());
+            buf.extend_from_slice(&p.score.to_le_bytes());
+        }
+        for p in list {
+            buf.extend_from_slice(p.item.as_bytes());
+        }
+        RankedList {
+            buf: buf.into_boxed_slice(),
+        }
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.buf
+            .first_chunk::<4>()
+            .map_or(0, |n| u32::from_le_bytes(*n) as usize)
+    }
+
+    /// True when the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The first `n` items (names as bytes) with their scores, best first.
+    pub fn top(&self, n: usize) -> RankedIter<'_> {
+        let len = self.len();
+        let (table, names) = self
+            .buf
+            .get(4..)
+            .unwrap_or_default()
+            .split_at(RANKED_ROW * len);
+        RankedIter {
+            table: &table[..RANKED_ROW * n.min(len)],
+            names,
+            start: 0,
+        }
+    }
+
+    /// The first `n` items as owned predictions.
+    pub fn to_vec(&self, n: usize) -> Vec<Prediction> {
+        self.top(n)
+            .map(|(item, score)| Prediction {
+                item: String::from_utf8_lossy(item).into_owned(),
+                score,
+            })
+            .collect()
+    }
+}
+
+/// Items of a [`RankedList`], best first.
+#[derive(Debug, Clone)]
+pub struct RankedIter<'a> {
+    table: &'a [u8],
+    names: &'a [u8],
+    start: usize,
+}
+
+impl<'a> Iterator for RankedIter<'a> {
+    type Item = (&'a [u8], f64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (row, rest) = self.table.split_first_chunk::<RANKED_ROW>()?;
+        self.table = rest;
+        let (end, score) = row.split_at(4);
+        let end = u32::from_le_bytes(end.try_into().expect("4 bytes")) as usize;
+        let score = f64::from_le_bytes(score.try_into().expect("8 bytes"));
+        let name = &self.names[self.start..end];
+        self.start = end;
+        Some((name, score))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.table.len() / RANKED_ROW;
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for RankedIter<'_> {}
+
 /// Options of one prediction.
 #[derive(Debug, Clone, Copy)]
 pub struct Query {

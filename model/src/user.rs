@@ -73,7 +73,7 @@ pub(crate) struct MemoEntry {
     /// Whether seen items were included.
     pub include_seen: bool,
     /// The ranked items.
-    pub list: Vec<crate::scoring::Prediction>,
+    pub list: crate::scoring::RankedList,
 }
 
 impl Clone for Memo {

@@ -25,7 +25,6 @@ use redis_module::{
 use edge_model::codec::{decode_node, decode_user};
 use edge_model::federated::{decode_update, encode_update};
 use edge_model::request::{self, ArgError, ViewRequest};
-use edge_model::scoring::Prediction;
 use edge_model::{Engine, UserState};
 
 use crate::datatype::USER_TYPE;
@@ -47,9 +46,45 @@ fn parse<'a, T>(
     })
 }
 
+/// Arguments after the command name, as bytes. No command takes more than a dozen, so they
+/// are viewed in place on the stack; a longer line goes to the heap and still gets its
+/// arity error from the grammar.
+struct ArgBytes<'a> {
+    inline: [&'a [u8]; INLINE_ARGS],
+    len: usize,
+    heap: Vec<&'a [u8]>,
+}
+
+const INLINE_ARGS: usize = 16;
+
+impl<'a> std::ops::Deref for ArgBytes<'a> {
+    type Target = [&'a [u8]];
+
+    fn deref(&self) -> &Self::Target {
+        if self.len <= INLINE_ARGS {
+            &self.inline[..self.len]
+        } else {
+            &self.heap
+        }
+    }
+}
+
 /// The raw bytes of the arguments after the command name.
-fn bytes(args: &[RedisString]) -> Vec<&[u8]> {
-    args.iter().skip(1).map(RedisString::as_slice).collect()
+fn bytes(args: &[RedisString]) -> ArgBytes<'_> {
+    let rest = args.get(1..).unwrap_or_default();
+    let mut a = ArgBytes {
+        inline: [&[]; INLINE_ARGS],
+        len: rest.len(),
+        heap: Vec::new(),
+    };
+    if rest.len() <= INLINE_ARGS {
+        for (slot, arg) in a.inline.iter_mut().zip(rest) {
+            *slot = arg.as_slice();
+        }
+    } else {
+        a.heap = rest.iter().map(RedisString::as_slice).collect();
+    }
+    a
 }
 
 /// The reply for a key that holds another type. The crate's own message lacks the
@@ -82,10 +117,9 @@ fn replicate_with_ts(ctx: &Context, name: &str, args: &[RedisString], given: Opt
         ctx.replicate_verbatim();
         return;
     }
-    let ts = ts.to_string();
-    let mut out: Vec<&[u8]> = args[1..].iter().map(RedisString::as_slice).collect();
-    out.push(b"TS");
-    out.push(ts.as_bytes());
+    // The client's own strings go out as they are; only the two added ones are created.
+    let added = [ctx.create_string("TS"), ctx.create_string(ts.to_string())];
+    let out: Vec<&RedisString> = args[1..].iter().chain(&added).collect();
     ctx.replicate(name, out.as_slice());
 }
 
@@ -112,25 +146,29 @@ pub fn predict(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let user = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
     let mut engine = state::engine();
     let k = r.k.unwrap_or(engine.config().default_k);
-    engine.predict_with(user, k, r.include_seen, |list| {
-        reply_list(ctx, list, r.with_scores)
+    engine.predict_with(user, k, r.include_seen, |list, k| {
+        reply_list(ctx, list.top(k), r.with_scores)
     });
     Ok(RedisValue::NoReply)
 }
 
 /// Replies a ranked list straight from the engine's memory: item ids, or with scores
 /// `item → score` pairs (a map under RESP3, a flat array under RESP2).
-fn reply_list(ctx: &Context, list: &[Prediction], with_scores: bool) {
+fn reply_list<'a>(
+    ctx: &Context,
+    list: impl ExactSizeIterator<Item = (&'a [u8], f64)>,
+    with_scores: bool,
+) {
     let c = ctx.get_raw();
     if with_scores {
         raw::reply_with_map(c, list.len() as _);
     } else {
         raw::reply_with_array(c, list.len() as _);
     }
-    for p in list {
-        raw::reply_with_string_buffer(c, p.item.as_ptr().cast(), p.item.len());
+    for (item, score) in list {
+        raw::reply_with_string_buffer(c, item.as_ptr().cast(), item.len());
         if with_scores {
-            raw::reply_with_double(c, p.score);
+            raw::reply_with_double(c, score);
         }
     }
 }
