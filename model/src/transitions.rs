@@ -146,18 +146,6 @@ impl Row {
         self.index_at(item.slot, m);
     }
 
-    /// Reads the bucket and the entry a lookup of `slot` starts at, and nothing else: a
-    /// warm-up whose result only keeps the reads from being optimized away.
-    fn probe(&self, slot: u32) -> u32 {
-        let Some(mask) = self.index.len().checked_sub(1) else {
-            return 0;
-        };
-        match self.index[bucket(slot, mask)] {
-            0 => 0,
-            p => self.cells[p as usize - 1].slot,
-        }
-    }
-
     /// Position of the entry for `slot`, if any.
     fn find(&self, slot: u32) -> Option<usize> {
         if self.index.is_empty() {
@@ -376,9 +364,6 @@ struct Link {
     w: f32,
 }
 
-/// Links whose memory is touched together before they are applied (see [`Transitions::flush`]).
-const WARM_AHEAD: usize = 16;
-
 /// Links buffered before they are applied in row order.
 pub const FLUSH_AT: usize = 8192;
 
@@ -452,21 +437,10 @@ impl Transitions {
             sort_by_row(&mut links, &mut self.scratch);
         }
         let epoch = self.epoch;
-        for group in links.chunks(WARM_AHEAD) {
-            // Independent reads first, so the group's cache misses overlap instead of
-            // queuing one behind the other inside `add`.
-            let warm = group.iter().fold(0u32, |acc, l| {
-                acc ^ self
-                    .rows
-                    .get(l.from.slot as usize)
-                    .map_or(0, |r| r.probe(l.to.slot))
-            });
-            std::hint::black_box(warm);
-            for l in group {
-                let row = self.row_mut(l.from);
-                row.add(l.to, l.w, max, admission);
-                row.stamp = epoch;
-            }
+        for l in &links {
+            let row = self.row_mut(l.from);
+            row.add(l.to, l.w, max, admission);
+            row.stamp = epoch;
         }
         links.clear();
         self.pending = links;
