@@ -50,30 +50,64 @@ struct Cell {
 }
 
 /// How many of the lightest entries a row remembers between full scans (see [`Low`]).
-const LOW_LEN: usize = 8;
+const LOW_LEN: usize = 16;
 
-/// The `LOW_LEN` lightest entries at the last full scan, and the weight they were under.
+/// The `LOW_LEN` lightest entries at the last full scan, sorted by a lower bound of each
+/// one's count (ties by position), and the count every other entry was at least.
 ///
-/// Weights only grow (scaling multiplies all of them alike and forgets this set), so an
-/// entry outside the set still weighs at least `bound`; while the lightest member weighs
-/// strictly less than that, it is the row's lightest entry, and a newcomer finds it by
-/// reading eight entries instead of the whole row.
-#[derive(Debug, Clone, Copy, Default)]
+/// Counts only grow (scaling multiplies all of them alike and forgets this set), so an
+/// entry outside the set still weighs at least `bound`, and a member weighs at least what
+/// is noted here. The first member is checked against the row; if it grew, its note is
+/// raised, it moves to its place in the order, and the check repeats. So increments never
+/// touch this set, a newcomer usually reads one entry instead of the whole row, and the
+/// answer is exactly the row's first lightest entry.
+#[derive(Debug, Clone, Copy)]
 struct Low {
     at: [u16; LOW_LEN],
+    count: [f32; LOW_LEN],
     len: u8,
     bound: f32,
+}
+
+impl Low {
+    /// The row's first lightest entry, if a member provably is; `None` calls for a scan.
+    fn lightest(&mut self, cells: &[Cell]) -> Option<usize> {
+        let n = self.len as usize;
+        loop {
+            let i = self.at[0];
+            let real = cells[i as usize].val.count;
+            if real == self.count[0] {
+                return (real < self.bound).then_some(i as usize);
+            }
+            // Raised: slide it past the members now lighter than it.
+            let mut j = 0;
+            while j + 1 < n
+                && lighter(
+                    (self.count[j + 1], self.at[j + 1] as usize),
+                    (real, i as usize),
+                )
+            {
+                self.count[j] = self.count[j + 1];
+                self.at[j] = self.at[j + 1];
+                j += 1;
+            }
+            (self.count[j], self.at[j]) = (real, i);
+        }
+    }
 }
 
 /// The neighbours of one item.
 #[derive(Debug, Clone, Default)]
 pub struct Row {
     cells: Vec<Cell>,
-    /// Open-addressing index over `cells` by neighbour slot: position + 1 per bucket, 0 for
-    /// empty, linear probing, at most half full. Finding a neighbour reads one bucket line
-    /// and one entry, where a scan would read the whole row.
-    index: Box<[u16]>,
-    low: Option<Low>,
+    /// Open-addressing index over `cells` by neighbour slot, at most half full, linear
+    /// probing. A bucket holds the entry's position + 1 in its low 16 bits (0: empty) and a
+    /// 16-bit tag of the slot's hash in its high bits, so a probe passes over other
+    /// entries without reading them: finding a neighbour, or learning it is absent, reads
+    /// one bucket line and at most the one matching entry.
+    index: Box<[u32]>,
+    /// Only full rows need it, so it lives behind a pointer to keep rows small.
+    low: Option<Box<Low>>,
     total: f32,
     /// Export epoch in which the row last changed (see [`crate::federated`]).
     stamp: u32,
@@ -87,10 +121,17 @@ impl PartialEq for Row {
     }
 }
 
-/// The bucket a slot hashes to (Fibonacci hashing; slots are small consecutive numbers).
-fn bucket(slot: u32, mask: usize) -> usize {
-    (slot.wrapping_mul(0x9e37_79b9) >> 16) as usize & mask
+/// The hash of a slot (Fibonacci hashing; slots are small consecutive numbers): its high
+/// half picks the home bucket, its low half is the tag.
+fn hash(slot: u32) -> u32 {
+    slot.wrapping_mul(0x9e37_79b9)
 }
+
+fn home(h: u32, mask: usize) -> usize {
+    (h >> 16) as usize & mask
+}
+
+const TAG_MASK: u32 = 0xffff_0000;
 
 /// Orders entries by (count, position): the first lightest entry wins.
 fn lighter(a: (f32, usize), b: (f32, usize)) -> bool {
@@ -148,49 +189,61 @@ impl Row {
 
     /// Position of the entry for `slot`, if any.
     fn find(&self, slot: u32) -> Option<usize> {
-        if self.index.is_empty() {
-            return None;
-        }
-        let mask = self.index.len() - 1;
-        let mut b = bucket(slot, mask);
+        let mask = self.index.len().checked_sub(1)?;
+        let h = hash(slot);
+        let tag = h << 16;
+        let mut b = home(h, mask);
         loop {
-            match self.index[b] {
-                0 => return None,
-                p if self.cells[p as usize - 1].slot == slot => return Some(p as usize - 1),
-                _ => b = (b + 1) & mask,
+            let e = self.index[b];
+            if e == 0 {
+                return None;
             }
+            if e & TAG_MASK == tag {
+                let p = (e & 0xffff) as usize - 1;
+                if self.cells[p].slot == slot {
+                    return Some(p);
+                }
+            }
+            b = (b + 1) & mask;
         }
     }
 
     /// Records that `slot` lives at position `i` (it must not be indexed yet).
     fn index_at(&mut self, slot: u32, i: usize) {
         let mask = self.index.len() - 1;
-        let mut b = bucket(slot, mask);
+        let h = hash(slot);
+        let mut b = home(h, mask);
         while self.index[b] != 0 {
             b = (b + 1) & mask;
         }
-        self.index[b] = i as u16 + 1;
+        self.index[b] = (h << 16) | (i as u32 + 1);
     }
 
     /// Removes `slot` from the index, shifting later members of its probe run back so that
     /// no lookup stops early at the hole.
     fn unindex(&mut self, slot: u32) {
         let mask = self.index.len() - 1;
-        let mut hole = bucket(slot, mask);
-        while self.cells[self.index[hole] as usize - 1].slot != slot {
+        let h = hash(slot);
+        let mut hole = home(h, mask);
+        loop {
+            let e = self.index[hole];
+            if e & TAG_MASK == h << 16 && self.cells[(e & 0xffff) as usize - 1].slot == slot {
+                break;
+            }
             hole = (hole + 1) & mask;
         }
         let mut b = hole;
         loop {
             b = (b + 1) & mask;
-            let p = self.index[b];
-            if p == 0 {
+            let e = self.index[b];
+            if e == 0 {
                 break;
             }
-            let home = bucket(self.cells[p as usize - 1].slot, mask);
-            // `p` may fill the hole unless its home lies cyclically in (hole, b].
-            if (b.wrapping_sub(home) & mask) >= (b.wrapping_sub(hole) & mask) {
-                self.index[hole] = p;
+            // The bucket keeps only the tag; the home bucket needs the slot's hash again.
+            let at = home(hash(self.cells[(e & 0xffff) as usize - 1].slot), mask);
+            // `e` may fill the hole unless its home lies cyclically in (hole, b].
+            if (b.wrapping_sub(at) & mask) >= (b.wrapping_sub(hole) & mask) {
+                self.index[hole] = e;
                 hole = b;
             }
         }
@@ -219,23 +272,13 @@ impl Row {
 
     /// The first entry with the smallest count.
     fn lightest(&mut self) -> Option<usize> {
-        let cells = &self.cells;
-        let key = |i: usize| (cells[i].val.count, i);
-        if let Some(low) = &self.low {
-            let mut best = key(low.at[0] as usize);
-            for &i in &low.at[1..low.len as usize] {
-                if lighter(key(i as usize), best) {
-                    best = key(i as usize);
-                }
-            }
-            if best.0 < low.bound {
-                return Some(best.1);
-            }
+        if let Some(i) = self.low.as_mut().and_then(|l| l.lightest(&self.cells)) {
+            return Some(i);
         }
         // A full scan that keeps the LOW_LEN lightest, sorted.
         let mut keys = [(f32::INFINITY, usize::MAX); LOW_LEN];
         let mut n = 0;
-        for (i, c) in cells.iter().enumerate() {
+        for (i, c) in self.cells.iter().enumerate() {
             let k = (c.val.count, i);
             if n == LOW_LEN && !lighter(k, keys[LOW_LEN - 1]) {
                 continue;
@@ -252,19 +295,23 @@ impl Row {
             return None;
         }
         let mut low = Low {
+            at: [0; LOW_LEN],
+            count: [0.0; LOW_LEN],
             len: n as u8,
             // With every entry in the set, no outsider can undercut it.
-            bound: if cells.len() > n {
+            bound: if self.cells.len() > n {
                 keys[n - 1].0
             } else {
                 f32::INFINITY
             },
-            ..Low::default()
         };
-        for (a, k) in low.at.iter_mut().zip(&keys[..n]) {
-            *a = k.1 as u16;
+        for (j, k) in keys[..n].iter().enumerate() {
+            (low.at[j], low.count[j]) = (k.1 as u16, k.0);
         }
-        self.low = Some(low);
+        match &mut self.low {
+            Some(b) => **b = low,
+            None => self.low = Some(Box::new(low)),
+        }
         Some(keys[0].1)
     }
 
@@ -352,7 +399,8 @@ impl Row {
 
     fn heap_bytes(&self) -> usize {
         self.cells.capacity() * std::mem::size_of::<Cell>()
-            + self.index.len() * std::mem::size_of::<u16>()
+            + self.index.len() * std::mem::size_of::<u32>()
+            + self.low.as_ref().map_or(0, |_| std::mem::size_of::<Low>())
     }
 }
 
