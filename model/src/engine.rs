@@ -120,15 +120,7 @@ impl Engine {
         }
     }
 
-    /// Applies links still buffered by learning (see [`crate::transitions::Transitions`]).
-    /// Every reader of the model calls it, so answers never depend on when a batch lands.
-    pub fn flush(&mut self) {
-        self.global.flush(Self::learn_params(&self.config));
-    }
-
     fn apply(&mut self, c: &Config, now_ms: i64) {
-        // Buffered links were learned under the old settings: they land under them.
-        self.flush();
         let g = &mut self.global;
         if c.half_life_ms != g.decay.half_life_ms() {
             let factor = g.decay.set_half_life(c.half_life_ms, now_ms);
@@ -153,21 +145,19 @@ impl Engine {
         );
     }
 
-    /// Model, cache and counters together, with every buffered link applied (for
-    /// persistence and reporting, which need all three at once).
-    pub fn parts(&mut self) -> (&GlobalModel, &EdgeCache, &Stats) {
-        self.flush();
+    /// Model, cache and counters together (for persistence and reporting, which need all
+    /// three at once).
+    pub fn parts(&self) -> (&GlobalModel, &EdgeCache, &Stats) {
         (&self.global, &self.cache, &self.stats)
     }
 
-    /// The item catalog (never waits on buffered links).
+    /// The item catalog.
     pub fn catalog(&self) -> &crate::catalog::Catalog {
         &self.global.catalog
     }
 
-    /// The global model, with every buffered link applied.
-    pub fn global(&mut self) -> &GlobalModel {
-        self.flush();
+    /// The global model.
+    pub fn global(&self) -> &GlobalModel {
         &self.global
     }
 
@@ -248,9 +238,8 @@ impl Engine {
         }
     }
 
-    /// Scores on the flushed model: the one way predictions are computed.
+    /// Scores the model: the one way predictions are computed.
     fn rank(&mut self, user: Option<&UserState>, k: usize, include_seen: bool) -> Vec<Prediction> {
-        self.flush();
         self.scorer
             .predict(&self.global, user, &self.config, Query { k, include_seen })
     }
@@ -385,13 +374,11 @@ impl Engine {
     /// This node's model update for federation: everything, or what changed after round
     /// `since` (see [`crate::federated`]). Starts a new export round.
     pub fn export_update(&mut self, node: &str, since: Option<u64>) -> Update {
-        self.flush();
         federated::export(&mut self.global, node, since)
     }
 
     /// Merges an aggregate of peers' updates; idempotent per round.
     pub fn import_update(&mut self, u: &Update, now_ms: i64, bytes: usize) -> Imported {
-        self.flush();
         let c = &self.config;
         let out = federated::import(
             &mut self.global,
