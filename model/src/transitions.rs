@@ -275,20 +275,23 @@ impl Row {
         if let Some(i) = self.low.as_mut().and_then(|l| l.lightest(&self.cells)) {
             return Some(i);
         }
-        // A full scan that keeps the LOW_LEN lightest, sorted.
+        // A full scan that keeps the LOW_LEN lightest, sorted. It runs from the end, where
+        // the late, light entries gather, so the set fills with them early and heavier
+        // entries are passed over at one comparison. Positions only fall along the scan,
+        // so an entry is lighter than a kept one exactly when its count is not larger.
         let mut keys = [(f32::INFINITY, usize::MAX); LOW_LEN];
         let mut n = 0;
-        for (i, c) in self.cells.iter().enumerate() {
-            let k = (c.val.count, i);
-            if n == LOW_LEN && !lighter(k, keys[LOW_LEN - 1]) {
+        for (i, c) in self.cells.iter().enumerate().rev() {
+            let count = c.val.count;
+            if n == LOW_LEN && count > keys[LOW_LEN - 1].0 {
                 continue;
             }
             let mut j = n.min(LOW_LEN - 1);
-            while j > 0 && lighter(k, keys[j - 1]) {
+            while j > 0 && count <= keys[j - 1].0 {
                 keys[j] = keys[j - 1];
                 j -= 1;
             }
-            keys[j] = k;
+            keys[j] = (count, i);
             n = (n + 1).min(LOW_LEN);
         }
         if n == 0 {
