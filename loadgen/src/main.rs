@@ -121,7 +121,7 @@ struct BenchArgs {
     /// Distinct users (keys U0..U{n-1}).
     #[arg(long, default_value_t = 10_000)]
     users: u64,
-    /// Distinct items (C1..C{n}), Zipf-popular.
+    /// Distinct items (C1 to C<items>), Zipf-popular.
     #[arg(long, default_value_t = 5_000)]
     items: u64,
     /// Zipf exponent of item popularity.
