@@ -199,21 +199,26 @@ impl Engine {
             1.0
         };
         let params = Self::learn_params(c);
-        user.observe_affinity(self.global.popularity_z(view.item), c.scoring.affinity_rate);
+        // The popularity level the viewer found the item at: measured before this view.
+        let mean_ln_views = self.global.mean_ln_views();
         // Privacy clip: past `dp-clip` views in one export round, a viewer's views still
         // shape their own history but teach the node (and so its exports) nothing.
         let clipped =
             c.dp_clip > 0 && user.count_round_view(self.global.transitions.epoch()) > c.dp_clip;
         let learned = if clipped {
             self.stats.dp_clipped += 1;
+            let item = self.global.catalog.lookup(view.item);
             Learned {
-                item: self.global.catalog.lookup(view.item),
+                item,
                 pop_rescale: None,
+                prior_views: self.global.views(item),
             }
         } else {
             self.global
                 .learn(user.history(), view.item, view.ts_ms, view_weight, params)
         };
+        let z = (1.0 + learned.prior_views as f64).ln() - mean_ln_views;
+        user.observe_affinity(z, c.scoring.affinity_rate);
         if let Some(factor) = learned.pop_rescale {
             self.cache.rescale(factor);
         }

@@ -185,6 +185,9 @@ pub struct Learned {
     /// If the popularity clock rescaled, the factor every popularity was multiplied by, so
     /// that structures keyed by popularity (the cache's core) can follow.
     pub pop_rescale: Option<f64>,
+    /// The item's views (here and at peers) before this one: its popularity as the viewer
+    /// found it, which the viewer's popularity affinity follows.
+    pub prior_views: u64,
 }
 
 impl GlobalModel {
@@ -219,15 +222,10 @@ impl GlobalModel {
         }
     }
 
-    /// How far above (positive) or below the average popularity level `item` is, in log
-    /// views; unknown items count as never viewed.
-    pub fn popularity_z(&self, item: &str) -> f64 {
-        let views = self
-            .catalog
-            .lookup(item)
-            .and_then(|r| self.catalog.get(r))
-            .map_or(0, |i| i.views + i.peer_views);
-        (1.0 + views as f64).ln() - self.mean_ln_views()
+    /// Views of an item, here and at peers (0 for an unknown one).
+    pub fn views(&self, item: Option<ItemRef>) -> u64 {
+        item.and_then(|r| self.catalog.get(r))
+            .map_or(0, |i| i.views + i.peer_views)
     }
 
     /// Learns that `item` was viewed at `ts_ms` after `history` (oldest first), with
@@ -260,6 +258,7 @@ impl GlobalModel {
             return Learned {
                 item: None,
                 pop_rescale,
+                prior_views: 0,
             };
         };
         if let Some(slot) = evicted {
@@ -267,6 +266,7 @@ impl GlobalModel {
         }
         let gp = self.pop_decay.weight(ts_ms) * f64::from(view_weight);
         let it = self.catalog.get_mut(r).expect("just interned");
+        let prior_views = it.views + it.peer_views;
         it.popularity += gp;
         it.views += 1;
         it.ln_views = (1.0 + (it.views + it.peer_views) as f32).ln();
@@ -303,6 +303,7 @@ impl GlobalModel {
         Learned {
             item: Some(r),
             pop_rescale,
+            prior_views,
         }
     }
 
