@@ -12,7 +12,7 @@
 //! bytes actually present before anything is allocated, so a corrupt or hostile blob yields
 //! a [`CodecError`], never a panic or an allocation it announced but did not carry.
 
-use crate::cache::{Budget, CacheStats, CachedItem, EdgeCache, Segment};
+use crate::cache::{Budget, BudgetParts, CacheStats, CachedItem, EdgeCache, Segment};
 use crate::catalog::{Catalog, Item, ItemRef};
 use crate::config::Config;
 use crate::decay::Decay;
@@ -49,8 +49,9 @@ pub enum Kind {
 
 /// Current version of each kind's payload.
 pub const USER_VERSION: u16 = 1;
-/// Current version of the node payload.
-pub const NODE_VERSION: u16 = 1;
+/// Current version of the node payload. Version 2 added the prefetch controller's price
+/// and credit; version 1 blobs still load (the controller then starts afresh).
+pub const NODE_VERSION: u16 = 2;
 
 /// Appends little-endian fields to a buffer.
 #[derive(Debug, Default)]
@@ -489,11 +490,13 @@ pub fn encode_node(e: &mut Engine) -> Vec<u8> {
         w.varint(c.last);
     }
     w.varint(cache.tick());
-    let (target, k, wr, wf) = cache.budget().parts();
-    w.f64(target);
-    w.varint(k as u64);
-    w.varint(u64::from(wr));
-    w.varint(u64::from(wf));
+    let b = cache.budget().parts();
+    w.f64(b.target);
+    w.varint(b.k as u64);
+    w.varint(u64::from(b.window_requests));
+    w.varint(u64::from(b.window_fetches));
+    w.f64(b.price);
+    w.f64(b.credit);
     let cs = cache.stats();
     for v in [
         cs.hits,
@@ -525,7 +528,7 @@ pub fn encode_node(e: &mut Engine) -> Vec<u8> {
 
 /// Decodes a node blob into an engine running under `config`.
 pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
-    let (mut r, _version) = Reader::open(blob, Kind::Node, NODE_VERSION)?;
+    let (mut r, version) = Reader::open(blob, Kind::Node, NODE_VERSION)?;
     let decay = Decay::new(r.counter()?, r.time()?);
     let pop_decay = Decay::new(r.counter()?, r.time()?);
     let views_total = r.counter()?;
@@ -635,7 +638,20 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
     let k = r.varint()? as usize;
     let wr = u32::try_from(r.varint()?).map_err(|_| CodecError::Invalid("window overflow"))?;
     let wf = u32::try_from(r.varint()?).map_err(|_| CodecError::Invalid("window overflow"))?;
-    let budget = Budget::from_parts(target, k, wr, wf);
+    let fresh = Budget::new(target, k).parts();
+    let (price, credit) = if version >= 2 {
+        (r.f64()?, r.f64()?)
+    } else {
+        (fresh.price, fresh.credit)
+    };
+    let budget = Budget::from_parts(BudgetParts {
+        target,
+        k,
+        window_requests: wr,
+        window_fetches: wf,
+        price,
+        credit,
+    });
     let mut cs = [0u64; 6];
     for v in &mut cs {
         *v = r.counter()?;

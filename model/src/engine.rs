@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::cache::{Budget, CacheOutcome, EdgeCache};
+use crate::cache::{confidence, Budget, CacheOutcome, EdgeCache};
 use crate::config::Config;
 use crate::error::ConfigError;
 use crate::federated::{self, Imported, Update};
@@ -335,6 +335,23 @@ impl Engine {
         fetched
     }
 
+    /// The prefetch of a play under a budget: the viewer's top predictions, as deep as the
+    /// controller looks, each offered with its confidence; the controller fetches those it
+    /// can afford (see [`crate::cache`]'s budget controller).
+    fn prefetch_budgeted(&mut self, user: &UserState) -> Vec<String> {
+        let depth = self.cache.prefetch_k(self.config.prefetch_k);
+        let predictions = self.predict(Some(user), depth, false);
+        let scores: Vec<f64> = predictions.iter().map(|p| p.score).collect();
+        let mut fetched = Vec::new();
+        for ((rank, p), q) in predictions.into_iter().enumerate().zip(confidence(&scores)) {
+            let size = self.item_size(&p.item, None);
+            if self.cache.offer(&p.item, size, rank, q) {
+                fetched.push(p.item);
+            }
+        }
+        fetched
+    }
+
     fn item_size(&self, item: &str, given: Option<u64>) -> u64 {
         given
             .or_else(|| {
@@ -368,8 +385,12 @@ impl Engine {
             }
         }
         let outcome = self.cache.request(view.item, size, freq);
-        let k = self.cache.prefetch_k(self.config.prefetch_k);
-        let prefetched = self.prefetch(Some(user), k);
+        let prefetched = if self.cache.budget().active() {
+            self.prefetch_budgeted(user)
+        } else {
+            let k = self.cache.prefetch_k(self.config.prefetch_k);
+            self.prefetch(Some(user), k)
+        };
         PlayOutcome {
             outcome,
             prefetched,

@@ -157,9 +157,9 @@ macro_rules! float_setting {
 pub static SETTINGS: &[Setting] = &[
     int_setting!("default-k", 1, 1000, "k of EDGE.PREDICT when none is given",
         |c| c.default_k, |c, v| c.default_k = v as usize),
-    int_setting!("prefetch-k", 0, 100, "predictions prefetched per play when prefetch-budget is 0 (and the controller's starting k)",
+    int_setting!("prefetch-k", 0, 100, "predictions prefetched per play when prefetch-budget is 0",
         |c| c.prefetch_k, |c, v| c.prefetch_k = v as usize),
-    float_setting!("prefetch-budget", 0.0, 1000.0, "origin fetches per request (misses + prefetches) the prefetcher may spend; 0 turns the controller off",
+    float_setting!("prefetch-budget", 0.0, 1000.0, "origin fetches per request (misses + prefetches) the prefetcher may spend on its most confident predictions; 0 turns the controller off",
         |c| c.prefetch_budget, |c, v| c.prefetch_budget = v),
     int_setting!("prefetch-share-pct", 0, 100, "percent of the cache reserved for prefetches; 0 = derived from the budget (10 % at 1 fetch/request, 95 % at 5)",
         |c| c.prefetch_share_pct, |c, v| c.prefetch_share_pct = v as u32),

@@ -8,8 +8,12 @@
 //!   items live in a frequency-ordered *core* that prefetches can never evict; prefetched
 //!   items wait in their own *prefetch segment* (a share of the capacity), refreshed each
 //!   time some viewer's prediction names them again, until a request uses them (they join
-//!   the core) or they go stale and fall off its end. A controller can size each prefetch
-//!   to hold origin traffic to a budget of fetches per request.
+//!   the core) or they go stale and fall off its end. A controller ([`budget`]) spends a
+//!   budget of origin fetches per request on the most confident predictions.
+//!
+//! Under the predictive policy a missed item enters the core only if it is at least as
+//! frequent as the core's next victim (TinyLFU's admission: a one-off must not push out an
+//! item that is requested more; the miss costs the same fetch either way).
 //!
 //! Accounting follows the evaluation protocol: a request found in the cache is a hit; every
 //! item brought from the origin, on a miss or by a prefetch, is one origin fetch; a prefetch
@@ -23,7 +27,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
-pub use budget::Budget;
+pub use budget::{confidence, Budget, BudgetParts};
 use list::{Links, List, Slab, NIL};
 use segmented::{Core, CoreKey};
 
@@ -168,7 +172,6 @@ impl Slab for Nodes {
 
 /// Default share of the capacity reserved for prefetches when no budget sets it.
 pub const DEFAULT_PREFETCH_SHARE: f64 = 0.1;
-
 /// A cached entry, for persistence and inspection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CachedItem {
@@ -350,14 +353,32 @@ impl EdgeCache {
         } else {
             Segment::Core
         };
+        if seg == Segment::Core && !self.core_admits(size, freq) {
+            return CacheOutcome::Miss;
+        }
         self.admit(key, size, seg, freq, false);
         CacheOutcome::Miss
+    }
+
+    /// TinyLFU-style admission: a newcomer that needs room enters only if it is at least as
+    /// frequent as the first item it would push out.
+    fn core_admits(&self, size: u64, freq: f64) -> bool {
+        if self.core_bytes + size <= self.core_cap() {
+            return true;
+        }
+        self.core
+            .min()
+            .is_none_or(|victim| segmented::freq_key(freq) >= victim.freq)
     }
 
     /// Offers `key` as a prediction. Returns whether it was fetched from the origin: not if
     /// already cached (under the predictive policy a cached, still unused prefetch is
     /// refreshed instead, for free) or larger than the prefetch segment.
     pub fn prefetch(&mut self, key: &str, size: u64) -> bool {
+        self.fetch_or_refresh(key, size, 0)
+    }
+
+    fn fetch_or_refresh(&mut self, key: &str, size: u64, rank: usize) -> bool {
         if let Some(&i) = self.index.get(key) {
             if self.nodes.0[i as usize].segment == Segment::Prefetch {
                 self.list.unlink(&mut self.nodes, i);
@@ -373,15 +394,30 @@ impl EdgeCache {
         let fetched = self.admit(key, size, seg, 0.0, true);
         if fetched {
             self.stats.prefetches += 1;
-            self.budget.on_prefetch();
+            self.budget.on_prefetch(rank);
         }
         fetched
     }
 
-    /// How many predictions the next prefetch should offer: the controller's choice when a
-    /// budget is set, else `fixed`.
+    /// Offers the prediction at 0-based `rank` of a viewer's list, with its `confidence`
+    /// (see [`confidence`]), to the budget controller. A cached item is refreshed for free
+    /// as by [`EdgeCache::prefetch`]; an uncached one is fetched only if the controller can
+    /// afford it. Returns whether it was fetched.
+    pub fn offer(&mut self, key: &str, size: u64, rank: usize, confidence: f64) -> bool {
+        if !self.index.contains_key(key) && !self.budget.affordable(rank, confidence) {
+            return false;
+        }
+        self.fetch_or_refresh(key, size, rank)
+    }
+
+    /// How many predictions the next prefetch should look at: the controller's depth when
+    /// a budget is set, else `fixed`.
     pub fn prefetch_k(&self, fixed: usize) -> usize {
-        self.budget.k().unwrap_or(fixed)
+        if self.budget.active() {
+            self.budget.depth()
+        } else {
+            fixed
+        }
     }
 
     /// Multiplies every stored frequency by `factor` (the engine's decay rescale), which

@@ -135,3 +135,48 @@ fn rescale_keeps_core_order() {
     c.request("c", 1, 3e-6); // evicts b (2e-6 < 3e-6)
     assert!(c.contains("a") && c.contains("c"));
 }
+
+#[test]
+fn core_refuses_newcomers_rarer_than_its_victim() {
+    let mut c = predictive(2, 0.0);
+    c.request("a", 1, 5.0);
+    c.request("b", 1, 3.0);
+    assert_eq!(c.request("rare", 1, 1.0), CacheOutcome::Miss);
+    assert!(!c.contains("rare"), "less frequent than b: not admitted");
+    assert!(c.contains("a") && c.contains("b"));
+    assert_eq!(c.stats().evictions, 0);
+    c.request("tie", 1, 3.0); // as frequent as b and newer: b goes
+    assert!(c.contains("tie") && !c.contains("b"));
+}
+
+#[test]
+fn offers_are_bought_only_when_confident_and_affordable() {
+    let mut c = EdgeCache::new(CachePolicy::Predictive, 10);
+    c.configure(CachePolicy::Predictive, 10, 0.5, Budget::new(1.0, 3));
+    assert!(!c.offer("p", 1, 0, 0.9), "no credit before any request");
+    c.request("a", 1, 1.0); // a miss: spends the request's whole budget
+    assert!(!c.offer("p", 1, 0, 0.9));
+    c.request("a", 1, 2.0); // a hit earns one fetch
+    assert!(!c.offer("weak", 1, 0, 0.01), "below the price");
+    assert!(c.offer("p", 1, 0, 0.9));
+    assert!(!c.offer("q", 1, 1, 0.9), "credit spent");
+    assert!(!c.offer("p", 1, 0, 0.9), "cached: refreshed, not fetched");
+    assert_eq!(c.stats().prefetches, 1);
+    assert_eq!(c.prefetch_k(3), budget::DEPTH_MIN, "depth, not the fixed k");
+}
+
+#[test]
+fn a_budget_holds_origin_fetches_per_request() {
+    // Every request names fresh items, so the prefetcher could spend without limit.
+    let mut c = EdgeCache::new(CachePolicy::Predictive, 20);
+    c.configure(CachePolicy::Predictive, 20, 0.5, Budget::new(1.0, 3));
+    for t in 0..5000u32 {
+        let item = format!("i{}", t % 40);
+        c.request(&item, 1, 1.0);
+        for r in 0..10 {
+            c.offer(&format!("p{}", t * 10 + r), 1, r as usize, 0.5);
+        }
+    }
+    let f = c.stats().fetches_per_request();
+    assert!(f <= 1.0 + 1e-3 && f > 0.95, "fetches/request {f}");
+}
