@@ -120,7 +120,15 @@ impl Engine {
         }
     }
 
+    /// Applies links still buffered by learning (see [`crate::transitions::Transitions`]).
+    /// Every reader of the model calls it, so answers never depend on when a batch lands.
+    pub fn flush(&mut self) {
+        self.global.flush(Self::learn_params(&self.config));
+    }
+
     fn apply(&mut self, c: &Config, now_ms: i64) {
+        // Buffered links were learned under the old settings: they land under them.
+        self.flush();
         let g = &mut self.global;
         if c.half_life_ms != g.decay.half_life_ms() {
             let factor = g.decay.set_half_life(c.half_life_ms, now_ms);
@@ -145,19 +153,21 @@ impl Engine {
         );
     }
 
-    /// Model, cache and counters together (for persistence and reporting, which need all
-    /// three at once).
-    pub fn parts(&self) -> (&GlobalModel, &EdgeCache, &Stats) {
+    /// Model, cache and counters together, with every buffered link applied (for
+    /// persistence and reporting, which need all three at once).
+    pub fn parts(&mut self) -> (&GlobalModel, &EdgeCache, &Stats) {
+        self.flush();
         (&self.global, &self.cache, &self.stats)
     }
 
-    /// The item catalog.
+    /// The item catalog (never waits on buffered links).
     pub fn catalog(&self) -> &crate::catalog::Catalog {
         &self.global.catalog
     }
 
-    /// The global model.
-    pub fn global(&self) -> &GlobalModel {
+    /// The global model, with every buffered link applied.
+    pub fn global(&mut self) -> &GlobalModel {
+        self.flush();
         &self.global
     }
 
@@ -243,8 +253,9 @@ impl Engine {
         }
     }
 
-    /// Scores the model: the one way predictions are computed.
+    /// Scores on the flushed model: the one way predictions are computed.
     fn rank(&mut self, user: Option<&UserState>, k: usize, include_seen: bool) -> Vec<Prediction> {
+        self.flush();
         self.scorer
             .predict(&self.global, user, &self.config, Query { k, include_seen })
     }
@@ -400,11 +411,13 @@ impl Engine {
     /// This node's model update for federation: everything, or what changed after round
     /// `since` (see [`crate::federated`]). Starts a new export round.
     pub fn export_update(&mut self, node: &str, since: Option<u64>) -> Update {
+        self.flush();
         federated::export(&mut self.global, node, since)
     }
 
     /// Merges an aggregate of peers' updates; idempotent per round.
     pub fn import_update(&mut self, u: &Update, now_ms: i64, bytes: usize) -> Imported {
+        self.flush();
         let c = &self.config;
         let out = federated::import(
             &mut self.global,

@@ -105,7 +105,7 @@ pub struct UpdateRow {
     pub entries: Vec<(String, f32)>,
 }
 
-/// Exports `g` as node `node`: everything, or with `since`, the rows and items
+/// Exports `g` (flushed) as node `node`: everything, or with `since`, the rows and items
 /// changed after that round. Starts a new epoch, so the next delta starts here.
 pub fn export(g: &mut GlobalModel, node: &str, since: Option<u64>) -> Update {
     let round = u64::from(g.transitions.epoch());
@@ -166,7 +166,7 @@ pub struct Imported {
     pub items: usize,
 }
 
-/// Merges `u`, an aggregate of peers, into `g.peers`. A full update replaces the
+/// Merges `u`, an aggregate of peers, into `g.peers` (flushed). A full update replaces the
 /// peers' tables; a delta replaces the rows and counts it carries. A round not newer than
 /// the last one imported changes nothing.
 pub fn import(
@@ -283,7 +283,7 @@ pub struct Summary {
     pub items: u64,
 }
 
-/// Summarizes `g`'s federation state.
+/// Summarizes `g`'s federation state (flushed model).
 pub fn summary(g: &GlobalModel) -> Summary {
     let rows = |t: &crate::transitions::Transitions| {
         (

@@ -251,8 +251,13 @@ impl GlobalModel {
         }
         let adm = p.learning.admission as f32;
         if let Some(f) = self.decay.advance(ts_ms) {
+            self.transitions.flush(p.successors_max, adm);
             self.transitions.scale(f as f32);
             self.landmark_epoch = self.transitions.epoch();
+        }
+        if self.catalog.len() >= p.items_max && self.catalog.lookup(item).is_none() {
+            // An eviction clears a row: buffered links must land before it, as they would have.
+            self.transitions.flush(p.successors_max, adm);
         }
         let Some((r, evicted)) = self.catalog.intern(item, p.items_max) else {
             return Learned {
@@ -293,11 +298,13 @@ impl GlobalModel {
                 continue;
             };
             let w = base * wd;
-            let max = p.successors_max;
-            self.transitions.add(from, r, w, max, adm);
+            let mut full = self.transitions.defer(from, r, w);
             let back = if same_group { 1.0 } else { l.reverse as f32 };
             if back > 0.0 {
-                self.transitions.add(r, from, w * back, max, adm);
+                full |= self.transitions.defer(r, from, w * back);
+            }
+            if full {
+                self.transitions.flush(p.successors_max, adm);
             }
         }
         Learned {
@@ -307,7 +314,13 @@ impl GlobalModel {
         }
     }
 
-    /// Interns an item named by peers: it may evict a local item, whose rows
+    /// Applies buffered links (see [`Transitions`]); every reader of the rows calls it.
+    pub fn flush(&mut self, p: LearnParams) {
+        self.transitions
+            .flush(p.successors_max, p.learning.admission as f32);
+    }
+
+    /// Interns an item named by peers (flushed model): it may evict a local item, whose rows
     /// are then forgotten like any eviction's.
     pub fn intern_peer(&mut self, name: &str, items_max: usize) -> Option<ItemRef> {
         let (r, evicted) = self.catalog.intern(name, items_max)?;
@@ -396,6 +409,7 @@ mod tests {
     };
 
     fn w(g: &mut GlobalModel, from: &str, to: &str) -> f32 {
+        g.flush(P);
         let (f, t) = (
             g.catalog.lookup(from).unwrap(),
             g.catalog.lookup(to).unwrap(),

@@ -16,17 +16,19 @@ const HISTORY_LEN: u64 = 10;
 ///
 /// - catalog: per item slot, the item record (name pointer, fingerprint, popularity, views,
 ///   durations, size: < 128 B), its name (< 32 B here) and its index entries (< 32 B);
-/// - co-occurrence: per item, one row (header < 64 B, and < 128 B of remembered light
-///   entries once full) of at most `successors-max` entries of < 32 B (item reference,
-///   count, error, index buckets);
+/// - co-occurrence: per item, one row (header < 64 B) of at most `successors-max` entries
+///   of < 32 B (item reference, count, error);
+/// - the learning buffer: at most `FLUSH_AT` (8192) pending links plus one view's worth,
+///   and as much scratch for sorting them, < 16 B each;
 /// - the popularity board: 1024 references plus a position per slot;
 /// - the edge cache: empty here (EDGE.RECORD never fills it).
 ///
 /// Doubling slack then takes the whole to twice that.
 fn model_bound() -> u64 {
-    let per_item = 128 + 32 + 32 + 64 + 128 + SUCCESSORS_MAX * 32;
+    let per_item = 128 + 32 + 32 + 64 + SUCCESSORS_MAX * 32;
+    let learning = 2 * (8192 + 64) * 16;
     let board = 1024 * 8 + ITEMS_MAX * 4;
-    2 * (ITEMS_MAX * per_item + board)
+    2 * (ITEMS_MAX * per_item + learning + board)
 }
 
 fn bounded() -> ServerOpts {
