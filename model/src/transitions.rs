@@ -42,100 +42,36 @@ pub struct Entry {
     pub val: Val,
 }
 
-/// An entry as stored: 16 bytes, so the entry an index probe lands on is one cache line.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Cell {
-    slot: u32,
-    val: Val,
-}
-
-/// How many of the lightest entries a row remembers between full scans (see [`Low`]).
-const LOW_LEN: usize = 16;
-
-/// The `LOW_LEN` lightest entries at the last full scan, sorted by a lower bound of each
-/// one's count (ties by position), and the count every other entry was at least.
-///
-/// Counts only grow (scaling multiplies all of them alike and forgets this set), so an
-/// entry outside the set still weighs at least `bound`, and a member weighs at least what
-/// is noted here. The first member is checked against the row; if it grew, its note is
-/// raised, it moves to its place in the order, and the check repeats. So increments never
-/// touch this set, a newcomer usually reads one entry instead of the whole row, and the
-/// answer is exactly the row's first lightest entry.
-#[derive(Debug, Clone, Copy)]
-struct Low {
-    at: [u16; LOW_LEN],
-    count: [f32; LOW_LEN],
-    len: u8,
-    bound: f32,
-}
-
-impl Low {
-    /// The row's first lightest entry, if a member provably is; `None` calls for a scan.
-    fn lightest(&mut self, cells: &[Cell]) -> Option<usize> {
-        let n = self.len as usize;
-        loop {
-            let i = self.at[0];
-            let real = cells[i as usize].val.count;
-            if real == self.count[0] {
-                return (real < self.bound).then_some(i as usize);
-            }
-            // Raised: slide it past the members now lighter than it.
-            let mut j = 0;
-            while j + 1 < n
-                && lighter(
-                    (self.count[j + 1], self.at[j + 1] as usize),
-                    (real, i as usize),
-                )
-            {
-                self.count[j] = self.count[j + 1];
-                self.at[j] = self.at[j + 1];
-                j += 1;
-            }
-            (self.count[j], self.at[j]) = (real, i);
-        }
-    }
-}
-
 /// The neighbours of one item.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Row {
-    cells: Vec<Cell>,
-    /// Open-addressing index over `cells` by neighbour slot, at most half full, linear
-    /// probing. A bucket holds the entry's position + 1 in its low 16 bits (0: empty) and a
-    /// 16-bit tag of the slot's hash in its high bits, so a probe passes over other
-    /// entries without reading them: finding a neighbour, or learning it is absent, reads
-    /// one bucket line and at most the one matching entry.
-    index: Box<[u32]>,
-    /// Only full rows need it, so it lives behind a pointer to keep rows small.
-    low: Option<Box<Low>>,
+    slots: Vec<u32>,
+    vals: Vec<Val>,
     total: f32,
+    /// Index of the lightest entry, or `NO_MIN` when it must be searched again.
+    min: u32,
     /// Export epoch in which the row last changed (see [`crate::federated`]).
     stamp: u32,
 }
 
-impl PartialEq for Row {
-    /// Rows are equal when they hold the same entries in the same order; the index and the
-    /// remembered lightest entries are caches derived from them.
-    fn eq(&self, other: &Self) -> bool {
-        self.cells == other.cells && self.total == other.total && self.stamp == other.stamp
+const NO_MIN: u32 = u32::MAX;
+
+/// Position of `x` in `hay`, in chunks the compiler turns into vector compares.
+fn find(hay: &[u32], x: u32) -> Option<usize> {
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0;
+    for c in &mut chunks {
+        let c: &[u32; 8] = c.try_into().expect("chunk of 8");
+        if c.iter().fold(false, |acc, &v| acc | (v == x)) {
+            return c.iter().position(|&v| v == x).map(|i| base + i);
+        }
+        base += 8;
     }
-}
-
-/// The hash of a slot (Fibonacci hashing; slots are small consecutive numbers): its high
-/// half picks the home bucket, its low half is the tag.
-fn hash(slot: u32) -> u32 {
-    slot.wrapping_mul(0x9e37_79b9)
-}
-
-fn home(h: u32, mask: usize) -> usize {
-    (h >> 16) as usize & mask
-}
-
-const TAG_MASK: u32 = 0xffff_0000;
-
-/// Orders entries by (count, position): the first lightest entry wins.
-fn lighter(a: (f32, usize), b: (f32, usize)) -> bool {
-    a.0 < b.0 || (a.0 == b.0 && a.1 < b.1)
+    chunks
+        .remainder()
+        .iter()
+        .position(|&v| v == x)
+        .map(|i| base + i)
 }
 
 impl Row {
@@ -143,184 +79,66 @@ impl Row {
     /// newcomer into a full row only if `w >= admission × guaranteed(lightest)`.
     pub fn add(&mut self, item: ItemRef, w: f32, max: usize, admission: f32) {
         self.total += w;
-        if let Some(i) = self.find(item.slot) {
-            let v = &mut self.cells[i].val;
+        if let Some(i) = find(&self.slots, item.slot) {
+            let v = &mut self.vals[i];
             if v.gen == item.gen {
                 v.count += w;
+                if self.min == i as u32 {
+                    self.min = NO_MIN;
+                }
             } else {
                 // The slot was recycled for another item: the old entry is stale, and its
-                // weight falls, which the remembered lightest entries cannot follow.
+                // weight falls, so it may now be the lightest.
                 *v = Val {
                     gen: item.gen,
                     count: w,
                     error: 0.0,
                 };
-                self.low = None;
+                self.min = NO_MIN;
             }
             return;
         }
-        if self.cells.len() < max {
-            self.push(Cell {
-                slot: item.slot,
-                val: Val {
-                    gen: item.gen,
-                    count: w,
-                    error: 0.0,
-                },
+        if self.slots.len() < max {
+            self.slots.push(item.slot);
+            self.vals.push(Val {
+                gen: item.gen,
+                count: w,
+                error: 0.0,
             });
+            self.min = NO_MIN;
             return;
         }
         let Some(m) = self.lightest() else { return };
-        let light = self.cells[m];
-        if w < admission * light.val.guaranteed() {
+        let light = self.vals[m];
+        if w < admission * light.guaranteed() {
             return;
         }
-        self.unindex(light.slot);
-        self.cells[m] = Cell {
-            slot: item.slot,
-            val: Val {
-                gen: item.gen,
-                count: light.val.count + w,
-                error: light.val.count,
-            },
+        self.slots[m] = item.slot;
+        self.vals[m] = Val {
+            gen: item.gen,
+            count: light.count + w,
+            error: light.count,
         };
-        self.index_at(item.slot, m);
+        self.min = NO_MIN;
     }
 
-    /// Position of the entry for `slot`, if any.
-    fn find(&self, slot: u32) -> Option<usize> {
-        let mask = self.index.len().checked_sub(1)?;
-        let h = hash(slot);
-        let tag = h << 16;
-        let mut b = home(h, mask);
-        loop {
-            let e = self.index[b];
-            if e == 0 {
-                return None;
-            }
-            if e & TAG_MASK == tag {
-                let p = (e & 0xffff) as usize - 1;
-                if self.cells[p].slot == slot {
-                    return Some(p);
+    /// The first entry with the smallest count (cached until it changes).
+    fn lightest(&mut self) -> Option<usize> {
+        if self.min == NO_MIN {
+            let mut best = f32::INFINITY;
+            for (i, v) in self.vals.iter().enumerate() {
+                if v.count < best {
+                    best = v.count;
+                    self.min = i as u32;
                 }
             }
-            b = (b + 1) & mask;
         }
-    }
-
-    /// Records that `slot` lives at position `i` (it must not be indexed yet).
-    fn index_at(&mut self, slot: u32, i: usize) {
-        let mask = self.index.len() - 1;
-        let h = hash(slot);
-        let mut b = home(h, mask);
-        while self.index[b] != 0 {
-            b = (b + 1) & mask;
-        }
-        self.index[b] = (h << 16) | (i as u32 + 1);
-    }
-
-    /// Removes `slot` from the index, shifting later members of its probe run back so that
-    /// no lookup stops early at the hole.
-    fn unindex(&mut self, slot: u32) {
-        let mask = self.index.len() - 1;
-        let h = hash(slot);
-        let mut hole = home(h, mask);
-        loop {
-            let e = self.index[hole];
-            if e & TAG_MASK == h << 16 && self.cells[(e & 0xffff) as usize - 1].slot == slot {
-                break;
-            }
-            hole = (hole + 1) & mask;
-        }
-        let mut b = hole;
-        loop {
-            b = (b + 1) & mask;
-            let e = self.index[b];
-            if e == 0 {
-                break;
-            }
-            // The bucket keeps only the tag; the home bucket needs the slot's hash again.
-            let at = home(hash(self.cells[(e & 0xffff) as usize - 1].slot), mask);
-            // `e` may fill the hole unless its home lies cyclically in (hole, b].
-            if (b.wrapping_sub(at) & mask) >= (b.wrapping_sub(hole) & mask) {
-                self.index[hole] = e;
-                hole = b;
-            }
-        }
-        self.index[hole] = 0;
-    }
-
-    /// Appends an entry, growing the index to stay at most half full.
-    fn push(&mut self, cell: Cell) {
-        self.cells.push(cell);
-        self.low = None;
-        if self.cells.len() * 2 > self.index.len() {
-            self.reindex();
-        } else {
-            self.index_at(cell.slot, self.cells.len() - 1);
-        }
-    }
-
-    /// Rebuilds the index for the current entries.
-    fn reindex(&mut self) {
-        let buckets = (self.cells.len() * 2).next_power_of_two().max(8);
-        self.index = vec![0; buckets].into_boxed_slice();
-        for i in 0..self.cells.len() {
-            self.index_at(self.cells[i].slot, i);
-        }
-    }
-
-    /// The first entry with the smallest count.
-    fn lightest(&mut self) -> Option<usize> {
-        if let Some(i) = self.low.as_mut().and_then(|l| l.lightest(&self.cells)) {
-            return Some(i);
-        }
-        // A full scan that keeps the LOW_LEN lightest, sorted. It runs from the end, where
-        // the late, light entries gather, so the set fills with them early and heavier
-        // entries are passed over at one comparison. Positions only fall along the scan,
-        // so an entry is lighter than a kept one exactly when its count is not larger.
-        let mut keys = [(f32::INFINITY, usize::MAX); LOW_LEN];
-        let mut n = 0;
-        for (i, c) in self.cells.iter().enumerate().rev() {
-            let count = c.val.count;
-            if n == LOW_LEN && count > keys[LOW_LEN - 1].0 {
-                continue;
-            }
-            let mut j = n.min(LOW_LEN - 1);
-            while j > 0 && count <= keys[j - 1].0 {
-                keys[j] = keys[j - 1];
-                j -= 1;
-            }
-            keys[j] = (count, i);
-            n = (n + 1).min(LOW_LEN);
-        }
-        if n == 0 {
-            return None;
-        }
-        let mut low = Low {
-            at: [0; LOW_LEN],
-            count: [0.0; LOW_LEN],
-            len: n as u8,
-            // With every entry in the set, no outsider can undercut it.
-            bound: if self.cells.len() > n {
-                keys[n - 1].0
-            } else {
-                f32::INFINITY
-            },
-        };
-        for (j, k) in keys[..n].iter().enumerate() {
-            (low.at[j], low.count[j]) = (k.1 as u16, k.0);
-        }
-        match &mut self.low {
-            Some(b) => **b = low,
-            None => self.low = Some(Box::new(low)),
-        }
-        Some(keys[0].1)
+        (self.min != NO_MIN).then_some(self.min as usize)
     }
 
     /// Entries as (slot, value) pairs, in storage order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Val)> {
-        self.cells.iter().map(|c| (c.slot, &c.val))
+        self.slots.iter().copied().zip(self.vals.iter())
     }
 
     /// Entries with their item references.
@@ -333,7 +151,7 @@ impl Row {
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.cells.len()
+        self.slots.len()
     }
 
     /// Export epoch in which the row last changed.
@@ -343,7 +161,7 @@ impl Row {
 
     /// True when the row holds no entry.
     pub fn is_empty(&self) -> bool {
-        self.cells.is_empty()
+        self.slots.is_empty()
     }
 
     /// Sum of all weight ever offered to the row, admitted or not: the normalizer.
@@ -361,12 +179,12 @@ impl Row {
 
     fn scale(&mut self, factor: f32) {
         self.total *= factor;
-        for c in &mut self.cells {
-            c.val.count *= factor;
-            c.val.error *= factor;
+        for v in &mut self.vals {
+            v.count *= factor;
+            v.error *= factor;
         }
         // Rounding may make distinct weights equal and so change which one is first.
-        self.low = None;
+        self.min = NO_MIN;
     }
 
     /// Drops entries beyond `max` (lightest first), after the bound was lowered.
@@ -377,33 +195,23 @@ impl Row {
             keep.truncate(max);
             *self = Row::from_parts(keep, self.total, self.stamp);
         }
-        self.cells.shrink_to_fit();
+        self.slots.shrink_to_fit();
+        self.vals.shrink_to_fit();
     }
 
     /// Rebuilds a row from persisted parts.
     pub fn from_parts(entries: Vec<Entry>, total: f32, stamp: u32) -> Self {
-        let mut row = Row {
-            cells: entries
-                .iter()
-                .map(|e| Cell {
-                    slot: e.item.slot,
-                    val: e.val,
-                })
-                .collect(),
+        Row {
+            slots: entries.iter().map(|e| e.item.slot).collect(),
+            vals: entries.iter().map(|e| e.val).collect(),
             total,
+            min: NO_MIN,
             stamp,
-            ..Row::default()
-        };
-        if !row.cells.is_empty() {
-            row.reindex();
         }
-        row
     }
 
     fn heap_bytes(&self) -> usize {
-        self.cells.capacity() * std::mem::size_of::<Cell>()
-            + self.index.len() * std::mem::size_of::<u32>()
-            + self.low.as_ref().map_or(0, |_| std::mem::size_of::<Low>())
+        self.slots.capacity() * 4 + self.vals.capacity() * std::mem::size_of::<Val>()
     }
 }
 
@@ -693,8 +501,8 @@ mod tests {
         assert_eq!(later, now);
     }
 
-    /// The plain definition the indexed row must match: a scan for the item, and a scan
-    /// for the first entry with the smallest count.
+    /// The plain definition the row must match: a scan for the item, and a scan for the
+    /// first entry with the smallest count.
     #[derive(Default)]
     struct Naive {
         cells: Vec<(ItemRef, f32, f32)>,
@@ -728,7 +536,7 @@ mod tests {
     }
 
     #[test]
-    fn the_indexed_row_matches_a_plain_scan() {
+    fn the_row_matches_a_plain_scan() {
         for (max, span) in [(4, 9), (8, 40), (128, 400), (300, 5000)] {
             let mut row = Row::default();
             let mut naive = Naive::default();
@@ -760,11 +568,20 @@ mod tests {
             assert_eq!(row.total(), naive.total);
             for &(item, count, _) in &naive.cells {
                 assert_eq!(
-                    row.find(item.slot).map(|i| row.cells[i].val.count),
+                    find(&row.slots, item.slot).map(|i| row.vals[i].count),
                     Some(count)
                 );
             }
-            assert_eq!(row.find(u32::MAX), None);
+            assert_eq!(find(&row.slots, u32::MAX), None);
         }
+    }
+
+    #[test]
+    fn find_locates_items_in_and_past_full_chunks() {
+        let hay: Vec<u32> = (0..21).map(|i| i * 3).collect();
+        for (i, &x) in hay.iter().enumerate() {
+            assert_eq!(find(&hay, x), Some(i));
+        }
+        assert_eq!(find(&hay, 1), None);
     }
 }
