@@ -6,10 +6,17 @@
 //! The latency histogram is a dictionary of cumulative buckets (`le_<µs>=count`, then
 //! `le_inf`), which maps one-to-one onto a Prometheus histogram. The `federation` section
 //! reports rounds imported, bytes exchanged and the peers' table (see EDGE.MODEL.INFO).
+//! The `prefetch_*` gauges show the budget controller at work: the confidence a prediction
+//! must reach to be fetched (its price), how deep it looks, and its credit in fetches.
 
 use redis_module::{InfoContext, RedisResult};
 
 use crate::state;
+
+/// A gauge that is not a whole number: the INFO builder takes integers and text only.
+fn float(v: f64) -> String {
+    format!("{v:.6}")
+}
 
 /// Fills the module's INFO sections.
 pub fn add_sections(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<()> {
@@ -44,6 +51,10 @@ pub fn add_sections(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<(
         .field("cache_bytes", cache.used_bytes())?
         .field("cache_capacity_bytes", cache.capacity())?
         .field("cache_policy", cache.policy().as_str())?
+        .field("prefetch_budget", float(cache.budget().target()))?
+        .field("prefetch_price", float(cache.budget().price()))?
+        .field("prefetch_depth", u(cache.budget().depth()))?
+        .field("prefetch_credit", float(cache.budget().credit()))?
         .field("model_memory_bytes", u(memory))?;
 
     let mut latency = stats

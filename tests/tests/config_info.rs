@@ -180,6 +180,10 @@ fn info_edge_is_complete_and_consistent() {
         "edge_cache_capacity_bytes",
         "edge_cache_policy",
         "edge_model_memory_bytes",
+        "edge_prefetch_budget",
+        "edge_prefetch_price",
+        "edge_prefetch_depth",
+        "edge_prefetch_credit",
         "edge_predict_latency_us",
         "edge_predict_latency_us_sum",
         "edge_predict_latency_us_count",
@@ -197,6 +201,12 @@ fn info_edge_is_complete_and_consistent() {
     assert!(n("edge_cache_bytes") <= n("edge_cache_capacity_bytes"));
     assert!(n("edge_model_memory_bytes") > 0);
     assert_eq!(info["edge_cache_policy"], "predictive");
+    // The default budget: one fetch per request, spent on predictions above a price.
+    let g = |f: &str| -> f64 { info[f].parse().unwrap_or_else(|_| panic!("{f}")) };
+    assert_eq!(g("edge_prefetch_budget"), 1.0);
+    assert!((0.0..=1.0).contains(&g("edge_prefetch_price")));
+    assert!(n("edge_prefetch_depth") >= 1);
+    assert!(g("edge_prefetch_credit").abs() <= 3.0);
     assert_eq!(info["edge_device_views_total"], "tv=1");
 
     // The latency histogram: cumulative buckets ending in le_inf = count = predictions
