@@ -668,7 +668,7 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
     cache.configure(
         config.cache_policy,
         config.cache_capacity_bytes,
-        config.prefetch_share(),
+        config.share_mode(),
         Budget::default(),
     );
     cache.restore(entries, cache_stats, tick, budget);

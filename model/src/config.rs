@@ -1,6 +1,6 @@
 //! Settings of one edge node, with the bounds that keep memory and latency predictable.
 
-use crate::cache::CachePolicy;
+use crate::cache::{CachePolicy, ShareMode};
 use crate::error::ConfigError;
 
 /// Upper bound on `k` for any prediction: a reply larger than this is a client bug, and the
@@ -207,6 +207,18 @@ impl Config {
             (self.prefetch_k as f64 - 4.0) / 36.0
         };
         0.1 + 0.85 * t.clamp(0.0, 1.0)
+    }
+
+    /// How the cache splits between demand and prefetches: pinned by an explicit
+    /// `prefetch-share-pct`; learned online under a budget, starting from
+    /// [`Config::prefetch_share`]'s curve (no fixed curve suits every workload, see
+    /// [`crate::cache::ShareMode`]); the curve itself for a fixed `prefetch-k`.
+    pub fn share_mode(&self) -> ShareMode {
+        if self.prefetch_share_pct == 0 && self.prefetch_budget > 0.0 {
+            ShareMode::Adaptive(self.prefetch_share())
+        } else {
+            ShareMode::Fixed(self.prefetch_share())
+        }
     }
 
     /// Rejects settings that would make memory unbounded or scoring meaningless.

@@ -68,7 +68,7 @@ impl Engine {
         cache.configure(
             config.cache_policy,
             config.cache_capacity_bytes,
-            config.prefetch_share(),
+            config.share_mode(),
             Budget::new(config.prefetch_budget, config.prefetch_k),
         );
         Ok(Engine {
@@ -148,7 +148,7 @@ impl Engine {
         self.cache.configure(
             c.cache_policy,
             c.cache_capacity_bytes,
-            c.prefetch_share(),
+            c.share_mode(),
             Budget::new(c.prefetch_budget, c.prefetch_k),
         );
     }

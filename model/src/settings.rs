@@ -161,7 +161,7 @@ pub static SETTINGS: &[Setting] = &[
         |c| c.prefetch_k, |c, v| c.prefetch_k = v as usize),
     float_setting!("prefetch-budget", 0.0, 1000.0, "origin fetches per request (misses + prefetches) the prefetcher may spend on its most confident predictions; 0 turns the controller off",
         |c| c.prefetch_budget, |c, v| c.prefetch_budget = v),
-    int_setting!("prefetch-share-pct", 0, 100, "percent of the cache reserved for prefetches; 0 = derived from the budget (10 % at 1 fetch/request, 95 % at 5)",
+    int_setting!("prefetch-share-pct", 0, 100, "percent of the cache reserved for prefetches; 0 = learned online under a budget (from 10 % at 1 fetch/request, 95 % at 5), derived from prefetch-k without one",
         |c| c.prefetch_share_pct, |c, v| c.prefetch_share_pct = v as u32),
     int_setting!("cache-capacity-bytes", 0, 1 << 50, "edge cache capacity in bytes",
         |c| c.cache_capacity_bytes, |c, v| c.cache_capacity_bytes = v as u64),

@@ -22,6 +22,7 @@
 mod budget;
 mod list;
 mod segmented;
+mod share;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,6 +31,8 @@ use std::str::FromStr;
 pub use budget::{confidence, Budget, BudgetParts};
 use list::{Links, List, Slab, NIL};
 use segmented::{Core, CoreKey};
+use share::{Ghosts, Part};
+pub use share::{ShareMode, GHOST_SHARE, SHARE_MAX, SHARE_MIN};
 
 /// Eviction policy of the edge cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +199,10 @@ pub struct EdgeCache {
     capacity: u64,
     /// Share of the capacity reserved for prefetches (predictive policy).
     prefetch_share: f64,
+    /// Whether that share is fixed or learned.
+    share_mode: ShareMode,
+    /// Recently evicted keys of each part, which teach an adaptive share.
+    ghosts: Ghosts,
     index: HashMap<Box<str>, u32>,
     nodes: Nodes,
     free: Vec<u32>,
@@ -216,6 +223,8 @@ impl EdgeCache {
             policy,
             capacity,
             prefetch_share: DEFAULT_PREFETCH_SHARE,
+            share_mode: ShareMode::Fixed(DEFAULT_PREFETCH_SHARE),
+            ghosts: Ghosts::default(),
             index: HashMap::new(),
             nodes: Nodes::default(),
             free: Vec::new(),
@@ -274,33 +283,71 @@ impl EdgeCache {
         self.index.contains_key(key)
     }
 
+    /// Whether the prefetch share is fixed or learned.
+    pub fn share_mode(&self) -> ShareMode {
+        self.share_mode
+    }
+
+    fn adaptive(&self) -> bool {
+        self.policy == CachePolicy::Predictive && matches!(self.share_mode, ShareMode::Adaptive(_))
+    }
+
     /// Reconfigures policy, capacity, prefetch share and fetch budget, evicting down to the
-    /// new limits. Switching policy re-files every entry into the new policy's segments.
+    /// new limits. Switching policy re-files every entry into the new policy's segments. A
+    /// learned share (and its ghosts) survives a change of capacity, not of the share mode.
     pub fn configure(
         &mut self,
         policy: CachePolicy,
         capacity: u64,
-        prefetch_share: f64,
+        share: ShareMode,
         budget: Budget,
     ) {
         self.budget.retarget(budget);
-        let changed = policy != self.policy
-            || capacity != self.capacity
-            || (prefetch_share - self.prefetch_share).abs() > f64::EPSILON;
+        let changed =
+            policy != self.policy || capacity != self.capacity || share != self.share_mode;
         if !changed {
             return;
         }
+        let learned = (share == self.share_mode)
+            .then(|| (self.prefetch_share, std::mem::take(&mut self.ghosts)));
         let entries = self.entries();
         let unused_before = entries.iter().filter(|e| e.unused_prefetch).count();
         let before = entries.len();
         let (stats, tick, b) = (self.stats, self.tick, self.budget.clone());
         *self = EdgeCache::new(policy, capacity);
-        self.prefetch_share = prefetch_share.clamp(0.0, 1.0);
+        self.share_mode = share;
+        self.prefetch_share = share.start();
+        if let Some((s, mut g)) = learned {
+            g.resize(capacity);
+            self.prefetch_share = s;
+            self.ghosts = g;
+        }
         self.restore(entries, stats, tick, b);
         // What no longer fits was evicted by the reconfiguration: count it as such.
         let unused_after = self.nodes_in_use().filter(|n| n.unused_prefetch).count();
         self.stats.evictions += (before - self.len()) as u64;
         self.stats.prefetch_unused_evicted += (unused_before - unused_after) as u64;
+    }
+
+    /// A miss under an adaptive share: a key its ghost remembers argues for a larger part,
+    /// by the key's size; then each part is evicted down to its new cap.
+    fn learn_share(&mut self, key: &str, size: u64) {
+        let step = size as f64 / self.capacity.max(1) as f64;
+        let share = match self.ghosts.missed(key) {
+            Some(Part::Prefetch) => self.prefetch_share + step,
+            Some(Part::Core) => self.prefetch_share - step,
+            None => return,
+        };
+        self.prefetch_share = share.clamp(SHARE_MIN, SHARE_MAX);
+        while self.list_bytes > self.prefetch_cap() && self.list.head != NIL {
+            self.evict(self.list.head);
+        }
+        while self.core_bytes > self.core_cap() {
+            match self.core.min() {
+                Some(k) => self.evict(k.idx),
+                None => break,
+            }
+        }
     }
 
     fn prefetch_cap(&self) -> u64 {
@@ -348,12 +395,19 @@ impl EdgeCache {
             return CacheOutcome::Hit;
         }
         self.stats.misses += 1;
+        if self.adaptive() {
+            self.learn_share(key, size);
+        }
         let seg = if self.policy == CachePolicy::Lru {
             Segment::Lru
         } else {
             Segment::Core
         };
         if seg == Segment::Core && !self.core_admits(size, freq) {
+            if self.adaptive() {
+                self.ghosts
+                    .evicted(Part::Core, key, size, freq, self.capacity);
+            }
             return CacheOutcome::Miss;
         }
         self.admit(key, size, seg, freq, false);
@@ -433,6 +487,7 @@ impl EdgeCache {
             k.freq = segmented::freq_key(n.freq);
             self.core.insert(k);
         }
+        self.ghosts.rescale(factor);
     }
 
     fn cap_of(&self, seg: Segment) -> u64 {
@@ -494,6 +549,9 @@ impl EdgeCache {
         };
         self.index.insert(key.into(), i);
         self.attach(i, seg);
+        if self.adaptive() {
+            self.ghosts.admitted(key);
+        }
         true
     }
 
@@ -540,6 +598,16 @@ impl EdgeCache {
         self.stats.evictions += 1;
         if self.nodes.0[i as usize].unused_prefetch {
             self.stats.prefetch_unused_evicted += 1;
+        }
+        if self.adaptive() {
+            let n = &self.nodes.0[i as usize];
+            let part = if n.segment == Segment::Core {
+                Part::Core
+            } else {
+                Part::Prefetch
+            };
+            self.ghosts
+                .evicted(part, &n.key, n.size, n.freq, self.capacity);
         }
         self.drop_node(i);
     }
@@ -625,6 +693,7 @@ impl EdgeCache {
             + self.index.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 1)
             + self.index.keys().map(|k| 2 * k.len()).sum::<usize>()
             + self.core.len() * 48
+            + self.ghosts.memory_bytes()
     }
 }
 

@@ -50,7 +50,12 @@ fn prefetch_accounting_counts_used_and_unused() {
 
 fn predictive(cap: u64, share: f64) -> EdgeCache {
     let mut c = EdgeCache::new(CachePolicy::Predictive, cap);
-    c.configure(CachePolicy::Predictive, cap, share, Budget::default());
+    c.configure(
+        CachePolicy::Predictive,
+        cap,
+        ShareMode::Fixed(share),
+        Budget::default(),
+    );
     c
 }
 
@@ -100,9 +105,19 @@ fn switching_policy_or_capacity_keeps_what_fits() {
         c.request(k, 1, 1.0);
     }
     c.prefetch("p", 1);
-    c.configure(CachePolicy::Predictive, 4, 0.25, Budget::default());
+    c.configure(
+        CachePolicy::Predictive,
+        4,
+        ShareMode::Fixed(0.25),
+        Budget::default(),
+    );
     assert_eq!(c.len(), 4);
-    c.configure(CachePolicy::Predictive, 2, 0.5, Budget::default());
+    c.configure(
+        CachePolicy::Predictive,
+        2,
+        ShareMode::Fixed(0.5),
+        Budget::default(),
+    );
     assert!(c.used_bytes() <= 2);
     assert_eq!(c.stats().misses, 3, "counters survive reconfiguration");
     assert_eq!(
@@ -152,7 +167,12 @@ fn core_refuses_newcomers_rarer_than_its_victim() {
 #[test]
 fn offers_are_bought_only_when_confident_and_affordable() {
     let mut c = EdgeCache::new(CachePolicy::Predictive, 10);
-    c.configure(CachePolicy::Predictive, 10, 0.5, Budget::new(1.0, 3));
+    c.configure(
+        CachePolicy::Predictive,
+        10,
+        ShareMode::Fixed(0.5),
+        Budget::new(1.0, 3),
+    );
     assert!(!c.offer("p", 1, 0, 0.9), "no credit before any request");
     c.request("a", 1, 1.0); // a miss: spends the request's whole budget
     assert!(!c.offer("p", 1, 0, 0.9));
@@ -169,7 +189,12 @@ fn offers_are_bought_only_when_confident_and_affordable() {
 fn a_budget_holds_origin_fetches_per_request() {
     // Every request names fresh items, so the prefetcher could spend without limit.
     let mut c = EdgeCache::new(CachePolicy::Predictive, 20);
-    c.configure(CachePolicy::Predictive, 20, 0.5, Budget::new(1.0, 3));
+    c.configure(
+        CachePolicy::Predictive,
+        20,
+        ShareMode::Fixed(0.5),
+        Budget::new(1.0, 3),
+    );
     for t in 0..5000u32 {
         let item = format!("i{}", t % 40);
         c.request(&item, 1, 1.0);
@@ -179,4 +204,109 @@ fn a_budget_holds_origin_fetches_per_request() {
     }
     let f = c.stats().fetches_per_request();
     assert!(f <= 1.0 + 1e-3 && f > 0.95, "fetches/request {f}");
+}
+
+#[test]
+fn a_ghost_is_bounded_in_bytes_and_forgets_lowest_rank_then_oldest() {
+    let mut g = share::Ghost::default();
+    g.push("a", 1, 5, 3);
+    g.push("b", 1, 1, 3);
+    g.push("c", 1, 5, 3);
+    g.push("d", 1, 5, 3); // over 3 bytes: b (lowest rank) goes
+    assert!(!g.contains("b") && g.contains("a") && g.contains("d"));
+    g.push("e", 2, 5, 3); // a and c, the oldest of equal rank, go
+    assert!(!g.contains("a") && !g.contains("c"));
+    assert_eq!((g.len(), g.bytes()), (2, 3));
+    assert!(g.remove("d") && !g.remove("d"));
+    g.push("huge", 4, 9, 3);
+    assert!(!g.contains("huge") && g.bytes() <= 3);
+}
+
+fn adaptive(cap: u64, start: f64) -> EdgeCache {
+    let mut c = EdgeCache::new(CachePolicy::Predictive, cap);
+    c.configure(
+        CachePolicy::Predictive,
+        cap,
+        ShareMode::Adaptive(start),
+        Budget::default(),
+    );
+    c
+}
+
+#[test]
+fn prefetch_ghost_hits_grow_the_prefetch_share() {
+    let mut c = adaptive(100, 0.1); // prefetch segment: 10 items
+    for t in 0..200 {
+        c.prefetch(&format!("p{t}"), 1); // evicts p(t-10) into the prefetch ghost
+        if t >= 15 {
+            c.request(&format!("p{}", t - 12), 1, 1.0); // just evicted: a ghost hit
+        }
+    }
+    // Each item is used 12 prefetches after it was fetched: the segment grows to hold
+    // that many, then stops (the requests hit, so the ghost sees nothing more).
+    let s = c.prefetch_share();
+    assert!((0.12..=0.2).contains(&s), "share {s}");
+    let hits = c.stats().hits;
+    c.prefetch("p200", 1);
+    assert_eq!(c.request("p188", 1, 1.0), CacheOutcome::Hit);
+    assert_eq!(c.stats().hits, hits + 1);
+    assert!(c.used_bytes() <= 100);
+}
+
+#[test]
+fn requests_for_items_the_core_refused_grow_the_core() {
+    let mut c = adaptive(100, 0.5); // core: 50 items
+    for i in 0..50 {
+        c.request(&format!("hot{i}"), 1, 100.0);
+    }
+    // Items a bit rarer than the core's victims are refused, then come back.
+    for round in 0..20 {
+        for i in 0..8 {
+            c.request(&format!("warm{i}"), 1, 10.0 + round as f64);
+        }
+    }
+    assert!(c.prefetch_share() < 0.5, "share {}", c.prefetch_share());
+    assert!(c.prefetch_share() >= SHARE_MIN - 1e-12);
+    assert!(c.used_bytes() <= 100);
+}
+
+#[test]
+fn a_fixed_share_never_moves_and_a_learned_one_survives_reconfiguration() {
+    let mut fixed = predictive(100, 0.1);
+    let mut learned = adaptive(100, 0.1);
+    for c in [&mut fixed, &mut learned] {
+        for t in 0..200 {
+            c.prefetch(&format!("p{t}"), 1);
+            if t >= 15 {
+                c.request(&format!("p{}", t - 12), 1, 1.0);
+            }
+        }
+    }
+    assert_eq!(fixed.prefetch_share(), 0.1);
+    let s = learned.prefetch_share();
+    assert!(s > 0.1 + 1e-9);
+    learned.configure(
+        CachePolicy::Predictive,
+        100,
+        ShareMode::Adaptive(0.1),
+        Budget::new(1.0, 3),
+    );
+    assert_eq!(
+        learned.prefetch_share(),
+        s,
+        "same mode: the learned share stays"
+    );
+    learned.configure(
+        CachePolicy::Predictive,
+        100,
+        ShareMode::Fixed(0.3),
+        Budget::new(1.0, 3),
+    );
+    assert_eq!(learned.prefetch_share(), 0.3, "an explicit share pins it");
+    let (core, prefetch) = learned.ghosts.parts();
+    assert_eq!(
+        core.len() + prefetch.len(),
+        0,
+        "a pinned share keeps no ghosts"
+    );
 }
