@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::cache::{confidence, Budget, CacheOutcome, EdgeCache};
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::error::ConfigError;
 use crate::federated::{self, Imported, Update};
@@ -161,7 +162,7 @@ impl Engine {
     }
 
     /// The item catalog (never waits on buffered links).
-    pub fn catalog(&self) -> &crate::catalog::Catalog {
+    pub fn catalog(&self) -> &Catalog {
         &self.global.catalog
     }
 
@@ -354,8 +355,9 @@ impl Engine {
         let predictions = self.predict(Some(user), depth, false);
         let scores: Vec<f64> = predictions.iter().map(|p| p.score).collect();
         let mut fetched = Vec::new();
+        let (catalog, default) = (&self.global.catalog, self.config.default_item_size);
         for ((rank, p), q) in predictions.into_iter().enumerate().zip(confidence(&scores)) {
-            let size = self.item_size(&p.item, None);
+            let size = || item_size(catalog, default, &p.item, None);
             if self.cache.offer(&p.item, size, rank, q) {
                 fetched.push(p.item);
             }
@@ -364,16 +366,12 @@ impl Engine {
     }
 
     fn item_size(&self, item: &str, given: Option<u64>) -> u64 {
-        given
-            .or_else(|| {
-                let r = self.global.catalog.lookup(item)?;
-                self.global
-                    .catalog
-                    .get(r)
-                    .map(|i| i.size_bytes)
-                    .filter(|&s| s > 0)
-            })
-            .unwrap_or(self.config.default_item_size)
+        item_size(
+            &self.global.catalog,
+            self.config.default_item_size,
+            item,
+            given,
+        )
     }
 
     /// The live flow of one request: serve from the cache or fetch, learn the view, then
@@ -437,6 +435,16 @@ impl Engine {
     pub fn memory_bytes(&self) -> usize {
         self.global.memory_bytes() + self.cache.memory_bytes()
     }
+}
+
+/// The size of `item`: the one given, else the one its last play recorded, else `default`.
+fn item_size(catalog: &Catalog, default: u64, item: &str, given: Option<u64>) -> u64 {
+    given
+        .or_else(|| {
+            let r = catalog.lookup(item)?;
+            catalog.get(r).map(|i| i.size_bytes).filter(|&s| s > 0)
+        })
+        .unwrap_or(default)
 }
 
 #[cfg(test)]

@@ -192,30 +192,24 @@ fn the_peers_table_persists_in_rdb_and_replicates() {
     let want = model_info(&mut b);
     let preds = predict(&mut b, "probe", Some(5));
 
-    let got = model_info(&mut replica);
-    for f in [
-        "rounds_imported",
-        "last_import_round",
-        "peer_transitions",
-        "peer_rows",
-        "export_round",
-    ] {
-        assert_eq!(got[f], want[f], "replica {f}");
-    }
-    assert_eq!(predict(&mut replica, "probe", Some(5)), preds);
+    // The same federation state and the same predictions as `b` had before.
+    let same_as_before = |s: &mut Server, when: &str| {
+        let got = model_info(s);
+        for f in [
+            "rounds_imported",
+            "last_import_round",
+            "peer_transitions",
+            "peer_rows",
+            "export_round",
+        ] {
+            assert_eq!(got[f], want[f], "{when} {f}");
+        }
+        assert_eq!(predict(s, "probe", Some(5)), preds);
+    };
+    same_as_before(&mut replica, "replica");
 
     let _: () = b.q(&mut redis::cmd("SAVE"));
     b.restart();
-    let got = model_info(&mut b);
-    for f in [
-        "rounds_imported",
-        "last_import_round",
-        "peer_transitions",
-        "peer_rows",
-        "export_round",
-    ] {
-        assert_eq!(got[f], want[f], "after restart {f}");
-    }
-    assert_eq!(predict(&mut b, "probe", Some(5)), preds);
+    same_as_before(&mut b, "after restart");
     assert_eq!(import(&mut b, &blob), 0, "still idempotent after a restart");
 }

@@ -456,12 +456,19 @@ impl EdgeCache {
     /// Offers the prediction at 0-based `rank` of a viewer's list, with its `confidence`
     /// (see [`confidence`]), to the budget controller. A cached item is refreshed for free
     /// as by [`EdgeCache::prefetch`]; an uncached one is fetched only if the controller can
-    /// afford it. Returns whether it was fetched.
-    pub fn offer(&mut self, key: &str, size: u64, rank: usize, confidence: f64) -> bool {
+    /// afford it. The size is asked for only then: most offers are refused, and finding an
+    /// item's size is a catalog lookup. Returns whether it was fetched.
+    pub fn offer(
+        &mut self,
+        key: &str,
+        size: impl FnOnce() -> u64,
+        rank: usize,
+        confidence: f64,
+    ) -> bool {
         if !self.index.contains_key(key) && !self.budget.affordable(rank, confidence) {
             return false;
         }
-        self.fetch_or_refresh(key, size, rank)
+        self.fetch_or_refresh(key, size(), rank)
     }
 
     /// How many predictions the next prefetch should look at: the controller's depth when

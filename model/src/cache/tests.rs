@@ -173,14 +173,17 @@ fn offers_are_bought_only_when_confident_and_affordable() {
         ShareMode::Fixed(0.5),
         Budget::new(1.0, 3),
     );
-    assert!(!c.offer("p", 1, 0, 0.9), "no credit before any request");
+    assert!(!c.offer("p", || 1, 0, 0.9), "no credit before any request");
     c.request("a", 1, 1.0); // a miss: spends the request's whole budget
-    assert!(!c.offer("p", 1, 0, 0.9));
+    assert!(!c.offer("p", || 1, 0, 0.9));
     c.request("a", 1, 2.0); // a hit earns one fetch
-    assert!(!c.offer("weak", 1, 0, 0.01), "below the price");
-    assert!(c.offer("p", 1, 0, 0.9));
-    assert!(!c.offer("q", 1, 1, 0.9), "credit spent");
-    assert!(!c.offer("p", 1, 0, 0.9), "cached: refreshed, not fetched");
+    assert!(!c.offer("weak", || 1, 0, 0.01), "below the price");
+    assert!(c.offer("p", || 1, 0, 0.9));
+    assert!(!c.offer("q", || 1, 1, 0.9), "credit spent");
+    assert!(
+        !c.offer("p", || 1, 0, 0.9),
+        "cached: refreshed, not fetched"
+    );
     assert_eq!(c.stats().prefetches, 1);
     assert_eq!(c.prefetch_k(3), budget::DEPTH_MIN, "depth, not the fixed k");
 }
@@ -199,7 +202,7 @@ fn a_budget_holds_origin_fetches_per_request() {
         let item = format!("i{}", t % 40);
         c.request(&item, 1, 1.0);
         for r in 0..10 {
-            c.offer(&format!("p{}", t * 10 + r), 1, r as usize, 0.5);
+            c.offer(&format!("p{}", t * 10 + r), || 1, r as usize, 0.5);
         }
     }
     let f = c.stats().fetches_per_request();
