@@ -382,9 +382,15 @@ fn run_workload(o: &BenchOptions, kind: Kind) -> Result<WorkloadResult> {
     })
 }
 
-/// Fills the server so predictions and the list baseline have data: a few views per user
-/// (EDGE.RECORD) and a 10-item list per user for LRANGE. Bounded to 50,000 commands.
-fn populate(o: &BenchOptions, lists: bool) -> Result<()> {
+/// Users [`populate`] fills: a bound on the setup's length, which covers the default run.
+const POPULATED_USERS: u64 = 100_000;
+
+/// Fills the server so that reads do the same work on every side: each user (the first
+/// [`POPULATED_USERS`]) gets a few views (EDGE.RECORD) and, for each baseline that reads,
+/// a value to read: a string for GET, a 10-item list for LRANGE, a 10-member sorted set for
+/// ZREVRANGE. A read of a missing key replies with nothing and costs next to nothing, so a
+/// baseline over unfilled keys would be measured doing less work than the module.
+fn populate(o: &BenchOptions) -> Result<()> {
     let mut con = connect(&o.url)?;
     let zipf = Zipf::new(o.items.max(1) as f64, o.zipf)
         .map_err(|e| Error::Usage(format!("--zipf: {e}")))?;
@@ -394,7 +400,9 @@ fn populate(o: &BenchOptions, lists: bool) -> Result<()> {
         users: o.users.max(1),
         mix: o.mix,
     };
-    let users = o.users.clamp(1, 5_000);
+    let has = |b: Baseline| o.baselines.contains(&b);
+    let users = o.users.clamp(1, POPULATED_USERS);
+    const WHAT: &str = "populating the server (EDGE.RECORD and the baselines' keys)";
     for chunk in (0..users).collect::<Vec<_>>().chunks(200) {
         let mut pipe = redis::pipe();
         for &u in chunk {
@@ -405,23 +413,28 @@ fn populate(o: &BenchOptions, lists: bool) -> Result<()> {
                     .arg("TS")
                     .arg(1_700_000_000_000i64 + t);
             }
-            if lists {
+            if has(Baseline::Get) {
+                pipe.cmd("SET").arg(format!("bg:U{u}")).arg(g.item());
+            }
+            if has(Baseline::Lrange) {
                 pipe.cmd("DEL").arg(format!("bl:U{u}"));
                 pipe.cmd("RPUSH").arg(format!("bl:U{u}"));
                 for _ in 0..10 {
                     pipe.arg(g.item());
                 }
             }
+            if has(Baseline::Zset) {
+                pipe.cmd("DEL").arg(format!("bz:U{u}"));
+                pipe.cmd("ZADD").arg(format!("bz:U{u}"));
+                for score in 0..10 {
+                    pipe.arg(score).arg(g.item());
+                }
+            }
         }
-        let replies = con
-            .pipeline(&pipe)
-            .map_err(|e| Error::redis("populating the server (EDGE.RECORD / RPUSH)", e))?;
+        let replies = con.pipeline(&pipe).map_err(|e| Error::redis(WHAT, e))?;
         // Every reply is kept (nothing ignored), so any refusal fails the run.
         if let Some(e) = replies.into_iter().find_map(|r| r.err()) {
-            return Err(Error::redis(
-                "populating the server (EDGE.RECORD / RPUSH)",
-                e,
-            ));
+            return Err(Error::redis(WHAT, e));
         }
     }
     Ok(())
@@ -434,8 +447,7 @@ pub fn run(o: &BenchOptions) -> Result<BenchReport> {
             "--clients and --pipeline must be at least 1".into(),
         ));
     }
-    let lrange = o.baselines.contains(&Baseline::Lrange);
-    populate(o, lrange)?;
+    populate(o)?;
     let mut kinds = Vec::new();
     // PING has no key: a cluster cannot route it in a pipeline, so it runs on one server only.
     if o.ping && !crate::replay::is_cluster_url(&o.url) {
