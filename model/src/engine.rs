@@ -127,6 +127,25 @@ impl Engine {
         self.global.flush(Self::learn_params(&self.config));
     }
 
+    /// Applies learning's batches of row updates on a thread of its own, so that recording
+    /// a view costs the caller the viewer's state and a buffer push, not the scattered
+    /// row updates. Answers are unchanged: every reader waits for the rows (see
+    /// [`crate::transitions::Transitions`]). Fails only if the thread cannot be started.
+    pub fn learn_in_background(&mut self) -> std::io::Result<()> {
+        self.global.transitions.learn_in_background()
+    }
+
+    /// Waits until no batch is on the learner thread: call before `fork()`, so that the
+    /// child finds the whole model in its own memory.
+    pub fn quiesce(&mut self) {
+        self.global.transitions.quiesce();
+    }
+
+    /// In a forked child (where the learner thread does not exist): learn inline from now on.
+    pub fn forget_learner(&mut self) {
+        self.global.transitions.forget_learner();
+    }
+
     fn apply(&mut self, c: &Config, now_ms: i64) {
         // Buffered links were learned under the old settings: they land under them.
         self.flush();
@@ -432,7 +451,8 @@ impl Engine {
     }
 
     /// Heap bytes of the node's model and cache bookkeeping.
-    pub fn memory_bytes(&self) -> usize {
+    pub fn memory_bytes(&mut self) -> usize {
+        self.flush();
         self.global.memory_bytes() + self.cache.memory_bytes()
     }
 }

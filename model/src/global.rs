@@ -304,7 +304,7 @@ impl GlobalModel {
                 full |= self.transitions.defer(r, from, w * back);
             }
             if full {
-                self.transitions.flush(p.successors_max, adm);
+                self.transitions.hand_off(p.successors_max, adm);
             }
         }
         Learned {

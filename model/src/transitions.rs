@@ -13,6 +13,9 @@
 //! Space-Saving falls to 0.191 (unbounded rows: 0.208). Rows are stored as parallel arrays
 //! so that finding an item scans 4 bytes per entry, which is what the record path pays for.
 
+use std::sync::mpsc;
+use std::thread;
+
 use crate::catalog::ItemRef;
 
 /// Weight and bookkeeping of one entry.
@@ -226,6 +229,10 @@ struct Link {
 /// Links buffered before they are applied in row order.
 pub const FLUSH_AT: usize = 8192;
 
+/// Links buffered while a batch is away on the learner thread before recording waits for
+/// it: the bound on how far learning may fall behind (and on the buffer's memory).
+const BACKLOG_MAX: usize = 8 * FLUSH_AT;
+
 /// Rows for every catalog slot.
 ///
 /// Learning one view touches up to `2 × learn-window` rows scattered over the table, and
@@ -235,13 +242,37 @@ pub const FLUSH_AT: usize = 8192;
 /// so every row sees its links in the original order and ends in exactly the state that
 /// immediate application gives; rows are independent, so when a batch is applied changes
 /// nothing. Readers flush first (the engine does), which keeps every answer exact.
-#[derive(Debug, Clone, Default)]
+///
+/// That last property lets full batches be applied on a thread of their own
+/// ([`Transitions::learn_in_background`]): the rows travel to the learner with the batch
+/// and come back with it applied, so they are never shared and never locked, and every
+/// `&mut` method (and so every reader, through `flush`) first waits for them to come home.
+/// Answers stay exactly those of inline learning; only the recording thread no longer
+/// pays for the scattered row updates.
+#[derive(Debug, Default)]
 pub struct Transitions {
     rows: Vec<Row>,
     pending: Vec<Link>,
     scratch: Vec<Link>,
     /// Stamp given to rows changed from now on (see [`crate::federated`]).
     epoch: u32,
+    /// The learner thread, when batches are applied in the background.
+    learner: Option<Learner>,
+}
+
+impl Clone for Transitions {
+    /// A copy learns inline (the learner thread is not shared). Rows away on the learner
+    /// cannot be reached through `&self`: clone after a flush.
+    fn clone(&self) -> Self {
+        debug_assert!(!self.is_away(), "cloned with rows on the learner thread");
+        Transitions {
+            rows: self.rows.clone(),
+            pending: self.pending.clone(),
+            scratch: Vec::new(),
+            epoch: self.epoch,
+            learner: None,
+        }
+    }
 }
 
 impl PartialEq for Transitions {
@@ -250,12 +281,167 @@ impl PartialEq for Transitions {
     }
 }
 
+/// A batch on its way to the learner thread and back.
+#[derive(Debug)]
+struct Job {
+    rows: Vec<Row>,
+    links: Vec<Link>,
+    scratch: Vec<Link>,
+    max: usize,
+    admission: f32,
+    epoch: u32,
+}
+
+impl Job {
+    fn run(&mut self) {
+        apply(
+            &mut self.rows,
+            &mut self.links,
+            &mut self.scratch,
+            self.max,
+            self.admission,
+            self.epoch,
+        );
+    }
+}
+
+/// The thread that applies batches, and the channels to it.
+#[derive(Debug)]
+struct Learner {
+    to: Option<mpsc::Sender<Job>>,
+    back: mpsc::Receiver<Job>,
+    thread: Option<thread::JoinHandle<()>>,
+    /// Whether a batch (and so the rows) is on the thread now.
+    away: bool,
+}
+
+impl Learner {
+    fn spawn() -> std::io::Result<Self> {
+        let (to, jobs) = mpsc::channel::<Job>();
+        let (done, back) = mpsc::channel();
+        let thread = thread::Builder::new()
+            .name("edge-learner".into())
+            .spawn(move || {
+                for mut job in jobs {
+                    job.run();
+                    if done.send(job).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Learner {
+            to: Some(to),
+            back,
+            thread: Some(thread),
+            away: false,
+        })
+    }
+}
+
+impl Drop for Learner {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread's loop; wait for it, so that no code of this
+        // library runs after its owner is gone (a Redis module may be unloaded).
+        drop(self.to.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 impl Transitions {
     /// Buffers `w` for the link `from → to`; returns true once enough links wait that the
-    /// caller should [`flush`](Transitions::flush).
+    /// caller should [`hand_off`](Transitions::hand_off).
     pub fn defer(&mut self, from: ItemRef, to: ItemRef, w: f32) -> bool {
         self.pending.push(Link { from, to, w });
         self.pending.len() >= FLUSH_AT
+    }
+
+    /// Applies full batches on a thread of its own from now on (see the type's docs).
+    pub fn learn_in_background(&mut self) -> std::io::Result<()> {
+        if self.learner.is_none() {
+            self.learner = Some(Learner::spawn()?);
+        }
+        Ok(())
+    }
+
+    /// Waits for the rows and stops using the learner thread without joining it. For a
+    /// forked child process, where the thread does not exist: call
+    /// [`quiesce`](Transitions::quiesce) before the fork so no batch is away.
+    pub fn forget_learner(&mut self) {
+        debug_assert!(!self.is_away());
+        if let Some(l) = self.learner.take() {
+            std::mem::forget(l);
+        }
+    }
+
+    /// Waits until no batch is away (before a fork, so the child finds the rows at home).
+    pub fn quiesce(&mut self) {
+        self.home();
+    }
+
+    fn is_away(&self) -> bool {
+        self.learner.as_ref().is_some_and(|l| l.away)
+    }
+
+    /// Brings the rows back from the learner thread, waiting for its batch if need be.
+    fn home(&mut self) {
+        let Some(l) = self.learner.as_mut().filter(|l| l.away) else {
+            return;
+        };
+        let job = l
+            .back
+            .recv()
+            .expect("the learner thread returns every batch");
+        l.away = false;
+        self.take_back(job);
+    }
+
+    fn take_back(&mut self, job: Job) {
+        self.rows = job.rows;
+        self.scratch = job.scratch;
+        if self.pending.capacity() < job.links.capacity() {
+            let mut links = job.links;
+            links.clear();
+            links.extend_from_slice(&self.pending);
+            self.pending = links;
+        }
+    }
+
+    /// A full buffer: sends it to the learner thread with the rows, or, without one,
+    /// applies it now. While a batch is away the next one keeps buffering, up to a bound.
+    pub fn hand_off(&mut self, max: usize, admission: f32) {
+        let Some(l) = self.learner.as_mut() else {
+            return self.flush(max, admission);
+        };
+        if l.away {
+            match l.back.try_recv() {
+                Ok(job) => {
+                    l.away = false;
+                    self.take_back(job);
+                }
+                Err(_) if self.pending.len() < BACKLOG_MAX => return,
+                Err(_) => self.home(),
+            }
+        }
+        let l = self.learner.as_mut().expect("checked above");
+        let job = Job {
+            rows: std::mem::take(&mut self.rows),
+            links: std::mem::take(&mut self.pending),
+            scratch: std::mem::take(&mut self.scratch),
+            max,
+            admission,
+            epoch: self.epoch,
+        };
+        let to = l.to.as_ref().expect("open until dropped");
+        if let Err(mpsc::SendError(mut job)) = to.send(job) {
+            // The thread is gone (it cannot panic on this data, but be safe): apply here.
+            job.run();
+            self.learner = None;
+            self.take_back(job);
+            return;
+        }
+        l.away = true;
     }
 
     /// The stamp rows changed from now on receive.
@@ -266,7 +452,7 @@ impl Transitions {
     /// Starts a new export epoch (buffered links are flushed by the caller first, so they
     /// are stamped with the epoch they were learned in).
     pub fn set_epoch(&mut self, epoch: u32) {
-        debug_assert!(self.pending.is_empty());
+        debug_assert!(self.pending.is_empty() && !self.is_away());
         self.epoch = epoch;
     }
 
@@ -277,6 +463,7 @@ impl Transitions {
 
     /// Drops every row (a full import replaces everything).
     pub fn clear(&mut self) {
+        self.home();
         self.rows.clear();
     }
 
@@ -285,34 +472,33 @@ impl Transitions {
         self.pending.len()
     }
 
-    /// Applies every buffered link, row by row, each row's links in arrival order.
+    /// Applies every buffered link, row by row, each row's links in arrival order, after
+    /// any batch away on the learner thread.
     pub fn flush(&mut self, max: usize, admission: f32) {
+        self.home();
         if self.pending.is_empty() {
             return;
         }
-        let mut links = std::mem::take(&mut self.pending);
-        // A few links cost less applied as they came than sorted.
-        if links.len() > 64 {
-            sort_by_row(&mut links, &mut self.scratch);
-        }
         let epoch = self.epoch;
-        for l in &links {
-            let row = self.row_mut(l.from);
-            row.add(l.to, l.w, max, admission);
-            row.stamp = epoch;
-        }
-        links.clear();
-        self.pending = links;
+        apply(
+            &mut self.rows,
+            &mut self.pending,
+            &mut self.scratch,
+            max,
+            admission,
+            epoch,
+        );
     }
 
     /// The row of `from`, if it has one. Buffered links are not in it: flush first.
     pub fn row(&self, from: ItemRef) -> Option<&Row> {
-        debug_assert!(self.pending.is_empty(), "read with links pending");
+        debug_assert!(self.pending.is_empty() && !self.is_away(), "read unflushed");
         self.rows.get(from.slot as usize)
     }
 
     /// The row of `from`, created if needed.
     pub fn row_mut(&mut self, from: ItemRef) -> &mut Row {
+        self.home();
         let i = from.slot as usize;
         if self.rows.len() <= i {
             self.rows.resize_with(i + 1, Row::default);
@@ -322,6 +508,7 @@ impl Transitions {
 
     /// Forgets the row of an evicted slot.
     pub fn clear_slot(&mut self, slot: u32) {
+        self.home();
         if let Some(r) = self.rows.get_mut(slot as usize) {
             *r = Row::default();
         }
@@ -330,16 +517,19 @@ impl Transitions {
     /// Multiplies every weight by `factor` (a decay rescale). Flush first.
     pub fn scale(&mut self, factor: f32) {
         debug_assert!(self.pending.is_empty());
+        self.home();
         self.rows.iter_mut().for_each(|r| r.scale(factor));
     }
 
     /// Applies a lowered row bound to every row.
     pub fn shrink(&mut self, max: usize) {
+        self.home();
         self.rows.iter_mut().for_each(|r| r.shrink(max));
     }
 
     /// Number of (item, neighbour) pairs stored.
     pub fn len(&self) -> usize {
+        debug_assert!(!self.is_away(), "read unflushed");
         self.rows.iter().map(Row::len).sum()
     }
 
@@ -348,8 +538,9 @@ impl Transitions {
         self.len() == 0
     }
 
-    /// Rows by slot, for persistence.
+    /// Rows by slot, for persistence (flush first).
     pub fn rows(&self) -> &[Row] {
+        debug_assert!(!self.is_away(), "read unflushed");
         &self.rows
     }
 
@@ -364,10 +555,37 @@ impl Transitions {
 
     /// Heap bytes held.
     pub fn memory_bytes(&self) -> usize {
+        debug_assert!(!self.is_away(), "read unflushed");
         self.rows.capacity() * std::mem::size_of::<Row>()
             + self.rows.iter().map(Row::heap_bytes).sum::<usize>()
             + (self.pending.capacity() + self.scratch.capacity()) * std::mem::size_of::<Link>()
     }
+}
+
+/// Applies `links` to `rows` in row order (stable, so each row sees its links as they
+/// came) and empties `links`.
+fn apply(
+    rows: &mut Vec<Row>,
+    links: &mut Vec<Link>,
+    scratch: &mut Vec<Link>,
+    max: usize,
+    admission: f32,
+    epoch: u32,
+) {
+    // A few links cost less applied as they came than sorted.
+    if links.len() > 64 {
+        sort_by_row(links, scratch);
+    }
+    for l in links.iter() {
+        let i = l.from.slot as usize;
+        if rows.len() <= i {
+            rows.resize_with(i + 1, Row::default);
+        }
+        let row = &mut rows[i];
+        row.add(l.to, l.w, max, admission);
+        row.stamp = epoch;
+    }
+    links.clear();
 }
 
 /// Stable LSD radix sort of links by source slot, one byte per pass and only as many
@@ -574,6 +792,68 @@ mod tests {
             }
             assert_eq!(find(&row.slots, u32::MAX), None);
         }
+    }
+
+    /// Drives two tables with the same links, one learning inline and one on its learner
+    /// thread, with readers and row edits in between; they must agree at every read.
+    #[test]
+    fn background_learning_gives_the_rows_inline_learning_gives() {
+        let mut inline = Transitions::default();
+        let mut background = Transitions::default();
+        background.learn_in_background().unwrap();
+        let mut x: u64 = 7;
+        let mut handed = 0;
+        for n in 0..(BACKLOG_MAX * 3) as u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let from = ItemRef {
+                slot: ((x >> 33) % 700) as u32,
+                gen: 0,
+            };
+            let to = ItemRef {
+                slot: ((x >> 13) % 900) as u32,
+                gen: 0,
+            };
+            let w = 1.0 + ((x >> 7) % 3) as f32;
+            let full = inline.defer(from, to, w);
+            assert_eq!(background.defer(from, to, w), full);
+            if full {
+                inline.hand_off(16, 0.5);
+                background.hand_off(16, 0.5);
+                handed += 1;
+            }
+            // Now and then, with a batch likely away: an edit that must wait for it, or a
+            // reader.
+            match n % 20_011 {
+                0 => {
+                    inline.clear_slot(from.slot);
+                    background.clear_slot(from.slot);
+                }
+                5_000 => {
+                    inline.flush(16, 0.5);
+                    inline.scale(0.5);
+                    background.flush(16, 0.5);
+                    background.scale(0.5);
+                }
+                10_000 => {
+                    inline.set_row(to, Row::default());
+                    background.set_row(to, Row::default());
+                }
+                15_000 => {
+                    inline.flush(16, 0.5);
+                    background.flush(16, 0.5);
+                    assert!(inline == background, "diverged at {n}");
+                    assert_eq!(inline.len(), background.len());
+                }
+                _ => {}
+            }
+        }
+        assert!(handed > 10);
+        inline.flush(16, 0.5);
+        background.flush(16, 0.5);
+        assert!(inline == background);
+        assert!(!inline.is_empty());
     }
 
     #[test]

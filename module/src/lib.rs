@@ -29,6 +29,10 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         return Status::Err;
     }
     docs::register(ctx);
+    if let Err(e) = guard_forks() {
+        ctx.log_warning(&format!("edge: {e}"));
+        return Status::Err;
+    }
     // SAFETY: the API table is filled in once by RedisModule_Init before OnLoad runs on the
     // main thread, and never written again; reading it here races with nothing.
     let (register, load) = unsafe {
@@ -106,6 +110,32 @@ fn subscribe_flush(ctx: &Context) -> Result<(), String> {
         Ok(())
     } else {
         Err("cannot subscribe to FLUSHDB events".into())
+    }
+}
+
+extern "C" fn before_fork() {
+    state::before_fork();
+}
+
+extern "C" fn in_fork_child() {
+    state::in_fork_child();
+}
+
+/// Registers fork handlers once per process: Redis's server events tell a module about a
+/// fork only after it happened, too late to call the learner thread's batch home.
+fn guard_forks() -> Result<(), String> {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    let mut rc = 0;
+    DONE.call_once(|| {
+        // SAFETY: both handlers are plain `extern "C"` functions without arguments, valid
+        // for the life of the process (the module is never unloaded while Redis can fork:
+        // it registers a data type, which makes it unloadable).
+        rc = unsafe { libc::pthread_atfork(Some(before_fork), None, Some(in_fork_child)) };
+    });
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!("cannot register fork handlers (error {rc})"))
     }
 }
 

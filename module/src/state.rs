@@ -2,7 +2,8 @@
 //!
 //! Redis runs commands, RDB callbacks and INFO on its main thread, so the lock is never
 //! contended there; it exists because a forked BGSAVE child and lazy-free threads may
-//! touch the counters, and so that the borrow checker can see one owner.
+//! touch the counters, and so that the borrow checker can see one owner. The engine's
+//! learner thread never takes it: batches and rows travel to it by channel.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
@@ -11,8 +12,30 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use edge_model::{Config, Engine};
 
 static ENGINE: LazyLock<Mutex<Engine>> = LazyLock::new(|| {
-    Mutex::new(Engine::new(crate::config::current()).expect("defaults are valid"))
+    Mutex::new(with_learner(
+        Engine::new(crate::config::current()).expect("defaults are valid"),
+    ))
 });
+
+/// Moves learning's row updates onto the engine's learner thread, off Redis's main thread
+/// (see `Engine::learn_in_background`). If the thread cannot start, learning stays inline:
+/// slower, never wrong.
+fn with_learner(mut e: Engine) -> Engine {
+    let _ = e.learn_in_background();
+    e
+}
+
+/// Before any `fork()` (BGSAVE, AOF rewrite, full sync): wait until no batch is on the
+/// learner thread, so that the child, which has no such thread, finds the whole model in
+/// its own memory. Redis forks from its main thread between commands, so the lock is free.
+pub fn before_fork() {
+    engine().quiesce();
+}
+
+/// In the forked child: the learner thread does not exist there, so learn inline.
+pub fn in_fork_child() {
+    engine().forget_learner();
+}
 
 /// Keys of the user type in this node (a gauge for INFO). Freed on lazy-free threads too,
 /// hence atomic.
@@ -45,12 +68,12 @@ pub fn now_ms() -> i64 {
 /// before an RDB or replication load so nothing stale survives it).
 pub fn reset() {
     let cfg = crate::config::current();
-    *engine() = Engine::new(cfg).expect("validated configuration");
+    *engine() = with_learner(Engine::new(cfg).expect("validated configuration"));
 }
 
 /// Installs an engine decoded from persisted state.
 pub fn install(e: Engine) {
-    *engine() = e;
+    *engine() = with_learner(e);
 }
 
 /// Applies a configuration change; returns the validation error, if any.
