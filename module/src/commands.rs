@@ -18,6 +18,8 @@
 //! apply to it directly. Writes replicate with an explicit `TS`, so a replica or an AOF
 //! replay learns exactly what the master learned even when the client relied on the clock.
 
+use std::ffi::CStr;
+
 use redis_module::{
     raw, Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue,
 };
@@ -112,19 +114,60 @@ fn with_user<R>(
 }
 
 /// Propagates a write with its timestamp made explicit.
-fn replicate_with_ts(ctx: &Context, name: &str, args: &[RedisString], given: Option<i64>, ts: i64) {
+///
+/// Straight through the C API: this runs on every record and play, and the safe wrappers
+/// would copy the command name and each argument into Rust allocations first.
+fn replicate_with_ts(
+    ctx: &Context,
+    name: &CStr,
+    args: &[RedisString],
+    given: Option<i64>,
+    ts: i64,
+) {
     if given.is_some() {
         ctx.replicate_verbatim();
         return;
     }
-    // The client's own strings go out as they are; only the two added ones are created.
-    let added = [ctx.create_string("TS"), ctx.create_string(ts.to_string())];
-    let out: Vec<&RedisString> = args[1..].iter().chain(&added).collect();
-    ctx.replicate(name, out.as_slice());
+    let c = ctx.get_raw();
+    // SAFETY: the API table is filled before any command runs and never written again; the
+    // context is this command's. The two created strings are freed below, after Redis has
+    // taken its own references to them; the client's strings outlive the call.
+    unsafe {
+        let (Some(create), Some(from_ll), Some(replicate), Some(free)) = (
+            raw::RedisModule_CreateString,
+            raw::RedisModule_CreateStringFromLongLong,
+            raw::RedisModule_Replicate,
+            raw::RedisModule_FreeString,
+        ) else {
+            return;
+        };
+        let added = [create(c, c"TS".as_ptr(), 2), from_ll(c, ts)];
+        // The client's own strings go out as they are.
+        let mut argv: Vec<*mut raw::RedisModuleString> =
+            args[1..].iter().map(|a| a.inner).chain(added).collect();
+        replicate(
+            c,
+            name.as_ptr(),
+            c"v".as_ptr(),
+            argv.as_mut_ptr(),
+            argv.len(),
+        );
+        added.into_iter().for_each(|s| free(c, s));
+    }
 }
 
-fn notify(ctx: &Context, event: &str, key: &RedisString) {
-    ctx.notify_keyspace_event(NotifyEvent::MODULE, event, key);
+fn notify(ctx: &Context, event: &CStr, key: &RedisString) {
+    // SAFETY: as above; `event` is a NUL-terminated constant and `key` the client's string.
+    unsafe {
+        if let Some(notify) = raw::RedisModule_NotifyKeyspaceEvent {
+            notify(
+                ctx.get_raw(),
+                NotifyEvent::MODULE.bits(),
+                event.as_ptr(),
+                key.inner,
+            );
+        }
+    }
 }
 
 /// `EDGE.RECORD user item [DURATION s] [TS ms] [DEVICE d]`
@@ -133,8 +176,8 @@ pub fn record(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let r: ViewRequest = parse(&raw, request::record)?;
     let view = r.view(state::now_ms());
     with_user(ctx, &args[1], |e, u| e.record(u, &view))?;
-    replicate_with_ts(ctx, "EDGE.RECORD", &args, r.opts.ts, view.ts_ms);
-    notify(ctx, "edge.record", &args[1]);
+    replicate_with_ts(ctx, c"EDGE.RECORD", &args, r.opts.ts, view.ts_ms);
+    notify(ctx, c"edge.record", &args[1]);
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 
@@ -197,8 +240,8 @@ pub fn play(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let r: ViewRequest = parse(&raw, request::play)?;
     let view = r.view(state::now_ms());
     let out = with_user(ctx, &args[1], |e, u| e.play(u, &view, r.opts.size))?;
-    replicate_with_ts(ctx, "EDGE.PLAY", &args, r.opts.ts, view.ts_ms);
-    notify(ctx, "edge.play", &args[1]);
+    replicate_with_ts(ctx, c"EDGE.PLAY", &args, r.opts.ts, view.ts_ms);
+    notify(ctx, c"edge.play", &args[1]);
     Ok(RedisValue::Array(vec![
         RedisValue::SimpleStringStatic(out.outcome.as_str()),
         string_array(out.prefetched),
@@ -278,7 +321,7 @@ pub fn forget(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     key.delete()?;
     state::engine().note_forget();
     ctx.replicate_verbatim();
-    notify(ctx, "edge.forget", &args[1]);
+    notify(ctx, c"edge.forget", &args[1]);
     Ok(RedisValue::Integer(1))
 }
 
