@@ -258,6 +258,8 @@ pub struct Transitions {
     epoch: u32,
     /// The learner thread, when batches are applied in the background.
     learner: Option<Learner>,
+    /// Batches applied on the learner thread since the process started (not persisted).
+    handed_off: u64,
 }
 
 impl Clone for Transitions {
@@ -271,6 +273,7 @@ impl Clone for Transitions {
             scratch: Vec::new(),
             epoch: self.epoch,
             learner: None,
+            handed_off: 0,
         }
     }
 }
@@ -442,6 +445,13 @@ impl Transitions {
             return;
         }
         l.away = true;
+        self.handed_off += 1;
+    }
+
+    /// Batches applied on the learner thread so far: how much of learning left the caller's
+    /// thread (a reader that needs the rows applies what is left itself).
+    pub fn handed_off(&self) -> u64 {
+        self.handed_off
     }
 
     /// The stamp rows changed from now on receive.
@@ -850,6 +860,7 @@ mod tests {
             }
         }
         assert!(handed > 10);
+        assert!(background.handed_off() > 0 && inline.handed_off() == 0);
         inline.flush(16, 0.5);
         background.flush(16, 0.5);
         assert!(inline == background);

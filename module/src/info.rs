@@ -55,7 +55,8 @@ pub fn add_sections(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<(
         .field("prefetch_price", float(cache.budget().price()))?
         .field("prefetch_depth", u(cache.budget().depth()))?
         .field("prefetch_credit", float(cache.budget().credit()))?
-        .field("model_memory_bytes", u(memory))?;
+        .field("model_memory_bytes", u(memory))?
+        .field("learner_batches_total", g.transitions.handed_off())?;
 
     let mut latency = stats
         .build_section()?

@@ -180,6 +180,7 @@ fn info_edge_is_complete_and_consistent() {
         "edge_cache_capacity_bytes",
         "edge_cache_policy",
         "edge_model_memory_bytes",
+        "edge_learner_batches_total",
         "edge_prefetch_budget",
         "edge_prefetch_price",
         "edge_prefetch_depth",
@@ -200,6 +201,8 @@ fn info_edge_is_complete_and_consistent() {
     assert!(n("edge_prefetch_used_total") <= n("edge_prefetches_total"));
     assert!(n("edge_cache_bytes") <= n("edge_cache_capacity_bytes"));
     assert!(n("edge_model_memory_bytes") > 0);
+    // A few dozen links never fill a batch: readers applied them on the main thread.
+    assert_eq!(n("edge_learner_batches_total"), 0);
     assert_eq!(info["edge_cache_policy"], "predictive");
     // The default budget: one fetch per request, spent on predictions above a price.
     let g = |f: &str| -> f64 { info[f].parse().unwrap_or_else(|_| panic!("{f}")) };

@@ -125,6 +125,10 @@ fn bgsave_right_behind_a_burst_of_views_saves_everything() {
     let _: () = pipe.query(s.conn()).expect("views and BGSAVE accepted");
     wait_background_done(&mut s);
     assert_eq!(s.info("persistence")["rdb_last_bgsave_status"], "ok");
+    assert!(
+        s.edge_stat("edge_learner_batches_total") > 0,
+        "the learner thread took batches"
+    );
 
     let users = ["v0", "v17", "v599", "stranger"];
     let before: Vec<_> = users
