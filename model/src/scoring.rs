@@ -155,7 +155,11 @@ pub struct Query {
 #[derive(Debug, Default, Clone)]
 pub struct Scorer {
     scores: Vec<f32>,
+    /// Slots with a score, in `touched[..n_touched]`; the buffer is as long as `scores`, so
+    /// [`Scorer::add`] appends without a branch (whether a slot is new is a coin flip to
+    /// the branch predictor, and mispredictions were a good part of scoring's time).
     touched: Vec<u32>,
+    n_touched: usize,
     /// Per-history-item sums of own and peers' counts.
     pair: Vec<f32>,
     pair_touched: Vec<u32>,
@@ -233,11 +237,15 @@ impl<'a> TopK<'a> {
 impl Scorer {
     fn add(&mut self, slot: u32, v: f32) {
         let s = &mut self.scores[slot as usize];
-        if *s == 0.0 {
-            self.touched.push(slot);
-        }
+        let new = *s == 0.0;
         // A candidate once touched stays touched even if its share rounds to 0.
         *s += v.max(f32::MIN_POSITIVE);
+        // Each slot is new once (scores only grow), so the buffer never fills; the check
+        // is for the optimizer, always true and so always predicted.
+        if let Some(t) = self.touched.get_mut(self.n_touched) {
+            *t = slot;
+            self.n_touched += usize::from(new);
+        }
     }
 
     /// Ranks items for `user` (or, with `None`, for a viewer never seen before).
@@ -253,8 +261,9 @@ impl Scorer {
         }
         if self.scores.len() < g.catalog.slot_count() {
             self.scores.resize(g.catalog.slot_count(), 0.0);
+            self.touched.resize(self.scores.len(), 0);
         }
-        self.touched.clear();
+        self.n_touched = 0;
         if let Some(u) = user {
             self.gather_global(g, u, config);
             if q.include_seen {
@@ -271,13 +280,17 @@ impl Scorer {
         };
 
         let mut top = TopK::new(q.k);
-        for &slot in &self.touched {
+        for &slot in &self.touched[..self.n_touched] {
+            let mut score = f64::from(self.scores[slot as usize]);
+            // Damping never raises a score, so a candidate already below the bar is out
+            // (checked first: most are, and the catalog entry is a cache miss).
+            if top.bar().is_some_and(|bar| score < bar) {
+                continue;
+            }
             let Some((_, item)) = g.catalog.at(slot) else {
                 continue;
             };
-            let mut score = f64::from(self.scores[slot as usize]);
-            // Damping never raises a score, so a candidate already below the bar is out.
-            if top.bar().is_some_and(|bar| score < bar) || seen(item.fp) {
+            if seen(item.fp) {
                 continue;
             }
             if let Some((a, level)) = damping {
@@ -310,7 +323,7 @@ impl Scorer {
                 name: &item.name,
             });
         }
-        for &slot in &self.touched {
+        for &slot in &self.touched[..self.n_touched] {
             self.scores[slot as usize] = 0.0;
         }
         top.into_predictions()
@@ -384,7 +397,7 @@ impl Scorer {
         }
         if total_w > 0.0 {
             let norm = (1.0 / total_w) as f32;
-            for &slot in &self.touched {
+            for &slot in &self.touched[..self.n_touched] {
                 self.scores[slot as usize] *= norm;
             }
         }
