@@ -64,19 +64,23 @@ fn trained() -> (Engine, Vec<UserState>, Rng) {
     (engine, users, rng)
 }
 
-fn bench(c: &mut Criterion) {
-    let (mut engine, mut users, mut rng) = trained();
-    let items: Vec<String> = (0..ITEMS).map(|i| format!("C{i}")).collect();
-    let mut ts = 1_800_000_000_000i64;
-
-    c.bench_function("record", |b| {
+fn record(
+    c: &mut Criterion,
+    name: &str,
+    engine: &mut Engine,
+    users: &mut [UserState],
+    rng: &mut Rng,
+    items: &[String],
+    ts: &mut i64,
+) {
+    c.bench_function(name, |b| {
         b.iter_batched(
             || (rng.next() as usize % USERS, rng.zipf(ITEMS) as usize),
             |(u, i)| {
-                ts += 1;
+                *ts += 1;
                 let v = View {
                     item: &items[i],
-                    ts_ms: ts,
+                    ts_ms: *ts,
                     duration_s: Some(1200),
                     device: Some("TV"),
                 };
@@ -85,6 +89,22 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+}
+
+fn bench(c: &mut Criterion) {
+    let (mut engine, mut users, mut rng) = trained();
+    let items: Vec<String> = (0..ITEMS).map(|i| format!("C{i}")).collect();
+    let mut ts = 1_800_000_000_000i64;
+
+    record(
+        c,
+        "record",
+        &mut engine,
+        &mut users,
+        &mut rng,
+        &items,
+        &mut ts,
+    );
 
     c.bench_function("predict_k10", |b| {
         b.iter_batched(
@@ -114,6 +134,23 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+
+    // The record above, with full batches of row updates applied on the learner thread as
+    // inside Redis: what a record costs the caller's thread. Last, because it leaves the
+    // viewers ahead of `engine`.
+    let mut threaded = engine.clone();
+    threaded
+        .learn_in_background()
+        .expect("the learner thread starts");
+    record(
+        c,
+        "record_learner_thread",
+        &mut threaded,
+        &mut users,
+        &mut rng,
+        &items,
+        &mut ts,
+    );
 }
 
 criterion_group! {
