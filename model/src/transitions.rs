@@ -13,6 +13,7 @@
 //! Space-Saving falls to 0.191 (unbounded rows: 0.208). Rows are stored as parallel arrays
 //! so that finding an item scans 4 bytes per entry, which is what the record path pays for.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::thread;
 
@@ -326,7 +327,10 @@ impl Learner {
             .name("edge-learner".into())
             .spawn(move || {
                 for mut job in jobs {
-                    job.run();
+                    // The rows travel with the job: whatever happens while applying it, they
+                    // must go back (a panic here would be a bug, but it must not lose the
+                    // model on top of it).
+                    let _ = panic::catch_unwind(AssertUnwindSafe(|| job.run()));
                     if done.send(job).is_err() {
                         break;
                     }
