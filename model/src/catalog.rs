@@ -7,6 +7,7 @@
 //! elsewhere ([`ItemRef`]) to the evicted item can never be mistaken for the new one.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::hash::{fingerprint, FpBuild};
 
@@ -31,8 +32,9 @@ impl ItemRef {
 /// One tracked item.
 #[derive(Debug, Clone)]
 pub struct Item {
-    /// The id clients use.
-    pub name: Box<str>,
+    /// The id clients use; shared with the histories that name the item (see
+    /// [`crate::user::HistoryEntry`]).
+    pub name: Arc<str>,
     /// [`fingerprint`] of the name, cached for seen-set checks.
     pub fp: u64,
     /// Forward-decayed view weight (see [`crate::decay`]).

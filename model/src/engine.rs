@@ -5,6 +5,7 @@
 //! Redis keys), so the engine never owns user data and a user's key can move between nodes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cache::{confidence, Budget, CacheOutcome, EdgeCache};
@@ -257,8 +258,13 @@ impl Engine {
                 self.global.observe_duration(r, d, c.skip_threshold_pct);
             }
         }
+        // The catalog's string when it tracks the item: no allocation per view.
+        let name = learned
+            .item
+            .and_then(|r| self.global.catalog.get(r))
+            .map_or_else(|| Arc::from(view.item), |i| Arc::clone(&i.name));
         user.push(
-            view.item,
+            name,
             view.ts_ms,
             view_weight,
             view.device,

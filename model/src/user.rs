@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 
 use crate::catalog::ItemRef;
 use crate::hash::{fingerprint, FpBuild};
@@ -13,8 +14,9 @@ use crate::hash::{fingerprint, FpBuild};
 /// One recent view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryEntry {
-    /// The item id.
-    pub item: Box<str>,
+    /// The item id: the catalog's own string while the item is tracked, so a view costs no
+    /// allocation and a viewer's history no copy of each name.
+    pub item: Arc<str>,
     /// Its fingerprint, so scoring need not rehash the name.
     pub fp: u64,
     /// When the view happened (ms since the Unix epoch).
@@ -186,7 +188,7 @@ impl UserState {
     /// forgotten first), `personal_max` personal transitions (Space-Saving).
     pub fn push(
         &mut self,
-        item: &str,
+        item: impl Into<Arc<str>>,
         ts_ms: i64,
         weight: f32,
         device: Option<&str>,
@@ -194,6 +196,7 @@ impl UserState {
         hint: Option<ItemRef>,
     ) {
         self.memo = Memo::default();
+        let item = item.into();
         let fp = fingerprint(item.as_bytes());
         if let Some(prev) = self.history.back() {
             let prev = prev.fp;
@@ -206,7 +209,7 @@ impl UserState {
         }
         self.records = self.records.saturating_add(1);
         self.history.push_back(HistoryEntry {
-            item: item.into(),
+            item,
             fp,
             ts_ms,
             weight,
@@ -347,7 +350,7 @@ mod tests {
     fn history_and_seen_are_bounded_oldest_first() {
         let mut u = UserState::default();
         for i in 0..6 {
-            u.push(&format!("I{i}"), i, 1.0, Some("TV"), B, None);
+            u.push(format!("I{i}"), i, 1.0, Some("TV"), B, None);
         }
         let h: Vec<_> = u.history().iter().map(|e| &*e.item).collect();
         assert_eq!(h, ["I3", "I4", "I5"]);

@@ -149,14 +149,14 @@ fn allkeys_lru_evicts_user_keys_under_a_flood() {
     let mut s = Server::start(
         ServerOpts::new()
             .module_arg("history-len", "64")
+            .module_arg("items-max", "1000")
             .config("maxmemory", "64mb")
             .config("maxmemory-policy", "allkeys-lru"),
     );
-    // Users made heavy by long item names (each history entry holds its name): about
-    // 64 KiB each, so some 1000 users fill 64 MiB. Few distinct items: the model stays small.
-    let names: Vec<String> = (0..64)
-        .map(|i| format!("{i:04}-{}", "x".repeat(1000)))
-        .collect();
+    // Users made heavy by long item names of their own: a history shares a name with the
+    // catalog while the item is tracked, and keeps it alone once `items-max` (a small model)
+    // evicts the item. About 64 KiB each, so some 1000 users fill 64 MiB.
+    let long = "x".repeat(1000);
     let deadline = Instant::now() + Duration::from_secs(20);
     let (mut written, mut oom) = (0u64, 0u64);
     // Until evictions start, then 100 users more.
@@ -173,10 +173,10 @@ fn allkeys_lru_evicts_user_keys_under_a_flood() {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         for u in written..written + 25 {
-            for (t, name) in names.iter().enumerate() {
+            for t in 0..64 {
                 pipe.cmd("EDGE.RECORD")
                     .arg(format!("lru{u}"))
-                    .arg(name)
+                    .arg(format!("{u}-{t:02}-{long}"))
                     .arg("TS")
                     .arg(1_700_000_000_000 + t as i64);
             }
