@@ -279,11 +279,25 @@ impl Engine {
         }
     }
 
-    /// Scores on the flushed model: the one way predictions are computed.
-    fn rank(&mut self, user: Option<&UserState>, k: usize, include_seen: bool) -> Vec<Prediction> {
+    /// Scores on the flushed model, the one way predictions are computed, and hands the
+    /// list (names borrowed from the catalog) to `use_list` with the cache, catalog and
+    /// default item size, which the list does not hold on to. Counts the prediction and
+    /// the latency of computing it.
+    fn ranked<R>(
+        &mut self,
+        user: Option<&UserState>,
+        q: Query,
+        use_list: impl FnOnce(&[(&str, f64)], &mut EdgeCache, &Catalog, u64) -> R,
+    ) -> R {
+        let start = Instant::now();
         self.flush();
-        self.scorer
-            .predict(&self.global, user, &self.config, Query { k, include_seen })
+        let list = self.scorer.rank(&self.global, user, &self.config, q);
+        self.stats.predictions += 1;
+        self.stats
+            .predict_latency
+            .record(start.elapsed().as_micros() as u64);
+        let default_size = self.config.default_item_size;
+        use_list(&list, &mut self.cache, &self.global.catalog, default_size)
     }
 
     /// The top `k` items for `user` (`None`: a viewer never seen), best first.
@@ -293,13 +307,14 @@ impl Engine {
         k: usize,
         include_seen: bool,
     ) -> Vec<Prediction> {
-        let start = Instant::now();
-        let out = self.rank(user, k, include_seen);
-        self.stats.predictions += 1;
-        self.stats
-            .predict_latency
-            .record(start.elapsed().as_micros() as u64);
-        out
+        self.ranked(user, Query { k, include_seen }, |list, _, _, _| {
+            list.iter()
+                .map(|&(item, score)| Prediction {
+                    item: item.to_owned(),
+                    score,
+                })
+                .collect()
+        })
     }
 
     /// Like [`Engine::predict`], but served from a memo when neither the user nor the node
@@ -332,29 +347,24 @@ impl Engine {
         let memo = match held {
             Some(m) if fresh(&m) => {
                 self.stats.predict_memo_hits += 1;
+                self.stats.predictions += 1;
                 self.stats.predict_latency.record(0);
                 m
             }
-            _ => {
-                let start = Instant::now();
-                let list = RankedList::pack(&self.rank(user, k, include_seen));
-                self.stats
-                    .predict_latency
-                    .record(start.elapsed().as_micros() as u64);
-                MemoEntry {
-                    version: self.version,
-                    k,
-                    include_seen,
-                    list,
-                }
-            }
+            _ => MemoEntry {
+                version: self.version,
+                k,
+                include_seen,
+                list: self.ranked(user, Query { k, include_seen }, |list, _, _, _| {
+                    RankedList::pack(list)
+                }),
+            },
         };
         let out = reply(&memo.list, k);
         match user {
             Some(u) => *u.memo.0.borrow_mut() = Some(memo),
             None => self.anon_memo = Some(memo),
         }
-        self.stats.predictions += 1;
         out
     }
 
@@ -376,18 +386,22 @@ impl Engine {
     /// controller looks, each offered with its confidence; the controller fetches those it
     /// can afford (see [`crate::cache`]'s budget controller).
     fn prefetch_budgeted(&mut self, user: &UserState) -> Vec<String> {
-        let depth = self.cache.prefetch_k(self.config.prefetch_k);
-        let predictions = self.predict(Some(user), depth, false);
-        let scores: Vec<f64> = predictions.iter().map(|p| p.score).collect();
-        let mut fetched = Vec::new();
-        let (catalog, default) = (&self.global.catalog, self.config.default_item_size);
-        for ((rank, p), q) in predictions.into_iter().enumerate().zip(confidence(&scores)) {
-            let size = || item_size(catalog, default, &p.item, None);
-            if self.cache.offer(&p.item, size, rank, q) {
-                fetched.push(p.item);
+        let k = self.cache.prefetch_k(self.config.prefetch_k);
+        let q = Query {
+            k,
+            include_seen: false,
+        };
+        self.ranked(Some(user), q, |list, cache, catalog, default| {
+            let scores: Vec<f64> = list.iter().map(|&(_, score)| score).collect();
+            let mut fetched = Vec::new();
+            for ((rank, &(item, _)), q) in list.iter().enumerate().zip(confidence(&scores)) {
+                let size = || item_size(catalog, default, item, None);
+                if cache.offer(item, size, rank, q) {
+                    fetched.push(item.to_owned());
+                }
             }
-        }
-        fetched
+            fetched
+        })
     }
 
     fn item_size(&self, item: &str, given: Option<u64>) -> u64 {

@@ -55,19 +55,19 @@ pub struct RankedList {
 const RANKED_ROW: usize = 12;
 
 impl RankedList {
-    /// Packs a list, best first.
-    pub fn pack(list: &[Prediction]) -> Self {
-        let names: usize = list.iter().map(|p| p.item.len()).sum();
+    /// Packs a list of (item, score), best first.
+    pub fn pack(list: &[(&str, f64)]) -> Self {
+        let names: usize = list.iter().map(|(item, _)| item.len()).sum();
         let mut buf = Vec::with_capacity(4 + RANKED_ROW * list.len() + names);
         buf.extend_from_slice(&(list.len() as u32).to_le_bytes());
         let mut end = 0u32;
-        for p in list {
-            end += p.item.len() as u32;
+        for (item, score) in list {
+            end += item.len() as u32;
             buf.extend_from_slice(&end.to_le_bytes());
-            buf.extend_from_slice(&p.score.to_le_bytes());
+            buf.extend_from_slice(&score.to_le_bytes());
         }
-        for p in list {
-            buf.extend_from_slice(p.item.as_bytes());
+        for (item, _) in list {
+            buf.extend_from_slice(item.as_bytes());
         }
         RankedList {
             buf: buf.into_boxed_slice(),
@@ -222,14 +222,12 @@ impl<'a> TopK<'a> {
         }
     }
 
-    fn into_predictions(self) -> Vec<Prediction> {
+    /// (name, score), best first.
+    fn into_ranked(self) -> Vec<(&'a str, f64)> {
         self.heap
             .into_sorted_vec()
             .into_iter()
-            .map(|Reverse(r)| Prediction {
-                item: r.name.to_owned(),
-                score: r.score,
-            })
+            .map(|Reverse(r)| (r.name, r.score))
             .collect()
     }
 }
@@ -256,6 +254,25 @@ impl Scorer {
         config: &Config,
         q: Query,
     ) -> Vec<Prediction> {
+        self.rank(g, user, config, q)
+            .into_iter()
+            .map(|(item, score)| Prediction {
+                item: item.to_owned(),
+                score,
+            })
+            .collect()
+    }
+
+    /// [`Scorer::predict`] with the names borrowed from the catalog: a play looks at up to
+    /// a hundred predictions and keeps a few, and the memo copies them into one buffer, so
+    /// neither needs a string per item.
+    pub fn rank<'g>(
+        &mut self,
+        g: &'g GlobalModel,
+        user: Option<&UserState>,
+        config: &Config,
+        q: Query,
+    ) -> Vec<(&'g str, f64)> {
         if q.k == 0 {
             return Vec::new();
         }
@@ -326,7 +343,7 @@ impl Scorer {
         for &slot in &self.touched[..self.n_touched] {
             self.scores[slot as usize] = 0.0;
         }
-        top.into_predictions()
+        top.into_ranked()
     }
 
     fn gather_global(&mut self, g: &GlobalModel, u: &UserState, c: &Config) {

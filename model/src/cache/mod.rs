@@ -434,12 +434,22 @@ impl EdgeCache {
 
     fn fetch_or_refresh(&mut self, key: &str, size: u64, rank: usize) -> bool {
         if let Some(&i) = self.index.get(key) {
-            if self.nodes.0[i as usize].segment == Segment::Prefetch {
-                self.list.unlink(&mut self.nodes, i);
-                self.list.push_tail(&mut self.nodes, i);
-            }
+            self.refresh(i);
             return false;
         }
+        self.fetch(key, size, rank)
+    }
+
+    /// A prefetch of an item already cached costs nothing: it only counts as recent again.
+    fn refresh(&mut self, i: u32) {
+        if self.nodes.0[i as usize].segment == Segment::Prefetch {
+            self.list.unlink(&mut self.nodes, i);
+            self.list.push_tail(&mut self.nodes, i);
+        }
+    }
+
+    /// Brings an item not in the cache from the origin as a prefetch, if it can be admitted.
+    fn fetch(&mut self, key: &str, size: u64, rank: usize) -> bool {
         let seg = if self.policy == CachePolicy::Lru {
             Segment::Lru
         } else {
@@ -465,10 +475,12 @@ impl EdgeCache {
         rank: usize,
         confidence: f64,
     ) -> bool {
-        if !self.index.contains_key(key) && !self.budget.affordable(rank, confidence) {
+        // One lookup per offer: a play makes up to a hundred.
+        if let Some(&i) = self.index.get(key) {
+            self.refresh(i);
             return false;
         }
-        self.fetch_or_refresh(key, size(), rank)
+        self.budget.affordable(rank, confidence) && self.fetch(key, size(), rank)
     }
 
     /// How many predictions the next prefetch should look at: the controller's depth when
