@@ -51,6 +51,7 @@ fn known_help(name: &str) -> Option<&'static str> {
         "edge_cache_capacity_bytes" => "Configured edge cache capacity in bytes.",
         "edge_model_memory_bytes" => "Approximate memory used by the prediction model.",
         "edge_learner_batches_total" => "Batches of row updates applied on the learner thread, off the server's main thread.",
+        "edge_learner_fork_waits_total" => "Forks (BGSAVE, AOF rewrite, full sync) that waited for a batch on the learner thread.",
         "edge_prefetch_budget" => "Origin fetches per request the prefetcher may spend (0: fixed prefetch-k).",
         "edge_prefetch_price" => "Confidence a prediction needs to be prefetched, set by the budget controller.",
         "edge_prefetch_depth" => "Predictions the prefetcher looks at per play.",

@@ -131,15 +131,16 @@ impl Engine {
     /// Applies learning's batches of row updates on a thread of its own, so that recording
     /// a view costs the caller the viewer's state and a buffer push, not the scattered
     /// row updates. Answers are unchanged: every reader waits for the rows (see
-    /// [`crate::transitions::Transitions`]). Fails only if the thread cannot be started.
-    pub fn learn_in_background(&mut self) -> std::io::Result<()> {
-        self.global.transitions.learn_in_background()
+    /// [`crate::transitions::Transitions`]). The thread starts with the first full batch;
+    /// if it cannot, learning stays inline.
+    pub fn learn_in_background(&mut self) {
+        self.global.transitions.learn_in_background();
     }
 
     /// Waits until no batch is on the learner thread: call before `fork()`, so that the
-    /// child finds the whole model in its own memory.
-    pub fn quiesce(&mut self) {
-        self.global.transitions.quiesce();
+    /// child finds the whole model in its own memory. Returns whether one was.
+    pub fn quiesce(&mut self) -> bool {
+        self.global.transitions.quiesce()
     }
 
     /// In a forked child (where the learner thread does not exist): learn inline from now on.

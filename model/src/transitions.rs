@@ -257,7 +257,9 @@ pub struct Transitions {
     scratch: Vec<Link>,
     /// Stamp given to rows changed from now on (see [`crate::federated`]).
     epoch: u32,
-    /// The learner thread, when batches are applied in the background.
+    /// Whether full batches go to a learner thread (started at the first full batch).
+    background: bool,
+    /// The learner thread, once started.
     learner: Option<Learner>,
     /// Batches applied on the learner thread since the process started (not persisted).
     handed_off: u64,
@@ -267,12 +269,14 @@ impl Clone for Transitions {
     /// A copy learns inline (the learner thread is not shared). Rows away on the learner
     /// cannot be reached through `&self`: clone after a flush.
     fn clone(&self) -> Self {
-        debug_assert!(!self.is_away(), "cloned with rows on the learner thread");
+        // A copy taken then would silently have no rows: refuse loudly instead.
+        assert!(!self.is_away(), "cloned with rows on the learner thread");
         Transitions {
             rows: self.rows.clone(),
             pending: self.pending.clone(),
             scratch: Vec::new(),
             epoch: self.epoch,
+            background: false,
             learner: None,
             handed_off: 0,
         }
@@ -364,27 +368,30 @@ impl Transitions {
         self.pending.len() >= FLUSH_AT
     }
 
-    /// Applies full batches on a thread of its own from now on (see the type's docs).
-    pub fn learn_in_background(&mut self) -> std::io::Result<()> {
-        if self.learner.is_none() {
-            self.learner = Some(Learner::spawn()?);
-        }
-        Ok(())
+    /// Applies full batches on a thread of its own from now on (see the type's docs). The
+    /// thread starts with the first full batch, so a table that never fills one (or a
+    /// module whose load fails) never has one; if it cannot start, learning stays inline.
+    pub fn learn_in_background(&mut self) {
+        self.background = true;
     }
 
-    /// Waits for the rows and stops using the learner thread without joining it. For a
-    /// forked child process, where the thread does not exist: call
-    /// [`quiesce`](Transitions::quiesce) before the fork so no batch is away.
+    /// Stops using the learner thread without joining it. For a forked child process,
+    /// where the thread does not exist: call [`quiesce`](Transitions::quiesce) before the
+    /// fork so that no batch is away.
     pub fn forget_learner(&mut self) {
         debug_assert!(!self.is_away());
+        self.background = false;
         if let Some(l) = self.learner.take() {
             std::mem::forget(l);
         }
     }
 
-    /// Waits until no batch is away (before a fork, so the child finds the rows at home).
-    pub fn quiesce(&mut self) {
+    /// Waits until no batch is away (before a fork, so the child finds the rows at home);
+    /// returns whether one was.
+    pub fn quiesce(&mut self) -> bool {
+        let away = self.is_away();
         self.home();
+        away
     }
 
     fn is_away(&self) -> bool {
@@ -418,6 +425,10 @@ impl Transitions {
     /// A full buffer: sends it to the learner thread with the rows, or, without one,
     /// applies it now. While a batch is away the next one keeps buffering, up to a bound.
     pub fn hand_off(&mut self, max: usize, admission: f32) {
+        if self.background && self.learner.is_none() {
+            self.learner = Learner::spawn().ok();
+            self.background = self.learner.is_some();
+        }
         let Some(l) = self.learner.as_mut() else {
             return self.flush(max, admission);
         };
@@ -475,9 +486,17 @@ impl Transitions {
         *self.row_mut(from) = row;
     }
 
+    /// Edits to a row must come after every buffered link (flush first), or they would
+    /// land before links learned earlier: with a batch away and a backlog buffered, the
+    /// backlog is applied after the edit.
+    fn edit_ready(&mut self) {
+        debug_assert!(self.pending.is_empty(), "edited with links pending");
+        self.home();
+    }
+
     /// Drops every row (a full import replaces everything).
     pub fn clear(&mut self) {
-        self.home();
+        self.edit_ready();
         self.rows.clear();
     }
 
@@ -512,7 +531,7 @@ impl Transitions {
 
     /// The row of `from`, created if needed.
     pub fn row_mut(&mut self, from: ItemRef) -> &mut Row {
-        self.home();
+        self.edit_ready();
         let i = from.slot as usize;
         if self.rows.len() <= i {
             self.rows.resize_with(i + 1, Row::default);
@@ -522,7 +541,7 @@ impl Transitions {
 
     /// Forgets the row of an evicted slot.
     pub fn clear_slot(&mut self, slot: u32) {
-        self.home();
+        self.edit_ready();
         if let Some(r) = self.rows.get_mut(slot as usize) {
             *r = Row::default();
         }
@@ -530,14 +549,13 @@ impl Transitions {
 
     /// Multiplies every weight by `factor` (a decay rescale). Flush first.
     pub fn scale(&mut self, factor: f32) {
-        debug_assert!(self.pending.is_empty());
-        self.home();
+        self.edit_ready();
         self.rows.iter_mut().for_each(|r| r.scale(factor));
     }
 
     /// Applies a lowered row bound to every row.
     pub fn shrink(&mut self, max: usize) {
-        self.home();
+        self.edit_ready();
         self.rows.iter_mut().for_each(|r| r.shrink(max));
     }
 
@@ -808,28 +826,33 @@ mod tests {
         }
     }
 
+    /// A pseudo-random link among `from_span` × `to_span` slots, weight 1 to 3.
+    fn random_link(x: &mut u64, from_span: u64, to_span: u64) -> (ItemRef, ItemRef, f32) {
+        *x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let r = |bits: u32, span: u64| ItemRef {
+            slot: ((*x >> bits) % span) as u32,
+            gen: 0,
+        };
+        (
+            r(33, from_span),
+            r(13, to_span),
+            1.0 + ((*x >> 7) % 3) as f32,
+        )
+    }
+
     /// Drives two tables with the same links, one learning inline and one on its learner
     /// thread, with readers and row edits in between; they must agree at every read.
     #[test]
     fn background_learning_gives_the_rows_inline_learning_gives() {
         let mut inline = Transitions::default();
         let mut background = Transitions::default();
-        background.learn_in_background().unwrap();
+        background.learn_in_background();
         let mut x: u64 = 7;
         let mut handed = 0;
         for n in 0..(BACKLOG_MAX * 3) as u64 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let from = ItemRef {
-                slot: ((x >> 33) % 700) as u32,
-                gen: 0,
-            };
-            let to = ItemRef {
-                slot: ((x >> 13) % 900) as u32,
-                gen: 0,
-            };
-            let w = 1.0 + ((x >> 7) % 3) as f32;
+            let (from, to, w) = random_link(&mut x, 700, 900);
             let full = inline.defer(from, to, w);
             assert_eq!(background.defer(from, to, w), full);
             if full {
@@ -837,24 +860,28 @@ mod tests {
                 background.hand_off(16, 0.5);
                 handed += 1;
             }
-            // Now and then, with a batch likely away: an edit that must wait for it, or a
-            // reader.
-            match n % 20_011 {
+            // Now and then, with a batch likely away: an edit (after a flush, as the engine
+            // does) that must wait for it, or a reader.
+            match n % 50_021 {
                 0 => {
+                    inline.flush(16, 0.5);
                     inline.clear_slot(from.slot);
+                    background.flush(16, 0.5);
                     background.clear_slot(from.slot);
                 }
-                5_000 => {
+                12_000 => {
                     inline.flush(16, 0.5);
                     inline.scale(0.5);
                     background.flush(16, 0.5);
                     background.scale(0.5);
                 }
-                10_000 => {
+                25_000 => {
+                    inline.flush(16, 0.5);
                     inline.set_row(to, Row::default());
+                    background.flush(16, 0.5);
                     background.set_row(to, Row::default());
                 }
-                15_000 => {
+                38_000 => {
                     inline.flush(16, 0.5);
                     background.flush(16, 0.5);
                     assert!(inline == background, "diverged at {n}");
@@ -869,6 +896,46 @@ mod tests {
         background.flush(16, 0.5);
         assert!(inline == background);
         assert!(!inline.is_empty());
+    }
+
+    /// A batch big enough to keep the learner busy for a while, then full buffers as fast
+    /// as they come: they must pile up as a backlog (the producer does not wait), hit the
+    /// backlog bound (then it waits), and still land in order.
+    #[test]
+    fn a_backlog_behind_a_busy_learner_lands_in_order() {
+        let mut inline = Transitions::default();
+        let mut background = Transitions::default();
+        background.learn_in_background();
+        let mut x: u64 = 11;
+        let mut link = || random_link(&mut x, 5_000, 5_000);
+        // One huge first batch (defer says "full" long before; nobody hands off yet).
+        for _ in 0..8 * BACKLOG_MAX {
+            let (f, t, w) = link();
+            inline.defer(f, t, w);
+            background.defer(f, t, w);
+        }
+        inline.hand_off(128, 0.25);
+        background.hand_off(128, 0.25);
+        assert!(background.is_away());
+        // Then full buffers, handed off at once: the first few find the batch away.
+        let mut backlogged = 0;
+        for _ in 0..2 * BACKLOG_MAX {
+            let (f, t, w) = link();
+            inline.defer(f, t, w);
+            if background.defer(f, t, w) {
+                backlogged = backlogged.max(background.pending());
+                inline.hand_off(128, 0.25);
+                background.hand_off(128, 0.25);
+            }
+        }
+        // It reached the bound, where recording waits for the learner.
+        assert!(
+            backlogged >= BACKLOG_MAX,
+            "no backlog built up ({backlogged})"
+        );
+        inline.flush(128, 0.25);
+        background.flush(128, 0.25);
+        assert!(inline == background);
     }
 
     #[test]

@@ -96,18 +96,20 @@ fn wrong_type(_: RedisError) -> RedisError {
 }
 
 /// Runs `f` on the user stored at `key`, creating the user if the key is empty.
+///
+/// The engine is unlocked before the new key is stored: storing it fires keyspace events,
+/// and whatever runs on them (another module may even fork) must find the lock free.
 fn with_user<R>(
     ctx: &Context,
     key: &RedisString,
     f: impl FnOnce(&mut Engine, &mut UserState) -> R,
 ) -> Result<R, RedisError> {
     let k = ctx.open_key_writable(key);
-    let mut engine = state::engine();
     if let Some(user) = k.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)? {
-        return Ok(f(&mut engine, user));
+        return Ok(f(&mut state::engine(), user));
     }
     let mut user = UserState::default();
-    let out = f(&mut engine, &mut user);
+    let out = f(&mut state::engine(), &mut user);
     k.set_value(&USER_TYPE, user).map_err(wrong_type)?;
     state::users_add(1);
     Ok(out)
@@ -133,14 +135,13 @@ fn replicate_with_ts(
     // context is this command's. The two created strings are freed below, after Redis has
     // taken its own references to them; the client's strings outlive the call.
     unsafe {
-        let (Some(create), Some(from_ll), Some(replicate), Some(free)) = (
-            raw::RedisModule_CreateString,
-            raw::RedisModule_CreateStringFromLongLong,
-            raw::RedisModule_Replicate,
-            raw::RedisModule_FreeString,
-        ) else {
-            return;
-        };
+        // Present in every server this module loads into (Redis 6.2+): a missing one would
+        // silently stop replication and AOF, so it is a bug worth stopping on.
+        const API: &str = "Redis module API (Redis 6.2+)";
+        let create = raw::RedisModule_CreateString.expect(API);
+        let from_ll = raw::RedisModule_CreateStringFromLongLong.expect(API);
+        let replicate = raw::RedisModule_Replicate.expect(API);
+        let free = raw::RedisModule_FreeString.expect(API);
         let added = [create(c, c"TS".as_ptr(), 2), from_ll(c, ts)];
         // The client's own strings go out as they are.
         let mut argv: Vec<*mut raw::RedisModuleString> =
@@ -159,14 +160,13 @@ fn replicate_with_ts(
 fn notify(ctx: &Context, event: &CStr, key: &RedisString) {
     // SAFETY: as above; `event` is a NUL-terminated constant and `key` the client's string.
     unsafe {
-        if let Some(notify) = raw::RedisModule_NotifyKeyspaceEvent {
-            notify(
-                ctx.get_raw(),
-                NotifyEvent::MODULE.bits(),
-                event.as_ptr(),
-                key.inner,
-            );
-        }
+        let notify = raw::RedisModule_NotifyKeyspaceEvent.expect("Redis module API");
+        notify(
+            ctx.get_raw(),
+            NotifyEvent::MODULE.bits(),
+            event.as_ptr(),
+            key.inner,
+        );
     }
 }
 

@@ -19,7 +19,12 @@ fn float(v: f64) -> String {
 }
 
 /// Fills the module's INFO sections.
-pub fn add_sections(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<()> {
+pub fn add_sections(ctx: &InfoContext, for_crash_report: bool) -> RedisResult<()> {
+    // A crash report runs on whichever thread crashed, perhaps holding the engine or being
+    // the learner thread: it must neither wait for the lock nor for a batch.
+    if for_crash_report {
+        return crash_section(ctx);
+    }
     let mut engine = state::engine();
     let memory = engine.memory_bytes();
     let fed = state::federation(&mut engine);
@@ -56,7 +61,8 @@ pub fn add_sections(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<(
         .field("prefetch_depth", u(cache.budget().depth()))?
         .field("prefetch_credit", float(cache.budget().credit()))?
         .field("model_memory_bytes", u(memory))?
-        .field("learner_batches_total", g.transitions.handed_off())?;
+        .field("learner_batches_total", g.transitions.handed_off())?
+        .field("learner_fork_waits_total", state::fork_waits())?;
 
     let mut latency = stats
         .build_section()?
@@ -97,6 +103,24 @@ pub fn add_sections(ctx: &InfoContext, _for_crash_report: bool) -> RedisResult<(
         .field("peer_rows", f("peer_rows"))?
         .field("peer_transitions", f("peer_transitions"))?
         .field("peer_views", f("peer_views"))?
+        .build_section()?
+        .build_info()?;
+    Ok(())
+}
+
+/// What a crash report can tell without waiting: the counters, if the engine is free.
+fn crash_section(ctx: &InfoContext) -> RedisResult<()> {
+    let Some(engine) = state::try_engine() else {
+        return Ok(());
+    };
+    let s = engine.stats();
+    ctx.builder()
+        .add_section("stats")
+        .field("users", state::users().max(0) as u64)?
+        .field("items", engine.catalog().len() as u64)?
+        .field("records_total", s.records)?
+        .field("predictions_total", s.predictions)?
+        .field("plays_total", s.plays)?
         .build_section()?
         .build_info()?;
     Ok(())

@@ -117,6 +117,10 @@ extern "C" fn before_fork() {
     state::before_fork();
 }
 
+extern "C" fn after_fork_in_parent() {
+    state::after_fork_in_parent();
+}
+
 extern "C" fn in_fork_child() {
     state::in_fork_child();
 }
@@ -127,10 +131,16 @@ fn guard_forks() -> Result<(), String> {
     static DONE: std::sync::Once = std::sync::Once::new();
     let mut rc = 0;
     DONE.call_once(|| {
-        // SAFETY: both handlers are plain `extern "C"` functions without arguments, valid
-        // for the life of the process (the module is never unloaded while Redis can fork:
-        // it registers a data type, which makes it unloadable).
-        rc = unsafe { libc::pthread_atfork(Some(before_fork), None, Some(in_fork_child)) };
+        // SAFETY: the handlers are plain `extern "C"` functions without arguments, valid
+        // for the life of the process (Redis refuses to unload a module that registered a
+        // data type; and glibc drops a library's handlers if a failed load unmaps it).
+        rc = unsafe {
+            libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork_in_parent),
+                Some(in_fork_child),
+            )
+        };
     });
     if rc == 0 {
         Ok(())

@@ -5,6 +5,7 @@
 //! touch the counters, and so that the borrow checker can see one owner. The engine's
 //! learner thread never takes it: batches and rows travel to it by channel.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,20 +22,47 @@ static ENGINE: LazyLock<Mutex<Engine>> = LazyLock::new(|| {
 /// (see `Engine::learn_in_background`). If the thread cannot start, learning stays inline:
 /// slower, never wrong.
 fn with_learner(mut e: Engine) -> Engine {
-    let _ = e.learn_in_background();
+    e.learn_in_background();
     e
 }
 
+thread_local! {
+    /// The engine lock, held by the forking thread from just before `fork()` until just
+    /// after, in parent and child alike: no other thread can send a batch away in between.
+    static FORK_GUARD: RefCell<Option<MutexGuard<'static, Engine>>> = const { RefCell::new(None) };
+}
+
+/// Forks that found a batch on the learner thread and waited for it (INFO).
+static FORK_WAITS: AtomicU64 = AtomicU64::new(0);
+
 /// Before any `fork()` (BGSAVE, AOF rewrite, full sync): wait until no batch is on the
 /// learner thread, so that the child, which has no such thread, finds the whole model in
-/// its own memory. Redis forks from its main thread between commands, so the lock is free.
+/// its own memory, and keep the engine locked through the fork. Commands never hold the
+/// lock while calling back into Redis (see `commands::with_user`), so it is free here.
 pub fn before_fork() {
-    engine().quiesce();
+    let mut guard = engine();
+    if guard.quiesce() {
+        FORK_WAITS.fetch_add(1, Ordering::Relaxed);
+    }
+    FORK_GUARD.with(|g| *g.borrow_mut() = Some(guard));
+}
+
+/// In the parent after `fork()`: release the engine.
+pub fn after_fork_in_parent() {
+    FORK_GUARD.with(|g| drop(g.borrow_mut().take()));
 }
 
 /// In the forked child: the learner thread does not exist there, so learn inline.
 pub fn in_fork_child() {
-    engine().forget_learner();
+    FORK_GUARD.with(|g| match g.borrow_mut().take() {
+        Some(mut guard) => guard.forget_learner(),
+        None => engine().forget_learner(),
+    });
+}
+
+/// Forks that had to wait for a batch on the learner thread.
+pub fn fork_waits() -> u64 {
+    FORK_WAITS.load(Ordering::Relaxed)
 }
 
 /// Keys of the user type in this node (a gauge for INFO). Freed on lazy-free threads too,
@@ -45,6 +73,15 @@ pub static USERS: AtomicI64 = AtomicI64::new(0);
 /// completed before replying), so a poisoned lock is simply taken over.
 pub fn engine() -> MutexGuard<'static, Engine> {
     ENGINE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The engine if no one holds it (a crash report must not wait).
+pub fn try_engine() -> Option<MutexGuard<'static, Engine>> {
+    match ENGINE.try_lock() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
 }
 
 /// Counts a user key created or destroyed.

@@ -213,6 +213,8 @@ impl Server {
 
     fn spawn_and_connect(&mut self) -> Result<(), StartError> {
         let mut cmd = Command::new(self.opts.server_binary());
+        // A group of its own, so that `kill` also ends its BGSAVE or rewrite children.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.arg("--port")
             .arg(self.port.to_string())
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -400,6 +402,11 @@ impl Server {
 
     fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // The whole group: a child forked for a save must not outlive the test.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", c.id())])
+                .stderr(std::process::Stdio::null())
+                .status();
             let _ = c.kill();
             let _ = c.wait();
         }

@@ -181,6 +181,7 @@ fn info_edge_is_complete_and_consistent() {
         "edge_cache_policy",
         "edge_model_memory_bytes",
         "edge_learner_batches_total",
+        "edge_learner_fork_waits_total",
         "edge_prefetch_budget",
         "edge_prefetch_price",
         "edge_prefetch_depth",
