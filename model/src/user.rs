@@ -268,7 +268,13 @@ impl UserState {
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.history.capacity() * std::mem::size_of::<HistoryEntry>()
-            + self.history.iter().map(|h| h.item.len()).sum::<usize>()
+            // A name shared with the catalog (or other viewers) is not this user's to count.
+            + self
+                .history
+                .iter()
+                .filter(|h| Arc::strong_count(&h.item) == 1)
+                .map(|h| h.item.len())
+                .sum::<usize>()
             + self.seen.capacity() * 9
             + self.seen_order.capacity() * 8
             + self.personal.capacity() * std::mem::size_of::<PersonalTransition>()
