@@ -425,7 +425,7 @@ impl Scorer {
         if weight <= 0.0 {
             return;
         }
-        let from_last = || u.personal().iter().filter(|t| t.prev == last.fp);
+        let from_last = || u.personal().filter(|t| t.prev == last.fp);
         let total: f32 = from_last().map(|t| t.weight).sum();
         if total <= 0.0 {
             return;

@@ -274,7 +274,7 @@ pub fn user(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             ])
         })
         .collect();
-    let mut personal = u.personal().to_vec();
+    let mut personal: Vec<_> = u.personal().collect();
     personal.sort_by(|a, b| b.weight.total_cmp(&a.weight));
     let transitions: Vec<RedisValue> = personal
         .iter()
