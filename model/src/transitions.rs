@@ -242,7 +242,8 @@ const BACKLOG_MAX: usize = 8 * FLUSH_AT;
 /// ([`Transitions::flush`]), each row once per batch while it is hot. The sort is stable,
 /// so every row sees its links in the original order and ends in exactly the state that
 /// immediate application gives; rows are independent, so when a batch is applied changes
-/// nothing. Readers flush first (the engine does), which keeps every answer exact.
+/// nothing. Readers, and edits of rows (decay, eviction, imports), flush first (the engine
+/// does; edits assert it), which keeps every answer exact.
 ///
 /// That last property lets full batches be applied on a thread of their own
 /// ([`Transitions::learn_in_background`]): the rows travel to the learner with the batch
