@@ -24,10 +24,9 @@
 //! seen items are included. Everything not reached by the user's rows ranks below, by
 //! decayed popularity, which also fills the list for a new user. Ties go to the more popular
 //! item, then the smaller id. Only items reachable from the user's rows and the popularity
-//! board are touched, and top-k uses a bounded heap: cost is O(H · successors + k).
+//! board are touched, and top-k keeps a lazily pruned buffer: cost is O(H · successors + k).
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::cmp::Ordering;
 
 use crate::catalog::ItemRef;
 use crate::config::Config;
@@ -193,42 +192,54 @@ impl Ord for Ranked<'_> {
     }
 }
 
-/// The k best offers seen so far.
+/// The k best offers seen so far, kept lazily: offers go into a buffer, and when it holds
+/// 2k the best k are selected (linear time) and the k-th best score becomes the bar later
+/// offers must reach. Amortized O(1) per offer where a heap pays O(log k): a play ranks up
+/// to a hundred predictions from a thousand candidates.
 struct TopK<'a> {
-    heap: BinaryHeap<Reverse<Ranked<'a>>>,
+    buf: Vec<Ranked<'a>>,
     k: usize,
+    bar: Option<f64>,
 }
 
 impl<'a> TopK<'a> {
     fn new(k: usize) -> Self {
         TopK {
-            heap: BinaryHeap::with_capacity(k + 1),
+            buf: Vec::with_capacity(2 * k),
             k,
+            bar: None,
         }
     }
 
-    /// The score a new offer must beat once the list is full.
+    /// A score no offer below can enter the k best (`None` until k offers are known).
     fn bar(&self) -> Option<f64> {
-        (self.heap.len() >= self.k)
-            .then(|| self.heap.peek().map_or(f64::NEG_INFINITY, |r| r.0.score))
+        self.bar
     }
 
     fn offer(&mut self, r: Ranked<'a>) {
-        if self.heap.len() < self.k {
-            self.heap.push(Reverse(r));
-        } else if self.heap.peek().is_some_and(|min| r > min.0) {
-            self.heap.pop();
-            self.heap.push(Reverse(r));
+        if self.bar.is_some_and(|bar| r.score < bar) {
+            return;
+        }
+        self.buf.push(r);
+        if self.buf.len() >= 2 * self.k {
+            self.keep_best();
+            self.bar = self.buf.iter().map(|r| r.score).reduce(f64::min);
+        }
+    }
+
+    /// Keeps the k best offers (in no particular order).
+    fn keep_best(&mut self) {
+        if self.buf.len() > self.k {
+            self.buf.select_nth_unstable_by(self.k - 1, |a, b| b.cmp(a));
+            self.buf.truncate(self.k);
         }
     }
 
     /// (name, score), best first.
-    fn into_ranked(self) -> Vec<(&'a str, f64)> {
-        self.heap
-            .into_sorted_vec()
-            .into_iter()
-            .map(|Reverse(r)| (r.name, r.score))
-            .collect()
+    fn into_ranked(mut self) -> Vec<(&'a str, f64)> {
+        self.keep_best();
+        self.buf.sort_unstable_by(|a, b| b.cmp(a));
+        self.buf.into_iter().map(|r| (r.name, r.score)).collect()
     }
 }
 
