@@ -449,3 +449,50 @@ impl Scorer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lazily pruned top-k gives exactly the first k of a full sort, ties included
+    /// (equal scores fall to popularity, then to the smaller name).
+    #[test]
+    fn top_k_is_the_head_of_a_full_sort() {
+        let names: Vec<String> = (0..3_000).map(|i| format!("I{i:04}")).collect();
+        let mut x: u64 = 5;
+        for k in [1, 2, 3, 10, 100, 2_999, 5_000] {
+            let offers: Vec<Ranked> = names
+                .iter()
+                .map(|name| {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    Ranked {
+                        // Few distinct values, so ties are everywhere.
+                        score: ((x >> 40) % 50) as f64 / 7.0,
+                        popularity: ((x >> 20) % 5) as f64,
+                        name,
+                    }
+                })
+                .collect();
+            let mut top = TopK::new(k);
+            for r in &offers {
+                if top.bar().is_some_and(|bar| r.score < bar) {
+                    continue;
+                }
+                top.offer(Ranked { ..*r });
+            }
+            let mut all: Vec<(&str, f64, f64)> = offers
+                .iter()
+                .map(|r| (r.name, r.score, r.popularity))
+                .collect();
+            all.sort_by(|a, b| {
+                b.1.total_cmp(&a.1)
+                    .then(b.2.total_cmp(&a.2))
+                    .then(a.0.cmp(b.0))
+            });
+            let want: Vec<(&str, f64)> = all.iter().take(k).map(|a| (a.0, a.1)).collect();
+            assert_eq!(top.into_ranked(), want, "k {k}");
+        }
+    }
+}
