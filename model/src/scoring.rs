@@ -257,26 +257,10 @@ impl Scorer {
         }
     }
 
-    /// Ranks items for `user` (or, with `None`, for a viewer never seen before).
-    pub fn predict(
-        &mut self,
-        g: &GlobalModel,
-        user: Option<&UserState>,
-        config: &Config,
-        q: Query,
-    ) -> Vec<Prediction> {
-        self.rank(g, user, config, q)
-            .into_iter()
-            .map(|(item, score)| Prediction {
-                item: item.to_owned(),
-                score,
-            })
-            .collect()
-    }
-
-    /// [`Scorer::predict`] with the names borrowed from the catalog: a play looks at up to
-    /// a hundred predictions and keeps a few, and the memo copies them into one buffer, so
-    /// neither needs a string per item.
+    /// Ranks items for `user` (or, with `None`, for a viewer never seen before), best
+    /// first, with the names borrowed from the catalog: a play looks at up to a hundred
+    /// predictions and keeps a few, and the memo copies them into one buffer, so neither
+    /// needs a string per item.
     pub fn rank<'g>(
         &mut self,
         g: &'g GlobalModel,

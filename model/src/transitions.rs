@@ -258,10 +258,8 @@ pub struct Transitions {
     scratch: Vec<Link>,
     /// Stamp given to rows changed from now on (see [`crate::federated`]).
     epoch: u32,
-    /// Whether full batches go to a learner thread (started at the first full batch).
-    background: bool,
-    /// The learner thread, once started.
-    learner: Option<Learner>,
+    /// Where full batches are applied.
+    mode: Mode,
     /// Batches applied on the learner thread since the process started (not persisted).
     handed_off: u64,
 }
@@ -277,8 +275,7 @@ impl Clone for Transitions {
             pending: self.pending.clone(),
             scratch: Vec::new(),
             epoch: self.epoch,
-            background: false,
-            learner: None,
+            mode: Mode::Inline,
             handed_off: 0,
         }
     }
@@ -288,6 +285,18 @@ impl PartialEq for Transitions {
     fn eq(&self, other: &Self) -> bool {
         self.rows == other.rows && self.pending == other.pending
     }
+}
+
+/// Where full batches are applied.
+#[derive(Debug, Default)]
+enum Mode {
+    /// By the caller, at once.
+    #[default]
+    Inline,
+    /// On a learner thread, started with the first full batch.
+    Background,
+    /// On this learner thread.
+    Running(Learner),
 }
 
 /// A batch on its way to the learner thread and back.
@@ -373,7 +382,9 @@ impl Transitions {
     /// thread starts with the first full batch, so a table that never fills one (or a
     /// module whose load fails) never has one; if it cannot start, learning stays inline.
     pub fn learn_in_background(&mut self) {
-        self.background = true;
+        if matches!(self.mode, Mode::Inline) {
+            self.mode = Mode::Background;
+        }
     }
 
     /// Stops using the learner thread without joining it. For a forked child process,
@@ -381,10 +392,7 @@ impl Transitions {
     /// fork so that no batch is away.
     pub fn forget_learner(&mut self) {
         debug_assert!(!self.is_away());
-        self.background = false;
-        if let Some(l) = self.learner.take() {
-            std::mem::forget(l);
-        }
+        std::mem::forget(std::mem::take(&mut self.mode));
     }
 
     /// Waits until no batch is away (before a fork, so the child finds the rows at home);
@@ -396,14 +404,17 @@ impl Transitions {
     }
 
     fn is_away(&self) -> bool {
-        self.learner.as_ref().is_some_and(|l| l.away)
+        matches!(&self.mode, Mode::Running(l) if l.away)
     }
 
     /// Brings the rows back from the learner thread, waiting for its batch if need be.
     fn home(&mut self) {
-        let Some(l) = self.learner.as_mut().filter(|l| l.away) else {
+        let Mode::Running(l) = &mut self.mode else {
             return;
         };
+        if !l.away {
+            return;
+        }
         let job = l
             .back
             .recv()
@@ -426,11 +437,10 @@ impl Transitions {
     /// A full buffer: sends it to the learner thread with the rows, or, without one,
     /// applies it now. While a batch is away the next one keeps buffering, up to a bound.
     pub fn hand_off(&mut self, max: usize, admission: f32) {
-        if self.background && self.learner.is_none() {
-            self.learner = Learner::spawn().ok();
-            self.background = self.learner.is_some();
+        if matches!(self.mode, Mode::Background) {
+            self.mode = Learner::spawn().map_or(Mode::Inline, Mode::Running);
         }
-        let Some(l) = self.learner.as_mut() else {
+        let Mode::Running(l) = &mut self.mode else {
             return self.flush(max, admission);
         };
         if l.away {
@@ -443,7 +453,9 @@ impl Transitions {
                 Err(_) => self.home(),
             }
         }
-        let l = self.learner.as_mut().expect("checked above");
+        let Mode::Running(l) = &mut self.mode else {
+            unreachable!("checked above");
+        };
         let job = Job {
             rows: std::mem::take(&mut self.rows),
             links: std::mem::take(&mut self.pending),
@@ -456,7 +468,7 @@ impl Transitions {
         if let Err(mpsc::SendError(mut job)) = to.send(job) {
             // The thread is gone (it cannot panic on this data, but be safe): apply here.
             job.run();
-            self.learner = None;
+            self.mode = Mode::Inline;
             self.take_back(job);
             return;
         }
@@ -533,11 +545,7 @@ impl Transitions {
     /// The row of `from`, created if needed.
     pub fn row_mut(&mut self, from: ItemRef) -> &mut Row {
         self.edit_ready();
-        let i = from.slot as usize;
-        if self.rows.len() <= i {
-            self.rows.resize_with(i + 1, Row::default);
-        }
-        &mut self.rows[i]
+        row_at(&mut self.rows, from.slot)
     }
 
     /// Forgets the row of an evicted slot.
@@ -595,6 +603,15 @@ impl Transitions {
     }
 }
 
+/// The row of `slot`, created if needed.
+fn row_at(rows: &mut Vec<Row>, slot: u32) -> &mut Row {
+    let i = slot as usize;
+    if rows.len() <= i {
+        rows.resize_with(i + 1, Row::default);
+    }
+    &mut rows[i]
+}
+
 /// Applies `links` to `rows` in row order (stable, so each row sees its links as they
 /// came) and empties `links`.
 fn apply(
@@ -610,11 +627,7 @@ fn apply(
         sort_by_row(links, scratch);
     }
     for l in links.iter() {
-        let i = l.from.slot as usize;
-        if rows.len() <= i {
-            rows.resize_with(i + 1, Row::default);
-        }
-        let row = &mut rows[i];
+        let row = row_at(rows, l.from.slot);
         row.add(l.to, l.w, max, admission);
         row.stamp = epoch;
     }
@@ -843,13 +856,18 @@ mod tests {
         )
     }
 
+    /// Two empty tables: one learning inline, one on its learner thread.
+    fn inline_and_background() -> (Transitions, Transitions) {
+        let mut background = Transitions::default();
+        background.learn_in_background();
+        (Transitions::default(), background)
+    }
+
     /// Drives two tables with the same links, one learning inline and one on its learner
     /// thread, with readers and row edits in between; they must agree at every read.
     #[test]
     fn background_learning_gives_the_rows_inline_learning_gives() {
-        let mut inline = Transitions::default();
-        let mut background = Transitions::default();
-        background.learn_in_background();
+        let (mut inline, mut background) = inline_and_background();
         let mut x: u64 = 7;
         let mut handed = 0;
         for n in 0..(BACKLOG_MAX * 3) as u64 {
@@ -904,9 +922,7 @@ mod tests {
     /// backlog bound (then it waits), and still land in order.
     #[test]
     fn a_backlog_behind_a_busy_learner_lands_in_order() {
-        let mut inline = Transitions::default();
-        let mut background = Transitions::default();
-        background.learn_in_background();
+        let (mut inline, mut background) = inline_and_background();
         let mut x: u64 = 11;
         let mut link = || random_link(&mut x, 5_000, 5_000);
         // One huge first batch (defer says "full" long before; nobody hands off yet).

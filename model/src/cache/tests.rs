@@ -48,15 +48,15 @@ fn prefetch_accounting_counts_used_and_unused() {
     assert_eq!(s.prefetch_precision(), 0.5);
 }
 
-fn predictive(cap: u64, share: f64) -> EdgeCache {
+/// A predictive cache of `cap` with the given split and prefetch budget.
+fn configured(cap: u64, share: ShareMode, budget: Budget) -> EdgeCache {
     let mut c = EdgeCache::new(CachePolicy::Predictive, cap);
-    c.configure(
-        CachePolicy::Predictive,
-        cap,
-        ShareMode::Fixed(share),
-        Budget::default(),
-    );
+    c.configure(CachePolicy::Predictive, cap, share, budget);
     c
+}
+
+fn predictive(cap: u64, share: f64) -> EdgeCache {
+    configured(cap, ShareMode::Fixed(share), Budget::default())
 }
 
 #[test]
@@ -166,13 +166,7 @@ fn core_refuses_newcomers_rarer_than_its_victim() {
 
 #[test]
 fn offers_are_bought_only_when_confident_and_affordable() {
-    let mut c = EdgeCache::new(CachePolicy::Predictive, 10);
-    c.configure(
-        CachePolicy::Predictive,
-        10,
-        ShareMode::Fixed(0.5),
-        Budget::new(1.0, 3),
-    );
+    let mut c = configured(10, ShareMode::Fixed(0.5), Budget::new(1.0, 3));
     assert!(!c.offer("p", || 1, 0, 0.9), "no credit before any request");
     c.request("a", 1, 1.0); // a miss: spends the request's whole budget
     assert!(!c.offer("p", || 1, 0, 0.9));
@@ -191,13 +185,7 @@ fn offers_are_bought_only_when_confident_and_affordable() {
 #[test]
 fn a_budget_holds_origin_fetches_per_request() {
     // Every request names fresh items, so the prefetcher could spend without limit.
-    let mut c = EdgeCache::new(CachePolicy::Predictive, 20);
-    c.configure(
-        CachePolicy::Predictive,
-        20,
-        ShareMode::Fixed(0.5),
-        Budget::new(1.0, 3),
-    );
+    let mut c = configured(20, ShareMode::Fixed(0.5), Budget::new(1.0, 3));
     for t in 0..5000u32 {
         let item = format!("i{}", t % 40);
         c.request(&item, 1, 1.0);
@@ -226,14 +214,7 @@ fn a_ghost_is_bounded_in_bytes_and_forgets_lowest_rank_then_oldest() {
 }
 
 fn adaptive(cap: u64, start: f64) -> EdgeCache {
-    let mut c = EdgeCache::new(CachePolicy::Predictive, cap);
-    c.configure(
-        CachePolicy::Predictive,
-        cap,
-        ShareMode::Adaptive(start),
-        Budget::default(),
-    );
-    c
+    configured(cap, ShareMode::Adaptive(start), Budget::default())
 }
 
 #[test]
