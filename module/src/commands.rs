@@ -18,7 +18,8 @@
 //! apply to it directly. Writes replicate with an explicit `TS`, so a replica or an AOF
 //! replay learns exactly what the master learned even when the client relied on the clock.
 
-use std::ffi::CStr;
+use std::ffi::{c_int, CStr};
+use std::mem::ManuallyDrop;
 
 use redis_module::{
     raw, Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue,
@@ -31,6 +32,131 @@ use edge_model::{Engine, UserState};
 
 use crate::datatype::USER_TYPE;
 use crate::state;
+
+/// One row of the command table.
+struct Command {
+    name: &'static CStr,
+    /// What Redis calls: [`dispatch`] with the handler (see `command!`).
+    run: raw::RedisModuleCmdFunc,
+    flags: &'static CStr,
+    /// First key, last key and step, as `RedisModule_CreateCommand` takes them.
+    keys: (c_int, c_int, c_int),
+}
+
+/// A row of [`COMMANDS`]: a C entry point per command, since Redis hands a command
+/// function no pointer of our own to tell them apart.
+macro_rules! command {
+    ($name:literal, $handler:path, $flags:literal, $keys:expr) => {
+        Command {
+            name: $name,
+            run: {
+                extern "C" fn run(
+                    ctx: *mut raw::RedisModuleCtx,
+                    argv: *mut *mut raw::RedisModuleString,
+                    argc: c_int,
+                ) -> c_int {
+                    dispatch(ctx, argv, argc, $handler)
+                }
+                Some(run)
+            },
+            flags: $flags,
+            keys: $keys,
+        }
+    };
+}
+
+/// The command table (see the module doc above for what each does).
+#[rustfmt::skip]
+const COMMANDS: &[Command] = &[
+    command!(c"edge.record",       record,       c"write deny-oom fast", (1, 1, 1)),
+    command!(c"edge.predict",      predict,      c"readonly fast",       (1, 1, 1)),
+    command!(c"edge.prefetch",     prefetch,     c"write deny-oom fast", (1, 1, 1)),
+    command!(c"edge.play",         play,         c"write deny-oom fast", (1, 1, 1)),
+    command!(c"edge.user",         user,         c"readonly",            (1, 1, 1)),
+    command!(c"edge.forget",       forget,       c"write fast",          (1, 1, 1)),
+    command!(c"edge.restore",      restore,      c"write deny-oom",      (1, 1, 1)),
+    command!(c"edge.node.restore", node_restore, c"write deny-oom",      (0, 0, 0)),
+    command!(c"edge.model.export", model_export, c"write",               (0, 0, 0)),
+    command!(c"edge.model.import", model_import, c"write deny-oom",      (0, 0, 0)),
+    command!(c"edge.model.info",   model_info,   c"readonly",            (0, 0, 0)),
+];
+
+/// Registers [`COMMANDS`] with Redis.
+pub fn register(ctx: &Context) -> Result<(), String> {
+    // SAFETY: the API table is filled by RedisModule_Init before OnLoad and never written
+    // again; names and flags are NUL-terminated constants; `run` has the C signature.
+    let create = unsafe { raw::RedisModule_CreateCommand }.ok_or("no command API")?;
+    for c in COMMANDS {
+        let (first, last, step) = c.keys;
+        // SAFETY: as above, with the context Redis gave OnLoad.
+        let rc = unsafe {
+            create(
+                ctx.get_raw(),
+                c.name.as_ptr(),
+                c.run,
+                c.flags.as_ptr(),
+                first,
+                last,
+                step,
+            )
+        };
+        if rc != raw::REDISMODULE_OK as c_int {
+            return Err(format!("cannot create command {:?}", c.name));
+        }
+    }
+    Ok(())
+}
+
+/// One argument of the running command, borrowed from the client for the call.
+///
+/// The crate's own command wrapper collects the arguments into a new `Vec`, taking and
+/// dropping a reference on each: two allocator calls and two API calls per argument on
+/// every EDGE.RECORD. Redis keeps the strings alive until the command returns, so they
+/// can simply be viewed.
+pub struct Arg(ManuallyDrop<RedisString>);
+
+impl std::ops::Deref for Arg {
+    type Target = RedisString;
+
+    fn deref(&self) -> &RedisString {
+        &self.0
+    }
+}
+
+/// A command handler: the context and the arguments, the command name first.
+type Handler = fn(&Context, &[Arg]) -> RedisResult;
+
+/// No command takes more than a dozen arguments, so they are viewed from the stack; a
+/// longer line goes to the heap and still gets its arity error from the grammar.
+const INLINE_ARGS: usize = 16;
+
+fn dispatch(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+    handler: Handler,
+) -> c_int {
+    let context = Context::new(ctx);
+    let argv: &[*mut raw::RedisModuleString] = match usize::try_from(argc) {
+        // SAFETY: Redis passes `argc` valid string pointers that live until the command
+        // returns; they are only viewed (`Arg` never frees them).
+        Ok(n) if n > 0 && !argv.is_null() => unsafe { std::slice::from_raw_parts(argv, n) },
+        _ => &[],
+    };
+    let view = |p: &*mut raw::RedisModuleString| {
+        Arg(ManuallyDrop::new(RedisString::from_redis_module_string(
+            ctx, *p,
+        )))
+    };
+    let result = if argv.len() <= INLINE_ARGS {
+        let args: [Arg; INLINE_ARGS] =
+            std::array::from_fn(|i| view(argv.get(i).unwrap_or(&std::ptr::null_mut())));
+        handler(&context, &args[..argv.len()])
+    } else {
+        handler(&context, &argv.iter().map(view).collect::<Vec<_>>())
+    };
+    context.reply(result) as c_int
+}
 
 /// An error reply with the conventional prefix.
 fn err(msg: impl std::fmt::Display) -> RedisError {
@@ -48,16 +174,12 @@ fn parse<'a, T>(
     })
 }
 
-/// Arguments after the command name, as bytes. No command takes more than a dozen, so they
-/// are viewed in place on the stack; a longer line goes to the heap and still gets its
-/// arity error from the grammar.
+/// Arguments after the command name, as bytes, viewed like the arguments themselves.
 struct ArgBytes<'a> {
     inline: [&'a [u8]; INLINE_ARGS],
     len: usize,
     heap: Vec<&'a [u8]>,
 }
-
-const INLINE_ARGS: usize = 16;
 
 impl<'a> std::ops::Deref for ArgBytes<'a> {
     type Target = [&'a [u8]];
@@ -72,7 +194,7 @@ impl<'a> std::ops::Deref for ArgBytes<'a> {
 }
 
 /// The raw bytes of the arguments after the command name.
-fn bytes(args: &[RedisString]) -> ArgBytes<'_> {
+fn bytes(args: &[Arg]) -> ArgBytes<'_> {
     let rest = args.get(1..).unwrap_or_default();
     let mut a = ArgBytes {
         inline: [&[]; INLINE_ARGS],
@@ -84,7 +206,7 @@ fn bytes(args: &[RedisString]) -> ArgBytes<'_> {
             *slot = arg.as_slice();
         }
     } else {
-        a.heap = rest.iter().map(RedisString::as_slice).collect();
+        a.heap = rest.iter().map(|a| a.as_slice()).collect();
     }
     a
 }
@@ -119,13 +241,7 @@ fn with_user<R>(
 ///
 /// Straight through the C API: this runs on every record and play, and the safe wrappers
 /// would copy the command name and each argument into Rust allocations first.
-fn replicate_with_ts(
-    ctx: &Context,
-    name: &CStr,
-    args: &[RedisString],
-    given: Option<i64>,
-    ts: i64,
-) {
+fn replicate_with_ts(ctx: &Context, name: &CStr, args: &[Arg], given: Option<i64>, ts: i64) {
     if given.is_some() {
         ctx.replicate_verbatim();
         return;
@@ -143,9 +259,18 @@ fn replicate_with_ts(
         let replicate = raw::RedisModule_Replicate.expect(API);
         let free = raw::RedisModule_FreeString.expect(API);
         let added = [create(c, c"TS".as_ptr(), 2), from_ll(c, ts)];
-        // The client's own strings go out as they are.
-        let mut argv: Vec<*mut raw::RedisModuleString> =
-            args[1..].iter().map(|a| a.inner).chain(added).collect();
+        // The client's own strings go out as they are, from the stack.
+        let mut inline = [std::ptr::null_mut(); INLINE_ARGS + 2];
+        let mut heap = Vec::new();
+        let argv = args[1..].iter().map(|a| a.inner).chain(added);
+        let n = args.len() + 1;
+        let argv: &mut [*mut raw::RedisModuleString] = if n <= inline.len() {
+            inline.iter_mut().zip(argv).for_each(|(slot, p)| *slot = p);
+            &mut inline[..n]
+        } else {
+            heap.extend(argv);
+            &mut heap
+        };
         replicate(
             c,
             name.as_ptr(),
@@ -171,19 +296,19 @@ fn notify(ctx: &Context, event: &CStr, key: &RedisString) {
 }
 
 /// `EDGE.RECORD user item [DURATION s] [TS ms] [DEVICE d]`
-pub fn record(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let raw = bytes(&args);
+pub fn record(ctx: &Context, args: &[Arg]) -> RedisResult {
+    let raw = bytes(args);
     let r: ViewRequest = parse(&raw, request::record)?;
     let view = r.view(state::now_ms());
     with_user(ctx, &args[1], |e, u| e.record(u, &view))?;
-    replicate_with_ts(ctx, c"EDGE.RECORD", &args, r.opts.ts, view.ts_ms);
+    replicate_with_ts(ctx, c"EDGE.RECORD", args, r.opts.ts, view.ts_ms);
     notify(ctx, c"edge.record", &args[1]);
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 
 /// `EDGE.PREDICT user [K k] [WITHSCORES] [INCLUDESEEN]`
-pub fn predict(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let raw = bytes(&args);
+pub fn predict(ctx: &Context, args: &[Arg]) -> RedisResult {
+    let raw = bytes(args);
     let r = parse(&raw, request::predict)?;
     let key = ctx.open_key(&args[1]);
     let user = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
@@ -221,8 +346,8 @@ fn string_array(items: Vec<String>) -> RedisValue {
 }
 
 /// `EDGE.PREFETCH user [K k]`
-pub fn prefetch(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let raw = bytes(&args);
+pub fn prefetch(ctx: &Context, args: &[Arg]) -> RedisResult {
+    let raw = bytes(args);
     let (_, k) = parse(&raw, request::prefetch)?;
     let key = ctx.open_key(&args[1]);
     let user = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
@@ -235,12 +360,12 @@ pub fn prefetch(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 }
 
 /// `EDGE.PLAY user item [DURATION s] [TS ms] [DEVICE d] [SIZE bytes]`
-pub fn play(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let raw = bytes(&args);
+pub fn play(ctx: &Context, args: &[Arg]) -> RedisResult {
+    let raw = bytes(args);
     let r: ViewRequest = parse(&raw, request::play)?;
     let view = r.view(state::now_ms());
     let out = with_user(ctx, &args[1], |e, u| e.play(u, &view, r.opts.size))?;
-    replicate_with_ts(ctx, c"EDGE.PLAY", &args, r.opts.ts, view.ts_ms);
+    replicate_with_ts(ctx, c"EDGE.PLAY", args, r.opts.ts, view.ts_ms);
     notify(ctx, c"edge.play", &args[1]);
     Ok(RedisValue::Array(vec![
         RedisValue::SimpleStringStatic(out.outcome.as_str()),
@@ -249,8 +374,8 @@ pub fn play(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 }
 
 /// `EDGE.USER user`: history (latest first), counts and strongest personal transitions.
-pub fn user(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    parse(&bytes(&args), request::user_only)?;
+pub fn user(ctx: &Context, args: &[Arg]) -> RedisResult {
+    parse(&bytes(args), request::user_only)?;
     let key = ctx.open_key(&args[1]);
     let Some(u) = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)? else {
         return Ok(RedisValue::Null);
@@ -308,8 +433,8 @@ pub fn user(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 }
 
 /// `EDGE.FORGET user`: deletes the user's key. Replies 1 if a user was erased, else 0.
-pub fn forget(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    parse(&bytes(&args), request::user_only)?;
+pub fn forget(ctx: &Context, args: &[Arg]) -> RedisResult {
+    parse(&bytes(args), request::user_only)?;
     let key = ctx.open_key_writable(&args[1]);
     if key
         .get_value::<UserState>(&USER_TYPE)
@@ -326,8 +451,8 @@ pub fn forget(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 }
 
 /// `EDGE.RESTORE user blob`: installs a serialized user, replacing one already there.
-pub fn restore(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let raw = bytes(&args);
+pub fn restore(ctx: &Context, args: &[Arg]) -> RedisResult {
+    let raw = bytes(args);
     let blob = parse(&raw, |a| request::blob(a, true))?;
     let user = decode_user(blob).map_err(|e| err(format_args!("invalid user blob: {e}")))?;
     let key = ctx.open_key_writable(&args[1]);
@@ -341,8 +466,8 @@ pub fn restore(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 /// `EDGE.NODE.RESTORE blob`: replaces this node's model, cache and counters with a
 /// serialized node. An AOF rewrite without the RDB preamble emits it once, so the node model
 /// survives such a rewrite; it is an administrative command, not for applications.
-pub fn node_restore(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let raw = bytes(&args);
+pub fn node_restore(ctx: &Context, args: &[Arg]) -> RedisResult {
+    let raw = bytes(args);
     let blob = parse(&raw, |a| request::blob(a, false))?;
     let engine = decode_node(blob, crate::config::current())
         .map_err(|e| err(format_args!("invalid node blob: {e}")))?;
@@ -391,8 +516,8 @@ fn node_id(ctx: &Context) -> String {
 /// `EDGE.MODEL.EXPORT [SINCE round]`: this node's global counts (never per-user data) as
 /// one update blob, in full or only what changed after `round`. Every export starts a new
 /// round, so it is a write and replicates verbatim: a replica's rounds stay in step.
-pub fn model_export(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let since = parse(&bytes(&args), request::model_export)?;
+pub fn model_export(ctx: &Context, args: &[Arg]) -> RedisResult {
+    let since = parse(&bytes(args), request::model_export)?;
     let node = node_id(ctx);
     let update = state::engine().export_update(&node, since);
     let blob = encode_update(&update);
@@ -404,8 +529,8 @@ pub fn model_export(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 /// `EDGE.MODEL.IMPORT blob`: merges an aggregate of peers into the federated table.
 /// Replies 1 if applied, 0 if that round was already imported (nothing changes). A blob
 /// that fails validation is refused before anything is touched.
-pub fn model_import(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let raw = bytes(&args);
+pub fn model_import(ctx: &Context, args: &[Arg]) -> RedisResult {
+    let raw = bytes(args);
     let blob = parse(&raw, |a| request::blob(a, false))?;
     let update = decode_update(blob).map_err(|e| err(format_args!("invalid update blob: {e}")))?;
     let imported = state::engine().import_update(&update, state::now_ms(), blob.len());
@@ -418,8 +543,8 @@ pub fn model_import(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 
 /// `EDGE.MODEL.INFO`: federation state as field/value pairs, in a fixed order (a map
 /// under RESP3, a flat array under RESP2).
-pub fn model_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    parse(&bytes(&args), request::no_args)?;
+pub fn model_info(ctx: &Context, args: &[Arg]) -> RedisResult {
+    parse(&bytes(args), request::no_args)?;
     let fields = state::federation(&mut state::engine());
     let c = ctx.get_raw();
     raw::reply_with_map(c, fields.len() as _);

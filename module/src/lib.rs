@@ -28,6 +28,10 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ctx.log_warning(&format!("edge: {e}"));
         return Status::Err;
     }
+    if let Err(e) = commands::register(ctx) {
+        ctx.log_warning(&format!("edge: {e}"));
+        return Status::Err;
+    }
     docs::register(ctx);
     if let Err(e) = guard_forks() {
         ctx.log_warning(&format!("edge: {e}"));
@@ -167,17 +171,7 @@ redis_module! {
     allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
     data_types: [USER_TYPE],
     init: init,
-    commands: [
-        ["edge.record", commands::record, "write deny-oom fast", 1, 1, 1, ""],
-        ["edge.predict", commands::predict, "readonly fast", 1, 1, 1, ""],
-        ["edge.prefetch", commands::prefetch, "write deny-oom fast", 1, 1, 1, ""],
-        ["edge.play", commands::play, "write deny-oom fast", 1, 1, 1, ""],
-        ["edge.user", commands::user, "readonly", 1, 1, 1, ""],
-        ["edge.forget", commands::forget, "write fast", 1, 1, 1, ""],
-        ["edge.restore", commands::restore, "write deny-oom", 1, 1, 1, ""],
-        ["edge.node.restore", commands::node_restore, "write deny-oom", 0, 0, 0, ""],
-        ["edge.model.export", commands::model_export, "write", 0, 0, 0, ""],
-        ["edge.model.import", commands::model_import, "write deny-oom", 0, 0, 0, ""],
-        ["edge.model.info", commands::model_info, "readonly", 0, 0, 0, ""],
-    ],
+    // The commands are registered by `init` from `commands::COMMANDS`, which views each
+    // command's arguments in place instead of copying them into a vector.
+    commands: [],
 }
