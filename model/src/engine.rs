@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::error::ConfigError;
 use crate::federated::{self, Imported, Update};
 use crate::global::{GlobalModel, LearnParams, Learned};
+use crate::hash::fingerprint;
 use crate::scoring::{Prediction, Query, RankedList, Scorer};
 use crate::stats::Stats;
 use crate::user::{MemoEntry, UserBounds, UserState};
@@ -219,6 +220,7 @@ impl Engine {
     /// Learns one view of `user`.
     pub fn record(&mut self, user: &mut UserState, view: &View<'_>) {
         let c = &self.config;
+        std::hint::black_box(user.warm(fingerprint(view.item.as_bytes()), c.learning.window));
         let mut skip = false;
         if let Some(d) = view.duration_s {
             if let Some(r) = self.global.catalog.lookup(view.item) {
