@@ -105,6 +105,9 @@ fn bad_requests_are_refused_and_change_nothing() {
         (vec![b("EDGE.RECORD"), b("u"), b("S1E2"), b("TS"), b("soon")], ts_range),
         (vec![b("EDGE.PREFETCH"), b("u"), b("K"), b("1"), b("BOGUS")], "ERR syntax error: unknown option 'BOGUS'"),
         (vec![b("EDGE.RECORD"), b("u"), b("S1E2"), b("TS"), b("1"), b("TS"), b("2")], "ERR syntax error: TS given more than once"),
+        // Longer than the arguments the module views on the stack.
+        ([b("EDGE.RECORD"), b("u"), b("S1E2")].into_iter().chain((0..20).flat_map(|_| [b("DEVICE"), b("TV")])).collect(), "ERR syntax error: DEVICE given more than once"),
+        ([b("EDGE.PREDICT"), b("u")].into_iter().chain((0..30).map(|i| b(&format!("X{i}")))).collect(), "ERR syntax error: unknown option 'X0'"),
         (vec![b("EDGE.RECORD"), b("u"), b("S1E2"), b("DEVICE"), b("smart tv!")], "ERR DEVICE must be 1 to 32 characters"),
         (vec![b("EDGE.RECORD"), b("u"), b("S1E2"), b("DEVICE"), b("")], "ERR DEVICE must be 1 to 32 characters"),
         (vec![b("EDGE.RECORD"), b("u"), b("S1E2"), b("DEVICE"), vec![b'a'; 33]], "ERR DEVICE must be 1 to 32 characters"),
