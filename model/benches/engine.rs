@@ -41,7 +41,12 @@ fn next_item(rng: &mut Rng, last: Option<u64>) -> u64 {
 }
 
 fn trained() -> (Engine, Vec<UserState>, Rng) {
-    let mut engine = Engine::new(Config::default()).expect("valid defaults");
+    // Inline learning: the whole cost of a record (the learner thread is measured last).
+    let inline = Config {
+        learner_thread: false,
+        ..Config::default()
+    };
+    let mut engine = Engine::new(inline).expect("valid defaults");
     let mut rng = Rng(7);
     let mut users = vec![UserState::default(); USERS];
     let mut ts = 1_700_000_000_000i64;
@@ -139,7 +144,15 @@ fn bench(c: &mut Criterion) {
     // inside Redis: what a record costs the caller's thread. Last, because it leaves the
     // viewers ahead of `engine`.
     let mut threaded = engine.clone();
-    threaded.learn_in_background();
+    threaded
+        .set_config(
+            Config {
+                learner_thread: true,
+                ..engine.config().clone()
+            },
+            ts,
+        )
+        .expect("valid settings");
     record(
         c,
         "record_learner_thread",

@@ -59,6 +59,13 @@ pub struct Config {
     pub scoring: Scoring,
     /// Blend of the evidence sources.
     pub weights: Weights,
+    /// Whether learning's batches of row updates are applied on a thread of their own, so
+    /// that recording a view costs the recording thread the viewer's state and a buffer
+    /// push, not the scattered row updates. Answers are the same either way: every reader
+    /// waits for the rows (see [`crate::transitions::Transitions`]). The thread starts with
+    /// the first full batch; off, or if it cannot start, learning is inline (on one core,
+    /// a thread only adds switches).
+    pub learner_thread: bool,
 }
 
 /// How a view is credited to the items watched before it (see [`crate::global`]).
@@ -173,6 +180,7 @@ impl Default for Config {
             learning: Learning::default(),
             scoring: Scoring::default(),
             weights: Weights::default(),
+            learner_thread: true,
         }
     }
 }

@@ -74,9 +74,11 @@ impl Engine {
             config.share_mode(),
             Budget::new(config.prefetch_budget, config.prefetch_k),
         );
+        let mut global = GlobalModel::new(config.half_life_ms, config.popularity_half_life_ms);
+        global.transitions.set_background(config.learner_thread);
         Ok(Engine {
             version: fresh_version(),
-            global: GlobalModel::new(config.half_life_ms, config.popularity_half_life_ms),
+            global,
             cache,
             stats: Stats::default(),
             scorer: Scorer::default(),
@@ -129,15 +131,6 @@ impl Engine {
         self.global.flush(Self::learn_params(&self.config));
     }
 
-    /// Applies learning's batches of row updates on a thread of its own, so that recording
-    /// a view costs the caller the viewer's state and a buffer push, not the scattered
-    /// row updates. Answers are unchanged: every reader waits for the rows (see
-    /// [`crate::transitions::Transitions`]). The thread starts with the first full batch;
-    /// if it cannot, learning stays inline.
-    pub fn learn_in_background(&mut self) {
-        self.global.transitions.learn_in_background();
-    }
-
     /// Waits until no batch is on the learner thread: call before `fork()`, so that the
     /// child finds the whole model in its own memory. Returns whether one was.
     pub fn quiesce(&mut self) -> bool {
@@ -152,6 +145,7 @@ impl Engine {
     fn apply(&mut self, c: &Config, now_ms: i64) {
         // Buffered links were learned under the old settings: they land under them.
         self.flush();
+        self.global.transitions.set_background(c.learner_thread);
         let g = &mut self.global;
         if c.half_life_ms != g.decay.half_life_ms() {
             let factor = g.decay.set_half_life(c.half_life_ms, now_ms);

@@ -115,6 +115,7 @@ fn float(v: Value) -> f64 {
 }
 
 const POLICIES: &[&str] = &["lru", "predictive"];
+const YES_NO: &[&str] = &["yes", "no"];
 const YEAR_SECS: i64 = 366 * 86_400;
 
 macro_rules! int_setting {
@@ -223,6 +224,13 @@ pub static SETTINGS: &[Setting] = &[
         |c| c.dp_clip, |c, v| c.dp_clip = v as u32),
     float_setting!("skip-weight", 0.0, 1.0, "what a skip teaches, relative to a full view",
         |c| c.weights.skip_weight, |c, v| c.weights.skip_weight = v),
+    Setting {
+        name: "learner-thread",
+        kind: Kind::Choice(YES_NO),
+        help: "apply learning's batches of row updates on a thread of their own (no: on the recording thread, e.g. on one core)",
+        get: |c| Value::Choice(usize::from(!c.learner_thread)),
+        set: |c, v| c.learner_thread = int(v) == 0,
+    },
 ];
 
 /// Looks a setting up by name.

@@ -246,7 +246,7 @@ const BACKLOG_MAX: usize = 8 * FLUSH_AT;
 /// does; edits assert it), which keeps every answer exact.
 ///
 /// That last property lets full batches be applied on a thread of their own
-/// ([`Transitions::learn_in_background`]): the rows travel to the learner with the batch
+/// ([`Transitions::set_background`]): the rows travel to the learner with the batch
 /// and come back with it applied, so they are never shared and never locked, and every
 /// `&mut` method (and so every reader, through `flush`) first waits for them to come home.
 /// Answers stay exactly those of inline learning; only the recording thread no longer
@@ -378,12 +378,19 @@ impl Transitions {
         self.pending.len() >= FLUSH_AT
     }
 
-    /// Applies full batches on a thread of its own from now on (see the type's docs). The
-    /// thread starts with the first full batch, so a table that never fills one (or a
-    /// module whose load fails) never has one; if it cannot start, learning stays inline.
-    pub fn learn_in_background(&mut self) {
-        if matches!(self.mode, Mode::Inline) {
-            self.mode = Mode::Background;
+    /// Applies full batches on a thread of its own from now on (see the type's docs), or
+    /// again inline. The thread starts with the first full batch, so a table that never
+    /// fills one (or a module whose load fails) never has one; if it cannot start,
+    /// learning stays inline. Turning it off waits for a batch away and ends the thread.
+    pub fn set_background(&mut self, on: bool) {
+        match (on, &self.mode) {
+            (true, Mode::Inline) => self.mode = Mode::Background,
+            (false, Mode::Background | Mode::Running(_)) => {
+                self.home();
+                // Dropping the learner closes its channel and joins it.
+                self.mode = Mode::Inline;
+            }
+            _ => {}
         }
     }
 
@@ -859,7 +866,7 @@ mod tests {
     /// Two empty tables: one learning inline, one on its learner thread.
     fn inline_and_background() -> (Transitions, Transitions) {
         let mut background = Transitions::default();
-        background.learn_in_background();
+        background.set_background(true);
         (Transitions::default(), background)
     }
 
@@ -905,6 +912,12 @@ mod tests {
                     background.flush(16, 0.5);
                     assert!(inline == background, "diverged at {n}");
                     assert_eq!(inline.len(), background.len());
+                }
+                // Off and on again, likely with a batch away: it comes home first.
+                45_000 => background.set_background(false),
+                46_000 => {
+                    assert!(matches!(background.mode, Mode::Inline));
+                    background.set_background(true);
                 }
                 _ => {}
             }

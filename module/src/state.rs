@@ -13,18 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use edge_model::{Config, Engine};
 
 static ENGINE: LazyLock<Mutex<Engine>> = LazyLock::new(|| {
-    Mutex::new(with_learner(
-        Engine::new(crate::config::current()).expect("defaults are valid"),
-    ))
+    Mutex::new(Engine::new(crate::config::current()).expect("defaults are valid"))
 });
-
-/// Moves learning's row updates onto the engine's learner thread, off Redis's main thread
-/// (see `Engine::learn_in_background`). If the thread cannot start, learning stays inline:
-/// slower, never wrong.
-fn with_learner(mut e: Engine) -> Engine {
-    e.learn_in_background();
-    e
-}
 
 thread_local! {
     /// The engine lock, held by the forking thread from just before `fork()` until just
@@ -105,12 +95,12 @@ pub fn now_ms() -> i64 {
 /// before an RDB or replication load so nothing stale survives it).
 pub fn reset() {
     let cfg = crate::config::current();
-    *engine() = with_learner(Engine::new(cfg).expect("validated configuration"));
+    *engine() = Engine::new(cfg).expect("validated configuration");
 }
 
 /// Installs an engine decoded from persisted state.
 pub fn install(e: Engine) {
-    *engine() = with_learner(e);
+    *engine() = e;
 }
 
 /// Applies a configuration change; returns the validation error, if any.

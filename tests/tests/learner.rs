@@ -1,6 +1,7 @@
 //! The module's learner thread changes when row updates land, never what is answered: a
-//! server that learned a burst of views on its learner thread predicts exactly what the
-//! model crate predicts after learning the same views inline, in process.
+//! server that learned a burst of views on its learner thread (turned off and on again on
+//! the way) predicts exactly what the model crate predicts after learning the same views
+//! inline, in process.
 
 use edge_model::{Config, Engine, UserState, View};
 use edge_tests::redis;
@@ -9,14 +10,26 @@ use edge_tests::{predict_scored, Server, ServerOpts};
 #[test]
 fn answers_with_the_learner_thread_equal_inline_learning() {
     let mut s = Server::start(ServerOpts::new());
-    let mut engine = Engine::new(Config::default()).expect("defaults are valid");
+    let inline = Config {
+        learner_thread: false,
+        ..Config::default()
+    };
+    let mut engine = Engine::new(inline).expect("defaults are valid");
     const VIEWERS: usize = 400;
     let mut users = vec![UserState::default(); VIEWERS];
 
     // 24,000 views (about 400,000 links: dozens of batches), sent in pipelined bursts so
     // that batches pile up on the learner thread between reads.
     let mut x: u64 = 3;
+    let mut batches_at = Vec::new();
     for burst in 0..12 {
+        // Off for bursts 6 to 9 (set while a batch may be away), on again after.
+        match burst {
+            6 => set_learner_thread(&mut s, "no"),
+            10 => set_learner_thread(&mut s, "yes"),
+            _ => {}
+        }
+        batches_at.push(s.edge_stat("edge_learner_batches_total"));
         let mut pipe = redis::pipe();
         for n in 0..2_000u64 {
             x = x
@@ -45,9 +58,12 @@ fn answers_with_the_learner_thread_equal_inline_learning() {
         }
         let _: () = pipe.query(s.conn()).expect("views accepted");
     }
+    let batches = s.edge_stat("edge_learner_batches_total");
+    assert!(batches_at[6] >= 5, "the learner thread took the batches");
+    assert_eq!(batches_at[10], batches_at[6], "no batch while it was off");
     assert!(
-        s.edge_stat("edge_learner_batches_total") >= 10,
-        "the learner thread took the batches"
+        batches > batches_at[10],
+        "it took batches again once back on"
     );
 
     for u in (0..VIEWERS).step_by(37) {
@@ -73,4 +89,19 @@ fn answers_with_the_learner_thread_equal_inline_learning() {
         .map(|(item, _)| item)
         .collect();
     assert_eq!(got, stranger);
+}
+
+fn set_learner_thread(s: &mut Server, value: &str) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("edge.learner-thread")
+        .arg(value)
+        .query(s.conn())
+        .expect("setting accepted");
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("edge.learner-thread")
+        .query(s.conn())
+        .expect("setting readable");
+    assert_eq!(got, ["edge.learner-thread", value]);
 }
