@@ -54,6 +54,10 @@ pub struct Item {
     pub peer_views: u64,
     /// Decayed popularity at peer edges (in this node's decay units), from the last import.
     pub peer_popularity: f64,
+    /// Requests for the item at this node, decayed on the cache's clock of views (see
+    /// [`crate::Config::cache_memory`]): the frequency that orders the edge cache. Not
+    /// federated: a cache's content follows its own requests.
+    pub demand: f64,
 }
 
 impl Item {
@@ -216,6 +220,7 @@ impl Catalog {
             stamp: 0,
             peer_views: 0,
             peer_popularity: 0.0,
+            demand: 0.0,
         });
         self.by_fp.insert(fp, slot);
         Some((ItemRef { slot, gen: s.gen }, evicted))
@@ -264,9 +269,14 @@ impl Catalog {
         }
     }
 
+    /// Multiplies every demand by `factor` (a rescale of the cache's clock).
+    pub fn scale_demand(&mut self, factor: f64) {
+        self.items_mut().for_each(|i| i.demand *= factor);
+    }
+
     /// Multiplies every popularity by `factor` (a decay rescale).
     pub fn scale(&mut self, factor: f64) {
-        for item in self.slots.iter_mut().filter_map(|s| s.item.as_mut()) {
+        for item in self.items_mut() {
             item.popularity *= factor;
             item.peer_popularity *= factor;
         }
@@ -325,6 +335,11 @@ impl Catalog {
     /// Every slot with its generation, for persistence; plus the clock hand.
     pub fn slots(&self) -> impl Iterator<Item = (u32, Option<&Item>)> + '_ {
         self.slots.iter().map(|s| (s.gen, s.item.as_ref()))
+    }
+
+    /// Live items, in slot order (the order [`Catalog::slots`] lists them in).
+    pub fn items_mut(&mut self) -> impl Iterator<Item = &mut Item> + '_ {
+        self.slots.iter_mut().filter_map(|s| s.item.as_mut())
     }
 
     /// The eviction clock hand, persisted so eviction stays deterministic across restarts.

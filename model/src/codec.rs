@@ -50,8 +50,9 @@ pub enum Kind {
 /// Current version of each kind's payload.
 pub const USER_VERSION: u16 = 1;
 /// Current version of the node payload. Version 2 added the prefetch controller's price
-/// and credit; version 1 blobs still load (the controller then starts afresh).
-pub const NODE_VERSION: u16 = 2;
+/// and credit, version 3 the cache's demand clock and each item's demand; older blobs still
+/// load (what they lack starts afresh).
+pub const NODE_VERSION: u16 = 3;
 
 /// Appends little-endian fields to a buffer.
 #[derive(Debug, Default)]
@@ -446,8 +447,8 @@ pub fn encode_node(e: &mut Engine) -> Vec<u8> {
     let (g, cache, s) = e.parts();
     let mut w = Writer::frame(Kind::Node, NODE_VERSION);
     for d in [&g.decay, &g.pop_decay] {
-        w.varint(d.half_life_ms());
-        w.ivarint(d.landmark_ms());
+        w.varint(d.half_life());
+        w.ivarint(d.landmark());
     }
     w.varint(g.views_total);
     w.varint(g.catalog.hand() as u64);
@@ -523,6 +524,14 @@ pub fn encode_node(e: &mut Engine) -> Vec<u8> {
         w.str(d);
         w.varint(*n);
     }
+    // Version 3: the cache's demand clock and each live item's demand, in slot order.
+    w.varint(g.demand_decay.half_life());
+    w.ivarint(g.demand_decay.landmark());
+    for (_, item) in g.catalog.slots() {
+        if let Some(i) = item {
+            w.f64(i.demand);
+        }
+    }
     w.finish()
 }
 
@@ -561,6 +570,7 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
                     stamp,
                     peer_views,
                     peer_popularity,
+                    demand: 0.0,
                 })
             }
             _ => return Err(CodecError::Invalid("bad slot flag")),
@@ -595,11 +605,12 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         last_import_ms: r.time()?,
     };
     let board = Board::rebuild(&catalog);
-    let global = GlobalModel {
+    let mut global = GlobalModel {
         catalog,
         transitions: Transitions::from_rows(rows, epoch),
         decay,
         pop_decay,
+        demand_decay: Decay::new(0, 0),
         board,
         views_total,
         peers,
@@ -690,6 +701,20 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         let d = r.str(MAX_NAME_LEN)?.to_owned();
         stats.device_views.insert(d, r.counter()?);
     }
+    if version >= 3 {
+        global.demand_decay = Decay::new(r.counter()?, r.time()?);
+        for item in global.catalog.items_mut() {
+            item.demand = r.f64()?;
+            if item.demand < 0.0 {
+                return Err(CodecError::Invalid("negative demand"));
+            }
+        }
+    } else {
+        // Before version 3 the cache was ordered by popularity, on another clock: start
+        // its frequencies afresh (recency still orders the core until requests return).
+        global.demand_decay = Decay::new(config.demand_half_life(), global.views_total as i64);
+        cache.rescale(0.0);
+    }
     r.end()?;
     Ok(Engine::from_parts(config, global, cache, stats))
 }
@@ -740,6 +765,38 @@ mod tests {
             assert_eq!(d.predict(Some(u), 10, false), e.predict(Some(u), 10, false));
         }
         assert_eq!(d.cache().entries(), e.cache().entries());
+    }
+
+    /// A version 2 node (before the cache's demand clock) loads with the same model and
+    /// cache contents, its cache frequencies started afresh.
+    #[test]
+    fn a_version_2_node_still_loads() {
+        let (mut e, users) = trained();
+        let blob = encode_node(&mut e);
+        let (g, _, _) = e.parts();
+        let mut tail = Writer::default();
+        tail.varint(g.demand_decay.half_life());
+        tail.ivarint(g.demand_decay.landmark());
+        let live = g.catalog.slots().filter(|(_, i)| i.is_some()).count();
+        // Rebuild the frame around the payload without the version 3 section.
+        let payload = &blob[HEADER_LEN..blob.len() - TRAILER_LEN - tail.buf.len() - 8 * live];
+        let mut w = Writer::frame(Kind::Node, 2);
+        w.buf.extend_from_slice(payload);
+        let mut old = decode_node(&w.finish(), e.config().clone()).expect("version 2 loads");
+        for u in &users {
+            assert_eq!(
+                old.predict(Some(u), 10, false),
+                e.predict(Some(u), 10, false)
+            );
+        }
+        let keys = |c: &crate::cache::EdgeCache| {
+            let mut k: Vec<String> = c.entries().into_iter().map(|i| i.key).collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(old.cache()), keys(e.cache()));
+        assert!(old.cache().entries().iter().all(|i| i.freq == 0.0));
+        assert!(old.catalog().iter().all(|(_, i)| i.demand == 0.0));
     }
 
     #[test]

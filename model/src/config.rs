@@ -66,6 +66,12 @@ pub struct Config {
     /// the first full batch; off, or if it cannot start, learning is inline (on one core,
     /// a thread only adds switches).
     pub learner_thread: bool,
+    /// How long the edge cache remembers requests: the half-life of the frequencies that
+    /// order it, in capacities' worth of views at this node (capacity in items is
+    /// `cache_capacity_bytes / default_item_size`); 0: never forget. Counting views rather
+    /// than seconds makes the memory the same at any traffic: a wall-clock week is
+    /// thousands of requests on one log and a handful on another.
+    pub cache_memory: u32,
 }
 
 /// How a view is credited to the items watched before it (see [`crate::global`]).
@@ -181,6 +187,7 @@ impl Default for Config {
             scoring: Scoring::default(),
             weights: Weights::default(),
             learner_thread: true,
+            cache_memory: 100,
         }
     }
 }
@@ -217,6 +224,15 @@ impl Config {
         0.1 + 0.85 * t.clamp(0.0, 1.0)
     }
 
+    /// The cache's memory in views (see [`Config::cache_memory`]).
+    pub fn demand_half_life(&self) -> u64 {
+        let items = (self.cache_capacity_bytes / self.default_item_size.max(1)).max(1);
+        // Capped where persisted counters stop (2^53): past it, nothing decays anyway.
+        u64::from(self.cache_memory)
+            .saturating_mul(items)
+            .min(1 << 53)
+    }
+
     /// How the cache splits between demand and prefetches: pinned by an explicit
     /// `prefetch-share-pct`; learned online under a budget, starting from
     /// [`Config::prefetch_share`]'s curve (no fixed curve suits every workload, see
@@ -243,6 +259,11 @@ impl Config {
             "1..=256",
         )?;
         check(self.seen_max <= 1_000_000, "seen-max", "0..=1000000")?;
+        check(
+            self.cache_memory <= 1_000_000,
+            "cache-memory",
+            "0..=1000000",
+        )?;
         check(self.personal_max <= 4096, "personal-max", "0..=4096")?;
         check(
             (2..=4096).contains(&self.successors_max),

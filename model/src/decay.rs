@@ -5,56 +5,59 @@
 //! landmark `L`: relative weights are exactly those of backward decay, and nothing old is
 //! touched. Weights grow with time, so when they pass [`RESCALE_EXPONENT`] the caller scales
 //! every stored weight down once by [`Decay::advance`]'s factor and the landmark moves to now.
+//!
+//! Time is in the caller's unit: milliseconds for the model's evidence and popularity, views
+//! at this node for the edge cache's demand (see [`crate::Config::cache_memory`]).
 
 /// Past this exponent (2^40 ≈ 10^12) stored weights are rescaled, leaving plenty of `f32`
 /// headroom (about 10^38) for sums of many observations.
 pub const RESCALE_EXPONENT: f64 = 40.0;
 
-/// The decay clock of one model. `half_life_ms == 0` means no decay: every weight is 1.
+/// One decay clock. A half-life of 0 means no decay: every weight is 1.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Decay {
-    half_life_ms: u64,
-    landmark_ms: i64,
+    half_life: u64,
+    landmark: i64,
 }
 
 impl Decay {
-    /// A clock with its landmark at `landmark_ms`.
-    pub fn new(half_life_ms: u64, landmark_ms: i64) -> Self {
+    /// A clock with its landmark at `landmark`.
+    pub fn new(half_life: u64, landmark: i64) -> Self {
         Decay {
-            half_life_ms,
-            landmark_ms,
+            half_life,
+            landmark,
         }
     }
 
-    /// The half-life in milliseconds (0: no decay).
-    pub fn half_life_ms(&self) -> u64 {
-        self.half_life_ms
+    /// The half-life (0: no decay).
+    pub fn half_life(&self) -> u64 {
+        self.half_life
     }
 
     /// The landmark, persisted so that stored weights keep their meaning.
-    pub fn landmark_ms(&self) -> i64 {
-        self.landmark_ms
+    pub fn landmark(&self) -> i64 {
+        self.landmark
     }
 
-    fn exponent(&self, ts_ms: i64) -> f64 {
-        if self.half_life_ms == 0 {
+    fn exponent(&self, t: i64) -> f64 {
+        if self.half_life == 0 {
             0.0
         } else {
-            (ts_ms as f64 - self.landmark_ms as f64) / self.half_life_ms as f64
+            (t as f64 - self.landmark as f64) / self.half_life as f64
         }
     }
 
-    /// The weight of an observation made at `ts_ms`.
-    pub fn weight(&self, ts_ms: i64) -> f64 {
-        self.exponent(ts_ms).exp2()
+    /// The weight of an observation made at `t`.
+    pub fn weight(&self, t: i64) -> f64 {
+        self.exponent(t).exp2()
     }
 
-    /// If weights at `ts_ms` would exceed the headroom, moves the landmark to `ts_ms` and
+    /// If weights at `t` would exceed the headroom, moves the landmark to `t` and
     /// returns the factor every stored weight must be multiplied by.
-    pub fn advance(&mut self, ts_ms: i64) -> Option<f64> {
-        let e = self.exponent(ts_ms);
+    pub fn advance(&mut self, t: i64) -> Option<f64> {
+        let e = self.exponent(t);
         if e > RESCALE_EXPONENT {
-            self.landmark_ms = ts_ms;
+            self.landmark = t;
             Some((-e).exp2())
         } else {
             None
@@ -63,13 +66,13 @@ impl Decay {
 
     /// Changes the half-life at run time: stored weights are rebased to the landmark `now`
     /// under the old half-life, so history keeps its relative weight. Returns that factor.
-    pub fn set_half_life(&mut self, half_life_ms: u64, now_ms: i64) -> f64 {
+    pub fn set_half_life(&mut self, half_life: u64, now: i64) -> f64 {
         // Never move the landmark back: rebasing then could only grow weights, possibly
         // past f64's range; a factor in (0, 1] keeps every stored weight finite.
-        let now = now_ms.max(self.landmark_ms);
+        let now = now.max(self.landmark);
         let factor = (-self.exponent(now)).exp2();
-        self.half_life_ms = half_life_ms;
-        self.landmark_ms = now;
+        self.half_life = half_life;
+        self.landmark = now;
         factor
     }
 }
@@ -92,7 +95,7 @@ mod tests {
         assert_eq!(d.advance(30_000), None);
         let f = d.advance(50_000).expect("past 2^40");
         assert!((f - 2f64.powi(-50)).abs() < 1e-24);
-        assert_eq!(d.landmark_ms(), 50_000);
+        assert_eq!(d.landmark(), 50_000);
         assert_eq!(d.weight(50_000), 1.0);
     }
 }

@@ -74,7 +74,11 @@ impl Engine {
             config.share_mode(),
             Budget::new(config.prefetch_budget, config.prefetch_k),
         );
-        let mut global = GlobalModel::new(config.half_life_ms, config.popularity_half_life_ms);
+        let mut global = GlobalModel::new(
+            config.half_life_ms,
+            config.popularity_half_life_ms,
+            config.demand_half_life(),
+        );
         global.transitions.set_background(config.learner_thread);
         Ok(Engine {
             version: fresh_version(),
@@ -98,7 +102,7 @@ impl Engine {
             scorer: Scorer::default(),
             anon_memo: None,
         };
-        e.apply(&config, e.global.decay.landmark_ms());
+        e.apply(&config, e.global.decay.landmark());
         e
     }
 
@@ -147,15 +151,22 @@ impl Engine {
         self.flush();
         self.global.transitions.set_background(c.learner_thread);
         let g = &mut self.global;
-        if c.half_life_ms != g.decay.half_life_ms() {
+        if c.half_life_ms != g.decay.half_life() {
             let factor = g.decay.set_half_life(c.half_life_ms, now_ms);
             g.transitions.scale(factor as f32);
             g.landmark_epoch = g.transitions.epoch();
         }
-        if c.popularity_half_life_ms != g.pop_decay.half_life_ms() {
+        if c.popularity_half_life_ms != g.pop_decay.half_life() {
             let factor = g.pop_decay.set_half_life(c.popularity_half_life_ms, now_ms);
             g.landmark_epoch = g.transitions.epoch();
             g.catalog.scale(factor);
+        }
+        let demand_half_life = c.demand_half_life();
+        if demand_half_life != g.demand_decay.half_life() {
+            let factor = g
+                .demand_decay
+                .set_half_life(demand_half_life, g.views_total as i64);
+            g.catalog.scale_demand(factor);
             self.cache.rescale(factor);
         }
         self.global.transitions.shrink(c.successors_max);
@@ -238,7 +249,7 @@ impl Engine {
             let item = self.global.catalog.lookup(view.item);
             Learned {
                 item,
-                pop_rescale: None,
+                demand_rescale: None,
                 prior_views: self.global.views(item),
             }
         } else {
@@ -247,7 +258,7 @@ impl Engine {
         };
         let z = (1.0 + learned.prior_views as f64).ln() - mean_ln_views;
         user.observe_affinity(z, c.scoring.affinity_rate);
-        if let Some(factor) = learned.pop_rescale {
+        if let Some(factor) = learned.demand_rescale {
             self.cache.rescale(factor);
         }
         if let (Some(r), Some(d)) = (learned.item, view.duration_s) {
@@ -426,7 +437,7 @@ impl Engine {
         if let Some(r) = self.global.catalog.lookup(view.item) {
             if let Some(i) = self.global.catalog.get_mut(r) {
                 i.size_bytes = size;
-                freq = i.popularity;
+                freq = i.demand;
             }
         }
         let outcome = self.cache.request(view.item, size, freq);

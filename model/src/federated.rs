@@ -49,8 +49,8 @@ pub struct Clock {
 impl Clock {
     fn of(d: &crate::decay::Decay) -> Self {
         Clock {
-            landmark_ms: d.landmark_ms(),
-            half_life_ms: d.half_life_ms(),
+            landmark_ms: d.landmark(),
+            half_life_ms: d.half_life(),
         }
     }
 

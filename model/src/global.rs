@@ -144,6 +144,9 @@ pub struct GlobalModel {
     pub decay: Decay,
     /// The decay clock of item popularity.
     pub pop_decay: Decay,
+    /// The decay clock of item demand, the edge cache's request frequency: its time is
+    /// `views_total`, so the cache remembers a number of requests, however fast they come.
+    pub demand_decay: Decay,
     /// Popularity leaders.
     pub board: Board,
     /// Views learned, ever: with the catalog size, the mean popularity level that users'
@@ -182,22 +185,23 @@ pub struct Peers {
 pub struct Learned {
     /// The item's reference (`None` only on a fingerprint collision, about 2^-64).
     pub item: Option<ItemRef>,
-    /// If the popularity clock rescaled, the factor every popularity was multiplied by, so
-    /// that structures keyed by popularity (the cache's core) can follow.
-    pub pop_rescale: Option<f64>,
+    /// If the demand clock rescaled, the factor every demand was multiplied by, so that
+    /// the cache's core, keyed by demand, can follow.
+    pub demand_rescale: Option<f64>,
     /// The item's views (here and at peers) before this one: its popularity as the viewer
     /// found it, which the viewer's popularity affinity follows.
     pub prior_views: u64,
 }
 
 impl GlobalModel {
-    /// An empty model with the given half-lives (0: no decay).
-    pub fn new(half_life_ms: u64, popularity_half_life_ms: u64) -> Self {
+    /// An empty model with the given half-lives (0: no decay); demand's is in views.
+    pub fn new(half_life_ms: u64, popularity_half_life_ms: u64, demand_half_life: u64) -> Self {
         GlobalModel {
             catalog: Catalog::default(),
             transitions: Transitions::default(),
             decay: Decay::new(half_life_ms, 0),
             pop_decay: Decay::new(popularity_half_life_ms, 0),
+            demand_decay: Decay::new(demand_half_life, 0),
             board: Board::default(),
             views_total: 0,
             peers: Peers::default(),
@@ -244,10 +248,14 @@ impl GlobalModel {
         p: LearnParams,
     ) -> Learned {
         self.last_ts_ms = self.last_ts_ms.max(ts_ms);
-        let pop_rescale = self.pop_decay.advance(ts_ms);
-        if let Some(f) = pop_rescale {
+        if let Some(f) = self.pop_decay.advance(ts_ms) {
             self.catalog.scale(f);
             self.landmark_epoch = self.transitions.epoch();
+        }
+        let now = self.views_total as i64;
+        let demand_rescale = self.demand_decay.advance(now);
+        if let Some(f) = demand_rescale {
+            self.catalog.scale_demand(f);
         }
         let adm = p.learning.admission as f32;
         if let Some(f) = self.decay.advance(ts_ms) {
@@ -262,7 +270,7 @@ impl GlobalModel {
         let Some((r, evicted)) = self.catalog.intern(item, p.items_max) else {
             return Learned {
                 item: None,
-                pop_rescale,
+                demand_rescale,
                 prior_views: 0,
             };
         };
@@ -273,6 +281,8 @@ impl GlobalModel {
         let it = self.catalog.get_mut(r).expect("just interned");
         let prior_views = it.views + it.peer_views;
         it.popularity += gp;
+        // Every request counts in full for the cache: a skip was fetched all the same.
+        it.demand += self.demand_decay.weight(now);
         it.views += 1;
         it.ln_views = (1.0 + (it.views + it.peer_views) as f32).ln();
         it.stamp = self.transitions.epoch();
@@ -309,7 +319,7 @@ impl GlobalModel {
         }
         Learned {
             item: Some(r),
-            pop_rescale,
+            demand_rescale,
             prior_views,
         }
     }
@@ -421,7 +431,7 @@ mod tests {
     }
 
     fn model() -> GlobalModel {
-        GlobalModel::new(0, 0)
+        GlobalModel::new(0, 0, 0)
     }
 
     #[test]
@@ -497,8 +507,8 @@ mod tests {
     }
 
     #[test]
-    fn popularity_decays_and_reports_its_rescale() {
-        let mut g = GlobalModel::new(0, 1000);
+    fn popularity_decays_past_its_rescale() {
+        let mut g = GlobalModel::new(0, 1000, 0);
         g.learn(&VecDeque::new(), "old", 0, 1.0, P);
         g.learn(&VecDeque::new(), "new", 1000, 1.0, P);
         let pop = |g: &GlobalModel, i| {
@@ -508,9 +518,33 @@ mod tests {
                 .popularity
         };
         assert!((pop(&g, "new") / pop(&g, "old") - 2.0).abs() < 1e-9);
-        let far = g.learn(&VecDeque::new(), "new", 60_000, 1.0, P);
-        assert!(far.pop_rescale.is_some(), "past 2^40 the clock rescales");
+        // Past 2^40 the clock rescales every popularity, keeping the order.
+        g.learn(&VecDeque::new(), "new", 60_000, 1.0, P);
         assert!(pop(&g, "new") > pop(&g, "old"));
+        assert!(pop(&g, "new") < 4.0, "rescaled: {}", pop(&g, "new"));
+    }
+
+    /// The cache's demand decays per view at this node, whatever the timestamps say, and
+    /// counts a skip in full.
+    #[test]
+    fn demand_decays_per_view_and_reports_its_rescale() {
+        let mut g = GlobalModel::new(0, 0, 2);
+        let demand =
+            |g: &GlobalModel, i| g.catalog.get(g.catalog.lookup(i).unwrap()).unwrap().demand;
+        g.learn(&VecDeque::new(), "old", 0, 1.0, P);
+        // Two views later (and a year later by the clock): half the weight of a new one.
+        g.learn(&VecDeque::new(), "x", 0, 1.0, P);
+        g.learn(&VecDeque::new(), "new", 365 * 86_400_000, 0.25, P);
+        assert!((demand(&g, "new") / demand(&g, "old") - 2.0).abs() < 1e-9);
+        let rescaled = (0..100)
+            .filter_map(|_| g.learn(&VecDeque::new(), "x", 0, 1.0, P).demand_rescale)
+            .count();
+        assert_eq!(
+            rescaled, 1,
+            "once past 2^40 in 100 views at a half-life of 2"
+        );
+        // Without the rescale the last weight would be 2^51; with it, 2^11 or so.
+        assert!(demand(&g, "x") > demand(&g, "new") && demand(&g, "x") < 65_536.0);
     }
 
     #[test]

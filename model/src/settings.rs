@@ -176,6 +176,8 @@ pub static SETTINGS: &[Setting] = &[
         }),
         set: |c, v| c.cache_policy = if int(v) == 0 { CachePolicy::Lru } else { CachePolicy::Predictive },
     },
+    int_setting!("cache-memory", 0, 1_000_000, "half-life of the request frequencies that order the cache, in capacities' worth of views (capacity / item-size-bytes items); 0 = never forget",
+        |c| c.cache_memory, |c, v| c.cache_memory = v as u32),
     int_setting!("item-size-bytes", 1, 1 << 40, "size assumed for an item when EDGE.PLAY gives no SIZE",
         |c| c.default_item_size, |c, v| c.default_item_size = v as u64),
     int_setting!("predict-staleness", 0, 1_000_000_000, "views elsewhere a memoized prediction may lag behind (0: always exact)",

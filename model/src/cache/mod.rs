@@ -362,7 +362,7 @@ impl EdgeCache {
     }
 
     /// A request for `key`. `freq` is the item's request frequency including this request
-    /// (the engine's decayed view count), which orders the predictive policy's core. A hit
+    /// (its demand, decayed per view), which orders the predictive policy's core. A hit
     /// refreshes the entry (and promotes a prefetched one into the core); a miss fetches the
     /// item and admits it.
     pub fn request(&mut self, key: &str, size: u64, freq: f64) -> CacheOutcome {
