@@ -132,7 +132,7 @@ impl Default for Learning {
         Learning {
             window: 10,
             decay: 0.8,
-            reverse: 0.7,
+            reverse: 0.5,
             simultaneous_ms: 0,
             group_inner: 0.95,
             admission: 0.25,
