@@ -525,6 +525,7 @@ pub fn encode_node(e: &mut Engine) -> Vec<u8> {
         w.varint(*n);
     }
     // Version 3: the cache's demand clock and each live item's demand, in slot order.
+    w.varint(g.demand_ticks);
     w.varint(g.demand_decay.half_life());
     w.ivarint(g.demand_decay.landmark());
     for (_, item) in g.catalog.slots() {
@@ -611,6 +612,7 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         decay,
         pop_decay,
         demand_decay: Decay::new(0, 0),
+        demand_ticks: 0,
         board,
         views_total,
         peers,
@@ -702,7 +704,12 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         stats.device_views.insert(d, r.counter()?);
     }
     if version >= 3 {
+        global.demand_ticks = r.counter()?;
         global.demand_decay = Decay::new(r.counter()?, r.time()?);
+        // A clock set ahead of its own time would weigh every new request 0 for good.
+        if !(0..=global.demand_ticks as i64).contains(&global.demand_decay.landmark()) {
+            return Err(CodecError::Invalid("demand clock out of range"));
+        }
         for item in global.catalog.items_mut() {
             item.demand = r.f64()?;
             if item.demand < 0.0 {
@@ -712,6 +719,7 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
     } else {
         // Before version 3 the cache was ordered by popularity, on another clock: start
         // its frequencies afresh (recency still orders the core until requests return).
+        global.demand_ticks = global.views_total;
         global.demand_decay = Decay::new(config.demand_half_life(), global.views_total as i64);
         cache.rescale(0.0);
     }
@@ -775,6 +783,7 @@ mod tests {
         let blob = encode_node(&mut e);
         let (g, _, _) = e.parts();
         let mut tail = Writer::default();
+        tail.varint(g.demand_ticks);
         tail.varint(g.demand_decay.half_life());
         tail.ivarint(g.demand_decay.landmark());
         let live = g.catalog.slots().filter(|(_, i)| i.is_some()).count();
@@ -797,6 +806,33 @@ mod tests {
         assert_eq!(keys(old.cache()), keys(e.cache()));
         assert!(old.cache().entries().iter().all(|i| i.freq == 0.0));
         assert!(old.catalog().iter().all(|(_, i)| i.demand == 0.0));
+    }
+
+    /// A demand clock ahead of the node's own count of views is refused: it would weigh
+    /// every new request 0 for good.
+    #[test]
+    fn a_demand_clock_from_the_future_is_refused() {
+        let (mut e, _) = trained();
+        let blob = encode_node(&mut e);
+        let (g, _, _) = e.parts();
+        let live = g.catalog.slots().filter(|(_, i)| i.is_some()).count();
+        let mut tail = Writer::default();
+        tail.varint(g.demand_ticks);
+        tail.varint(g.demand_decay.half_life());
+        tail.ivarint(g.demand_decay.landmark());
+        let cut = blob.len() - TRAILER_LEN - tail.buf.len() - 8 * live;
+        let mut w = Writer::frame(Kind::Node, NODE_VERSION);
+        w.buf.extend_from_slice(&blob[HEADER_LEN..cut]);
+        w.varint(g.demand_ticks);
+        w.varint(g.demand_decay.half_life());
+        w.ivarint(g.demand_ticks as i64 + 1);
+        w.buf.extend_from_slice(
+            &blob[blob.len() - TRAILER_LEN - 8 * live..blob.len() - TRAILER_LEN],
+        );
+        assert_eq!(
+            decode_node(&w.finish(), e.config().clone()).err(),
+            Some(CodecError::Invalid("demand clock out of range"))
+        );
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub struct Config {
     pub personal_max: usize,
     /// Half-life of the co-occurrence evidence in ms; 0 keeps it forever.
     pub half_life_ms: u64,
-    /// Half-life of item popularity in ms (the fallback ranking and the cache's frequency).
+    /// Half-life of item popularity in ms (the fallback ranking and item eviction; the
+    /// cache's frequencies have their own clock, see [`Config::cache_memory`]).
     pub popularity_half_life_ms: u64,
     /// Neighbours kept per item (row width): bounds the co-occurrence table.
     pub successors_max: usize,

@@ -50,6 +50,9 @@ fn fresh_version() -> u64 {
 }
 
 /// The state of one edge node.
+///
+/// A clone learns inline whatever `learner-thread` says (the thread is not shared); give
+/// it the setting again with [`Engine::set_config`] to have one of its own.
 #[derive(Debug, Clone)]
 pub struct Engine {
     config: Config,
@@ -161,12 +164,7 @@ impl Engine {
             g.landmark_epoch = g.transitions.epoch();
             g.catalog.scale(factor);
         }
-        let demand_half_life = c.demand_half_life();
-        if demand_half_life != g.demand_decay.half_life() {
-            let factor = g
-                .demand_decay
-                .set_half_life(demand_half_life, g.views_total as i64);
-            g.catalog.scale_demand(factor);
+        if let Some(factor) = g.set_demand_half_life(c.demand_half_life()) {
             self.cache.rescale(factor);
         }
         self.global.transitions.shrink(c.successors_max);
@@ -249,7 +247,6 @@ impl Engine {
             let item = self.global.catalog.lookup(view.item);
             Learned {
                 item,
-                demand_rescale: None,
                 prior_views: self.global.views(item),
             }
         } else {
@@ -258,7 +255,7 @@ impl Engine {
         };
         let z = (1.0 + learned.prior_views as f64).ln() - mean_ln_views;
         user.observe_affinity(z, c.scoring.affinity_rate);
-        if let Some(factor) = learned.demand_rescale {
+        if let Some(factor) = self.global.count_demand(learned.item) {
             self.cache.rescale(factor);
         }
         if let (Some(r), Some(d)) = (learned.item, view.duration_s) {
@@ -516,6 +513,57 @@ mod tests {
             prefetch_share_pct: 50,
             ..Config::default()
         }
+    }
+
+    /// The privacy clip keeps a heavy viewer's views out of the exported model, not out of
+    /// this edge's cache: every request counts in the item's demand.
+    #[test]
+    fn clipped_views_still_count_as_cache_demand() {
+        let mut e = Engine::new(Config {
+            dp_clip: 1,
+            ..small()
+        })
+        .unwrap();
+        let mut heavy = UserState::default();
+        for t in 0..10 {
+            e.play(&mut heavy, &view("A", t), None);
+        }
+        assert!(e.stats().dp_clipped > 0, "the clip applied");
+        let a = e.catalog().get(e.catalog().lookup("A").unwrap()).unwrap();
+        assert_eq!(a.views, 1, "one view reached the model");
+        assert!(
+            a.demand > 9.0,
+            "ten requests reached the cache: {}",
+            a.demand
+        );
+    }
+
+    /// A new cache memory rebases every demand and the cache's stored frequencies alike.
+    #[test]
+    fn a_new_cache_memory_rebases_demand_and_the_cache_together() {
+        let mut e = Engine::new(small()).unwrap();
+        let mut u = UserState::default();
+        for (t, item) in ["A", "A", "B", "A", "C"].iter().enumerate() {
+            e.play(&mut u, &view(item, t as i64), None);
+        }
+        let demand = |e: &Engine, i| {
+            e.catalog()
+                .get(e.catalog().lookup(i).unwrap())
+                .unwrap()
+                .demand
+        };
+        let before = demand(&e, "A") / demand(&e, "B");
+        let mut c = e.config().clone();
+        c.cache_memory = 1;
+        e.set_config(c, 5).unwrap();
+        assert!((demand(&e, "A") / demand(&e, "B") - before).abs() < 1e-9);
+        let cached = e.cache().entries();
+        let freq = |k: &str| cached.iter().find(|i| i.key == k).map(|i| i.freq);
+        assert_eq!(
+            freq("A"),
+            Some(demand(&e, "A")),
+            "the cache follows the rebase"
+        );
     }
 
     #[test]

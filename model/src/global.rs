@@ -145,8 +145,10 @@ pub struct GlobalModel {
     /// The decay clock of item popularity.
     pub pop_decay: Decay,
     /// The decay clock of item demand, the edge cache's request frequency: its time is
-    /// `views_total`, so the cache remembers a number of requests, however fast they come.
+    /// `demand_ticks`, so the cache remembers a number of requests, however fast they come.
     pub demand_decay: Decay,
+    /// Views at this node, privacy-clipped ones included: the demand clock's time.
+    pub demand_ticks: u64,
     /// Popularity leaders.
     pub board: Board,
     /// Views learned, ever: with the catalog size, the mean popularity level that users'
@@ -185,9 +187,6 @@ pub struct Peers {
 pub struct Learned {
     /// The item's reference (`None` only on a fingerprint collision, about 2^-64).
     pub item: Option<ItemRef>,
-    /// If the demand clock rescaled, the factor every demand was multiplied by, so that
-    /// the cache's core, keyed by demand, can follow.
-    pub demand_rescale: Option<f64>,
     /// The item's views (here and at peers) before this one: its popularity as the viewer
     /// found it, which the viewer's popularity affinity follows.
     pub prior_views: u64,
@@ -202,6 +201,7 @@ impl GlobalModel {
             decay: Decay::new(half_life_ms, 0),
             pop_decay: Decay::new(popularity_half_life_ms, 0),
             demand_decay: Decay::new(demand_half_life, 0),
+            demand_ticks: 0,
             board: Board::default(),
             views_total: 0,
             peers: Peers::default(),
@@ -252,11 +252,6 @@ impl GlobalModel {
             self.catalog.scale(f);
             self.landmark_epoch = self.transitions.epoch();
         }
-        let now = self.views_total as i64;
-        let demand_rescale = self.demand_decay.advance(now);
-        if let Some(f) = demand_rescale {
-            self.catalog.scale_demand(f);
-        }
         let adm = p.learning.admission as f32;
         if let Some(f) = self.decay.advance(ts_ms) {
             self.transitions.flush(p.successors_max, adm);
@@ -270,7 +265,6 @@ impl GlobalModel {
         let Some((r, evicted)) = self.catalog.intern(item, p.items_max) else {
             return Learned {
                 item: None,
-                demand_rescale,
                 prior_views: 0,
             };
         };
@@ -281,8 +275,6 @@ impl GlobalModel {
         let it = self.catalog.get_mut(r).expect("just interned");
         let prior_views = it.views + it.peer_views;
         it.popularity += gp;
-        // Every request counts in full for the cache: a skip was fetched all the same.
-        it.demand += self.demand_decay.weight(now);
         it.views += 1;
         it.ln_views = (1.0 + (it.views + it.peer_views) as f32).ln();
         it.stamp = self.transitions.epoch();
@@ -319,9 +311,40 @@ impl GlobalModel {
         }
         Learned {
             item: Some(r),
-            demand_rescale,
             prior_views,
         }
+    }
+
+    /// Counts a request for `item` in its demand, the edge cache's frequency. Every view
+    /// at this node counts in full: a skip was fetched all the same, and a view the privacy
+    /// clip keeps out of the exported model still asked this edge's cache for the item.
+    /// Returns the factor every demand was multiplied by if the clock rescaled, which the
+    /// cache's stored frequencies must follow.
+    pub fn count_demand(&mut self, item: Option<ItemRef>) -> Option<f64> {
+        let now = self.demand_ticks as i64;
+        self.demand_ticks += 1;
+        let rescale = self.demand_decay.advance(now);
+        if let Some(f) = rescale {
+            self.catalog.scale_demand(f);
+        }
+        let weight = self.demand_decay.weight(now);
+        if let Some(i) = item.and_then(|r| self.catalog.get_mut(r)) {
+            i.demand += weight;
+        }
+        rescale
+    }
+
+    /// Rebases the demand clock on a new half-life (in views); returns the factor every
+    /// demand was multiplied by, which the cache's stored frequencies must follow.
+    pub fn set_demand_half_life(&mut self, half_life: u64) -> Option<f64> {
+        if half_life == self.demand_decay.half_life() {
+            return None;
+        }
+        let f = self
+            .demand_decay
+            .set_half_life(half_life, self.demand_ticks as i64);
+        self.catalog.scale_demand(f);
+        Some(f)
     }
 
     /// Applies buffered links (see [`Transitions`]); every reader of the rows calls it.
@@ -529,16 +552,18 @@ mod tests {
     #[test]
     fn demand_decays_per_view_and_reports_its_rescale() {
         let mut g = GlobalModel::new(0, 0, 2);
+        let view = |g: &mut GlobalModel, item, ts_ms, w| {
+            let r = g.learn(&VecDeque::new(), item, ts_ms, w, P).item;
+            g.count_demand(r)
+        };
         let demand =
             |g: &GlobalModel, i| g.catalog.get(g.catalog.lookup(i).unwrap()).unwrap().demand;
-        g.learn(&VecDeque::new(), "old", 0, 1.0, P);
+        view(&mut g, "old", 0, 1.0);
         // Two views later (and a year later by the clock): half the weight of a new one.
-        g.learn(&VecDeque::new(), "x", 0, 1.0, P);
-        g.learn(&VecDeque::new(), "new", 365 * 86_400_000, 0.25, P);
+        view(&mut g, "x", 0, 1.0);
+        view(&mut g, "new", 365 * 86_400_000, 0.25);
         assert!((demand(&g, "new") / demand(&g, "old") - 2.0).abs() < 1e-9);
-        let rescaled = (0..100)
-            .filter_map(|_| g.learn(&VecDeque::new(), "x", 0, 1.0, P).demand_rescale)
-            .count();
+        let rescaled = (0..100).filter_map(|_| view(&mut g, "x", 0, 1.0)).count();
         assert_eq!(
             rescaled, 1,
             "once past 2^40 in 100 views at a half-life of 2"

@@ -194,7 +194,7 @@ pub static SETTINGS: &[Setting] = &[
         |c| c.items_max, |c, v| c.items_max = v as usize),
     int_setting!("half-life-secs", 0, 10 * YEAR_SECS, "half-life of the co-occurrence evidence (0: no decay)",
         |c| c.half_life_ms / 1000, |c, v| c.half_life_ms = v as u64 * 1000),
-    int_setting!("popularity-half-life-secs", 0, 10 * YEAR_SECS, "half-life of item popularity (fallback ranking, cache frequency; 0: all-time)",
+    int_setting!("popularity-half-life-secs", 0, 10 * YEAR_SECS, "half-life of item popularity (fallback ranking, item eviction; 0: all-time)",
         |c| c.popularity_half_life_ms / 1000, |c, v| c.popularity_half_life_ms = v as u64 * 1000),
     int_setting!("learn-window", 1, 256, "earlier views each new view is linked to",
         |c| c.learning.window, |c, v| c.learning.window = v as usize),

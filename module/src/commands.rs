@@ -130,6 +130,10 @@ type Handler = fn(&Context, &[Arg]) -> RedisResult;
 /// longer line goes to the heap and still gets its arity error from the grammar.
 const INLINE_ARGS: usize = 16;
 
+/// Runs `handler` on the command Redis called, and replies with its result as the crate's
+/// own wrapper does. The arguments are viewed, not owned: Redis keeps `argv` and its
+/// strings alive until the command returns, and nothing here frees them or lets a view
+/// outlive the call (the handler gets a slice borrowed from this frame).
 fn dispatch(
     ctx: *mut raw::RedisModuleCtx,
     argv: *mut *mut raw::RedisModuleString,
