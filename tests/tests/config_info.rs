@@ -98,6 +98,42 @@ fn config_set_changes_behaviour() {
     assert_eq!(config_get(&mut s, "edge.weight-global"), "0");
 }
 
+/// `cache-memory` decides how long the cache's frequencies last, counted in views: with
+/// no decay an item asked for 20 times keeps the one-item cache from a newcomer asked for
+/// ten times; with a memory of one view the newcomer's recent requests win it.
+#[test]
+fn cache_memory_sets_how_long_requests_count() {
+    let mut s = Server::start(
+        ServerOpts::new()
+            .module_arg("cache-capacity-bytes", "1")
+            .module_arg("item-size-bytes", "1")
+            .module_arg("prefetch-budget", "0")
+            .module_arg("prefetch-k", "0")
+            .module_arg("cache-memory", "0"),
+    );
+    assert_eq!(config_get(&mut s, "edge.cache-memory"), "0");
+    let mut t = 0;
+    let mut play_at = |s: &mut Server, item: &str| {
+        t += 1;
+        play(s, "v", item, t, None).0
+    };
+    for _ in 0..20 {
+        play_at(&mut s, "old");
+    }
+    assert_eq!(play_at(&mut s, "old"), "HIT");
+    for _ in 0..4 {
+        assert_eq!(
+            play_at(&mut s, "new"),
+            "MISS",
+            "never forgotten: old keeps the cache"
+        );
+    }
+    config_set(&mut s, "edge.cache-memory", "1");
+    // Each new request now weighs twice the one before: the fifth outweighs old's 21.
+    let outcomes: Vec<String> = (0..6).map(|_| play_at(&mut s, "new")).collect();
+    assert_eq!(outcomes, ["MISS", "MISS", "MISS", "MISS", "MISS", "HIT"]);
+}
+
 #[test]
 fn bad_load_arguments_refuse_the_module() {
     for (args, why) in [
