@@ -113,18 +113,35 @@ pub fn register(ctx: &Context) -> Result<(), String> {
 /// dropping a reference on each: two allocator calls and two API calls per argument on
 /// every EDGE.RECORD. Redis keeps the strings alive until the command returns, so they
 /// can simply be viewed.
-pub struct Arg(ManuallyDrop<RedisString>);
+struct Arg(ManuallyDrop<RedisString>);
 
-impl std::ops::Deref for Arg {
-    type Target = RedisString;
+/// The running command's arguments (its name first), viewed as Redis strings (to open
+/// keys and replicate) and as bytes (for the grammar), both built once per call.
+pub struct Args<'a> {
+    strings: &'a [Arg],
+    bytes: &'a [&'a [u8]],
+}
 
-    fn deref(&self) -> &RedisString {
-        &self.0
+impl<'a> Args<'a> {
+    /// The arguments after the command name, for the grammar.
+    fn rest(&self) -> &'a [&'a [u8]] {
+        self.bytes.get(1..).unwrap_or_default()
+    }
+
+    /// The key (the first argument). Only after the grammar accepted the arguments,
+    /// which every command with a key checks for.
+    fn key(&self) -> &'a RedisString {
+        &self.strings[1].0
+    }
+
+    /// The client's strings after the command name, as Redis holds them.
+    fn raw_rest(&self) -> impl Iterator<Item = *mut raw::RedisModuleString> + 'a {
+        self.strings.iter().skip(1).map(|a| a.0.inner)
     }
 }
 
-/// A command handler: the context and the arguments, the command name first.
-type Handler = fn(&Context, &[Arg]) -> RedisResult;
+/// A command handler: the context and the arguments.
+type Handler = fn(&Context, &Args) -> RedisResult;
 
 /// No command takes more than a dozen arguments, so they are viewed from the stack; a
 /// longer line goes to the heap and still gets its arity error from the grammar.
@@ -133,7 +150,7 @@ const INLINE_ARGS: usize = 16;
 /// Runs `handler` on the command Redis called, and replies with its result as the crate's
 /// own wrapper does. The arguments are viewed, not owned: Redis keeps `argv` and its
 /// strings alive until the command returns, and nothing here frees them or lets a view
-/// outlive the call (the handler gets a slice borrowed from this frame).
+/// outlive the call (the handler gets slices borrowed from this frame).
 fn dispatch(
     ctx: *mut raw::RedisModuleCtx,
     argv: *mut *mut raw::RedisModuleString,
@@ -152,12 +169,29 @@ fn dispatch(
             ctx, *p,
         )))
     };
-    let result = if argv.len() <= INLINE_ARGS {
-        let args: [Arg; INLINE_ARGS] =
+    let n = argv.len();
+    let result = if n <= INLINE_ARGS {
+        let strings: [Arg; INLINE_ARGS] =
             std::array::from_fn(|i| view(argv.get(i).unwrap_or(&std::ptr::null_mut())));
-        handler(&context, &args[..argv.len()])
+        let bytes: [&[u8]; INLINE_ARGS] =
+            std::array::from_fn(|i| if i < n { strings[i].0.as_slice() } else { &[] });
+        handler(
+            &context,
+            &Args {
+                strings: &strings[..n],
+                bytes: &bytes[..n],
+            },
+        )
     } else {
-        handler(&context, &argv.iter().map(view).collect::<Vec<_>>())
+        let strings: Vec<Arg> = argv.iter().map(view).collect();
+        let bytes: Vec<&[u8]> = strings.iter().map(|a| a.0.as_slice()).collect();
+        handler(
+            &context,
+            &Args {
+                strings: &strings,
+                bytes: &bytes,
+            },
+        )
     };
     context.reply(result) as c_int
 }
@@ -176,43 +210,6 @@ fn parse<'a, T>(
         ArgError::WrongArity => RedisError::WrongArity,
         ArgError::Invalid(m) => err(m),
     })
-}
-
-/// Arguments after the command name, as bytes, viewed like the arguments themselves.
-struct ArgBytes<'a> {
-    inline: [&'a [u8]; INLINE_ARGS],
-    len: usize,
-    heap: Vec<&'a [u8]>,
-}
-
-impl<'a> std::ops::Deref for ArgBytes<'a> {
-    type Target = [&'a [u8]];
-
-    fn deref(&self) -> &Self::Target {
-        if self.len <= INLINE_ARGS {
-            &self.inline[..self.len]
-        } else {
-            &self.heap
-        }
-    }
-}
-
-/// The raw bytes of the arguments after the command name.
-fn bytes(args: &[Arg]) -> ArgBytes<'_> {
-    let rest = args.get(1..).unwrap_or_default();
-    let mut a = ArgBytes {
-        inline: [&[]; INLINE_ARGS],
-        len: rest.len(),
-        heap: Vec::new(),
-    };
-    if rest.len() <= INLINE_ARGS {
-        for (slot, arg) in a.inline.iter_mut().zip(rest) {
-            *slot = arg.as_slice();
-        }
-    } else {
-        a.heap = rest.iter().map(|a| a.as_slice()).collect();
-    }
-    a
 }
 
 /// The reply for a key that holds another type. The crate's own message lacks the
@@ -245,7 +242,7 @@ fn with_user<R>(
 ///
 /// Straight through the C API: this runs on every record and play, and the safe wrappers
 /// would copy the command name and each argument into Rust allocations first.
-fn replicate_with_ts(ctx: &Context, name: &CStr, args: &[Arg], given: Option<i64>, ts: i64) {
+fn replicate_with_ts(ctx: &Context, name: &CStr, args: &Args, given: Option<i64>, ts: i64) {
     if given.is_some() {
         ctx.replicate_verbatim();
         return;
@@ -263,11 +260,12 @@ fn replicate_with_ts(ctx: &Context, name: &CStr, args: &[Arg], given: Option<i64
         let replicate = raw::RedisModule_Replicate.expect(API);
         let free = raw::RedisModule_FreeString.expect(API);
         let added = [create(c, c"TS".as_ptr(), 2), from_ll(c, ts)];
-        // The client's own strings go out as they are, from the stack.
+        // The client's own strings go out as they are, from the stack (the grammar accepts
+        // fewer arguments than it holds; a longer line would go to the heap).
         let mut inline = [std::ptr::null_mut(); INLINE_ARGS + 2];
         let mut heap = Vec::new();
-        let argv = args[1..].iter().map(|a| a.inner).chain(added);
-        let n = args.len() + 1;
+        let argv = args.raw_rest().chain(added);
+        let n = args.strings.len() + 1;
         let argv: &mut [*mut raw::RedisModuleString] = if n <= inline.len() {
             inline.iter_mut().zip(argv).for_each(|(slot, p)| *slot = p);
             &mut inline[..n]
@@ -300,21 +298,21 @@ fn notify(ctx: &Context, event: &CStr, key: &RedisString) {
 }
 
 /// `EDGE.RECORD user item [DURATION s] [TS ms] [DEVICE d]`
-pub fn record(ctx: &Context, args: &[Arg]) -> RedisResult {
-    let raw = bytes(args);
-    let r: ViewRequest = parse(&raw, request::record)?;
+pub fn record(ctx: &Context, args: &Args) -> RedisResult {
+    let raw = args.rest();
+    let r: ViewRequest = parse(raw, request::record)?;
     let view = r.view(state::now_ms());
-    with_user(ctx, &args[1], |e, u| e.record(u, &view))?;
+    with_user(ctx, args.key(), |e, u| e.record(u, &view))?;
     replicate_with_ts(ctx, c"EDGE.RECORD", args, r.opts.ts, view.ts_ms);
-    notify(ctx, c"edge.record", &args[1]);
+    notify(ctx, c"edge.record", args.key());
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 
 /// `EDGE.PREDICT user [K k] [WITHSCORES] [INCLUDESEEN]`
-pub fn predict(ctx: &Context, args: &[Arg]) -> RedisResult {
-    let raw = bytes(args);
-    let r = parse(&raw, request::predict)?;
-    let key = ctx.open_key(&args[1]);
+pub fn predict(ctx: &Context, args: &Args) -> RedisResult {
+    let raw = args.rest();
+    let r = parse(raw, request::predict)?;
+    let key = ctx.open_key(args.key());
     let user = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
     let mut engine = state::engine();
     let k = r.k.unwrap_or(engine.config().default_k);
@@ -350,10 +348,10 @@ fn string_array(items: Vec<String>) -> RedisValue {
 }
 
 /// `EDGE.PREFETCH user [K k]`
-pub fn prefetch(ctx: &Context, args: &[Arg]) -> RedisResult {
-    let raw = bytes(args);
-    let (_, k) = parse(&raw, request::prefetch)?;
-    let key = ctx.open_key(&args[1]);
+pub fn prefetch(ctx: &Context, args: &Args) -> RedisResult {
+    let raw = args.rest();
+    let (_, k) = parse(raw, request::prefetch)?;
+    let key = ctx.open_key(args.key());
     let user = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
     let mut engine = state::engine();
     let k = k.unwrap_or(engine.config().prefetch_k);
@@ -364,13 +362,13 @@ pub fn prefetch(ctx: &Context, args: &[Arg]) -> RedisResult {
 }
 
 /// `EDGE.PLAY user item [DURATION s] [TS ms] [DEVICE d] [SIZE bytes]`
-pub fn play(ctx: &Context, args: &[Arg]) -> RedisResult {
-    let raw = bytes(args);
-    let r: ViewRequest = parse(&raw, request::play)?;
+pub fn play(ctx: &Context, args: &Args) -> RedisResult {
+    let raw = args.rest();
+    let r: ViewRequest = parse(raw, request::play)?;
     let view = r.view(state::now_ms());
-    let out = with_user(ctx, &args[1], |e, u| e.play(u, &view, r.opts.size))?;
+    let out = with_user(ctx, args.key(), |e, u| e.play(u, &view, r.opts.size))?;
     replicate_with_ts(ctx, c"EDGE.PLAY", args, r.opts.ts, view.ts_ms);
-    notify(ctx, c"edge.play", &args[1]);
+    notify(ctx, c"edge.play", args.key());
     Ok(RedisValue::Array(vec![
         RedisValue::SimpleStringStatic(out.outcome.as_str()),
         string_array(out.prefetched),
@@ -378,9 +376,9 @@ pub fn play(ctx: &Context, args: &[Arg]) -> RedisResult {
 }
 
 /// `EDGE.USER user`: history (latest first), counts and strongest personal transitions.
-pub fn user(ctx: &Context, args: &[Arg]) -> RedisResult {
-    parse(&bytes(args), request::user_only)?;
-    let key = ctx.open_key(&args[1]);
+pub fn user(ctx: &Context, args: &Args) -> RedisResult {
+    parse(args.rest(), request::user_only)?;
+    let key = ctx.open_key(args.key());
     let Some(u) = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)? else {
         return Ok(RedisValue::Null);
     };
@@ -437,9 +435,9 @@ pub fn user(ctx: &Context, args: &[Arg]) -> RedisResult {
 }
 
 /// `EDGE.FORGET user`: deletes the user's key. Replies 1 if a user was erased, else 0.
-pub fn forget(ctx: &Context, args: &[Arg]) -> RedisResult {
-    parse(&bytes(args), request::user_only)?;
-    let key = ctx.open_key_writable(&args[1]);
+pub fn forget(ctx: &Context, args: &Args) -> RedisResult {
+    parse(args.rest(), request::user_only)?;
+    let key = ctx.open_key_writable(args.key());
     if key
         .get_value::<UserState>(&USER_TYPE)
         .map_err(wrong_type)?
@@ -450,16 +448,16 @@ pub fn forget(ctx: &Context, args: &[Arg]) -> RedisResult {
     key.delete()?;
     state::engine().note_forget();
     ctx.replicate_verbatim();
-    notify(ctx, c"edge.forget", &args[1]);
+    notify(ctx, c"edge.forget", args.key());
     Ok(RedisValue::Integer(1))
 }
 
 /// `EDGE.RESTORE user blob`: installs a serialized user, replacing one already there.
-pub fn restore(ctx: &Context, args: &[Arg]) -> RedisResult {
-    let raw = bytes(args);
-    let blob = parse(&raw, |a| request::blob(a, true))?;
+pub fn restore(ctx: &Context, args: &Args) -> RedisResult {
+    let raw = args.rest();
+    let blob = parse(raw, |a| request::blob(a, true))?;
     let user = decode_user(blob).map_err(|e| err(format_args!("invalid user blob: {e}")))?;
-    let key = ctx.open_key_writable(&args[1]);
+    let key = ctx.open_key_writable(args.key());
     key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
     key.set_value(&USER_TYPE, user).map_err(wrong_type)?;
     state::users_add(1);
@@ -470,9 +468,9 @@ pub fn restore(ctx: &Context, args: &[Arg]) -> RedisResult {
 /// `EDGE.NODE.RESTORE blob`: replaces this node's model, cache and counters with a
 /// serialized node. An AOF rewrite without the RDB preamble emits it once, so the node model
 /// survives such a rewrite; it is an administrative command, not for applications.
-pub fn node_restore(ctx: &Context, args: &[Arg]) -> RedisResult {
-    let raw = bytes(args);
-    let blob = parse(&raw, |a| request::blob(a, false))?;
+pub fn node_restore(ctx: &Context, args: &Args) -> RedisResult {
+    let raw = args.rest();
+    let blob = parse(raw, |a| request::blob(a, false))?;
     let engine = decode_node(blob, crate::config::current())
         .map_err(|e| err(format_args!("invalid node blob: {e}")))?;
     state::install(engine);
@@ -520,8 +518,8 @@ fn node_id(ctx: &Context) -> String {
 /// `EDGE.MODEL.EXPORT [SINCE round]`: this node's global counts (never per-user data) as
 /// one update blob, in full or only what changed after `round`. Every export starts a new
 /// round, so it is a write and replicates verbatim: a replica's rounds stay in step.
-pub fn model_export(ctx: &Context, args: &[Arg]) -> RedisResult {
-    let since = parse(&bytes(args), request::model_export)?;
+pub fn model_export(ctx: &Context, args: &Args) -> RedisResult {
+    let since = parse(args.rest(), request::model_export)?;
     let node = node_id(ctx);
     let update = state::engine().export_update(&node, since);
     let blob = encode_update(&update);
@@ -533,9 +531,9 @@ pub fn model_export(ctx: &Context, args: &[Arg]) -> RedisResult {
 /// `EDGE.MODEL.IMPORT blob`: merges an aggregate of peers into the federated table.
 /// Replies 1 if applied, 0 if that round was already imported (nothing changes). A blob
 /// that fails validation is refused before anything is touched.
-pub fn model_import(ctx: &Context, args: &[Arg]) -> RedisResult {
-    let raw = bytes(args);
-    let blob = parse(&raw, |a| request::blob(a, false))?;
+pub fn model_import(ctx: &Context, args: &Args) -> RedisResult {
+    let raw = args.rest();
+    let blob = parse(raw, |a| request::blob(a, false))?;
     let update = decode_update(blob).map_err(|e| err(format_args!("invalid update blob: {e}")))?;
     let imported = state::engine().import_update(&update, state::now_ms(), blob.len());
     if imported.applied {
@@ -547,8 +545,8 @@ pub fn model_import(ctx: &Context, args: &[Arg]) -> RedisResult {
 
 /// `EDGE.MODEL.INFO`: federation state as field/value pairs, in a fixed order (a map
 /// under RESP3, a flat array under RESP2).
-pub fn model_info(ctx: &Context, args: &[Arg]) -> RedisResult {
-    parse(&bytes(args), request::no_args)?;
+pub fn model_info(ctx: &Context, args: &Args) -> RedisResult {
+    parse(args.rest(), request::no_args)?;
     let fields = state::federation(&mut state::engine());
     let c = ctx.get_raw();
     raw::reply_with_map(c, fields.len() as _);
