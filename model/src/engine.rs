@@ -223,10 +223,13 @@ impl Engine {
     /// Learns one view of `user`.
     pub fn record(&mut self, user: &mut UserState, view: &View<'_>) {
         let c = &self.config;
-        std::hint::black_box(user.warm(fingerprint(view.item.as_bytes()), c.learning.window));
+        // Hashed once here for the lookups below (learning and the viewer's state hash it
+        // again inside, where the name is all they take).
+        let fp = fingerprint(view.item.as_bytes());
+        std::hint::black_box(user.warm(fp, c.learning.window));
         let mut skip = false;
         if let Some(d) = view.duration_s {
-            if let Some(r) = self.global.catalog.lookup(view.item) {
+            if let Some(r) = self.global.catalog.lookup_fp(fp, view.item) {
                 skip = self.global.observe_duration(r, d, c.skip_threshold_pct);
             }
         }
@@ -244,7 +247,7 @@ impl Engine {
             c.dp_clip > 0 && user.count_round_view(self.global.transitions.epoch()) > c.dp_clip;
         let learned = if clipped {
             self.stats.dp_clipped += 1;
-            let item = self.global.catalog.lookup(view.item);
+            let item = self.global.catalog.lookup_fp(fp, view.item);
             Learned {
                 item,
                 prior_views: self.global.views(item),

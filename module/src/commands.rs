@@ -299,8 +299,7 @@ fn notify(ctx: &Context, event: &CStr, key: &RedisString) {
 
 /// `EDGE.RECORD user item [DURATION s] [TS ms] [DEVICE d]`
 pub fn record(ctx: &Context, args: &Args) -> RedisResult {
-    let raw = args.rest();
-    let r: ViewRequest = parse(raw, request::record)?;
+    let r: ViewRequest = parse(args.rest(), request::record)?;
     let view = r.view(state::now_ms());
     with_user(ctx, args.key(), |e, u| e.record(u, &view))?;
     replicate_with_ts(ctx, c"EDGE.RECORD", args, r.opts.ts, view.ts_ms);
@@ -310,8 +309,7 @@ pub fn record(ctx: &Context, args: &Args) -> RedisResult {
 
 /// `EDGE.PREDICT user [K k] [WITHSCORES] [INCLUDESEEN]`
 pub fn predict(ctx: &Context, args: &Args) -> RedisResult {
-    let raw = args.rest();
-    let r = parse(raw, request::predict)?;
+    let r = parse(args.rest(), request::predict)?;
     let key = ctx.open_key(args.key());
     let user = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
     let mut engine = state::engine();
@@ -349,8 +347,7 @@ fn string_array(items: Vec<String>) -> RedisValue {
 
 /// `EDGE.PREFETCH user [K k]`
 pub fn prefetch(ctx: &Context, args: &Args) -> RedisResult {
-    let raw = args.rest();
-    let (_, k) = parse(raw, request::prefetch)?;
+    let (_, k) = parse(args.rest(), request::prefetch)?;
     let key = ctx.open_key(args.key());
     let user = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
     let mut engine = state::engine();
@@ -363,8 +360,7 @@ pub fn prefetch(ctx: &Context, args: &Args) -> RedisResult {
 
 /// `EDGE.PLAY user item [DURATION s] [TS ms] [DEVICE d] [SIZE bytes]`
 pub fn play(ctx: &Context, args: &Args) -> RedisResult {
-    let raw = args.rest();
-    let r: ViewRequest = parse(raw, request::play)?;
+    let r: ViewRequest = parse(args.rest(), request::play)?;
     let view = r.view(state::now_ms());
     let out = with_user(ctx, args.key(), |e, u| e.play(u, &view, r.opts.size))?;
     replicate_with_ts(ctx, c"EDGE.PLAY", args, r.opts.ts, view.ts_ms);
@@ -454,8 +450,7 @@ pub fn forget(ctx: &Context, args: &Args) -> RedisResult {
 
 /// `EDGE.RESTORE user blob`: installs a serialized user, replacing one already there.
 pub fn restore(ctx: &Context, args: &Args) -> RedisResult {
-    let raw = args.rest();
-    let blob = parse(raw, |a| request::blob(a, true))?;
+    let blob = parse(args.rest(), |a| request::blob(a, true))?;
     let user = decode_user(blob).map_err(|e| err(format_args!("invalid user blob: {e}")))?;
     let key = ctx.open_key_writable(args.key());
     key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
@@ -469,8 +464,7 @@ pub fn restore(ctx: &Context, args: &Args) -> RedisResult {
 /// serialized node. An AOF rewrite without the RDB preamble emits it once, so the node model
 /// survives such a rewrite; it is an administrative command, not for applications.
 pub fn node_restore(ctx: &Context, args: &Args) -> RedisResult {
-    let raw = args.rest();
-    let blob = parse(raw, |a| request::blob(a, false))?;
+    let blob = parse(args.rest(), |a| request::blob(a, false))?;
     let engine = decode_node(blob, crate::config::current())
         .map_err(|e| err(format_args!("invalid node blob: {e}")))?;
     state::install(engine);
@@ -532,8 +526,7 @@ pub fn model_export(ctx: &Context, args: &Args) -> RedisResult {
 /// Replies 1 if applied, 0 if that round was already imported (nothing changes). A blob
 /// that fails validation is refused before anything is touched.
 pub fn model_import(ctx: &Context, args: &Args) -> RedisResult {
-    let raw = args.rest();
-    let blob = parse(raw, |a| request::blob(a, false))?;
+    let blob = parse(args.rest(), |a| request::blob(a, false))?;
     let update = decode_update(blob).map_err(|e| err(format_args!("invalid update blob: {e}")))?;
     let imported = state::engine().import_update(&update, state::now_ms(), blob.len());
     if imported.applied {
