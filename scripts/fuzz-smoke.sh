@@ -18,7 +18,7 @@ scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 
 cargo fuzz build
-for target in request codec_user codec_node; do
+for target in request codec_user codec_node codec_update; do
   mkdir -p "$scratch/$target"
   dict=()
   if [ "$target" = request ]; then dict=(-dict=request.dict); fi
@@ -26,4 +26,4 @@ for target in request codec_user codec_node; do
   cargo fuzz run "$target" "$scratch/$target" "corpus/$target" -- \
     -max_total_time="$secs" "${dict[@]}" -print_final_stats=1 2>&1 | tail -n 12
 done
-echo "fuzz-smoke: 3 passed, 0 failed"
+echo "fuzz-smoke: 4 passed, 0 failed"

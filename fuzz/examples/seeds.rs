@@ -9,6 +9,7 @@ use std::path::Path;
 
 use edge_fuzz::checks::seed_of_blob;
 use edge_model::codec::{encode_node, encode_user};
+use edge_model::federated::encode_update;
 use edge_model::{Config, Engine, UserState, View};
 
 fn write(target: &str, name: &str, data: &[u8]) {
@@ -17,6 +18,12 @@ fn write(target: &str, name: &str, data: &[u8]) {
         .join(target);
     fs::create_dir_all(&dir).expect("create corpus dir");
     fs::write(dir.join(name), data).expect("write seed");
+}
+
+/// Seeds `target` with blob number `i`: raw (mode 0) and as a payload (mode 1).
+fn write_blob(target: &str, i: usize, blob: &[u8]) {
+    write(target, &format!("raw-{i}"), &[&[0u8][..], blob].concat());
+    write(target, &format!("payload-{i}"), &seed_of_blob(blob));
 }
 
 fn main() {
@@ -44,22 +51,19 @@ fn main() {
         .iter()
         .enumerate()
     {
-        write(
-            "codec_node",
-            &format!("raw-{i}"),
-            &[&[0u8][..], blob].concat(),
-        );
-        write("codec_node", &format!("payload-{i}"), &seed_of_blob(blob));
+        write_blob("codec_node", i, blob);
+    }
+    let updates = [
+        e.export_update("edge-a", None),
+        e.export_update("edge-a", Some(0)),
+        empty.export_update("edge-b", None),
+    ];
+    for (i, u) in updates.iter().enumerate() {
+        write_blob("codec_update", i, &encode_update(u));
     }
     users.push(UserState::default());
     for (i, u) in users.iter().enumerate() {
-        let blob = encode_user(u);
-        write(
-            "codec_user",
-            &format!("raw-{i}"),
-            &[&[0u8][..], &blob].concat(),
-        );
-        write("codec_user", &format!("payload-{i}"), &seed_of_blob(&blob));
+        write_blob("codec_user", i, &encode_user(u));
     }
     for (i, line) in [
         "U1 C9 DURATION 1800 TS 1700000000000 DEVICE TV",

@@ -9,6 +9,7 @@
 
 use edge_model::codec::{self, Kind, Writer};
 use edge_model::engine::View;
+use edge_model::federated;
 use edge_model::request;
 use edge_model::{Config, Engine, UserState};
 
@@ -22,7 +23,8 @@ pub fn blob_of(kind: Kind, data: &[u8]) -> Vec<u8> {
     }
     let version = match kind {
         Kind::User => codec::USER_VERSION,
-        _ => codec::NODE_VERSION,
+        Kind::Node => codec::NODE_VERSION,
+        Kind::Update => federated::UPDATE_VERSION,
     };
     let mut w = Writer::frame(kind, version);
     for &b in rest {
@@ -103,11 +105,12 @@ pub fn request(data: &[u8]) {
 /// EDGE.RESTORE installs exactly such a user, and the next EDGE.PREDICT or EDGE.PLAY runs it.
 pub fn codec_user(data: &[u8]) {
     let blob = blob_of(Kind::User, data);
-    let Ok(mut u) = codec::decode_user(&blob) else {
+    let bounds = Config::default().user_bounds();
+    let Ok(mut u) = codec::decode_user(&blob, bounds) else {
         return;
     };
     let once = codec::encode_user(&u);
-    let again = codec::decode_user(&once).expect("a re-encoded user decodes");
+    let again = codec::decode_user(&once, bounds).expect("a re-encoded user decodes");
     assert_eq!(codec::encode_user(&again), once, "user encoding is stable");
     let mut e = Engine::new(Config::default()).expect("default config is valid");
     let _ = e.predict(Some(&u), 10, false);
@@ -120,7 +123,73 @@ pub fn codec_user(data: &[u8]) {
     };
     let _ = e.play(&mut u, &v, None);
     let _ = e.predict(Some(&u), 10, false);
-    let _ = codec::encode_user(&u);
+    let after = codec::encode_user(&u);
+    let reloaded = codec::decode_user(&after, bounds).expect("a user after a view reloads");
+    assert_eq!(reloaded, u, "a user after a view reloads to itself");
+    assert_node_reloads(&mut e);
+}
+
+/// The node re-encodes to a blob that decodes, and stably: what SAVE and a restart need.
+fn assert_node_reloads(e: &mut Engine) {
+    let blob = codec::encode_node(e);
+    let mut d = codec::decode_node(&blob, e.config().clone()).expect("the node reloads");
+    assert_eq!(codec::encode_node(&mut d), blob, "node encoding is stable");
+}
+
+/// An engine with a one-hour half-life on both clocks and a few views at `ts_ms`: imports
+/// meet decaying weights and a landmark that is not 0.
+fn decaying_engine(ts_ms: i64) -> Engine {
+    let cfg = Config {
+        half_life_ms: 3_600_000,
+        popularity_half_life_ms: 3_600_000,
+        ..Config::default()
+    };
+    let mut e = Engine::new(cfg).expect("valid config");
+    let mut u = UserState::default();
+    for (i, item) in ["C1", "C2", "C3", "C1"].iter().enumerate() {
+        let v = View {
+            item,
+            ts_ms: ts_ms + i as i64,
+            duration_s: None,
+            device: None,
+        };
+        e.record(&mut u, &v);
+    }
+    e
+}
+
+/// `decode_update` never panics, and an update it accepts, imported by EDGE.MODEL.IMPORT
+/// into a fresh node or a node with decaying counts, leaves a node that still reloads and
+/// predicts: no peer can make an edge unable to restart.
+pub fn codec_update(data: &[u8]) {
+    let blob = blob_of(Kind::Update, data);
+    let Ok(update) = federated::decode_update(&blob) else {
+        return;
+    };
+    let again = federated::decode_update(&federated::encode_update(&update))
+        .expect("a re-encoded update decodes");
+    assert_eq!(again, update, "update encoding round-trips");
+    let now = 1_700_000_000_000;
+    for mut e in [
+        Engine::new(Config::default()).expect("valid config"),
+        decaying_engine(now),
+    ] {
+        let _ = e.import_update(&update, now, blob.len());
+        let _ = e.predict(None, 10, false);
+        let mut u = UserState::default();
+        let v = View {
+            item: "C2",
+            ts_ms: now + 10,
+            duration_s: None,
+            device: None,
+        };
+        let _ = e.play(&mut u, &v, None);
+        assert!(e
+            .predict(Some(&u), 10, true)
+            .iter()
+            .all(|p| p.score.is_finite()));
+        assert_node_reloads(&mut e);
+    }
 }
 
 /// `decode_node` with the default settings never panics; what it accepts re-encodes
@@ -130,9 +199,7 @@ pub fn codec_node(data: &[u8]) {
     let Ok(mut e) = codec::decode_node(&blob, Config::default()) else {
         return;
     };
-    let once = codec::encode_node(&mut e);
-    let mut d = codec::decode_node(&once, Config::default()).expect("a re-encoded node decodes");
-    assert_eq!(codec::encode_node(&mut d), once, "node encoding is stable");
+    assert_node_reloads(&mut e);
     let mut u = UserState::default();
     let _ = e.predict(None, 10, false);
     for (t, item) in ["C1", "C2", "C1", "C3"].iter().enumerate() {
@@ -147,5 +214,5 @@ pub fn codec_node(data: &[u8]) {
     let _ = e.predict(Some(&u), 10, false);
     let _ = e.prefetch(Some(&u), 3);
     let _ = e.memory_bytes();
-    let _ = codec::encode_node(&mut e);
+    assert_node_reloads(&mut e);
 }

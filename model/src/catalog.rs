@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::hash::{fingerprint, FpBuild};
+use crate::user::Hint;
 
 /// A reference to an item that stays valid until the item is evicted, and is then detectably
 /// stale rather than silently pointing at whatever took its slot.
@@ -81,9 +82,25 @@ const LIVE_BIT: u32 = 1 << 31;
 /// closely at a linear cost (Redis's own LFU samples 5).
 const EVICTION_SAMPLES: usize = 8;
 
+/// Source of catalog ids: every catalog built or cloned in this process gets its own.
+static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+fn next_id() -> u32 {
+    // 0 is never issued (a default hint names no catalog); after 2^32 catalogs the ids
+    // wrap, long after any hint issued by the first of them has been replaced.
+    loop {
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
 /// The interned item table of one node.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 pub struct Catalog {
+    /// Tells this catalog's hints from another's (see [`Catalog::hint`]).
+    id: u32,
     slots: Vec<Slot>,
     /// Generation of each slot with the top bit set while occupied: a compact copy that
     /// scoring checks for every candidate without touching the (large) slots.
@@ -93,7 +110,42 @@ pub struct Catalog {
     hand: usize,
 }
 
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog {
+            id: next_id(),
+            slots: Vec::new(),
+            live: Vec::new(),
+            by_fp: HashMap::default(),
+            free: Vec::new(),
+            hand: 0,
+        }
+    }
+}
+
+impl Clone for Catalog {
+    /// A copy under its own id: the two diverge, so neither may trust the other's hints.
+    fn clone(&self) -> Self {
+        Catalog {
+            id: next_id(),
+            slots: self.slots.clone(),
+            live: self.live.clone(),
+            by_fp: self.by_fp.clone(),
+            free: self.free.clone(),
+            hand: self.hand,
+        }
+    }
+}
+
 impl Catalog {
+    /// A hint for `r`, for a user's history to remember (see [`Catalog::resolve`]).
+    pub fn hint(&self, r: ItemRef) -> Hint {
+        Hint {
+            item: r,
+            catalog: self.id,
+        }
+    }
+
     /// Distinct items currently tracked.
     pub fn len(&self) -> usize {
         self.by_fp.len()
@@ -142,13 +194,13 @@ impl Catalog {
         self.live.get(r.slot as usize) == Some(&(r.gen | LIVE_BIT))
     }
 
-    /// Resolves a stored item: the remembered reference if it is still live (a slot's
-    /// generation changes when it is reused, so a live reference is still the same item),
-    /// else a lookup by fingerprint. Saves a hash probe per history item on the hot paths.
+    /// Resolves a stored item: the remembered reference if this catalog issued it and it is
+    /// still live (a slot's generation changes when it is reused, so a live reference is
+    /// still the same item), else a lookup by fingerprint. Saves a hash probe per history item on the hot paths.
     #[inline]
-    pub fn resolve(&self, hint: ItemRef, fp: u64) -> Option<ItemRef> {
-        if self.is_live(hint) {
-            Some(hint)
+    pub fn resolve(&self, hint: Hint, fp: u64) -> Option<ItemRef> {
+        if hint.catalog == self.id && self.is_live(hint.item) {
+            Some(hint.item)
         } else {
             self.lookup_fp_only(fp)
         }

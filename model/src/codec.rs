@@ -22,15 +22,23 @@ use crate::global::{Board, GlobalModel, Peers};
 use crate::hash::fingerprint;
 use crate::stats::Stats;
 use crate::transitions::{Entry, Row, Transitions, Val};
-use crate::user::{Hint, HistoryEntry, PersonalTransition, UserParts, UserState};
+use crate::user::{Hint, HistoryEntry, PersonalTransition, UserBounds, UserParts, UserState};
 
 /// First bytes of every blob.
 pub const MAGIC: &[u8; 4] = b"EDGC";
 const HEADER_LEN: usize = 4 + 1 + 2 + 4;
 const TRAILER_LEN: usize = 4;
 
-/// Largest counter or |time| a blob may carry (2^53, exact in an `f64`).
+/// Largest counter or |time| the model holds (2^53, exact in an `f64`). Decoding saturates
+/// larger values to it and counting stops there, so a counter can never overflow and every
+/// state re-encodes to a blob that decodes.
 pub const MAX_COUNTER: u64 = 1 << 53;
+
+/// Largest weight a value may carry when it enters the model from outside (a restored
+/// user's transitions, an imported peer row). Learning adds at most 2^40 per view (see
+/// [`crate::decay::RESCALE_EXPONENT`]), so a weight that starts here would need about 2^88
+/// further views to reach `f32::MAX`: every entered weight stays finite for good.
+pub const MAX_WEIGHT: f32 = 1e30;
 
 /// Longest item or device name accepted anywhere (the module rejects longer ids up front).
 pub const MAX_NAME_LEN: usize = 1024;
@@ -104,13 +112,26 @@ impl Writer {
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
 
-    /// An f32.
+    /// An f32. The model never holds a non-finite weight (values are bounded where they
+    /// enter, see [`MAX_WEIGHT`]); should one appear anyway it is written as the nearest
+    /// finite value (NaN as 0), so that no state can produce a blob the decoder refuses: a
+    /// node that cannot reload its own RDB would not restart.
     pub fn f32(&mut self, v: f32) {
+        let v = if v.is_nan() {
+            0.0
+        } else {
+            v.clamp(f32::MIN, f32::MAX)
+        };
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
 
-    /// An f64.
+    /// An f64, written finite as [`Writer::f32`] does.
     pub fn f64(&mut self, v: f64) {
+        let v = if v.is_nan() {
+            0.0
+        } else {
+            v.clamp(f64::MIN, f64::MAX)
+        };
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
 
@@ -204,23 +225,37 @@ impl<'a> Reader<'a> {
         Err(CodecError::Invalid("varint longer than 64 bits"))
     }
 
-    /// A counter: a varint no larger than [`MAX_COUNTER`], so that incrementing a restored
-    /// counter can never overflow (2^53 increments at a million a second take 285 years).
+    /// A counter (a magnitude), saturated at [`MAX_COUNTER`]: incrementing a restored
+    /// counter can never overflow (2^53 increments at a million a second take 285 years),
+    /// and a counter that reached the limit reloads rather than making its RDB unloadable.
     pub fn counter(&mut self) -> Result<u64, CodecError> {
+        Ok(self.varint()?.min(MAX_COUNTER))
+    }
+
+    /// An identifier that must be a counter's value (a round), refused past
+    /// [`MAX_COUNTER`]: unlike a magnitude, a saturated id would mean another thing.
+    pub fn id(&mut self) -> Result<u64, CodecError> {
         let v = self.varint()?;
         if v > MAX_COUNTER {
-            return Err(CodecError::Invalid("counter out of range"));
+            return Err(CodecError::Invalid("round or id out of range"));
         }
         Ok(v)
     }
 
-    /// A timestamp or landmark in ms: within ±[`MAX_COUNTER`] (about ±285,000 years).
+    /// A timestamp or landmark in ms, saturated to ±[`MAX_COUNTER`] (about ±285,000 years;
+    /// requests carry times within it, see [`crate::request::MAX_TS_MS`]).
     pub fn time(&mut self) -> Result<i64, CodecError> {
         let v = self.ivarint()?;
-        if v.unsigned_abs() > MAX_COUNTER {
-            return Err(CodecError::Invalid("time out of range"));
+        Ok(v.clamp(-(MAX_COUNTER as i64), MAX_COUNTER as i64))
+    }
+
+    /// A weight that must be finite and at least 0, held to [`MAX_WEIGHT`].
+    pub fn weight(&mut self) -> Result<f32, CodecError> {
+        let v = self.f32()?;
+        if v < 0.0 {
+            return Err(CodecError::Invalid("negative weight"));
         }
-        Ok(v)
+        Ok(v.min(MAX_WEIGHT))
     }
 
     /// A zigzag varint.
@@ -326,8 +361,19 @@ pub fn encode_user(u: &UserState) -> Vec<u8> {
     w.finish()
 }
 
-/// Decodes one user's state.
-pub fn decode_user(blob: &[u8]) -> Result<UserState, CodecError> {
+/// Largest |affinity| a user may carry: an item's popularity level (log-views relative to
+/// the catalog's mean) lies within ±ln(2^53) ≈ ±37, and the affinity is a mean of them.
+const MAX_AFFINITY: f32 = 64.0;
+
+/// Decodes one user's state and applies `bounds` to it, as learning would: the most recent
+/// `history_len` views, the latest `seen_max` seen items, the `personal_max` heaviest own
+/// transitions. A blob from a node with larger bounds, or a hostile one, so never holds
+/// more than the settings allow, however large it was.
+///
+/// Magnitudes are held to the model's range (counters to [`MAX_COUNTER`], a view's weight
+/// to [0, 1], transition weights to [`MAX_WEIGHT`]); structure that no writer produces
+/// (a repeated seen item or transition) is refused.
+pub fn decode_user(blob: &[u8], bounds: UserBounds) -> Result<UserState, CodecError> {
     let (mut r, _version) = Reader::open(blob, Kind::User, USER_VERSION)?;
     let records = r.counter()?;
     let first_ts_ms = r.time()?;
@@ -337,40 +383,72 @@ pub fn decode_user(blob: &[u8]) -> Result<UserState, CodecError> {
         _ => return Err(CodecError::Invalid("bad device flag")),
     };
     let n = r.count(6)?;
-    let mut history = Vec::with_capacity(n);
+    let mut history = std::collections::VecDeque::with_capacity(n.min(bounds.history_len));
     for _ in 0..n {
         let item = r.str(MAX_NAME_LEN)?;
         let ts_ms = r.time()?;
-        let weight = r.f32()?;
-        history.push(HistoryEntry {
-            item: item.into(),
-            fp: fingerprint(item.as_bytes()),
-            ts_ms,
-            weight,
-            hint: Hint::default(),
-        });
+        let weight = r.weight()?.min(1.0);
+        if history.len() == bounds.history_len {
+            history.pop_front();
+        }
+        if bounds.history_len > 0 {
+            history.push_back(HistoryEntry {
+                item: item.into(),
+                fp: fingerprint(item.as_bytes()),
+                ts_ms,
+                weight,
+                hint: Hint::default(),
+            });
+        }
     }
     let n = r.count(8)?;
-    let mut seen = Vec::with_capacity(n);
-    for _ in 0..n {
-        seen.push(r.u64()?);
+    // The oldest are forgotten first, as learning does; they are skipped unread.
+    let dropped = n.saturating_sub(bounds.seen_max);
+    r.take(8 * dropped)?;
+    let mut seen = Vec::with_capacity(n - dropped);
+    let mut unique = std::collections::HashSet::with_capacity(n - dropped);
+    for _ in dropped..n {
+        let fp = r.u64()?;
+        if !unique.insert(fp) {
+            return Err(CodecError::Invalid("repeated seen item"));
+        }
+        seen.push(fp);
     }
     let n = r.count(20)?;
     let mut personal = Vec::with_capacity(n);
+    let mut pairs = std::collections::HashSet::with_capacity(n);
     for _ in 0..n {
-        personal.push(PersonalTransition {
+        let t = PersonalTransition {
             prev: r.u64()?,
             next: r.u64()?,
-            weight: r.f32()?,
+            weight: r.weight()?,
+        };
+        if !pairs.insert((t.prev, t.next)) {
+            return Err(CodecError::Invalid("repeated transition"));
+        }
+        personal.push(t);
+    }
+    if personal.len() > bounds.personal_max {
+        // Keep the heaviest, in their stored order (Space-Saving would evict the lightest).
+        let mut by_weight: Vec<usize> = (0..personal.len()).collect();
+        by_weight.sort_by(|&a, &b| personal[b].weight.total_cmp(&personal[a].weight));
+        let mut keep = vec![false; personal.len()];
+        for &i in &by_weight[..bounds.personal_max] {
+            keep[i] = true;
+        }
+        let mut i = 0;
+        personal.retain(|_| {
+            i += 1;
+            keep[i - 1]
         });
     }
-    let affinity = r.f32()?;
+    let affinity = r.f32()?.clamp(-MAX_AFFINITY, MAX_AFFINITY);
     let small =
         |v: u64| u32::try_from(v).map_err(|_| CodecError::Invalid("round counter overflow"));
     let round_views = (small(r.varint()?)?, small(r.varint()?)?);
     r.end()?;
     Ok(UserState::from_parts(UserParts {
-        history,
+        history: history.into(),
         seen_order: seen,
         personal,
         records,
@@ -732,6 +810,10 @@ mod tests {
     use super::*;
     use crate::engine::View;
 
+    fn bounds() -> UserBounds {
+        Config::default().user_bounds()
+    }
+
     fn trained() -> (Engine, Vec<UserState>) {
         let cfg = Config {
             cache_capacity_bytes: 8,
@@ -759,7 +841,7 @@ mod tests {
         let (_, users) = trained();
         for u in &users {
             let blob = encode_user(u);
-            assert_eq!(&decode_user(&blob).unwrap(), u);
+            assert_eq!(&decode_user(&blob, bounds()).unwrap(), u);
         }
     }
 
@@ -840,17 +922,20 @@ mod tests {
         let (mut e, users) = trained();
         for blob in [encode_user(&users[0]), encode_node(&mut e)] {
             for cut in 0..blob.len() {
-                assert!(decode_user(&blob[..cut]).is_err());
+                assert!(decode_user(&blob[..cut], bounds()).is_err());
                 assert!(decode_node(&blob[..cut], Config::default()).is_err());
             }
             for i in 0..blob.len() {
                 let mut b = blob.clone();
                 b[i] ^= 0x5a;
-                assert!(decode_user(&b).is_err() || i < 4);
+                assert!(decode_user(&b, bounds()).is_err() || i < 4);
                 assert!(decode_node(&b, Config::default()).is_err() || i < 4);
             }
         }
-        assert_eq!(decode_user(b"nonsense-blob-x"), Err(CodecError::BadMagic));
+        assert_eq!(
+            decode_user(b"nonsense-blob-x", bounds()),
+            Err(CodecError::BadMagic)
+        );
     }
 
     #[test]
@@ -863,7 +948,7 @@ mod tests {
         w.varint(1 << 60);
         let blob = w.finish();
         assert_eq!(
-            decode_user(&blob),
+            decode_user(&blob, bounds()),
             Err(CodecError::Invalid("count exceeds the data present"))
         );
         let mut b = encode_user(&UserState::default());
@@ -872,8 +957,185 @@ mod tests {
         let crc = crc32fast::hash(&b[..n - 4]);
         b[n - 4..].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(
-            decode_user(&b),
+            decode_user(&b, bounds()),
             Err(CodecError::UnsupportedVersion { found: 9, .. })
         ));
+    }
+
+    /// A user blob with `n` views of distinct items, each weighing `weight`, and `records`.
+    fn big_user(n: usize, weight: f32, records: u64) -> Vec<u8> {
+        let mut w = Writer::frame(Kind::User, USER_VERSION);
+        w.varint(records);
+        w.ivarint(1);
+        w.u8(0);
+        w.varint(n as u64);
+        for i in 0..n {
+            w.str(&format!("I{i}"));
+            w.ivarint(i as i64);
+            w.f32(weight);
+        }
+        w.varint(n as u64);
+        for i in 0..n {
+            w.u64(fingerprint(format!("I{i}").as_bytes()));
+        }
+        w.varint(n as u64 - 1);
+        for i in 1..n {
+            w.u64(fingerprint(format!("I{}", i - 1).as_bytes()));
+            w.u64(fingerprint(format!("I{i}").as_bytes()));
+            w.f32(weight * i as f32);
+        }
+        w.f32(0.0);
+        w.varint(0);
+        w.varint(0);
+        w.finish()
+    }
+
+    /// Every per-user bound applies at decode, as learning applies it: the latest views and
+    /// seen items, the heaviest own transitions. A blob far over the bounds loads bounded.
+    #[test]
+    fn decoding_applies_the_user_bounds() {
+        let b = UserBounds {
+            history_len: 3,
+            seen_max: 5,
+            personal_max: 2,
+        };
+        let u = decode_user(&big_user(1000, 1.0, 1000), b).unwrap();
+        let h: Vec<&str> = u.history().iter().map(|h| &*h.item).collect();
+        assert_eq!(h, ["I997", "I998", "I999"]);
+        let seen: Vec<u64> = u.seen().collect();
+        let latest: Vec<u64> = (995..1000)
+            .map(|i| fingerprint(format!("I{i}").as_bytes()))
+            .collect();
+        assert_eq!(seen, latest);
+        assert!(u.has_seen(latest[0]) && !u.has_seen(fingerprint(b"I994")));
+        let weights: Vec<f32> = u.personal().map(|t| t.weight).collect();
+        assert_eq!(weights, [998.0, 999.0]);
+        assert_eq!(u.records(), 1000);
+        // What it holds re-encodes to a blob that decodes to the same user.
+        assert_eq!(decode_user(&encode_user(&u), b).unwrap(), u);
+    }
+
+    /// Weights past the model's range are held to it: a view weighs at most 1, a
+    /// transition at most MAX_WEIGHT, and scoring the user stays finite.
+    #[test]
+    fn huge_weights_are_held_to_the_models_range() {
+        let mut u = decode_user(&big_user(10, 3e38, 10), bounds()).unwrap();
+        assert!(u.history().iter().all(|h| h.weight == 1.0));
+        assert!(u.personal().all(|t| t.weight <= MAX_WEIGHT));
+        let (mut e, _) = trained();
+        let v = View {
+            item: "I3",
+            ts_ms: 100,
+            duration_s: None,
+            device: None,
+        };
+        e.record(&mut u, &v);
+        let p = e.predict(Some(&u), 10, true);
+        assert!(
+            !p.is_empty() && p.iter().all(|p| p.score.is_finite()),
+            "{p:?}"
+        );
+        assert_eq!(decode_user(&encode_user(&u), bounds()).unwrap(), u);
+    }
+
+    /// A user restored at the counter limit keeps counting at it: the state it reaches
+    /// re-encodes to a blob that decodes to the same user (a tenant could otherwise make
+    /// the RDB unloadable with a crafted blob and one more view). Larger counts saturate.
+    #[test]
+    fn a_user_at_the_counter_limit_reloads() {
+        for claimed in [MAX_COUNTER, u64::MAX] {
+            let mut u = decode_user(&big_user(2, 1.0, claimed), bounds()).unwrap();
+            assert_eq!(u.records(), MAX_COUNTER);
+            let (mut e, _) = trained();
+            let v = View {
+                item: "C2",
+                ts_ms: 5,
+                duration_s: None,
+                device: None,
+            };
+            e.record(&mut u, &v);
+            let again = decode_user(&encode_user(&u), bounds()).expect("reloads");
+            assert_eq!(again, u);
+            assert_eq!(again.records(), MAX_COUNTER);
+        }
+    }
+
+    /// Repeated seen items or transitions are structure no writer produces: refused.
+    #[test]
+    fn repeated_entries_are_refused() {
+        let mut w = Writer::frame(Kind::User, USER_VERSION);
+        w.varint(1);
+        w.ivarint(0);
+        w.u8(0);
+        w.varint(0);
+        w.varint(2);
+        w.u64(7);
+        w.u64(7);
+        w.varint(0);
+        w.f32(0.0);
+        w.varint(0);
+        w.varint(0);
+        assert_eq!(
+            decode_user(&w.finish(), bounds()),
+            Err(CodecError::Invalid("repeated seen item"))
+        );
+    }
+
+    /// The writer never emits a non-finite float, whatever it is handed.
+    #[test]
+    fn non_finite_floats_are_written_finite() {
+        let mut w = Writer::frame(Kind::User, USER_VERSION);
+        for v in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
+            w.f32(v);
+        }
+        w.f64(f64::INFINITY);
+        let blob = w.finish();
+        let (mut r, _) = Reader::open(&blob, Kind::User, USER_VERSION).unwrap();
+        assert_eq!(r.f32().unwrap(), f32::MAX);
+        assert_eq!(r.f32().unwrap(), f32::MIN);
+        assert_eq!(r.f32().unwrap(), 0.0);
+        assert_eq!(r.f64().unwrap(), f64::MAX);
+    }
+
+    /// A node restored under live users (EDGE.NODE.RESTORE in an AOF) reuses slot numbers
+    /// and generations for other items: a user's remembered hints must not carry over, or
+    /// a viewer of A2 is scored as a viewer of whatever now sits in A2's slot.
+    #[test]
+    fn hints_do_not_outlive_their_catalog() {
+        let cfg = Config::default();
+        let node = |prefix: &str, viewer: &mut UserState| {
+            let mut e = Engine::new(cfg.clone()).unwrap();
+            let mut u = UserState::default();
+            for t in 0..60i64 {
+                let item = format!("{prefix}{}", t % 6);
+                let v = View {
+                    item: &item,
+                    ts_ms: t * 1000,
+                    duration_s: None,
+                    device: None,
+                };
+                e.record(&mut u, &v);
+            }
+            let item = format!("{prefix}2");
+            let v = View {
+                item: &item,
+                ts_ms: 100_000,
+                duration_s: None,
+                device: None,
+            };
+            e.record(viewer, &v);
+            e
+        };
+        let mut viewer = UserState::default();
+        let _a = node("A", &mut viewer);
+        let mut b = node("B", &mut UserState::default());
+        let mut restored = decode_node(&encode_node(&mut b), cfg.clone()).unwrap();
+        let unhinted = decode_user(&encode_user(&viewer), bounds()).unwrap();
+        let names =
+            |p: Vec<crate::scoring::Prediction>| p.into_iter().map(|p| p.item).collect::<Vec<_>>();
+        assert_eq!(
+            names(restored.predict(Some(&viewer), 5, false)),
+            names(restored.predict(Some(&unhinted), 5, false)),
+        );
     }
 }

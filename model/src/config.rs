@@ -209,6 +209,15 @@ fn unit(v: f64) -> bool {
 }
 
 impl Config {
+    /// The per-user bounds, which learning and decoding both apply.
+    pub fn user_bounds(&self) -> crate::user::UserBounds {
+        crate::user::UserBounds {
+            history_len: self.history_len,
+            seen_max: self.seen_max,
+            personal_max: self.personal_max,
+        }
+    }
+
     /// The share of the cache reserved for prefetches. When not set explicitly it grows
     /// with the prefetch volume: 10 % for about one fetch per request (or k ≤ 4), 95 % for
     /// five or more (or k ≥ 40), linearly in between. Measured on MovieLens 100K, the best

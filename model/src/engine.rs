@@ -157,6 +157,7 @@ impl Engine {
         if c.half_life_ms != g.decay.half_life() {
             let factor = g.decay.set_half_life(c.half_life_ms, now_ms);
             g.transitions.scale(factor as f32);
+            g.peers.rows.scale(factor as f32);
             g.landmark_epoch = g.transitions.epoch();
         }
         if c.popularity_half_life_ms != g.pop_decay.half_life() {
@@ -213,11 +214,7 @@ impl Engine {
     }
 
     fn user_bounds(&self) -> UserBounds {
-        UserBounds {
-            history_len: self.config.history_len,
-            seen_max: self.config.seen_max,
-            personal_max: self.config.personal_max,
-        }
+        self.config.user_bounds()
     }
 
     /// Learns one view of `user`.
@@ -277,7 +274,7 @@ impl Engine {
             view_weight,
             view.device,
             self.user_bounds(),
-            learned.item,
+            learned.item.map(|r| self.global.catalog.hint(r)),
         );
         self.stats.records += 1;
         self.version += 1;

@@ -26,7 +26,7 @@
 
 use std::collections::HashMap;
 
-use crate::codec::{Kind, Reader, Writer, MAX_NAME_LEN};
+use crate::codec::{Kind, Reader, Writer, MAX_COUNTER, MAX_NAME_LEN, MAX_WEIGHT};
 use crate::error::CodecError;
 use crate::global::GlobalModel;
 use crate::transitions::{Entry, Row, Val};
@@ -61,6 +61,19 @@ impl Clock {
             return 1.0;
         }
         ((self.landmark_ms as f64 - to.landmark_ms as f64) / self.half_life_ms as f64).exp2()
+    }
+
+    /// This clock with its landmark no later than `present_ms`.
+    ///
+    /// A peer whose clock runs ahead (a skewed host, or views recorded with a future TS)
+    /// would otherwise make an importer scale its counts by 2^(lead / half-life): past
+    /// `f32` for a lead of a few hundred half-lives, and a node holding an infinite weight
+    /// cannot reload its own RDB. Evidence from the future counts as if it were recent.
+    fn capped(self, present_ms: i64) -> Clock {
+        Clock {
+            landmark_ms: self.landmark_ms.min(present_ms),
+            ..self
+        }
     }
 }
 
@@ -191,15 +204,32 @@ pub fn import(
             set_peer_counts(g, slot, 0, 0.0);
         }
     }
+    // Both sides move to the later of the two landmarks (never past this node's present),
+    // so that every stored and imported value is scaled by a factor of at most 1: nothing
+    // can overflow, and a fresh edge adopts its peers' clock instead of scaling their
+    // counts by 2^(years / half-life).
+    let present = g.last_ts_ms.max(now_ms);
+    let items_clock = u.items_clock.capped(present);
+    let rows_clock = u.rows_clock.capped(present);
+    if items_clock.half_life_ms == g.pop_decay.half_life() {
+        g.rebase_items(items_clock.landmark_ms);
+    }
+    if rows_clock.half_life_ms == g.decay.half_life() {
+        g.rebase_rows(rows_clock.landmark_ms);
+    }
+    // With other settings than this edge's, the landmark cap alone keeps values finite.
+    let finite = |f: f64| f.min(f64::MAX);
     let mut items = 0;
-    let pop_norm = u.items_clock.factor_to(Clock::of(&g.pop_decay));
+    let pop_norm = finite(items_clock.factor_to(Clock::of(&g.pop_decay)));
     for it in &u.items {
         if let Some(r) = g.intern_peer(&it.name, items_max) {
-            set_peer_counts(g, r.slot, it.views, it.popularity * pop_norm);
+            let popularity = (it.popularity * pop_norm).min(f64::from(MAX_WEIGHT));
+            set_peer_counts(g, r.slot, it.views, popularity);
             items += 1;
         }
     }
-    let norm = u.rows_clock.factor_to(Clock::of(&g.decay));
+    let norm = finite(rows_clock.factor_to(Clock::of(&g.decay)));
+    let weight = |w: f32| (f64::from(w) * norm).min(f64::from(MAX_WEIGHT)) as f32;
     let mut rows = 0;
     for row in &u.rows {
         let Some(from) = g.intern_peer(&row.from, items_max) else {
@@ -214,7 +244,7 @@ pub fn import(
                     item,
                     val: Val {
                         gen: item.gen,
-                        count: (f64::from(*w) * norm) as f32,
+                        count: weight(*w),
                         error: 0.0,
                     },
                 })
@@ -227,13 +257,16 @@ pub fn import(
         }
         entries.sort_by(|a, b| b.val.count.total_cmp(&a.val.count));
         entries.truncate(successors_max);
-        g.peers.rows.set_row(
-            from,
-            Row::from_parts(entries, (f64::from(row.total) * norm) as f32, 0),
-        );
+        g.peers
+            .rows
+            .set_row(from, Row::from_parts(entries, weight(row.total), 0));
         rows += 1;
     }
-    g.peers.views_total = g.catalog.iter().map(|(_, i)| i.peer_views).sum();
+    g.peers.views_total = g
+        .catalog
+        .iter()
+        .fold(0u64, |n, (_, i)| n.saturating_add(i.peer_views))
+        .min(MAX_COUNTER);
     g.rebuild_board();
     g.peers.round = u.round;
     g.peers.rounds += 1;
@@ -386,7 +419,7 @@ pub fn sum<'a>(tables: impl IntoIterator<Item = &'a EdgeTables>, node: &str, rou
         let fi = t.items_clock.factor_to(items_clock);
         for (name, (v, p)) in &t.items {
             let e = items.entry(name).or_default();
-            e.0 += v;
+            e.0 = e.0.saturating_add(*v).min(MAX_COUNTER);
             e.1 += p * fi;
         }
         let fr = t.rows_clock.factor_to(rows_clock) as f32;
@@ -490,19 +523,19 @@ pub fn encode_update(u: &Update) -> Vec<u8> {
 pub fn decode_update(blob: &[u8]) -> Result<Update, CodecError> {
     let (mut r, _version) = Reader::open(blob, Kind::Update, UPDATE_VERSION)?;
     let node = r.str(MAX_NODE_LEN)?.to_owned();
-    let round = r.varint()?;
+    let round = r.id()?;
     let since = match r.u8()? {
         0 => None,
-        1 => Some(r.varint()?),
+        1 => Some(r.id()?),
         _ => return Err(CodecError::Invalid("bad delta flag")),
     };
     let rows_clock = Clock {
-        landmark_ms: r.ivarint()?,
-        half_life_ms: r.varint()?,
+        landmark_ms: r.time()?,
+        half_life_ms: r.counter()?,
     };
     let items_clock = Clock {
-        landmark_ms: r.ivarint()?,
-        half_life_ms: r.varint()?,
+        landmark_ms: r.time()?,
+        half_life_ms: r.counter()?,
     };
     let n = r.count(1)?;
     let mut names = Vec::with_capacity(n);
@@ -520,22 +553,16 @@ pub fn decode_update(blob: &[u8]) -> Result<Update, CodecError> {
             .cloned()
             .ok_or(CodecError::Invalid("item index out of range"))
     };
-    let weight = |w: f32| {
-        if w >= 0.0 {
-            Ok(w)
-        } else {
-            Err(CodecError::Invalid("negative weight"))
-        }
-    };
     let n = r.count(10)?;
     let mut items = Vec::with_capacity(n);
     for _ in 0..n {
         let name = name(r.varint()?)?;
-        let views = r.varint()?;
+        let views = r.counter()?;
         let popularity = r.f64()?;
         if popularity < 0.0 {
             return Err(CodecError::Invalid("negative popularity"));
         }
+        let popularity = popularity.min(f64::from(MAX_WEIGHT));
         items.push(UpdateItem {
             name,
             views,
@@ -546,11 +573,11 @@ pub fn decode_update(blob: &[u8]) -> Result<Update, CodecError> {
     let mut rows = Vec::with_capacity(n);
     for _ in 0..n {
         let from = name(r.varint()?)?;
-        let total = weight(r.f32()?)?;
+        let total = r.weight()?;
         let m = r.count(5)?;
         let mut entries = Vec::with_capacity(m);
         for _ in 0..m {
-            entries.push((name(r.varint()?)?, weight(r.f32()?)?));
+            entries.push((name(r.varint()?)?, r.weight()?));
         }
         rows.push(UpdateRow {
             from,
@@ -753,5 +780,130 @@ mod tests {
             assert!(decode_update(&b).is_err() || i < 4, "byte {i}");
         }
         assert_eq!(decode_update(&blob).unwrap(), decode_update(&blob).unwrap());
+    }
+
+    /// Re-encodes `e`'s node model and decodes it again: what a SAVE and a restart do.
+    fn reloads(e: &mut Engine) -> Engine {
+        let blob = crate::codec::encode_node(e);
+        crate::codec::decode_node(&blob, e.config().clone()).expect("the node reloads")
+    }
+
+    fn update_blob(round: u64, views: u64) -> Vec<u8> {
+        encode_update(&Update {
+            node: "fed".into(),
+            round,
+            since: None,
+            rows_clock: Clock::default(),
+            items_clock: Clock::default(),
+            items: vec![UpdateItem {
+                name: "X".into(),
+                views,
+                popularity: 1.0,
+            }],
+            rows: vec![],
+        })
+    }
+
+    /// An aggregate claiming round 2^60 is refused (a round is an id, not a magnitude);
+    /// one claiming 2^60 views is held to what a node can persist, and the node reloads.
+    #[test]
+    fn out_of_range_rounds_are_refused_and_views_saturate() {
+        assert_eq!(
+            decode_update(&update_blob(1 << 60, 1)),
+            Err(CodecError::Invalid("round or id out of range"))
+        );
+        let mut e = train(3).remove(0);
+        let u = decode_update(&update_blob(1, 1 << 60)).unwrap();
+        assert_eq!(u.items[0].views, MAX_COUNTER);
+        assert!(e.import_update(&u, 0, 1).applied);
+        let mut again = reloads(&mut e);
+        assert_eq!(
+            crate::codec::encode_node(&mut again),
+            crate::codec::encode_node(&mut e)
+        );
+    }
+
+    fn edge_at(half_life_ms: u64, ts: i64) -> Engine {
+        let mut c = config();
+        c.half_life_ms = half_life_ms;
+        c.popularity_half_life_ms = half_life_ms;
+        let mut e = Engine::new(c).unwrap();
+        let mut u = UserState::default();
+        for (i, item) in ["A", "B", "C", "A", "B"].iter().enumerate() {
+            let v = View {
+                item,
+                ts_ms: ts + i as i64,
+                duration_s: None,
+                device: None,
+            };
+            e.record(&mut u, &v);
+        }
+        e
+    }
+
+    /// A peer whose clock runs 200 half-lives ahead: imported counts stay finite (the
+    /// importer does not scale them by 2^200), the node reloads, and its own evidence
+    /// still counts.
+    #[test]
+    fn a_peer_clock_far_ahead_keeps_the_node_loadable() {
+        let hour: u64 = 3_600_000;
+        let now: i64 = 1_800_000_000_000;
+        let mut near = edge_at(hour, now + hour as i64);
+        let mut far = edge_at(hour, now + 200 * hour as i64);
+        let u = far.export_update("far", None);
+        assert!(near.import_update(&u, now, 1).applied);
+        let g = near.global();
+        assert!(g.catalog.iter().all(|(_, i)| i.peer_popularity.is_finite()
+            && i.popularity > 0.0
+            && i.peer_popularity > 0.0));
+        for t in [&g.transitions, &g.peers.rows] {
+            assert!(t.rows().iter().all(|r| r.total().is_finite()));
+            assert!(t
+                .rows()
+                .iter()
+                .flat_map(|r| r.entries())
+                .all(|e| e.val.count.is_finite()));
+        }
+        let mut again = reloads(&mut near);
+        assert_eq!(
+            crate::codec::encode_node(&mut again),
+            crate::codec::encode_node(&mut near)
+        );
+    }
+
+    /// A fresh edge (no views of its own, clock at 0) adopts its peers' clock: their counts
+    /// are not scaled by 2^(decades / half-life), and they survive its first own view.
+    #[test]
+    fn a_fresh_edge_adopts_its_peers_clock() {
+        let day: u64 = 86_400_000;
+        let now: i64 = 1_800_000_000_000;
+        let mut peer = edge_at(7 * day, now);
+        let mut fresh = Engine::new(peer.config().clone()).unwrap();
+        assert!(
+            fresh
+                .import_update(&peer.export_update("p", None), now, 1)
+                .applied
+        );
+        let mut u = UserState::default();
+        let v = View {
+            item: "Z",
+            ts_ms: now + 10,
+            duration_s: None,
+            device: None,
+        };
+        fresh.record(&mut u, &v);
+        let g = fresh.global();
+        let a = g
+            .catalog
+            .lookup("A")
+            .and_then(|r| g.catalog.get(r))
+            .unwrap();
+        assert!(a.peer_popularity > 1.0, "{}", a.peer_popularity);
+        assert!(a.peer_popularity.is_finite());
+        let mut again = reloads(&mut fresh);
+        assert_eq!(
+            crate::codec::encode_node(&mut again),
+            crate::codec::encode_node(&mut fresh)
+        );
     }
 }

@@ -256,6 +256,8 @@ impl GlobalModel {
         if let Some(f) = self.decay.advance(ts_ms) {
             self.transitions.flush(p.successors_max, adm);
             self.transitions.scale(f as f32);
+            // Peers' rows are on the same clock (see `federated::import`).
+            self.peers.rows.scale(f as f32);
             self.landmark_epoch = self.transitions.epoch();
         }
         if self.catalog.len() >= p.items_max && self.catalog.lookup(item).is_none() {
@@ -296,7 +298,7 @@ impl GlobalModel {
             if prev.fp == fp {
                 continue;
             }
-            let Some(from) = self.catalog.resolve(prev.hint.0, prev.fp) else {
+            let Some(from) = self.catalog.resolve(prev.hint, prev.fp) else {
                 continue;
             };
             let w = base * wd;
@@ -351,6 +353,32 @@ impl GlobalModel {
     pub fn flush(&mut self, p: LearnParams) {
         self.transitions
             .flush(p.successors_max, p.learning.admission as f32);
+    }
+
+    /// Moves the co-occurrence clock's landmark forward to `landmark` (never back), scaling
+    /// every stored weight, own and peers', by the factor (at most 1) that keeps its
+    /// meaning. Flushed model.
+    pub fn rebase_rows(&mut self, landmark: i64) {
+        if self.decay.half_life() == 0 || landmark <= self.decay.landmark() {
+            return;
+        }
+        let f = self.decay.set_half_life(self.decay.half_life(), landmark) as f32;
+        self.transitions.scale(f);
+        self.peers.rows.scale(f);
+        self.landmark_epoch = self.transitions.epoch();
+    }
+
+    /// Moves the popularity clock's landmark forward to `landmark` (never back), as
+    /// [`GlobalModel::rebase_rows`] does for rows.
+    pub fn rebase_items(&mut self, landmark: i64) {
+        if self.pop_decay.half_life() == 0 || landmark <= self.pop_decay.landmark() {
+            return;
+        }
+        let f = self
+            .pop_decay
+            .set_half_life(self.pop_decay.half_life(), landmark);
+        self.catalog.scale(f);
+        self.landmark_epoch = self.transitions.epoch();
     }
 
     /// Interns an item named by peers (flushed model): it may evict a local item, whose rows

@@ -55,11 +55,25 @@ pub fn id<'a>(arg: &'a [u8], what: &str) -> Result<&'a str, ArgError> {
     std::str::from_utf8(arg).map_err(|_| invalid(format!("{what} id must be valid UTF-8")))
 }
 
+/// An integer written as Redis writes one (`string2ll`): an optional `-`, then digits with
+/// no leading zero. `+5`, `05` and ` 5` are refused rather than guessed at.
+fn canonical_int(arg: &[u8]) -> Option<i64> {
+    let digits = arg.strip_prefix(b"-").unwrap_or(arg);
+    let canonical = match digits {
+        [] => false,
+        [b'0'] => digits.len() == arg.len(),
+        [b'0', ..] => false,
+        _ => digits.iter().all(u8::is_ascii_digit),
+    };
+    if !canonical {
+        return None;
+    }
+    std::str::from_utf8(arg).ok()?.parse().ok()
+}
+
 /// An integer in `lo..=hi`, named `what` in the error.
 fn int_in(arg: &[u8], what: &str, lo: i64, hi: i64) -> Result<i64, ArgError> {
-    std::str::from_utf8(arg)
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
+    canonical_int(arg)
         .filter(|v| (lo..=hi).contains(v))
         .ok_or_else(|| invalid(format!("{what} must be an integer between {lo} and {hi}")))
 }
@@ -394,5 +408,28 @@ mod tests {
         assert_eq!(blob(&[], false), Err(ArgError::WrongArity));
         assert_eq!(no_args(&[]), Ok(()));
         assert_eq!(no_args(&args("x")), Err(ArgError::WrongArity));
+    }
+
+    /// Integers are read as Redis reads them: no sign but `-`, no leading zero, no space.
+    #[test]
+    fn integers_are_canonical() {
+        for ok in ["0", "5", "1000", "-3"] {
+            assert_eq!(canonical_int(ok.as_bytes()), ok.parse().ok(), "{ok}");
+        }
+        for bad in [
+            "+5",
+            "05",
+            "-0",
+            "00",
+            " 5",
+            "5 ",
+            "",
+            "-",
+            "0x5",
+            "1e3",
+            "99999999999999999999",
+        ] {
+            assert_eq!(canonical_int(bad.as_bytes()), None, "{bad:?}");
+        }
     }
 }

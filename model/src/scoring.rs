@@ -356,7 +356,7 @@ impl Scorer {
                 wd *= l.group_inner;
             }
             t_next = h.ts_ms;
-            let Some(from) = g.catalog.resolve(h.hint.0, h.fp) else {
+            let Some(from) = g.catalog.resolve(h.hint, h.fp) else {
                 continue;
             };
             let own = g

@@ -28,14 +28,25 @@ pub struct HistoryEntry {
     pub hint: Hint,
 }
 
-/// A catalog reference remembered next to persisted data. It is only a cache, so it is not
-/// persisted, and two entries that differ only in their hints are equal.
+/// A catalog reference remembered next to persisted data, valid only in the catalog that
+/// issued it (see [`crate::catalog::Catalog::hint`]): a node model restored or replaced
+/// under a live user reuses slot numbers and generations for other items. It is only a
+/// cache, so it is not persisted, and two entries that differ only in their hints are
+/// equal.
 #[derive(Debug, Clone, Copy)]
-pub struct Hint(pub ItemRef);
+pub struct Hint {
+    /// The item's place in the issuing catalog.
+    pub item: ItemRef,
+    /// The issuing catalog's id (0: none, never valid).
+    pub catalog: u32,
+}
 
 impl Default for Hint {
     fn default() -> Self {
-        Hint(ItemRef::NONE)
+        Hint {
+            item: ItemRef::NONE,
+            catalog: 0,
+        }
     }
 }
 
@@ -257,7 +268,7 @@ impl UserState {
         weight: f32,
         device: Option<&str>,
         bounds: UserBounds,
-        hint: Option<ItemRef>,
+        hint: Option<Hint>,
     ) {
         self.memo = Memo::default();
         let item = item.into();
@@ -271,13 +282,14 @@ impl UserState {
         if self.records == 0 {
             self.first_ts_ms = ts_ms;
         }
-        self.records = self.records.saturating_add(1);
+        // Held at the limit a blob may carry, so a counting user always reloads.
+        self.records = (self.records + 1).min(crate::codec::MAX_COUNTER);
         self.history.push_back(HistoryEntry {
             item,
             fp,
             ts_ms,
             weight,
-            hint: Hint(hint.unwrap_or(ItemRef::NONE)),
+            hint: hint.unwrap_or_default(),
         });
         while self.history.len() > bounds.history_len {
             self.history.pop_front();

@@ -9,9 +9,9 @@
 //! | `EDGE.USER user` | 1 | readonly | a readable view of one user |
 //! | `EDGE.FORGET user` | 1 | write fast | erases a user |
 //! | `EDGE.RESTORE user blob` | 1 | write deny-oom | loads a serialized user (AOF rewrite) |
-//! | `EDGE.NODE.RESTORE blob` | – | write deny-oom | replaces the node model (AOF rewrite) |
+//! | `EDGE.NODE.RESTORE blob` | – | write deny-oom admin | replaces the node model; only while an AOF loads |
 //! | `EDGE.MODEL.EXPORT [SINCE round]` | – | write | this node's model update for federation |
-//! | `EDGE.MODEL.IMPORT blob` | – | write deny-oom | merges peers' aggregate (idempotent per round) |
+//! | `EDGE.MODEL.IMPORT blob` | – | write deny-oom admin | merges peers' aggregate (idempotent per round) |
 //! | `EDGE.MODEL.INFO` | – | readonly | federation state: rounds, last import, table sizes |
 //!
 //! The user id is the Redis key, so hash slots, ACL key patterns, TTLs and `MEMORY USAGE`
@@ -75,9 +75,9 @@ const COMMANDS: &[Command] = &[
     command!(c"edge.user",         user,         c"readonly",            (1, 1, 1)),
     command!(c"edge.forget",       forget,       c"write fast",          (1, 1, 1)),
     command!(c"edge.restore",      restore,      c"write deny-oom",      (1, 1, 1)),
-    command!(c"edge.node.restore", node_restore, c"write deny-oom",      (0, 0, 0)),
+    command!(c"edge.node.restore", node_restore, c"write deny-oom admin", (0, 0, 0)),
     command!(c"edge.model.export", model_export, c"write",               (0, 0, 0)),
-    command!(c"edge.model.import", model_import, c"write deny-oom",      (0, 0, 0)),
+    command!(c"edge.model.import", model_import, c"write deny-oom admin", (0, 0, 0)),
     command!(c"edge.model.info",   model_info,   c"readonly",            (0, 0, 0)),
 ];
 
@@ -451,7 +451,8 @@ pub fn forget(ctx: &Context, args: &Args) -> RedisResult {
 /// `EDGE.RESTORE user blob`: installs a serialized user, replacing one already there.
 pub fn restore(ctx: &Context, args: &Args) -> RedisResult {
     let blob = parse(args.rest(), |a| request::blob(a, true))?;
-    let user = decode_user(blob).map_err(|e| err(format_args!("invalid user blob: {e}")))?;
+    let user = decode_user(blob, crate::config::current().user_bounds())
+        .map_err(|e| err(format_args!("invalid user blob: {e}")))?;
     let key = ctx.open_key_writable(args.key());
     key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
     key.set_value(&USER_TYPE, user).map_err(wrong_type)?;
@@ -462,8 +463,15 @@ pub fn restore(ctx: &Context, args: &Args) -> RedisResult {
 
 /// `EDGE.NODE.RESTORE blob`: replaces this node's model, cache and counters with a
 /// serialized node. An AOF rewrite without the RDB preamble emits it once, so the node model
-/// survives such a rewrite; it is an administrative command, not for applications.
+/// survives such a rewrite. Only an AOF being loaded may run it: from a client it would let
+/// anyone allowed to write replace what every viewer's predictions come from (federation
+/// has EDGE.MODEL.IMPORT for sharing a model, which keeps the node's own evidence).
 pub fn node_restore(ctx: &Context, args: &Args) -> RedisResult {
+    if !ctx.get_flags().contains(ContextFlags::LOADING) {
+        return Err(err(
+            "EDGE.NODE.RESTORE only runs while an AOF is loading (an AOF rewrite emits it)",
+        ));
+    }
     let blob = parse(args.rest(), |a| request::blob(a, false))?;
     let engine = decode_node(blob, crate::config::current())
         .map_err(|e| err(format_args!("invalid node blob: {e}")))?;

@@ -64,7 +64,7 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
     let Some(blob) = load_blob(rdb) else {
         return ptr::null_mut();
     };
-    match decode_user(&blob) {
+    match decode_user(&blob, crate::config::current().user_bounds()) {
         Ok(user) => {
             state::users_add(1);
             Box::into_raw(Box::new(user)).cast()

@@ -40,8 +40,9 @@ enum Access {
 
 struct Doc {
     name: &'static str,
-    /// ACL category (`read` or `write`, matching the command's flags), set where the
-    /// server can attach categories to module commands (Redis 7.2+, Valkey).
+    /// ACL categories (`read` or `write`, matching the command's flags, and `dangerous
+    /// admin` for the commands that change the node as a whole), set where the server can
+    /// attach categories to module commands (Redis 7.2+, Valkey).
     category: &'static str,
     summary: &'static str,
     complexity: &'static str,
@@ -150,7 +151,7 @@ static DOCS: &[Doc] = &[
     },
     Doc {
         name: "edge.node.restore",
-        category: "write",
+        category: "write dangerous admin",
         summary: "Replaces this node's model, cache and counters with a serialized node (AOF rewrite).",
         complexity: "O(size of the blob)",
         arity: 2,
@@ -168,7 +169,7 @@ static DOCS: &[Doc] = &[
     },
     Doc {
         name: "edge.model.import",
-        category: "write",
+        category: "write dangerous admin",
         summary: "Merges a federator's aggregate of peer edges into the federated table; a round already imported changes nothing.",
         complexity: "O(size of the blob)",
         arity: 2,

@@ -59,7 +59,13 @@ const COMMANDS: &[Expected] = &[
     ),
     (
         "edge.node.restore",
-        &["write", "denyoom"],
+        &["write", "denyoom", "admin"],
+        &["readonly", "fast"],
+        [0, 0, 0],
+    ),
+    (
+        "edge.model.import",
+        &["write", "denyoom", "admin"],
         &["readonly", "fast"],
         [0, 0, 0],
     ),
@@ -304,4 +310,32 @@ fn read_only_key_patterns_allow_the_read_only_commands() {
     ok(&mut c, &edge("EDGE.PREDICT", &["fan0"]));
     ok(&mut c, &edge("EDGE.USER", &["fan0"]));
     noperm(&mut c, &edge("EDGE.RECORD", &["fan0", "S1E1"]));
+}
+
+/// The commands that change the node as a whole (EDGE.MODEL.IMPORT merges into the model
+/// every viewer is predicted from; EDGE.NODE.RESTORE replaces it) are `admin` commands, and
+/// `@dangerous` where the server gives module commands categories (Redis 7.2+, Valkey): a
+/// tenant kept from dangerous commands cannot reach them. Redis 7.0 attaches no category,
+/// so there they are denied by name, as the README says.
+#[test]
+fn node_wide_commands_are_kept_from_tenants() {
+    let mut s = Server::start(ServerOpts::new());
+    let (_, _, cats) = command_info(&mut s, "edge.model.import");
+    let mut rules = vec!["tenant", "on", ">pw", "+@all", "-@dangerous", "~user:*"];
+    if cats.is_empty() {
+        eprintln!("NOTE: no module ACL categories here; denying node-wide commands by name");
+        rules.extend(["-edge.model.import", "-edge.node.restore"]);
+    } else {
+        for name in ["edge.model.import", "edge.node.restore"] {
+            let (_, _, cats) = command_info(&mut s, name);
+            assert!(cats.iter().any(|c| c == "@dangerous"), "{name}: {cats:?}");
+            assert!(cats.iter().any(|c| c == "@admin"), "{name}: {cats:?}");
+        }
+    }
+    setuser(&mut s, &rules);
+    let mut tenant = login(&s, "tenant");
+    noperm(&mut tenant, &edge("EDGE.MODEL.IMPORT", &["blob"]));
+    noperm(&mut tenant, &edge("EDGE.NODE.RESTORE", &["blob"]));
+    ok(&mut tenant, &edge("EDGE.RECORD", &["user:1", "C1"]));
+    ok(&mut tenant, &edge("EDGE.MODEL.INFO", &[]));
 }
