@@ -6,7 +6,8 @@
 //!
 //! * a numeric field ending in `_total` is a counter, any other numeric field a gauge;
 //! * a dictionary of `le_<bound>=<cumulative count>` pairs is a histogram, with its
-//!   `<name>_sum` and `<name>_count` siblings;
+//!   `<name>_sum` and `<name>_count` siblings; one whose buckets are not a valid
+//!   cumulative histogram is dropped (and reported), never exported half-right;
 //! * any other dictionary becomes one labelled series per key (a counter when its name
 //!   ends in `_total`, a gauge otherwise), the label being the word after `edge_`
 //!   (`edge_device_views_total:TV=4` → `edge_device_views_total{device="TV"} 4`);
@@ -120,6 +121,28 @@ pub struct EdgeStats {
     pub labelled_gauges: Vec<Labelled>,
     /// Non-numeric fields as `(label name, value)`, exported on `edge_module_info`.
     pub info_labels: Vec<(String, String)>,
+    /// Histograms left out because their buckets were inconsistent: exporting them would
+    /// make Prometheus reject the scrape or compute nonsense quantiles.
+    pub dropped_histograms: Vec<DroppedHistogram>,
+}
+
+/// A histogram dictionary that failed validation, kept so the exporter can say why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DroppedHistogram {
+    /// The Prometheus name it would have had.
+    pub name: String,
+    /// The INFO dictionary it came from.
+    pub source: String,
+    /// What is wrong with it, for the log.
+    pub reason: String,
+}
+
+/// Whether an `INFO edge` reply came from the edgecache module. Redis answers a section
+/// it does not know with an empty reply, so a server without the module (or where it
+/// failed to load) has no `edge_` field at all: such an edge cannot serve EDGE commands
+/// and must not count as up.
+pub fn has_module_fields(fields: &[(String, Value)]) -> bool {
+    fields.iter().any(|(k, _)| k.starts_with("edge_"))
 }
 
 /// Names the exporter itself produces; INFO fields that would collide are dropped so a
@@ -127,6 +150,7 @@ pub struct EdgeStats {
 pub const RESERVED_NAMES: &[&str] = &[
     "edge_up",
     "edge_scrape_duration_seconds",
+    "edge_scrape_dropped_histograms",
     "edge_module_info",
     "edge_command_calls_total",
     "edge_command_duration_seconds_total",
@@ -155,7 +179,7 @@ pub fn classify(fields: &[(String, Value)]) -> EdgeStats {
     let mut consumed: HashSet<String> = HashSet::new();
     for (field, value) in fields {
         let Value::Dict(pairs) = value else { continue };
-        let Some(bounds) = histogram_bounds(pairs) else {
+        let Some(buckets) = histogram_buckets(pairs) else {
             continue;
         };
         if !field.starts_with("edge_") {
@@ -165,20 +189,23 @@ pub fn classify(fields: &[(String, Value)]) -> EdgeStats {
         if !valid_name(&name) || reserved(&name) || !used.insert(name.clone()) {
             continue;
         }
-        let inf = pairs
-            .iter()
-            .find(|(k, _)| k == "le_inf")
-            .map(|(_, v)| *v as u64);
         let sum_key = format!("{field}_sum");
         let count_key = format!("{field}_count");
-        let count = numbers
-            .get(count_key.as_str())
-            .map(|v| *v as u64)
-            .or(inf)
-            .unwrap_or_else(|| bounds.last().map_or(0, |b| b.1));
+        let count = numbers.get(count_key.as_str()).copied();
         let sum = numbers.get(sum_key.as_str()).map_or(0.0, |v| scale(*v));
         consumed.insert(sum_key);
         consumed.insert(count_key);
+        let (bounds, count) = match check_histogram(&buckets, count) {
+            Ok(checked) => checked,
+            Err(reason) => {
+                out.dropped_histograms.push(DroppedHistogram {
+                    name,
+                    source: field.clone(),
+                    reason,
+                });
+                continue;
+            }
+        };
         out.histograms.push(Histogram {
             name,
             source: field.clone(),
@@ -210,7 +237,7 @@ pub fn classify(fields: &[(String, Value)]) -> EdgeStats {
                 }
             }
             Value::Dict(pairs) => {
-                if histogram_bounds(pairs).is_some() {
+                if histogram_buckets(pairs).is_some() {
                     continue;
                 }
                 let (name, scale) = normalize_units(field);
@@ -258,24 +285,82 @@ fn reserved(name: &str) -> bool {
             .any(|s| name.ends_with(s))
 }
 
-/// The bucket bounds of a `le_*` dictionary, ascending, without `le_inf`; `None` when the
-/// dictionary is not a histogram.
-fn histogram_bounds(pairs: &[(String, f64)]) -> Option<Vec<(f64, u64)>> {
-    let mut bounds = Vec::new();
-    let mut any = false;
-    for (k, v) in pairs {
-        let b = k.strip_prefix("le_")?;
-        any = true;
-        if b == "inf" {
-            continue;
-        }
-        bounds.push((parse_number(b)?, *v as u64));
-    }
-    if !any {
+/// The `(bound, count)` buckets of a `le_*` dictionary in reply order, `le_inf` as +∞,
+/// unchecked; `None` when the dictionary is not a histogram (a key without `le_` or with
+/// a bound that is not a number).
+fn histogram_buckets(pairs: &[(String, f64)]) -> Option<Vec<(f64, f64)>> {
+    if pairs.is_empty() {
         return None;
     }
-    bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
-    Some(bounds)
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let b = k.strip_prefix("le_")?;
+            let le = if b == "inf" {
+                f64::INFINITY
+            } else {
+                parse_number(b)?
+            };
+            Some((le, *v))
+        })
+        .collect()
+}
+
+/// Largest count taken as exact: an `f64` holds every whole number up to 2^53.
+const MAX_EXACT_COUNT: f64 = 9_007_199_254_740_992.0;
+
+fn whole_count(v: f64) -> Option<u64> {
+    (v >= 0.0 && v.fract() == 0.0 && v <= MAX_EXACT_COUNT).then_some(v as u64)
+}
+
+/// Checks that `buckets` (from [`histogram_buckets`]) and the `_count` field form a valid
+/// cumulative histogram, the only kind Prometheus accepts: bounds strictly increasing in
+/// reply order (`le_inf` last), counts whole and non-decreasing, `_count` equal to
+/// `le_inf` when both are given and never below the last bucket. Returns the finite
+/// buckets and the count, or why the histogram must be dropped.
+fn check_histogram(
+    buckets: &[(f64, f64)],
+    count: Option<f64>,
+) -> Result<(Vec<(f64, u64)>, u64), String> {
+    let mut out: Vec<(f64, u64)> = Vec::with_capacity(buckets.len());
+    let mut inf = None;
+    let mut prev: Option<(f64, u64)> = None;
+    for &(le, v) in buckets {
+        let c = whole_count(v)
+            .ok_or_else(|| format!("bucket le={le} has count {v}, not a whole number >= 0"))?;
+        if let Some((ple, pc)) = prev {
+            if le <= ple {
+                return Err(format!(
+                    "bucket bounds are not increasing (le={ple} then le={le})"
+                ));
+            }
+            if c < pc {
+                return Err(format!(
+                    "bucket counts are not cumulative (le={ple} has {pc}, le={le} has {c})"
+                ));
+            }
+        }
+        prev = Some((le, c));
+        if le == f64::INFINITY {
+            inf = Some(c);
+        } else {
+            out.push((le, c));
+        }
+    }
+    let last = out.last().map_or(0, |b| b.1);
+    let count = match count {
+        Some(v) => {
+            whole_count(v).ok_or_else(|| format!("_count is {v}, not a whole number >= 0"))?
+        }
+        None => inf.unwrap_or(last),
+    };
+    if let Some(i) = inf.filter(|&i| i != count) {
+        return Err(format!("_count {count} differs from le_inf {i}"));
+    }
+    if count < last {
+        return Err(format!("_count {count} is below the last bucket's {last}"));
+    }
+    Ok((out, count))
 }
 
 /// The label a dictionary's keys go into: `device` for `edge_device_views_total`, and in
@@ -513,6 +598,82 @@ edge_merge_latency_ms:le_1=1,le_10=2,le_inf=3\n";
         assert_eq!(h.name, "edge_merge_latency_seconds");
         assert_eq!(h.buckets, [(0.001, 1), (0.01, 2)]);
         assert_eq!(h.count, 3);
+    }
+
+    #[test]
+    fn inconsistent_histograms_are_dropped_with_a_reason() {
+        let bad = [
+            // Not cumulative: a later bucket holds fewer observations.
+            ("le_1=0,le_10=5,le_100=3,le_inf=5", None, "not cumulative"),
+            // Bounds out of order, or repeated.
+            ("le_10=1,le_1=2,le_inf=2", None, "not increasing"),
+            ("le_1=1,le_1=1,le_inf=1", None, "not increasing"),
+            ("le_1=1,le_inf=1,le_10=1", None, "not increasing"),
+            // +Inf below the last finite bucket.
+            ("le_1=1,le_10=4,le_inf=3", None, "not cumulative"),
+            // _count below the last bucket, or disagreeing with le_inf.
+            ("le_1=1,le_10=4", Some("3"), "below the last bucket"),
+            ("le_1=1,le_10=4,le_inf=4", Some("5"), "differs from le_inf"),
+            // Counts that are not whole numbers.
+            ("le_1=-1,le_inf=0", None, "not a whole number"),
+            ("le_1=0.5,le_inf=1", None, "not a whole number"),
+            ("le_1=1,le_inf=1", Some("1.5"), "not a whole number"),
+        ];
+        for (dict, count, why) in bad {
+            let mut text = format!("edge_work_latency_us:{dict}\nedge_work_latency_us_sum:7\n");
+            if let Some(c) = count {
+                text.push_str(&format!("edge_work_latency_us_count:{c}\n"));
+            }
+            text.push_str("edge_users:2\n");
+            let s = classify(&parse_info(&text));
+            assert!(s.histograms.is_empty(), "{dict} kept: {:?}", s.histograms);
+            assert_eq!(s.dropped_histograms.len(), 1, "{dict}");
+            let d = &s.dropped_histograms[0];
+            assert_eq!(d.name, "edge_work_latency_seconds");
+            assert_eq!(d.source, "edge_work_latency_us");
+            assert!(d.reason.contains(why), "{dict}: {}", d.reason);
+            // Its siblings are not re-exported as gauges; the rest of the reply is kept.
+            let gauges: Vec<&str> = s.gauges.iter().map(|g| g.name.as_str()).collect();
+            assert_eq!(gauges, ["edge_users"], "{dict}");
+        }
+    }
+
+    #[test]
+    fn consistent_histograms_pass_the_checks() {
+        let ok = [
+            ("le_1=0,le_10=0,le_inf=0", None, 0),
+            ("le_1=2,le_10=2,le_inf=5", Some("5"), 5),
+            ("le_1=2,le_10=3", None, 3),
+            ("le_1=2,le_10=3", Some("9"), 9),
+        ];
+        for (dict, count, want) in ok {
+            let mut text = format!("edge_work_latency_us:{dict}\n");
+            if let Some(c) = count {
+                text.push_str(&format!("edge_work_latency_us_count:{c}\n"));
+            }
+            let s = classify(&parse_info(&text));
+            assert!(
+                s.dropped_histograms.is_empty(),
+                "{dict}: {:?}",
+                s.dropped_histograms
+            );
+            assert_eq!(s.histograms.len(), 1, "{dict}");
+            assert_eq!(s.histograms[0].count, want, "{dict}");
+        }
+        // The module's own sample is valid.
+        assert!(classify(&parse_info(SAMPLE)).dropped_histograms.is_empty());
+    }
+
+    #[test]
+    fn only_replies_with_edge_fields_come_from_the_module() {
+        assert!(has_module_fields(&parse_info(SAMPLE)));
+        // What Redis without the module answers to `INFO edge`: nothing.
+        assert!(!has_module_fields(&parse_info("")));
+        assert!(!has_module_fields(&parse_info("\r\n")));
+        // Another section's fields do not count either.
+        assert!(!has_module_fields(&parse_info(
+            "# Server\r\nredis_version:7.0.15\r\n"
+        )));
     }
 
     #[test]

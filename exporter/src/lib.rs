@@ -11,16 +11,21 @@ pub mod metrics;
 pub mod scrape;
 pub mod server;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use metrics::EdgeScrape;
 use scrape::Target;
 
-/// The exporter's whole state: what to scrape and how long an edge may take. Scrapes are
-/// stateless, so this is shared read-only between HTTP workers.
+/// The exporter's state: what to scrape and how long an edge may take. Scrapes are
+/// stateless; the only thing remembered between them is which bad histograms were
+/// already logged, so a broken edge does not fill the log every scrape.
 pub struct Exporter {
     targets: Vec<Arc<Target>>,
     timeout: Duration,
+    /// `(edge, INFO field)` of the invalid histograms already logged.
+    warned: Mutex<HashSet<(String, String)>>,
 }
 
 impl Exporter {
@@ -29,6 +34,7 @@ impl Exporter {
         Exporter {
             targets: targets.into_iter().map(Arc::new).collect(),
             timeout,
+            warned: Mutex::new(HashSet::new()),
         }
     }
 
@@ -37,14 +43,70 @@ impl Exporter {
         self.targets.iter().map(|t| t.name.as_str()).collect()
     }
 
-    /// Scrapes every edge now and renders the Prometheus text exposition.
+    /// Scrapes every edge now and renders the Prometheus text exposition. Blocks for up
+    /// to the timeout: async callers run it on a blocking thread.
     pub fn metrics(&self) -> String {
-        metrics::render(&scrape::scrape_all(&self.targets, self.timeout))
+        let scrapes = scrape::scrape_all(&self.targets, self.timeout);
+        for msg in self.new_dropped_histograms(&scrapes) {
+            eprintln!("exporter: {msg}");
+        }
+        metrics::render(&scrapes)
+    }
+
+    /// What to log about histograms left out of `scrapes`: each edge and field is told
+    /// once, since the `edge_scrape_dropped_histograms` gauge shows it on every scrape.
+    fn new_dropped_histograms(&self, scrapes: &[EdgeScrape]) -> Vec<String> {
+        let mut warned = self.warned.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = Vec::new();
+        for s in scrapes {
+            for d in s.stats.iter().flat_map(|st| &st.dropped_histograms) {
+                if warned.insert((s.edge.clone(), d.source.clone())) {
+                    out.push(format!(
+                        "edge {}: INFO field {} is not a valid histogram ({}); {} is left out \
+                         while it stays so (logged once)",
+                        s.edge, d.source, d.reason, d.name
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// Liveness of the exporter itself. It does not touch Redis: an edge being down is
     /// reported by `edge_up`, and must not get the exporter restarted.
     pub fn health(&self) -> String {
         format!("ok\nedges: {}\n", self.edge_names().join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::info::{classify, parse_info};
+
+    #[test]
+    fn a_dropped_histogram_is_logged_once_per_edge() {
+        let exporter = Exporter::new(Vec::new(), Duration::from_secs(1));
+        let bad = classify(&parse_info("edge_x_us:le_1=3,le_2=1,le_inf=3\n"));
+        let scrape = |edge: &str| EdgeScrape {
+            edge: edge.into(),
+            up: true,
+            stats: Some(bad.clone()),
+            ..EdgeScrape::default()
+        };
+        let first = exporter.new_dropped_histograms(&[scrape("a")]);
+        assert_eq!(first.len(), 1);
+        assert!(
+            first[0].contains("edge a: INFO field edge_x_us"),
+            "{first:?}"
+        );
+        assert!(first[0].contains("not cumulative"), "{first:?}");
+        assert!(exporter.new_dropped_histograms(&[scrape("a")]).is_empty());
+        assert_eq!(
+            exporter
+                .new_dropped_histograms(&[scrape("a"), scrape("b")])
+                .len(),
+            1
+        );
     }
 }

@@ -100,6 +100,11 @@ fn main() -> ExitCode {
         server.local_addr(),
         exporter.edge_names().join(", ")
     );
-    server.serve(exporter);
-    ExitCode::SUCCESS
+    match server.serve(exporter) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("exporter: cannot start the HTTP server: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

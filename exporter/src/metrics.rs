@@ -18,7 +18,8 @@ use crate::info::{CommandStat, EdgeStats, Labelled, Sample};
 pub struct EdgeScrape {
     /// Value of the `edge` label: a given name or `host:port`, never a URL or secret.
     pub edge: String,
-    /// Whether `INFO edge` was read.
+    /// Whether the edge answered with the module's `INFO edge` sections (a Redis without
+    /// the module answers, but is not up).
     pub up: bool,
     /// Wall time spent on this edge, so slow edges show up before they time out.
     pub duration_seconds: f64,
@@ -137,7 +138,7 @@ pub fn families(scrapes: &[EdgeScrape]) -> Vec<MetricFamily> {
         let e = || vec![label("edge", edge)];
         f.value(
             "edge_up",
-            "Whether the last scrape of this edge's INFO succeeded (1) or not (0).",
+            "Whether this edge answered the last scrape with the edgecache module's INFO (1) or not (0: unreachable, timed out, or the module is not loaded).",
             GAUGE,
             e(),
             if s.up { 1.0 } else { 0.0 },
@@ -150,6 +151,13 @@ pub fn families(scrapes: &[EdgeScrape]) -> Vec<MetricFamily> {
             s.duration_seconds,
         );
         if let Some(st) = &s.stats {
+            f.value(
+                "edge_scrape_dropped_histograms",
+                "Histograms in this edge's INFO left out of the last scrape because their buckets were not a valid cumulative histogram (the exporter log says why).",
+                GAUGE,
+                e(),
+                st.dropped_histograms.len() as f64,
+            );
             f.samples(edge, &st.counters, COUNTER, "Counter");
             f.samples(edge, &st.gauges, GAUGE, "Gauge");
             f.labelled(edge, &st.labelled_counters, COUNTER, "Counter");
@@ -340,6 +348,35 @@ mod tests {
         let up = fams.iter().find(|f| f.name() == "edge_up").unwrap();
         assert_eq!(up.get_metric().len(), 2);
         assert!(fams.iter().all(|f| !f.help().is_empty()));
+    }
+
+    #[test]
+    fn a_non_cumulative_histogram_is_left_out() {
+        // The second bucket holds fewer observations than the first: Prometheus would
+        // reject (or mis-compute) it, so the family must not appear at all.
+        let text = "edge_users:5\n\
+edge_predict_latency_us:le_1=0,le_10=4,le_100=2,le_inf=4\n\
+edge_predict_latency_us_sum:104\n\
+edge_predict_latency_us_count:4\n";
+        let s = EdgeScrape {
+            edge: "a".into(),
+            up: true,
+            stats: Some(classify(&parse_info(text))),
+            ..EdgeScrape::default()
+        };
+        let t = render(&[s, sample_scrape("b")]);
+        assert!(
+            !t.contains("edge_predict_latency_seconds_bucket{edge=\"a\""),
+            "{t}"
+        );
+        assert!(!t.contains("edge_predict_latency_seconds_count{edge=\"a\"}"));
+        assert!(!t.contains("edge_predict_latency_seconds_sum{edge=\"a\"}"));
+        assert!(!t.contains("edge_predict_latency_us"), "{t}");
+        has_line(&t, "edge_scrape_dropped_histograms{edge=\"a\"} 1");
+        has_line(&t, "edge_users{edge=\"a\"} 5");
+        // The other edge's valid histogram is still there.
+        has_line(&t, "edge_predict_latency_seconds_count{edge=\"b\"} 5");
+        has_line(&t, "edge_scrape_dropped_histograms{edge=\"b\"} 0");
     }
 
     #[test]

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 
-use crate::info::{classify, parse_commandstats, parse_info};
+use crate::info::{
+    classify, has_module_fields, parse_commandstats, parse_info, CommandStat, EdgeStats,
+};
 use crate::metrics::EdgeScrape;
 
 /// One edge to scrape. `Debug` shows only the name, so a target can be logged safely.
@@ -95,28 +97,26 @@ impl Target {
     }
 
     /// Reads `INFO edge` and `INFO commandstats` with `timeout` on connect and each
-    /// read/write; any error marks the edge down.
+    /// read/write. Any error marks the edge down, and so does a server without the
+    /// module: `edge_up` means "this edge serves EDGE commands", not "a Redis answers".
     pub fn scrape(&self, timeout: Duration) -> EdgeScrape {
         let start = Instant::now();
-        let result = self.read(timeout);
+        let result = self
+            .read(timeout)
+            .map_err(|e| self.scrub(e.to_string()))
+            .and_then(|(info, cmds)| module_replies(&info, &cmds));
         let mut out = EdgeScrape {
             edge: self.name.clone(),
             duration_seconds: start.elapsed().as_secs_f64(),
             ..EdgeScrape::default()
         };
         match result {
-            Ok((info, cmds)) => {
+            Ok((stats, commands)) => {
                 out.up = true;
-                out.stats = Some(classify(&parse_info(&info)));
-                out.commands = parse_commandstats(&cmds, "edge.");
+                out.stats = Some(stats);
+                out.commands = commands;
             }
-            Err(e) => {
-                eprintln!(
-                    "exporter: scrape of edge {} failed: {}",
-                    self.name,
-                    self.scrub(e.to_string())
-                );
-            }
+            Err(e) => eprintln!("exporter: scrape of edge {} failed: {e}", self.name),
         }
         out
     }
@@ -140,6 +140,20 @@ impl Target {
         let cmds: String = redis::cmd("INFO").arg("commandstats").query(&mut con)?;
         Ok((info, cmds))
     }
+}
+
+/// Types the two INFO replies of an edge, or says why the edge is not an edgecache edge:
+/// Redis answers `INFO edge` with nothing when the module is not loaded.
+fn module_replies(info: &str, cmds: &str) -> Result<(EdgeStats, Vec<CommandStat>), String> {
+    let fields = parse_info(info);
+    if !has_module_fields(&fields) {
+        return Err(
+            "Redis answers but INFO edge is empty: the edgecache module is not \
+                    loaded there, so it cannot serve EDGE commands"
+                .to_owned(),
+        );
+    }
+    Ok((classify(&fields), parse_commandstats(cmds, "edge.")))
 }
 
 /// `host:port` (or the socket path): what an operator recognises, without credentials.
@@ -228,6 +242,96 @@ pub fn scrape_all(targets: &[Arc<Target>], timeout: Duration) -> Vec<EdgeScrape>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{SocketAddr, TcpListener};
+
+    /// Reads one RESP command (an array of bulk strings), as the redis crate sends them.
+    fn read_command(r: &mut impl BufRead) -> Option<Vec<String>> {
+        let mut line = String::new();
+        r.read_line(&mut line).ok()?;
+        let n: usize = line.trim().strip_prefix('*')?.parse().ok()?;
+        (0..n)
+            .map(|_| {
+                line.clear();
+                r.read_line(&mut line).ok()?;
+                let len: usize = line.trim().strip_prefix('$')?.parse().ok()?;
+                let mut buf = vec![0; len + 2];
+                r.read_exact(&mut buf).ok()?;
+                buf.truncate(len);
+                String::from_utf8(buf).ok()
+            })
+            .collect()
+    }
+
+    /// A fake Redis serving `conns` connections one after another: `INFO <section>`
+    /// answers from `sections` (an unknown section gets the empty reply real Redis gives)
+    /// and anything else (the client's handshake) gets `+OK`.
+    fn fake_redis(sections: Vec<(&'static str, &'static str)>, conns: usize) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        thread::spawn(move || {
+            for c in l.incoming().take(conns) {
+                let Ok(mut w) = c else { return };
+                w.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut r = BufReader::new(w.try_clone().unwrap());
+                while let Some(cmd) = read_command(&mut r) {
+                    let reply = if cmd[0].eq_ignore_ascii_case("info") {
+                        let section = cmd.get(1).map(|s| s.to_ascii_lowercase());
+                        let body = sections
+                            .iter()
+                            .find(|(s, _)| Some(*s) == section.as_deref())
+                            .map_or("", |(_, b)| b);
+                        format!("${}\r\n{body}\r\n", body.len())
+                    } else {
+                        "+OK\r\n".to_owned()
+                    };
+                    if w.write_all(reply.as_bytes()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        addr
+    }
+
+    const COMMANDSTATS: &str = "# Commandstats\r\n\
+cmdstat_ping:calls=1,usec=1,usec_per_call=1.00,rejected_calls=0,failed_calls=0\r\n\
+cmdstat_edge.record:calls=4,usec=40,usec_per_call=10.00,rejected_calls=0,failed_calls=0\r\n";
+
+    #[test]
+    fn an_edge_with_the_module_is_up() {
+        let sections = vec![
+            ("edge", crate::info::SAMPLE),
+            ("commandstats", COMMANDSTATS),
+        ];
+        let addr = fake_redis(sections, 1);
+        let t = Target::parse(&format!("m=redis://{addr}"), None, None).unwrap();
+        let r = t.scrape(Duration::from_secs(2));
+        assert!(r.up, "{r:?}");
+        assert_eq!(r.stats.unwrap().counters.len(), 11);
+        assert_eq!(r.commands.len(), 1);
+    }
+
+    #[test]
+    fn a_redis_without_the_module_is_down() {
+        // Answers every command, INFO commandstats included, but has no `edge` section.
+        let addr = fake_redis(vec![("commandstats", COMMANDSTATS)], 1);
+        let t = Target::parse(&format!("plain=redis://{addr}"), None, None).unwrap();
+        let r = t.scrape(Duration::from_secs(2));
+        assert!(!r.up, "{r:?}");
+        assert!(r.stats.is_none());
+        assert!(r.commands.is_empty());
+    }
+
+    #[test]
+    fn module_replies_need_edge_fields() {
+        let e = module_replies("", COMMANDSTATS).unwrap_err();
+        assert!(e.contains("module is not loaded"), "{e}");
+        assert!(module_replies("# Server\r\nredis_version:7.0.15\r\n", "").is_err());
+        let (stats, cmds) = module_replies(crate::info::SAMPLE, COMMANDSTATS).unwrap();
+        assert_eq!(stats.gauges.len(), 7);
+        assert_eq!(cmds[0].command, "edge.record");
+    }
 
     #[test]
     fn names_default_to_host_port_and_can_be_given() {

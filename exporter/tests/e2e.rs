@@ -248,14 +248,19 @@ fn start_redis(dir: &Path) -> (Proc, u16) {
 
 fn start_exporter(dir: &Path, redis_port: u16) -> (Proc, u16) {
     let ghost = free_port(); // nothing listens there: an edge that is down from the start
+    let targets = format!("e2e=redis://127.0.0.1:{redis_port},ghost=redis://127.0.0.1:{ghost}");
+    spawn_exporter(dir, &targets, 1)
+}
+
+/// Starts the exporter binary on a free port in front of `targets` (the `REDIS_ADDR`
+/// list) with `--timeout timeout_secs`, and waits until `/health` answers.
+fn spawn_exporter(dir: &Path, targets: &str, timeout_secs: u32) -> (Proc, u16) {
     for _attempt in 0..3 {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_exporter"));
-        cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--timeout", "1"])
-            .env(
-                "REDIS_ADDR",
-                format!("e2e=redis://127.0.0.1:{redis_port},ghost=redis://127.0.0.1:{ghost}"),
-            )
+        cmd.args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--timeout", &timeout_secs.to_string()])
+            .env("REDIS_ADDR", targets)
             .env("REDIS_PASSWORD", PASSWORD)
             .env_remove("REDIS_USER")
             .env_remove("EXPORTER_LISTEN");
@@ -701,4 +706,197 @@ fn tls_target_with_private_ca() {
     assert!(metrics.contains("edge_users{edge=\"tls\"} 0"), "{metrics}");
     assert!(!metrics.contains(PASSWORD));
     assert!(!exporter.log().contains(PASSWORD));
+}
+
+/// A plain redis-server (same AUTH, no module): what an edge looks like when the module
+/// failed to load or the exporter points at the wrong Redis.
+fn start_plain_redis(dir: &Path) -> (Proc, u16) {
+    for _attempt in 0..3 {
+        let port = free_port();
+        let mut cmd = Command::new(tool("REDIS_SERVER", "redis-server"));
+        cmd.current_dir(dir)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(dir)
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--requirepass", PASSWORD]);
+        let mut p = Proc::spawn("redis-server (no module)", cmd, dir.join("redis.log"));
+        let up = wait_for("plain redis-server", Duration::from_secs(10), || {
+            if !p.alive() {
+                return Some(false);
+            }
+            let url = format!("redis://:{PASSWORD}@127.0.0.1:{port}");
+            let mut c = redis::Client::open(url).ok()?.get_connection().ok()?;
+            redis::cmd("PING").query::<String>(&mut c).ok()?;
+            Some(true)
+        });
+        if up {
+            return (p, port);
+        }
+    }
+    panic!("plain redis-server did not start");
+}
+
+/// The status code of a raw HTTP response, if it has a status line.
+fn status_of(response: &[u8]) -> Option<u16> {
+    let text = String::from_utf8_lossy(response);
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Issue 12: a request announcing a 100 GB body made tiny_http try to allocate it after
+/// answering, and the abort took the whole exporter down. The body must be refused
+/// without being buffered, and the exporter must keep serving.
+#[test]
+fn a_huge_content_length_does_not_kill_the_exporter() {
+    let tmp = TempDir::new("cl");
+    let ghost = free_port();
+    let (mut exporter, port) =
+        spawn_exporter(&tmp.0, &format!("ghost=redis://127.0.0.1:{ghost}"), 1);
+
+    let requests: [&[u8]; 3] = [
+        b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999999\r\n\r\n",
+        b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999999\r\n\r\nabc",
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffff\r\n",
+    ];
+    for raw in requests {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(raw).unwrap();
+        let mut answer = Vec::new();
+        // The exporter answers and closes; a timeout here means it kept waiting for a body.
+        let read = s.read_to_end(&mut answer);
+        sleep(Duration::from_millis(200));
+        assert!(
+            exporter.alive(),
+            "the exporter died after {:?}",
+            String::from_utf8_lossy(raw)
+        );
+        assert!(
+            read.is_ok(),
+            "no close after {:?}: {read:?}",
+            String::from_utf8_lossy(raw)
+        );
+        assert_eq!(
+            status_of(&answer),
+            Some(413),
+            "{:?} → {:?}",
+            String::from_utf8_lossy(raw),
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    let (status, body) = http_get(port, "/health").expect("/health after the huge bodies");
+    assert_eq!(status, 200);
+    assert!(body.starts_with("ok\n"), "{body}");
+    assert!(exporter.alive());
+}
+
+/// Issue 12: with 40 scrapes of a hung edge in flight, `/health` took 22 s. Liveness
+/// probes must never queue behind scrapes.
+#[test]
+fn health_answers_within_a_second_while_scrapes_of_a_hung_edge_are_in_flight() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let tmp = TempDir::new("hung");
+    // An "edge" that accepts connections and never answers, held open for at most 30 s.
+    let hung = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hung_addr = hung.local_addr().unwrap();
+    hung.set_nonblocking(true).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let holder = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut held = Vec::new();
+            while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(30) {
+                match hung.accept() {
+                    Ok((c, _)) => held.push(c),
+                    Err(_) => sleep(Duration::from_millis(5)),
+                }
+            }
+            held.len()
+        })
+    };
+    let (mut exporter, port) = spawn_exporter(&tmp.0, &format!("hung=redis://{hung_addr}"), 4);
+
+    let scrapes: Vec<_> = (0..40)
+        .map(|_| std::thread::spawn(move || http_get(port, "/metrics")))
+        .collect();
+    sleep(Duration::from_millis(500)); // all 40 are now waiting on the hung edge
+    for _ in 0..3 {
+        let start = Instant::now();
+        let (status, body) = http_get(port, "/health").expect("/health answers");
+        let took = start.elapsed();
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            took < Duration::from_secs(1),
+            "/health took {took:?} behind scrapes"
+        );
+        sleep(Duration::from_millis(300));
+    }
+    for s in scrapes {
+        let (status, metrics) = s.join().unwrap().expect("every scrape is answered");
+        assert_eq!(status, 200);
+        assert!(
+            metrics.contains("edge_up{edge=\"hung\"} 0"),
+            "a hung edge is down:\n{metrics}"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(
+        holder.join().unwrap() >= 1,
+        "the exporter never reached the edge"
+    );
+    assert!(exporter.alive());
+}
+
+/// Issue 12: a Redis without the module answered `INFO edge` with nothing, and that
+/// counted as up, so `EdgeDown` never fired for an edge that cannot serve EDGE commands.
+#[test]
+fn a_redis_without_the_module_is_down() {
+    let tmp = TempDir::new("plain");
+    let (redis_dir, exp_dir) = (tmp.0.join("redis"), tmp.0.join("exporter"));
+    for d in [&redis_dir, &exp_dir] {
+        fs::create_dir_all(d).unwrap();
+    }
+    let (_redis, redis_port) = start_plain_redis(&redis_dir);
+    let (exporter, port) = spawn_exporter(
+        &exp_dir,
+        &format!("plain=redis://127.0.0.1:{redis_port}"),
+        1,
+    );
+    let (status, metrics) = http_get(port, "/metrics").expect("/metrics answers");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.lines().any(|l| l == "edge_up{edge=\"plain\"} 0"),
+        "a Redis without the module must be down:\n{metrics}"
+    );
+    assert!(!metrics.contains("edge_module_info"), "{metrics}");
+    promtool_check_metrics(&metrics);
+    assert!(
+        exporter.log().contains("module"),
+        "the log should say why the edge is down:\n{}",
+        exporter.log()
+    );
+    assert!(!exporter.log().contains(PASSWORD));
+}
+
+/// A `--listen` address that cannot be bound is reported by `main`, which exits with 1
+/// before serving anything.
+#[test]
+fn a_listen_address_in_use_is_reported_before_serving() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_exporter"))
+        .args(["--listen", &addr.to_string()])
+        .args(["--redis", "redis://127.0.0.1:1"])
+        .env_remove("REDIS_ADDR")
+        .env_remove("EXPORTER_LISTEN")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert!(!err.contains("serving"), "{err}");
 }
