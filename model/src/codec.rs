@@ -58,9 +58,9 @@ pub enum Kind {
 /// Current version of each kind's payload.
 pub const USER_VERSION: u16 = 1;
 /// Current version of the node payload. Version 2 added the prefetch controller's price
-/// and credit, version 3 the cache's demand clock and each item's demand; older blobs still
-/// load (what they lack starts afresh).
-pub const NODE_VERSION: u16 = 3;
+/// and credit, version 3 the cache's demand clock and each item's demand, version 4 the
+/// popularity board's order; older blobs still load (what they lack starts afresh).
+pub const NODE_VERSION: u16 = 4;
 
 /// Appends little-endian fields to a buffer.
 #[derive(Debug, Default)]
@@ -611,6 +611,12 @@ pub fn encode_node(e: &mut Engine) -> Vec<u8> {
             w.f64(i.demand);
         }
     }
+    // Version 4: the popularity board, leaders first.
+    let board = g.board.items();
+    w.varint(board.len() as u64);
+    for r in board {
+        w.varint(u64::from(r.slot));
+    }
     w.finish()
 }
 
@@ -801,6 +807,19 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         global.demand_decay = Decay::new(config.demand_half_life(), global.views_total as i64);
         cache.rescale(0.0);
     }
+    if version >= 4 {
+        let n = r.count(1)?;
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            let slot = u32::try_from(r.varint()?)
+                .ok()
+                .and_then(|s| global.catalog.at(s))
+                .ok_or(CodecError::Invalid("board names an empty slot"))?;
+            items.push(slot.0);
+        }
+        global.board = Board::restore(items, &global.catalog)
+            .ok_or(CodecError::Invalid("board repeats an item or is too long"))?;
+    }
     r.end()?;
     Ok(Engine::from_parts(config, global, cache, stats))
 }
@@ -857,6 +876,16 @@ mod tests {
         assert_eq!(d.cache().entries(), e.cache().entries());
     }
 
+    /// The version 4 section of `g`'s blob: the board's slots.
+    fn board_section(g: &GlobalModel) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.varint(g.board.items().len() as u64);
+        for r in g.board.items() {
+            w.varint(u64::from(r.slot));
+        }
+        w.buf
+    }
+
     /// A version 2 node (before the cache's demand clock) loads with the same model and
     /// cache contents, its cache frequencies started afresh.
     #[test]
@@ -869,8 +898,9 @@ mod tests {
         tail.varint(g.demand_decay.half_life());
         tail.ivarint(g.demand_decay.landmark());
         let live = g.catalog.slots().filter(|(_, i)| i.is_some()).count();
-        // Rebuild the frame around the payload without the version 3 section.
-        let payload = &blob[HEADER_LEN..blob.len() - TRAILER_LEN - tail.buf.len() - 8 * live];
+        // Rebuild the frame around the payload without the version 3 and 4 sections.
+        let end = blob.len() - TRAILER_LEN - board_section(g).len();
+        let payload = &blob[HEADER_LEN..end - tail.buf.len() - 8 * live];
         let mut w = Writer::frame(Kind::Node, 2);
         w.buf.extend_from_slice(payload);
         let mut old = decode_node(&w.finish(), e.config().clone()).expect("version 2 loads");
@@ -902,14 +932,15 @@ mod tests {
         tail.varint(g.demand_ticks);
         tail.varint(g.demand_decay.half_life());
         tail.ivarint(g.demand_decay.landmark());
-        let cut = blob.len() - TRAILER_LEN - tail.buf.len() - 8 * live;
+        let cut = blob.len() - TRAILER_LEN - board_section(g).len() - tail.buf.len() - 8 * live;
         let mut w = Writer::frame(Kind::Node, NODE_VERSION);
         w.buf.extend_from_slice(&blob[HEADER_LEN..cut]);
         w.varint(g.demand_ticks);
         w.varint(g.demand_decay.half_life());
         w.ivarint(g.demand_ticks as i64 + 1);
         w.buf.extend_from_slice(
-            &blob[blob.len() - TRAILER_LEN - 8 * live..blob.len() - TRAILER_LEN],
+            &blob[blob.len() - TRAILER_LEN - board_section(g).len() - 8 * live
+                ..blob.len() - TRAILER_LEN],
         );
         assert_eq!(
             decode_node(&w.finish(), e.config().clone()).err(),

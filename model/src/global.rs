@@ -113,7 +113,31 @@ impl Board {
         }
     }
 
-    /// Rebuilds the board by a full sort (after load or a merge).
+    /// A board of exactly `items` in that order, as persisted: kept incrementally, a board
+    /// is not always what a full sort would give (ties keep arrival order, an evicted
+    /// leader's place stays empty until an item is bumped into it), and a reload must not
+    /// change the popular items a new viewer is shown. `None` if an item is not live in
+    /// `catalog`, repeated, or there are too many.
+    pub fn restore(items: Vec<ItemRef>, catalog: &Catalog) -> Option<Self> {
+        if items.len() > BOARD_LEN || items.iter().any(|&r| catalog.get(r).is_none()) {
+            return None;
+        }
+        let mut b = Board {
+            items,
+            pos: Vec::new(),
+        };
+        for i in 0..b.items.len() {
+            let r = b.items[i];
+            if b.position(r.slot).is_some() {
+                return None;
+            }
+            b.set(i, r);
+        }
+        Some(b)
+    }
+
+    /// Rebuilds the board by a full sort (after a merge, or loading a blob from before the
+    /// board was persisted).
     pub fn rebuild(catalog: &Catalog) -> Self {
         let mut v: Vec<(f64, ItemRef)> = catalog
             .iter()
