@@ -5,13 +5,19 @@
 //! Blob inputs start with a mode byte. An even mode feeds the rest to the decoder as is, so
 //! the frame checks (magic, kind, length, CRC) are fuzzed. An odd mode wraps the rest in a
 //! valid frame first: without that, almost every mutation would die at the CRC and the
-//! payload parser behind it would never be explored.
+//! payload parser behind it would never be explored. Mode 1 frames the payload at the
+//! version most of the committed corpus was written in (node version 3), so those inputs
+//! keep exploring what they found as the format grows; mode 3 frames it at the current
+//! version, as new seeds are written.
 
 use edge_model::codec::{self, Kind, Writer};
 use edge_model::engine::View;
 use edge_model::federated;
 use edge_model::request;
 use edge_model::{Config, Engine, UserState};
+
+/// The node version the corpus's mode-1 inputs were written in (see the module doc).
+const CORPUS_NODE_VERSION: u16 = 3;
 
 /// The decoder input for `data`: raw (even mode byte) or framed as `kind` (odd).
 pub fn blob_of(kind: Kind, data: &[u8]) -> Vec<u8> {
@@ -21,10 +27,11 @@ pub fn blob_of(kind: Kind, data: &[u8]) -> Vec<u8> {
     if mode & 1 == 0 {
         return rest.to_vec();
     }
-    let version = match kind {
-        Kind::User => codec::USER_VERSION,
-        Kind::Node => codec::NODE_VERSION,
-        Kind::Update => federated::UPDATE_VERSION,
+    let version = match (kind, mode & 2 == 0) {
+        (Kind::Node, true) => CORPUS_NODE_VERSION,
+        (Kind::User, _) => codec::USER_VERSION,
+        (Kind::Node, false) => codec::NODE_VERSION,
+        (Kind::Update, _) => federated::UPDATE_VERSION,
     };
     let mut w = Writer::frame(kind, version);
     for &b in rest {
@@ -33,11 +40,11 @@ pub fn blob_of(kind: Kind, data: &[u8]) -> Vec<u8> {
     w.finish()
 }
 
-/// The seed-corpus form of a real blob: mode 1 and its payload (header and CRC stripped),
+/// The seed-corpus form of a real blob: mode 3 (the current version) and its payload (header and CRC stripped),
 /// so mutations land in the payload and are re-framed.
 pub fn seed_of_blob(blob: &[u8]) -> Vec<u8> {
     let payload = &blob[11..blob.len() - 4];
-    let mut s = vec![1];
+    let mut s = vec![3];
     s.extend_from_slice(payload);
     s
 }
