@@ -5,6 +5,8 @@
 //! without bound, so past `items_max` the least popular of a few sampled items is evicted and
 //! its slot reused. A slot carries a generation, bumped on eviction, so that references held
 //! elsewhere ([`ItemRef`]) to the evicted item can never be mistaken for the new one.
+//! Items known only from peers are evicted before this sampling is reached (see
+//! [`crate::global::GlobalModel::peer_order`]); federated imports never call on it.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -702,7 +702,9 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         peers,
         last_ts_ms,
         landmark_epoch,
+        peer_order: Vec::new(),
     };
+    global.rebuild_peer_order();
     let n = r.count(13)?;
     let mut entries = Vec::with_capacity(n);
     for _ in 0..n {

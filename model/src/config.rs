@@ -31,7 +31,9 @@ pub struct Config {
     pub popularity_half_life_ms: u64,
     /// Neighbours kept per item (row width): bounds the co-occurrence table.
     pub successors_max: usize,
-    /// Distinct items the node tracks; the least popular are evicted beyond it.
+    /// Distinct items the node tracks; the least popular are evicted beyond it. Items known
+    /// only from peers fill what own items leave and are evicted first (see
+    /// [`crate::federated::import`]), so federation never costs the edge its own items.
     pub items_max: usize,
     /// Edge cache capacity in bytes.
     pub cache_capacity_bytes: u64,

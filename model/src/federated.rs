@@ -219,12 +219,15 @@ pub fn import(
     }
     // With other settings than this edge's, the landmark cap alone keeps values finite.
     let finite = |f: f64| f.min(f64::MAX);
-    let mut items = 0;
     let pop_norm = finite(items_clock.factor_to(Clock::of(&g.pop_decay)));
+    let peer_popularity = |it: &UpdateItem| (it.popularity * pop_norm).min(f64::from(MAX_WEIGHT));
+    admit_peer_items(g, u, peer_popularity, items_max);
+    // Every item the update may add is in the catalog now (or was not admitted): from here
+    // on nothing is interned and nothing is evicted.
+    let mut items = 0;
     for it in &u.items {
-        if let Some(r) = g.intern_peer(&it.name, items_max) {
-            let popularity = (it.popularity * pop_norm).min(f64::from(MAX_WEIGHT));
-            set_peer_counts(g, r.slot, it.views, popularity);
+        if let Some(r) = g.catalog.lookup(&it.name) {
+            set_peer_counts(g, r.slot, it.views, peer_popularity(it));
             items += 1;
         }
     }
@@ -232,14 +235,14 @@ pub fn import(
     let weight = |w: f32| (f64::from(w) * norm).min(f64::from(MAX_WEIGHT)) as f32;
     let mut rows = 0;
     for row in &u.rows {
-        let Some(from) = g.intern_peer(&row.from, items_max) else {
+        let Some(from) = g.catalog.lookup(&row.from) else {
             continue;
         };
         let mut entries: Vec<Entry> = row
             .entries
             .iter()
             .filter_map(|(to, w)| {
-                let item = g.intern_peer(to, items_max)?;
+                let item = g.catalog.lookup(to)?;
                 Some(Entry {
                     item,
                     val: Val {
@@ -250,11 +253,6 @@ pub fn import(
                 })
             })
             .collect();
-        // Interning may have evicted an entry's item (a full catalog): keep only live ones.
-        entries.retain(|e| g.catalog.is_live(e.item));
-        if !g.catalog.is_live(from) {
-            continue;
-        }
         entries.sort_by(|a, b| b.val.count.total_cmp(&a.val.count));
         entries.truncate(successors_max);
         g.peers
@@ -268,6 +266,7 @@ pub fn import(
         .fold(0u64, |n, (_, i)| n.saturating_add(i.peer_views))
         .min(MAX_COUNTER);
     g.rebuild_board();
+    g.rebuild_peer_order();
     g.peers.round = u.round;
     g.peers.rounds += 1;
     g.peers.last_import_ms = now_ms;
@@ -276,6 +275,130 @@ pub fn import(
         applied: true,
         rows,
         items,
+    }
+}
+
+/// Where a candidate for a peer-only slot comes from.
+#[derive(Clone, Copy)]
+enum Source {
+    /// Already in the catalog, in this slot.
+    Present(u32),
+    /// New: the index of its name in the update's list of new names.
+    New(usize),
+}
+
+/// Makes the catalog hold the peer-only items that matter most, within the peers' share of
+/// `items_max` (flushed model, peer counts of a full update already cleared).
+///
+/// The share is whatever own items leave: `items_max` minus the items with own evidence
+/// (see [`GlobalModel::is_peer_only`]). Those are never evicted here, because an aggregate
+/// describes other edges' viewers and a node that forgot its own viewers' items to make
+/// room for them would serve them worse (every own row of an evicted item goes with it).
+/// No fixed split of `items_max` is needed: a fresh edge may fill its catalog from peers,
+/// and as its own viewers arrive learning takes slots back from peer items first (see
+/// [`GlobalModel::peer_order`]), so `items_max` stays the one bound on memory.
+///
+/// Within the share, the update's items and the peer-only items already held compete on
+/// [`GlobalModel::peer_importance`], with the update's counts where it carries them; names
+/// only rows carry count as unseen. The ranking is done once per import, before interning,
+/// so an aggregate naming millions of items keeps its most important ones instead of
+/// cycling them through the catalog in blob order, and the work is linear in the update's
+/// names plus the catalog, with memory of the same order as the decoded update (which the
+/// server's bulk-length limit bounds).
+fn admit_peer_items(
+    g: &mut GlobalModel,
+    u: &Update,
+    peer_popularity: impl Fn(&UpdateItem) -> f64,
+    items_max: usize,
+) {
+    // Importance by name, as this update will leave it.
+    let mut named: HashMap<&str, (f64, u64)> = HashMap::with_capacity(u.items.len());
+    for it in &u.items {
+        named.insert(&it.name, (peer_popularity(it), it.views));
+    }
+    let mut new_names: Vec<&str> = Vec::new();
+    let mut new_keys: Vec<(f64, u64)> = Vec::new();
+    let mut own = 0usize;
+    let mut present: Vec<((f64, u64), u32)> = Vec::new();
+    for (r, item) in g.catalog.iter() {
+        if g.is_peer_only(r) {
+            let key = named
+                .get(&*item.name)
+                .copied()
+                .unwrap_or_else(|| GlobalModel::peer_importance(item));
+            present.push((key, r.slot));
+        } else {
+            own += 1;
+        }
+    }
+    let mut queued: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let names = u
+        .items
+        .iter()
+        .map(|i| i.name.as_str())
+        .chain(u.rows.iter().flat_map(|r| {
+            std::iter::once(r.from.as_str()).chain(r.entries.iter().map(|(n, _)| n.as_str()))
+        }));
+    for name in names {
+        if g.catalog.lookup(name).is_some() || !queued.insert(name) {
+            continue;
+        }
+        new_names.push(name);
+        new_keys.push(named.get(name).copied().unwrap_or((0.0, 0)));
+    }
+    drop(queued);
+    let share = items_max.max(1).saturating_sub(own);
+    let admitted: Vec<&str> = if present.len() + new_names.len() <= share {
+        new_names
+    } else {
+        let mut all: Vec<((f64, u64), Source)> = present
+            .iter()
+            .map(|&(k, slot)| (k, Source::Present(slot)))
+            .chain(
+                new_keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &k)| (k, Source::New(i))),
+            )
+            .collect();
+        let name_of = |s: Source| -> &str {
+            match s {
+                Source::Present(slot) => g.catalog.at(slot).map_or("", |(_, i)| &*i.name),
+                Source::New(i) => new_names[i],
+            }
+        };
+        // Most important first; on a tie an item already held stays (no churn), then by
+        // name: a strict order (names are unique), so which items make the cut does not
+        // depend on the blob's order, and a partition finds them in linear time.
+        all.select_nth_unstable_by(share, |a, b| {
+            b.0 .0
+                .total_cmp(&a.0 .0)
+                .then(b.0 .1.cmp(&a.0 .1))
+                .then(matches!(b.1, Source::Present(_)).cmp(&matches!(a.1, Source::Present(_))))
+                .then_with(|| name_of(a.1).cmp(name_of(b.1)))
+        });
+        let mut evict = Vec::new();
+        let mut admitted = Vec::new();
+        for (rank, &(_, src)) in all.iter().enumerate() {
+            match (src, rank < share) {
+                (Source::Present(slot), false) => evict.push(slot),
+                (Source::New(i), true) => admitted.push(new_names[i]),
+                _ => {}
+            }
+        }
+        for slot in evict {
+            g.catalog.evict(slot);
+            g.forget_slot(slot);
+        }
+        admitted
+    };
+    for name in admitted {
+        // Room was made above; the check only makes sure this never evicts. (A fingerprint
+        // collision leaves the name untracked, as anywhere else.)
+        if g.catalog.len() >= items_max {
+            break;
+        }
+        let _ = g.catalog.intern(name, items_max);
     }
 }
 
@@ -905,5 +1028,265 @@ mod tests {
             crate::codec::encode_node(&mut again),
             crate::codec::encode_node(&mut fresh)
         );
+    }
+}
+
+#[cfg(test)]
+mod peer_bound_tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::engine::{Engine, View};
+    use crate::user::UserState;
+
+    const ITEMS_MAX: usize = 200;
+    const OWN_ITEMS: usize = 120;
+    const PEER_ITEMS: usize = 1000;
+
+    /// An edge with a 200-item catalog whose 40 viewers watched 120 items of its own.
+    fn own_edge() -> (Engine, Vec<UserState>) {
+        let c = Config {
+            items_max: ITEMS_MAX,
+            ..Config::default()
+        };
+        let mut e = Engine::new(c).unwrap();
+        let mut users = vec![UserState::default(); 40];
+        for step in 0..30usize {
+            for (u, user) in users.iter_mut().enumerate() {
+                let item = format!("own{}", (u * 7 + step * step + step / 3) % OWN_ITEMS);
+                let v = View {
+                    item: &item,
+                    ts_ms: (step * 100 + u) as i64 * 1000,
+                    duration_s: None,
+                    device: None,
+                };
+                e.record(user, &v);
+            }
+        }
+        (e, users)
+    }
+
+    /// An aggregate naming 1000 items this edge never saw, with popularity growing with the
+    /// index (below every own item's, so they do not take over the popularity fill), and
+    /// rows chaining them. Each has 10 views, the mean of the edge's own items (1200 views
+    /// over 120), so the popularity level the affinity damping measures against stays
+    /// where it was: what is left to change the predictions is only what was evicted.
+    fn peers_update(round: u64) -> Update {
+        let name = |i: usize| format!("peer{i}");
+        let pop = |i: usize| 0.5 * (i + 1) as f64 / PEER_ITEMS as f64;
+        Update {
+            node: "fed".into(),
+            round,
+            since: None,
+            rows_clock: Clock::default(),
+            items_clock: Clock::default(),
+            // Least important first: interning in blob order would keep the wrong ones.
+            items: (0..PEER_ITEMS)
+                .map(|i| UpdateItem {
+                    name: name(i),
+                    views: 10,
+                    popularity: pop(i),
+                })
+                .collect(),
+            rows: (0..PEER_ITEMS - 1)
+                .map(|i| UpdateRow {
+                    from: name(i),
+                    total: 1.0,
+                    entries: vec![(name(i + 1), 1.0)],
+                })
+                .collect(),
+        }
+    }
+
+    /// Own items, own rows (from, to, weight by names) and a sample of predictions.
+    type Snapshot = (
+        Vec<String>,
+        Vec<(String, String, u32)>,
+        Vec<Vec<String>>,
+        Summary,
+    );
+
+    fn snapshot(e: &mut Engine, users: &[UserState]) -> Snapshot {
+        let g = e.global();
+        let mut own: Vec<String> = g
+            .catalog
+            .iter()
+            .filter(|(_, i)| i.views > 0)
+            .map(|(_, i)| i.name.to_string())
+            .collect();
+        own.sort();
+        let mut rows = Vec::new();
+        for (slot, row) in g.transitions.rows().iter().enumerate() {
+            let Some((_, from)) = g.catalog.at(slot as u32) else {
+                continue;
+            };
+            for en in row.entries() {
+                let to = g
+                    .catalog
+                    .get(en.item)
+                    .expect("own rows point at live items");
+                rows.push((
+                    from.name.to_string(),
+                    to.name.to_string(),
+                    en.val.count.to_bits(),
+                ));
+            }
+        }
+        rows.sort();
+        let summary = summary(g);
+        let preds = users
+            .iter()
+            .step_by(3)
+            .map(|u| {
+                e.predict(Some(u), 5, false)
+                    .into_iter()
+                    .map(|p| p.item)
+                    .collect()
+            })
+            .collect();
+        (own, rows, preds, summary)
+    }
+
+    fn peer_only(e: &mut Engine) -> Vec<String> {
+        let g = e.global();
+        let mut v: Vec<String> = g
+            .catalog
+            .iter()
+            .filter(|&(r, _)| g.is_peer_only(r))
+            .map(|(_, i)| i.name.to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The most important `n` of the aggregate's items, by name.
+    fn top_peers(n: usize) -> Vec<String> {
+        let mut v: Vec<String> = (PEER_ITEMS - n..PEER_ITEMS)
+            .map(|i| format!("peer{i}"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Issue 12, item 6: an aggregate naming far more items than the catalog holds keeps
+    /// every own item and row, leaves the viewers' predictions as they were, and takes only
+    /// what own items leave of `items-max`, keeping the peers' most important items.
+    #[test]
+    fn an_import_never_evicts_own_items() {
+        let (mut e, users) = own_edge();
+        let before = snapshot(&mut e, &users);
+        assert_eq!(before.0.len(), OWN_ITEMS);
+        assert_eq!(e.global().views_total, 1200);
+        assert!(before.3.own_rows > 0 && before.3.own_transitions > 0);
+
+        let out = e.import_update(&peers_update(1), 0, 1);
+        assert!(out.applied);
+        let after = snapshot(&mut e, &users);
+        assert_eq!(after.0, before.0, "every own item survives");
+        assert_eq!(
+            after.1, before.1,
+            "every own row survives, weight for weight"
+        );
+        assert_eq!(after.2, before.2, "predictions unchanged");
+        assert_eq!(after.3.own_rows, before.3.own_rows);
+        assert_eq!(after.3.own_transitions, before.3.own_transitions);
+
+        let share = ITEMS_MAX - OWN_ITEMS;
+        assert_eq!(out.items, share, "counts set for the admitted items only");
+        assert_eq!(e.catalog().len(), ITEMS_MAX);
+        assert_eq!(
+            peer_only(&mut e),
+            top_peers(share),
+            "the most important ones"
+        );
+        // The chain of rows among the admitted items came along (the last one has no row).
+        assert_eq!(after.3.peer_rows as usize, share - 1);
+
+        // A second round with other counts reshuffles within the share, still never
+        // touching own evidence.
+        let mut u = peers_update(2);
+        u.items.reverse();
+        for (i, it) in u.items.iter_mut().enumerate() {
+            it.popularity = 0.5 * (i + 1) as f64 / PEER_ITEMS as f64;
+        }
+        assert!(e.import_update(&u, 0, 1).applied);
+        let again = snapshot(&mut e, &users);
+        assert_eq!(again.1, before.1);
+        assert_eq!(again.2, before.2);
+        let want: Vec<String> = {
+            let mut v: Vec<String> = (0..share).map(|i| format!("peer{i}")).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(peer_only(&mut e), want);
+
+        // The node saves and reloads with the same model, and the same eviction order.
+        let blob = crate::codec::encode_node(&mut e);
+        let mut back = crate::codec::decode_node(&blob, e.config().clone()).unwrap();
+        assert_eq!(snapshot(&mut back, &users), again);
+        assert_eq!(back.global().peer_order, e.global().peer_order);
+    }
+
+    /// Learning a new own item into a full catalog takes the slot of the least important
+    /// peer-only item, not an own one; with no peer item left, the least popular own item.
+    #[test]
+    fn learning_evicts_peer_items_first_least_important_first() {
+        let (mut e, _) = own_edge();
+        e.import_update(&peers_update(1), 0, 1);
+        let mut viewer = UserState::default();
+        let share = ITEMS_MAX - OWN_ITEMS;
+        for n in 0..share {
+            let item = format!("fresh{n}");
+            let v = View {
+                item: &item,
+                ts_ms: 10_000_000 + n as i64,
+                duration_s: None,
+                device: None,
+            };
+            e.record(&mut viewer, &v);
+            assert_eq!(
+                peer_only(&mut e),
+                top_peers(share - n - 1),
+                "after {} new items",
+                n + 1
+            );
+            let g = e.global();
+            let own = g.catalog.iter().filter(|(_, i)| i.views > 0).count();
+            assert_eq!(own, OWN_ITEMS + n + 1, "no own item evicted");
+        }
+        let v = View {
+            item: "one-more",
+            ts_ms: 20_000_000,
+            duration_s: None,
+            device: None,
+        };
+        e.record(&mut viewer, &v);
+        assert_eq!(e.catalog().len(), ITEMS_MAX);
+        assert!(e.catalog().lookup("one-more").is_some());
+    }
+
+    /// Memory stays bounded by `items-max` whatever an aggregate names, and a delta that
+    /// names only rows' items admits them by the counts already known.
+    #[test]
+    fn a_huge_aggregate_stays_within_items_max() {
+        let (mut e, _) = own_edge();
+        let mut u = peers_update(1);
+        u.items = (0..200_000)
+            .map(|i| UpdateItem {
+                name: format!("flood{i}"),
+                views: i % 7,
+                popularity: (i % 1000) as f64,
+            })
+            .collect();
+        assert!(e.import_update(&u, 0, 1).applied);
+        assert_eq!(e.catalog().len(), ITEMS_MAX);
+        let g = e.global();
+        let own = g.catalog.iter().filter(|(_, i)| i.views > 0).count();
+        assert_eq!(own, OWN_ITEMS);
+        // Everything admitted has the top popularity and views (999 and up to 6).
+        assert!(g
+            .catalog
+            .iter()
+            .filter(|&(r, _)| g.is_peer_only(r))
+            .all(|(_, i)| i.peer_popularity == 999.0));
     }
 }

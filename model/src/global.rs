@@ -185,6 +185,13 @@ pub struct GlobalModel {
     /// Export epoch in which a decay clock last moved its landmark: a delta export since
     /// an earlier round would mix scales, so it becomes a full one.
     pub landmark_epoch: u32,
+    /// Peer-only items (see [`GlobalModel::is_peer_only`]), most important first, as of
+    /// the last import or load. A new own item in a full catalog takes the slot of the
+    /// last one still peer-only: what this edge's viewers ask for outranks what peers
+    /// reported, and popping a stack keeps that eviction O(1) where sampling for a
+    /// peer-only item could miss them all in a catalog of mostly own items. Derived from
+    /// the catalog, never persisted (see [`GlobalModel::rebuild_peer_order`]).
+    pub peer_order: Vec<ItemRef>,
 }
 
 /// What this node learned from peer edges: their co-occurrence rows over this node's
@@ -231,6 +238,7 @@ impl GlobalModel {
             peers: Peers::default(),
             last_ts_ms: 0,
             landmark_epoch: 0,
+            peer_order: Vec::new(),
         }
         .with_epoch(1)
     }
@@ -287,6 +295,12 @@ impl GlobalModel {
         if self.catalog.len() >= p.items_max && self.catalog.lookup(item).is_none() {
             // An eviction clears a row: buffered links must land before it, as they would have.
             self.transitions.flush(p.successors_max, adm);
+            // Room for an own item comes from peers' items first; only when none is left
+            // does the catalog evict its least popular sampled (own) item.
+            if let Some(slot) = self.pop_peer_victim() {
+                self.catalog.evict(slot);
+                self.forget_slot(slot);
+            }
         }
         let Some((r, evicted)) = self.catalog.intern(item, p.items_max) else {
             return Learned {
@@ -405,14 +419,50 @@ impl GlobalModel {
         self.landmark_epoch = self.transitions.epoch();
     }
 
-    /// Interns an item named by peers (flushed model): it may evict a local item, whose rows
-    /// are then forgotten like any eviction's.
-    pub fn intern_peer(&mut self, name: &str, items_max: usize) -> Option<ItemRef> {
-        let (r, evicted) = self.catalog.intern(name, items_max)?;
-        if let Some(slot) = evicted {
-            self.forget_slot(slot);
+    /// Whether `r` is known only from peers (flushed model): no view at this node and no
+    /// own row. Such an item holds no evidence of this edge's own, so it is the only kind a
+    /// federated import may evict, and the first kind learning evicts. (An own row without
+    /// own views happens when a viewed item was evicted and then re-imported: links from
+    /// its viewers' histories are still this edge's evidence.)
+    pub fn is_peer_only(&self, r: ItemRef) -> bool {
+        self.catalog.get(r).is_some_and(|i| {
+            i.views == 0 && self.transitions.row(r).is_none_or(|row| row.is_empty())
+        })
+    }
+
+    /// How much a peer-only item is worth keeping: its popularity at peers (what the
+    /// fallback ranking of every user goes by), then its peer views. Both only grow with
+    /// the peers' evidence, so the items that would rank or be linked most stay.
+    pub fn peer_importance(item: &Item) -> (f64, u64) {
+        (item.peer_popularity, item.peer_views)
+    }
+
+    /// Re-derives [`GlobalModel::peer_order`] from the catalog (after an import or a load;
+    /// flushed model). Ties go by name, so a replica that loads an RDB derives the order
+    /// its primary will evict in.
+    pub fn rebuild_peer_order(&mut self) {
+        let mut v: Vec<(f64, u64, &str, ItemRef)> = self
+            .catalog
+            .iter()
+            .filter(|&(r, _)| self.is_peer_only(r))
+            .map(|(r, i)| {
+                let (p, n) = Self::peer_importance(i);
+                (p, n, &*i.name, r)
+            })
+            .collect();
+        v.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2)));
+        self.peer_order = v.into_iter().map(|(.., r)| r).collect();
+    }
+
+    /// The least important item still peer-only (flushed model), removed from the order;
+    /// entries that were evicted or gained own evidence since are dropped on the way.
+    fn pop_peer_victim(&mut self) -> Option<u32> {
+        while let Some(r) = self.peer_order.pop() {
+            if self.is_peer_only(r) {
+                return Some(r.slot);
+            }
         }
-        Some(r)
+        None
     }
 
     /// Re-sorts the popularity board from scratch (after an import changed many items).
@@ -420,14 +470,19 @@ impl GlobalModel {
         self.board = Board::rebuild(&self.catalog);
     }
 
-    /// Evicts the catalog's least popular sampled item (used when `items-max` is lowered).
+    /// Evicts the least important peer-only item, or if none is left the catalog's least
+    /// popular sampled item (used when `items-max` is lowered; flushed model).
     pub fn evict_least_popular(&mut self) {
-        if let Some(slot) = self.catalog.evict_one() {
+        if let Some(slot) = self.pop_peer_victim() {
+            self.catalog.evict(slot);
+            self.forget_slot(slot);
+        } else if let Some(slot) = self.catalog.evict_one() {
             self.forget_slot(slot);
         }
     }
 
-    fn forget_slot(&mut self, slot: u32) {
+    /// Forgets everything kept about an evicted slot: own and peers' rows, board place.
+    pub fn forget_slot(&mut self, slot: u32) {
         self.transitions.clear_slot(slot);
         self.peers.rows.clear_slot(slot);
         self.board.remove_slot(slot);
@@ -456,7 +511,10 @@ impl GlobalModel {
 
     /// Heap bytes held.
     pub fn memory_bytes(&self) -> usize {
-        self.catalog.memory_bytes() + self.transitions.memory_bytes() + self.board.memory_bytes()
+        self.catalog.memory_bytes()
+            + self.transitions.memory_bytes()
+            + self.board.memory_bytes()
+            + self.peer_order.capacity() * std::mem::size_of::<ItemRef>()
     }
 }
 

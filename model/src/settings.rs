@@ -190,7 +190,7 @@ pub static SETTINGS: &[Setting] = &[
         |c| c.personal_max, |c, v| c.personal_max = v as usize),
     int_setting!("successors-max", 2, 4096, "neighbours kept per item (Space-Saving row width): the bound on the co-occurrence table",
         |c| c.successors_max, |c, v| c.successors_max = v as usize),
-    int_setting!("items-max", 16, 100_000_000, "items tracked; the least popular are evicted beyond it",
+    int_setting!("items-max", 16, 100_000_000, "items tracked; the least popular are evicted beyond it, peers' first",
         |c| c.items_max, |c, v| c.items_max = v as usize),
     int_setting!("half-life-secs", 0, 10 * YEAR_SECS, "half-life of the co-occurrence evidence (0: no decay)",
         |c| c.half_life_ms / 1000, |c, v| c.half_life_ms = v as u64 * 1000),

@@ -213,3 +213,88 @@ fn the_peers_table_persists_in_rdb_and_replicates() {
     same_as_before(&mut b, "after restart");
     assert_eq!(import(&mut b, &blob), 0, "still idempotent after a restart");
 }
+
+/// Issue 12, item 6: with a catalog of 200 items, 120 of them this edge's own, an
+/// aggregate naming 5000 peer items keeps every own row and transition and every sampled
+/// viewer's predictions, fills only the 80 slots own items leave, and the node reloads
+/// from its RDB as it was.
+#[test]
+fn an_import_never_evicts_the_edges_own_items() {
+    use edge_model::federated::{encode_update, Clock, Update, UpdateItem, UpdateRow};
+    let mut s = Server::start(ServerOpts::new().module_arg("items-max", "200"));
+    // 40 viewers, 30 views each, over 120 items: 10 views per item on average.
+    for step in 0..30usize {
+        for u in 0..40usize {
+            let item = format!("own{}", (u * 7 + step * step + step / 3) % 120);
+            record(
+                &mut s,
+                &format!("v{u}"),
+                &item,
+                ((step * 100 + u) * 1000) as i64,
+            );
+        }
+    }
+    let sampled: Vec<String> = (0..40).step_by(3).map(|u| format!("v{u}")).collect();
+    let predictions = |s: &mut Server| -> Vec<Vec<String>> {
+        sampled.iter().map(|u| predict(s, u, Some(5))).collect()
+    };
+    let before = model_info(&mut s);
+    assert_eq!(before["items"], 120);
+    assert!(before["own_rows"] > 0 && before["own_transitions"] > 0);
+    let preds = predictions(&mut s);
+
+    // Least important first, each with the own items' mean of 10 views (so the popularity
+    // level users are damped against stays put) and popularity below theirs.
+    let name = |i: usize| format!("peer{i}");
+    let n = 5000;
+    let blob = encode_update(&Update {
+        node: "fed".into(),
+        round: 1,
+        since: None,
+        rows_clock: Clock::default(),
+        items_clock: Clock::default(),
+        items: (0..n)
+            .map(|i| UpdateItem {
+                name: name(i),
+                views: 10,
+                popularity: 0.5 * (i + 1) as f64 / n as f64,
+            })
+            .collect(),
+        rows: (0..n - 1)
+            .map(|i| UpdateRow {
+                from: name(i),
+                total: 1.0,
+                entries: vec![(name(i + 1), 1.0)],
+            })
+            .collect(),
+    });
+    assert_eq!(import(&mut s, &blob), 1);
+    let after = model_info(&mut s);
+    assert_eq!(after["own_rows"], before["own_rows"]);
+    assert_eq!(after["own_transitions"], before["own_transitions"]);
+    assert_eq!(
+        after["items"], 200,
+        "peers fill what own items leave, no more"
+    );
+    assert_eq!(after["peer_views"], 80 * 10);
+    assert_eq!(
+        after["peer_rows"], 79,
+        "the chain among the 80 admitted items"
+    );
+    assert_eq!(predictions(&mut s), preds);
+    // The admitted ones are the most important: the top of the aggregate, not its start.
+    // (A viewer with no history gets every item by popularity: own ones, then peers'.)
+    let all = predict(&mut s, "fresh-viewer", Some(200));
+    let peers: Vec<String> = (n - 80..n).rev().map(name).collect();
+    assert_eq!(all[120..], peers[..]);
+
+    let _: () = s.q(&mut redis::cmd("SAVE"));
+    s.restart();
+    // The model's fields; the `*_total` counters are this process's activity.
+    let model = |mut m: HashMap<String, i64>| {
+        m.retain(|k, _| !k.ends_with("_total"));
+        m
+    };
+    assert_eq!(model(model_info(&mut s)), model(after));
+    assert_eq!(predictions(&mut s), preds);
+}
