@@ -4,7 +4,9 @@
 //! This is where the module meets Redis's persistence C API, so this file holds the
 //! `unsafe` of the crate. Every callback decodes with [`edge_model::codec`], which validates
 //! lengths and checksums and never panics, and returns NULL (a load error Redis reports)
-//! rather than trusting a corrupt payload.
+//! rather than trusting a corrupt payload. A payload cut short (a truncated file, a broken
+//! replication stream) is an IO error Redis hands back to the module, because `lib.rs`
+//! declares `REDISMODULE_OPTIONS_HANDLE_IO_ERRORS`; every load callback checks for it.
 
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_void};
@@ -50,18 +52,59 @@ pub static USER_TYPE: RedisType = RedisType::new(
     },
 );
 
-/// Reads a string buffer from the RDB, or `None` on an IO error.
-fn load_blob(rdb: *mut raw::RedisModuleIO) -> Option<Vec<u8>> {
-    raw::load_string_buffer(rdb)
-        .ok()
-        .map(|b| b.as_ref().to_vec())
+/// Reads one string from the RDB (or replication stream), or `None`, logged, if the read
+/// failed: the input ended early or was cut off mid-value.
+///
+/// A read failure is only reported to the module because `lib.rs` declares
+/// `REDISMODULE_OPTIONS_HANDLE_IO_ERRORS`; without it Redis panics inside the read (the
+/// "Guru Meditation ... Read performed by module 'edge'" crash). With it, Redis 7.0's
+/// `moduleLoadString` marks the IO failed and returns NULL, and every later read returns at
+/// once, so the failure must be checked after the read, with `RedisModule_IsIOError`. The
+/// crate's `raw::load_string_buffer` checks it too and returns an error, dropping the
+/// pointer unfreed (harmless only because Redis returns NULL then), and on success wraps
+/// the pointer without a null check. This calls the API directly so that both are explicit:
+/// a null or failed read is an error, and any buffer Redis returned is freed here.
+fn load_blob(rdb: *mut raw::RedisModuleIO, what: &str) -> Option<Vec<u8>> {
+    // SAFETY: the API table is filled before OnLoad and never written again; LoadString-
+    // Buffer and IsIOError exist since Redis 4 and 6.0 (the module needs 6.2).
+    let (load, is_io_error, free) = unsafe {
+        (
+            raw::RedisModule_LoadStringBuffer.expect("LoadStringBuffer exists since Redis 4"),
+            raw::RedisModule_IsIOError.expect("IsIOError exists since Redis 6.0"),
+            raw::RedisModule_Free.expect("Free exists since Redis 4"),
+        )
+    };
+    let mut len = 0;
+    // SAFETY: `rdb` is the IO handle Redis passed to the callback that calls this; `len`
+    // outlives the call.
+    let buf = unsafe { load(rdb, &mut len) };
+    // SAFETY: as above.
+    let failed = unsafe { is_io_error(rdb) } != 0 || buf.is_null();
+    let blob = (!failed).then(|| {
+        // SAFETY: on success Redis returns a buffer of `len` bytes it allocated for us.
+        unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) }.to_vec()
+    });
+    if !buf.is_null() {
+        // SAFETY: the buffer is ours to free, with RedisModule_Free, exactly once.
+        unsafe { free(buf.cast()) };
+    }
+    if blob.is_none() {
+        redis_module::logging::log_warning(format!(
+            "edge: short read in {what} (the RDB file or replication stream ends early); \
+             refusing it"
+        ));
+    }
+    blob
 }
 
+/// Loads one user. Returns NULL, with nothing allocated and the user gauge untouched, for
+/// an unknown encoding, a short read or a blob the codec refuses: Redis then refuses the
+/// whole load (from a file: it logs and exits; from a replication stream: it discards it).
 unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
     if encver != ENCODING_VERSION {
         return ptr::null_mut();
     }
-    let Some(blob) = load_blob(rdb) else {
+    let Some(blob) = load_blob(rdb, "a stored user") else {
         return ptr::null_mut();
     };
     match decode_user(&blob) {
@@ -157,11 +200,13 @@ unsafe extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
     }
 }
 
+/// Loads the node model. On an unknown encoding, a short read or a refused blob it
+/// returns an error before touching the engine, and Redis refuses the load.
 unsafe extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when: c_int) -> c_int {
     if encver != ENCODING_VERSION || when != raw::Aux::Before as c_int {
         return raw::Status::Err as c_int;
     }
-    let Some(blob) = load_blob(rdb) else {
+    let Some(blob) = load_blob(rdb, "the node model") else {
         return raw::Status::Err as c_int;
     };
     match decode_node(&blob, crate::config::current()) {

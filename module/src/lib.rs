@@ -12,7 +12,7 @@ mod docs;
 mod info;
 mod state;
 
-use std::os::raw::c_void;
+use std::os::raw::{c_int, c_void};
 
 use redis_module::server_events::{
     LoadingSubevent, INFO_COMMAND_HANDLER_LIST, LOADING_SERVER_EVENTS_LIST,
@@ -24,7 +24,10 @@ use crate::datatype::USER_TYPE;
 /// Registers the settings with Redis (7.0+), taking load-time arguments as initial values:
 /// `--loadmodule libedgecache.so default-k 5 cache-policy lru`.
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
-    if let Err(e) = config::check_args(args).and_then(|()| subscribe_flush(ctx)) {
+    if let Err(e) = config::check_args(args)
+        .and_then(|()| handle_io_errors(ctx))
+        .and_then(|()| subscribe_flush(ctx))
+    {
         ctx.log_warning(&format!("edge: {e}"));
         return Status::Err;
     }
@@ -115,6 +118,34 @@ fn subscribe_flush(ctx: &Context) -> Result<(), String> {
     } else {
         Err("cannot subscribe to FLUSHDB events".into())
     }
+}
+
+/// Declares `REDISMODULE_OPTIONS_HANDLE_IO_ERRORS`: the data types' load callbacks check
+/// every read (`RedisModule_IsIOError`) and fail cleanly. Without it Redis cannot let a
+/// module see a short read, so it panics instead (a truncated RDB crashed the server with a
+/// "Guru Meditation" and a crash report rather than being refused), and replicas refuse
+/// diskless loading ("modules that don't handle read errors").
+///
+/// `REDISMODULE_OPTIONS_HANDLE_REPL_ASYNC_LOAD` is deliberately not declared: with it, a
+/// `repl-diskless-load swapdb` replica loads while still serving the old dataset and may
+/// abort, but the node model is one per process and `aux_load` installs it at once; the
+/// model would have to be staged until the load completes. Without it such a replica loads
+/// through a file (Redis logs "not aware of async replication"), as before.
+///
+/// `RedisModule_SetModuleOptions` replaces the module's options, so this is the one place
+/// that sets them.
+fn handle_io_errors(ctx: &Context) -> Result<(), String> {
+    // SAFETY: the API table is filled before OnLoad (see `init`), and SetModuleOptions is
+    // called with the context Redis gave OnLoad.
+    unsafe {
+        let set = raw::RedisModule_SetModuleOptions
+            .ok_or("this server cannot declare IO-error handling (Redis < 6.0)")?;
+        set(
+            ctx.get_raw(),
+            raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as c_int,
+        );
+    }
+    Ok(())
 }
 
 extern "C" fn before_fork() {
