@@ -342,6 +342,20 @@ fn federation_info(s: &mut Server) -> Value {
     s.q(&mut redis::cmd("EDGE.MODEL.INFO"))
 }
 
+/// One numeric field of `EDGE.MODEL.INFO` (a flat field/value list under RESP2).
+fn federation_field(s: &mut Server, field: &str) -> i64 {
+    let Value::Array(flat) = federation_info(s) else {
+        panic!("EDGE.MODEL.INFO is a field/value list");
+    };
+    flat.chunks(2)
+        .find(|p| p[0] == Value::BulkString(field.as_bytes().to_vec()))
+        .map(|p| match &p[1] {
+            Value::Int(v) => *v,
+            other => panic!("{field} is {other:?}"),
+        })
+        .unwrap_or_else(|| panic!("EDGE.MODEL.INFO has no {field}"))
+}
+
 /// What a server log shows when the process crashed instead of refusing: Redis's and
 /// Valkey's panic banner, their crash report, and the signal handler's line.
 const CRASH_MARKERS: [&str; 3] = ["Guru Meditation", "BUG REPORT", "crashed by signal"];
@@ -480,4 +494,139 @@ fn assert_replica_has_the_data(m: &mut Server, r: &mut Server) {
     assert_eq!(model_info(r), model_info(m), "INFO edge");
     assert_eq!(federation_info(r), federation_info(m), "EDGE.MODEL.INFO");
     assert_eq!(predictions(r), predictions(m));
+}
+
+/// `DBSIZE` of every database that has keys, from `INFO keyspace` (`db3:keys=2,...`).
+fn keyspace(s: &mut Server) -> BTreeMap<String, String> {
+    s.info("keyspace")
+        .into_iter()
+        .map(|(db, v)| (db, v.split(',').next().unwrap_or_default().to_owned()))
+        .collect()
+}
+
+/// A node whose viewers were all forgotten (or expired) still has its model: items,
+/// transitions, counters. An AOF rewrite must keep it although no user key is left to
+/// carry it, and must leave no key of its own behind. Other databases hold plain keys, so
+/// the rewrite selects several databases.
+fn node_without_users_survives_aof_rewrite(preamble: &str) {
+    let mut s = Server::start(
+        ServerOpts::new()
+            .config("appendonly", "yes")
+            .config("aof-use-rdb-preamble", preamble)
+            .config("appendfsync", "always"),
+    );
+    // The base AOF was written at start by this very process (the synchronous rewrite of
+    // an empty dataset): nothing of the module's may have been added to the keyspace.
+    assert!(keyspace(&mut s).is_empty(), "{:?}", keyspace(&mut s));
+    for u in 0..3 {
+        for i in 0..4 {
+            record(&mut s, &format!("u{u}"), &format!("I{i}"), 1_000 * u + i);
+        }
+    }
+    for u in 0..3 {
+        let erased: i64 = s.q(redis::cmd("EDGE.FORGET").arg(format!("u{u}")));
+        assert_eq!(erased, 1);
+    }
+    let mut other = s.connect();
+    for db in [0, 4] {
+        let _: () = redis::pipe()
+            .cmd("SELECT")
+            .arg(db)
+            .cmd("SET")
+            .arg("plain")
+            .arg(db)
+            .query(&mut other)
+            .expect("SET in another db");
+    }
+    assert_eq!(s.edge_stat("edge_users"), 0);
+    assert_eq!(s.edge_stat("edge_items"), 4);
+    assert_eq!(federation_field(&mut s, "own_transitions"), 12);
+    let info = model_info(&mut s);
+    let federation = federation_info(&mut s);
+    let keys = keyspace(&mut s);
+
+    let _: String = s.q(&mut redis::cmd("BGREWRITEAOF"));
+    wait_background_done(&mut s);
+    assert_eq!(s.info("persistence")["aof_last_bgrewrite_status"], "ok");
+    if preamble == "no" {
+        let names: Vec<String> = aof_commands(s.dir())
+            .iter()
+            .map(|c| String::from_utf8_lossy(&c[0]).to_ascii_uppercase())
+            .collect();
+        let node_restores = names.iter().filter(|n| *n == "EDGE.NODE.RESTORE").count();
+        assert_eq!(node_restores, 1, "the node model, once: {names:?}");
+    }
+
+    s.restart();
+    assert_eq!(keyspace(&mut s), keys, "the same keys, and no other");
+    assert_eq!(s.edge_stat("edge_items"), 4);
+    assert_eq!(federation_field(&mut s, "own_transitions"), 12);
+    assert_eq!(
+        model_info(&mut s),
+        info,
+        "INFO edge after the rewrite and restart"
+    );
+    assert_eq!(federation_info(&mut s), federation, "EDGE.MODEL.INFO");
+}
+
+#[test]
+fn aof_rewrite_without_preamble_keeps_the_model_of_a_node_without_users() {
+    node_without_users_survives_aof_rewrite("no");
+}
+
+#[test]
+fn aof_rewrite_with_preamble_keeps_the_model_of_a_node_without_users() {
+    node_without_users_survives_aof_rewrite("yes");
+}
+
+/// Users only in databases other than 0: the rewrite still emits the node model exactly
+/// once, before the first user, and a restart rebuilds the same keyspace and model.
+#[test]
+fn aof_rewrite_emits_the_node_model_once_before_users_in_other_databases() {
+    let mut s = Server::start(
+        ServerOpts::new()
+            .config("appendonly", "yes")
+            .config("aof-use-rdb-preamble", "no")
+            .config("appendfsync", "always"),
+    );
+    let mut c = s.connect();
+    for db in [3, 7] {
+        let _: () = redis::cmd("SELECT").arg(db).query(&mut c).unwrap();
+        for u in 0..5 {
+            for (t, item) in ["S1E1", "S1E2", "S1E3"].iter().enumerate() {
+                let _: () = redis::cmd("EDGE.RECORD")
+                    .arg(format!("db{db}-u{u}"))
+                    .arg(item)
+                    .arg("TS")
+                    .arg(100 * u + t as i64)
+                    .query(&mut c)
+                    .unwrap();
+            }
+        }
+    }
+    let info = model_info(&mut s);
+    let federation = federation_info(&mut s);
+    let keys = keyspace(&mut s);
+    let _: String = s.q(&mut redis::cmd("BGREWRITEAOF"));
+    wait_background_done(&mut s);
+
+    let names: Vec<String> = aof_commands(s.dir())
+        .iter()
+        .map(|c| String::from_utf8_lossy(&c[0]).to_ascii_uppercase())
+        .collect();
+    let node_at: Vec<usize> = (0..names.len())
+        .filter(|&i| names[i] == "EDGE.NODE.RESTORE")
+        .collect();
+    assert_eq!(node_at.len(), 1, "the node model, once: {names:?}");
+    let first_user = names.iter().position(|n| n == "EDGE.RESTORE").unwrap();
+    assert!(
+        node_at[0] < first_user,
+        "node model before users: {names:?}"
+    );
+    assert_eq!(names.iter().filter(|n| *n == "EDGE.RESTORE").count(), 10);
+
+    s.restart();
+    assert_eq!(keyspace(&mut s), keys, "the same keys, and no other");
+    assert_eq!(model_info(&mut s), info);
+    assert_eq!(federation_info(&mut s), federation);
 }
