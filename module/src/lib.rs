@@ -12,19 +12,23 @@ mod docs;
 mod info;
 mod state;
 
-use std::os::raw::c_void;
+use std::os::raw::{c_int, c_void};
 
 use redis_module::server_events::{
     LoadingSubevent, INFO_COMMAND_HANDLER_LIST, LOADING_SERVER_EVENTS_LIST,
 };
 use redis_module::{raw, redis_module, Context, InfoContext, RedisResult, RedisString, Status};
 
-use crate::datatype::USER_TYPE;
+use crate::datatype::{NODE_TYPE, USER_TYPE};
 
 /// Registers the settings with Redis (7.0+), taking load-time arguments as initial values:
 /// `--loadmodule libedgecache.so default-k 5 cache-policy lru`.
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
-    if let Err(e) = config::check_args(args).and_then(|()| subscribe_flush(ctx)) {
+    if let Err(e) = config::check_args(args)
+        .and_then(|()| handle_io_errors(ctx))
+        .and_then(|()| subscribe(ctx, raw::REDISMODULE_EVENT_FLUSHDB, on_flush))
+        .and_then(|()| subscribe(ctx, raw::REDISMODULE_EVENT_PERSISTENCE, on_persistence))
+    {
         ctx.log_warning(&format!("edge: {e}"));
         return Status::Err;
     }
@@ -98,23 +102,72 @@ unsafe extern "C" fn on_flush(
     }
 }
 
-fn subscribe_flush(ctx: &Context) -> Result<(), String> {
-    let event = raw::RedisModuleEvent {
-        id: raw::REDISMODULE_EVENT_FLUSHDB,
-        dataver: 1,
-    };
+/// A server-event callback, as `RedisModule_SubscribeToServerEvent` takes it.
+type EventCallback =
+    unsafe extern "C" fn(*mut raw::RedisModuleCtx, raw::RedisModuleEvent, u64, *mut c_void);
+
+/// Subscribes `callback` to the server event `id` (data version 1).
+fn subscribe(ctx: &Context, id: u64, callback: EventCallback) -> Result<(), String> {
+    let event = raw::RedisModuleEvent { id, dataver: 1 };
     // SAFETY: the API table is filled before OnLoad (see `init`); the context is the one
-    // Redis gave OnLoad, and `on_flush` has the callback signature Redis expects.
+    // Redis gave OnLoad, and `callback` has the signature Redis expects.
     let ok = unsafe {
         let subscribe = raw::RedisModule_SubscribeToServerEvent
             .ok_or("this server has no server events API")?;
-        subscribe(ctx.get_raw(), event, Some(on_flush))
+        subscribe(ctx.get_raw(), event, Some(callback))
     };
     if ok == raw::REDISMODULE_OK as i32 {
         Ok(())
     } else {
-        Err("cannot subscribe to FLUSHDB events".into())
+        Err(format!("cannot subscribe to server event {id}"))
     }
+}
+
+/// An AOF rewrite is starting. `AOF_START` fires only in the forked rewrite child (see
+/// [`datatype::add_node_carrier`] for why the carrier is added there and only there);
+/// `SYNC_AOF_START` in the main process, whose keyspace is never touched.
+unsafe extern "C" fn on_persistence(
+    ctx: *mut raw::RedisModuleCtx,
+    _eid: raw::RedisModuleEvent,
+    subevent: u64,
+    _data: *mut c_void,
+) {
+    match subevent {
+        raw::REDISMODULE_SUBEVENT_PERSISTENCE_AOF_START => {
+            datatype::rewrite_starting();
+            datatype::add_node_carrier(&Context::new(ctx));
+        }
+        raw::REDISMODULE_SUBEVENT_PERSISTENCE_SYNC_AOF_START => datatype::rewrite_starting(),
+        _ => {}
+    }
+}
+
+/// Declares `REDISMODULE_OPTIONS_HANDLE_IO_ERRORS`: the data types' load callbacks check
+/// every read (`RedisModule_IsIOError`) and fail cleanly. Without it Redis cannot let a
+/// module see a short read, so it panics instead (a truncated RDB crashed the server with a
+/// "Guru Meditation" and a crash report rather than being refused), and replicas refuse
+/// diskless loading ("modules that don't handle read errors").
+///
+/// `REDISMODULE_OPTIONS_HANDLE_REPL_ASYNC_LOAD` is deliberately not declared: with it, a
+/// `repl-diskless-load swapdb` replica loads while still serving the old dataset and may
+/// abort, but the node model is one per process and `aux_load` installs it at once; the
+/// model would have to be staged until the load completes. Without it such a replica loads
+/// through a file (Redis logs "not aware of async replication"), as before.
+///
+/// `RedisModule_SetModuleOptions` replaces the module's options, so this is the one place
+/// that sets them.
+fn handle_io_errors(ctx: &Context) -> Result<(), String> {
+    // SAFETY: the API table is filled before OnLoad (see `init`), and SetModuleOptions is
+    // called with the context Redis gave OnLoad.
+    unsafe {
+        let set = raw::RedisModule_SetModuleOptions
+            .ok_or("this server cannot declare IO-error handling (Redis < 6.0)")?;
+        set(
+            ctx.get_raw(),
+            raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as c_int,
+        );
+    }
+    Ok(())
 }
 
 extern "C" fn before_fork() {
@@ -169,7 +222,7 @@ redis_module! {
     name: "edge",
     version: 1,
     allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
-    data_types: [USER_TYPE],
+    data_types: [USER_TYPE, NODE_TYPE],
     init: init,
     // The commands are registered by `init` from `commands::COMMANDS`, which views each
     // command's arguments in place instead of copying them into a vector.

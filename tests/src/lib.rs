@@ -37,6 +37,7 @@ pub struct ServerOpts {
     config: Vec<(String, String)>,
     debug: bool,
     cluster: bool,
+    files: Vec<(String, Vec<u8>)>,
 }
 
 impl ServerOpts {
@@ -75,6 +76,13 @@ impl ServerOpts {
     /// See [`Cluster`] for a whole cluster.
     pub fn cluster(mut self) -> Self {
         self.cluster = true;
+        self
+    }
+
+    /// A file written into the server's fresh directory before its first start (not
+    /// before a [`Server::restart`]), e.g. a `dump.rdb` the server must load or refuse.
+    pub fn file(mut self, name: &str, contents: impl Into<Vec<u8>>) -> Self {
+        self.files.push((name.into(), contents.into()));
         self
     }
 
@@ -192,6 +200,11 @@ impl Server {
                 opts: opts.clone(),
                 conn: None,
             };
+            for (name, contents) in &opts.files {
+                let path = s.dir.join(name);
+                fs::write(&path, contents)
+                    .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+            }
             match s.spawn_and_connect() {
                 Ok(()) => return Ok(s),
                 Err(e) if e.log.contains("Address already in use") => last = Some(e),

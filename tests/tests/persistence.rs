@@ -336,3 +336,297 @@ fn expire_flushall_and_forget_remove_users() {
         "nothing learned survives"
     );
 }
+
+/// `EDGE.MODEL.INFO`: the node model's federation summary and this process's counters.
+fn federation_info(s: &mut Server) -> Value {
+    s.q(&mut redis::cmd("EDGE.MODEL.INFO"))
+}
+
+/// One numeric field of `EDGE.MODEL.INFO` (a flat field/value list under RESP2).
+fn federation_field(s: &mut Server, field: &str) -> i64 {
+    let Value::Array(flat) = federation_info(s) else {
+        panic!("EDGE.MODEL.INFO is a field/value list");
+    };
+    flat.chunks(2)
+        .find(|p| p[0] == Value::BulkString(field.as_bytes().to_vec()))
+        .map(|p| match &p[1] {
+            Value::Int(v) => *v,
+            other => panic!("{field} is {other:?}"),
+        })
+        .unwrap_or_else(|| panic!("EDGE.MODEL.INFO has no {field}"))
+}
+
+/// What a server log shows when the process crashed instead of refusing: Redis's and
+/// Valkey's panic banner, their crash report, and the signal handler's line.
+const CRASH_MARKERS: [&str; 3] = ["Guru Meditation", "BUG REPORT", "crashed by signal"];
+
+/// The module's strings (node model first, as aux data saved before the keyspace, then
+/// one per user) in an RDB written with `rdbcompression no`: `(offset, length)` of each.
+/// A module string is the opcode 5 (`RDB_MODULE_OPCODE_STRING`), a 1- or 2-byte RDB length
+/// (`00xxxxxx`, `01xxxxxx xxxxxxxx`), then the blob, which starts with the codec's magic.
+fn module_strings(rdb: &[u8]) -> Vec<(usize, usize)> {
+    let magic = edge_model::codec::MAGIC;
+    (3..rdb.len() - magic.len())
+        .filter(|&at| rdb[at..].starts_with(magic))
+        .filter_map(|at| {
+            if rdb[at - 2] == 5 && rdb[at - 1] < 0x40 {
+                Some((at, usize::from(rdb[at - 1])))
+            } else if rdb[at - 3] == 5 && rdb[at - 2] & 0xC0 == 0x40 {
+                Some((
+                    at,
+                    usize::from(rdb[at - 2] & 0x3F) << 8 | usize::from(rdb[at - 1]),
+                ))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// A truncated RDB (a full disk, a copy cut short) is refused: the server logs why and
+/// exits, with no panic and no crash report, wherever the file ends inside the module's
+/// data. The module reads each blob with the IO-error option set, so Redis hands it the
+/// short read instead of panicking, and it returns an error. The whole file still loads.
+#[test]
+fn truncated_rdb_is_refused_without_a_crash_and_the_whole_file_loads() {
+    let opts = ServerOpts::new().config("rdbcompression", "no");
+    let mut s = Server::start(opts.clone());
+    build_history(&mut s);
+    let before = predictions(&mut s);
+    let info = model_info(&mut s);
+    let _: () = s.q(&mut redis::cmd("SAVE"));
+    let rdb = std::fs::read(s.dir().join("dump.rdb")).expect("read dump.rdb");
+    drop(s);
+
+    let strings = module_strings(&rdb);
+    let users = info["edge_users"].parse::<usize>().unwrap();
+    assert_eq!(strings.len(), 1 + users, "node model and one blob per user");
+    let ((node, node_len), (user, user_len)) = (strings[0], strings[2]);
+    // Every cut falls inside a string the module reads. (A cut right after a module string,
+    // before the value's end mark, is left out: Redis refuses that load too, but then runs
+    // its RDB checker on the file, and the checker's `rdbLoadCheckModuleValue` loops for
+    // ever on an end of file there (Redis 7.0 to 7.4, Valkey): a server bug the module
+    // cannot reach.)
+    let cuts = [
+        ("in the node model's length", node - 1),
+        ("just inside the node model", node + 2),
+        ("in the middle of the node model", node + node_len / 2),
+        ("one byte short of the node model", node + node_len - 1),
+        ("in a user's length", user - 1),
+        ("in the middle of a user", user + user_len / 2),
+        ("one byte short of a user", user + user_len - 1),
+    ];
+    for (what, cut) in cuts {
+        let err = match Server::try_start(opts.clone().file("dump.rdb", &rdb[..cut])) {
+            Ok(_) => panic!("an RDB cut {what} (at {cut} of {}) loaded", rdb.len()),
+            Err(e) => e,
+        };
+        for marker in CRASH_MARKERS {
+            assert!(
+                !err.log.contains(marker),
+                "cut {what}: the server crashed ({marker:?}) instead of refusing:\n{}",
+                err.log
+            );
+        }
+        assert!(
+            err.reason.contains("exit status: 1"),
+            "cut {what}: {}",
+            err.reason
+        );
+        assert!(
+            err.log.contains("Short read or OOM loading DB"),
+            "cut {what}: no refusal in the log:\n{}",
+            err.log
+        );
+        assert!(
+            err.log.contains("edge: short read"),
+            "cut {what}: the module did not report the short read:\n{}",
+            err.log
+        );
+    }
+
+    let mut s = Server::start(opts.file("dump.rdb", rdb));
+    assert_eq!(
+        model_info(&mut s),
+        info,
+        "INFO after loading the whole file"
+    );
+    assert_eq!(predictions(&mut s), before);
+}
+
+/// A replica with `repl-diskless-load swapdb` no longer turns diskless loading off on this
+/// module's account for read errors (it did while the module did not declare that it
+/// handles them), and gets the master's users and node model.
+#[test]
+fn swapdb_replica_is_not_refused_for_read_errors_and_gets_the_data() {
+    let mut m = Server::start(ServerOpts::new().config("repl-diskless-load", "swapdb"));
+    build_history(&mut m);
+    let mut r = Server::replica_of(&m);
+    let log = r.log();
+    assert!(
+        !log.contains("don't handle read errors"),
+        "diskless load was refused for read errors:\n{log}"
+    );
+    assert_replica_has_the_data(&mut m, &mut r);
+}
+
+/// With `repl-diskless-load on-empty-db`, an empty replica now parses the master's stream
+/// straight from the socket (before, the module kept it on the disk path), through the
+/// module's IO-error-checking load callbacks, and gets the same data.
+#[test]
+fn empty_replica_loads_the_sync_from_the_socket() {
+    let mut m = Server::start(ServerOpts::new().config("repl-diskless-load", "on-empty-db"));
+    build_history(&mut m);
+    let mut r = Server::replica_of(&m);
+    let log = r.log();
+    assert!(
+        log.contains("to parser") && !log.contains("Skipping diskless-load"),
+        "the sync did not load from the socket:\n{log}"
+    );
+    assert_replica_has_the_data(&mut m, &mut r);
+}
+
+fn assert_replica_has_the_data(m: &mut Server, r: &mut Server) {
+    m.wait_replicas(1);
+    for u in USERS {
+        assert_eq!(user_view(r, u), user_view(m, u), "EDGE.USER {u}");
+    }
+    assert_eq!(model_info(r), model_info(m), "INFO edge");
+    assert_eq!(federation_info(r), federation_info(m), "EDGE.MODEL.INFO");
+    assert_eq!(predictions(r), predictions(m));
+}
+
+/// `DBSIZE` of every database that has keys, from `INFO keyspace` (`db3:keys=2,...`).
+fn keyspace(s: &mut Server) -> BTreeMap<String, String> {
+    s.info("keyspace")
+        .into_iter()
+        .map(|(db, v)| (db, v.split(',').next().unwrap_or_default().to_owned()))
+        .collect()
+}
+
+/// A node whose viewers were all forgotten (or expired) still has its model: items,
+/// transitions, counters. An AOF rewrite must keep it although no user key is left to
+/// carry it, and must leave no key of its own behind. Other databases hold plain keys, so
+/// the rewrite selects several databases.
+fn node_without_users_survives_aof_rewrite(preamble: &str) {
+    let mut s = Server::start(
+        ServerOpts::new()
+            .config("appendonly", "yes")
+            .config("aof-use-rdb-preamble", preamble)
+            .config("appendfsync", "always"),
+    );
+    // The base AOF was written at start by this very process (the synchronous rewrite of
+    // an empty dataset): nothing of the module's may have been added to the keyspace.
+    assert!(keyspace(&mut s).is_empty(), "{:?}", keyspace(&mut s));
+    for u in 0..3 {
+        for i in 0..4 {
+            record(&mut s, &format!("u{u}"), &format!("I{i}"), 1_000 * u + i);
+        }
+    }
+    for u in 0..3 {
+        let erased: i64 = s.q(redis::cmd("EDGE.FORGET").arg(format!("u{u}")));
+        assert_eq!(erased, 1);
+    }
+    let mut other = s.connect();
+    for db in [0, 4] {
+        let _: () = redis::pipe()
+            .cmd("SELECT")
+            .arg(db)
+            .cmd("SET")
+            .arg("plain")
+            .arg(db)
+            .query(&mut other)
+            .expect("SET in another db");
+    }
+    assert_eq!(s.edge_stat("edge_users"), 0);
+    assert_eq!(s.edge_stat("edge_items"), 4);
+    assert_eq!(federation_field(&mut s, "own_transitions"), 12);
+    let info = model_info(&mut s);
+    let federation = federation_info(&mut s);
+    let keys = keyspace(&mut s);
+
+    let _: String = s.q(&mut redis::cmd("BGREWRITEAOF"));
+    wait_background_done(&mut s);
+    assert_eq!(s.info("persistence")["aof_last_bgrewrite_status"], "ok");
+    if preamble == "no" {
+        let names: Vec<String> = aof_commands(s.dir())
+            .iter()
+            .map(|c| String::from_utf8_lossy(&c[0]).to_ascii_uppercase())
+            .collect();
+        let node_restores = names.iter().filter(|n| *n == "EDGE.NODE.RESTORE").count();
+        assert_eq!(node_restores, 1, "the node model, once: {names:?}");
+    }
+
+    s.restart();
+    assert_eq!(keyspace(&mut s), keys, "the same keys, and no other");
+    assert_eq!(s.edge_stat("edge_items"), 4);
+    assert_eq!(federation_field(&mut s, "own_transitions"), 12);
+    assert_eq!(
+        model_info(&mut s),
+        info,
+        "INFO edge after the rewrite and restart"
+    );
+    assert_eq!(federation_info(&mut s), federation, "EDGE.MODEL.INFO");
+}
+
+#[test]
+fn aof_rewrite_without_preamble_keeps_the_model_of_a_node_without_users() {
+    node_without_users_survives_aof_rewrite("no");
+}
+
+#[test]
+fn aof_rewrite_with_preamble_keeps_the_model_of_a_node_without_users() {
+    node_without_users_survives_aof_rewrite("yes");
+}
+
+/// Users only in databases other than 0: the rewrite still emits the node model exactly
+/// once, before the first user, and a restart rebuilds the same keyspace and model.
+#[test]
+fn aof_rewrite_emits_the_node_model_once_before_users_in_other_databases() {
+    let mut s = Server::start(
+        ServerOpts::new()
+            .config("appendonly", "yes")
+            .config("aof-use-rdb-preamble", "no")
+            .config("appendfsync", "always"),
+    );
+    let mut c = s.connect();
+    for db in [3, 7] {
+        let _: () = redis::cmd("SELECT").arg(db).query(&mut c).unwrap();
+        for u in 0..5 {
+            for (t, item) in ["S1E1", "S1E2", "S1E3"].iter().enumerate() {
+                let _: () = redis::cmd("EDGE.RECORD")
+                    .arg(format!("db{db}-u{u}"))
+                    .arg(item)
+                    .arg("TS")
+                    .arg(100 * u + t as i64)
+                    .query(&mut c)
+                    .unwrap();
+            }
+        }
+    }
+    let info = model_info(&mut s);
+    let federation = federation_info(&mut s);
+    let keys = keyspace(&mut s);
+    let _: String = s.q(&mut redis::cmd("BGREWRITEAOF"));
+    wait_background_done(&mut s);
+
+    let names: Vec<String> = aof_commands(s.dir())
+        .iter()
+        .map(|c| String::from_utf8_lossy(&c[0]).to_ascii_uppercase())
+        .collect();
+    let node_at: Vec<usize> = (0..names.len())
+        .filter(|&i| names[i] == "EDGE.NODE.RESTORE")
+        .collect();
+    assert_eq!(node_at.len(), 1, "the node model, once: {names:?}");
+    let first_user = names.iter().position(|n| n == "EDGE.RESTORE").unwrap();
+    assert!(
+        node_at[0] < first_user,
+        "node model before users: {names:?}"
+    );
+    assert_eq!(names.iter().filter(|n| *n == "EDGE.RESTORE").count(), 10);
+
+    s.restart();
+    assert_eq!(keyspace(&mut s), keys, "the same keys, and no other");
+    assert_eq!(model_info(&mut s), info);
+    assert_eq!(federation_info(&mut s), federation);
+}
