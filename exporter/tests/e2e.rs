@@ -206,6 +206,7 @@ fn wait_value(port: u16, expr: &str, want: f64) {
     panic!("{expr}: wanted {want}, Prometheus last said {last:?}");
 }
 
+/// A redis-server with the committed `redis.conf` (which loads the module under test).
 fn start_redis(dir: &Path) -> (Proc, u16) {
     // redis.conf loads ./target/release/libedgecache.so relative to its data dir: point
     // that path at the module under test, and use the file exactly as committed.
@@ -214,18 +215,26 @@ fn start_redis(dir: &Path) -> (Proc, u16) {
     let link = rel.join("libedgecache.so");
     let _ = fs::remove_file(&link);
     std::os::unix::fs::symlink(module_path(), &link).unwrap();
+    spawn_redis(dir, Some(&repo_root().join("redis.conf")), "redis-server")
+}
+
+/// A redis-server on a free loopback port with AUTH, from `config` if given, retried on
+/// another port if the first was taken.
+fn spawn_redis(dir: &Path, config: Option<&Path>, what: &'static str) -> (Proc, u16) {
     for _attempt in 0..3 {
         let port = free_port();
         let mut cmd = Command::new(tool("REDIS_SERVER", "redis-server"));
-        cmd.current_dir(dir)
-            .arg(repo_root().join("redis.conf"))
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        cmd.current_dir(dir);
+        if let Some(c) = config {
+            cmd.arg(c);
+        }
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(dir)
             .args(["--save", "", "--appendonly", "no"])
             .args(["--requirepass", PASSWORD]);
-        let mut p = Proc::spawn("redis-server", cmd, dir.join("redis.log"));
-        let up = wait_for("redis-server", Duration::from_secs(10), || {
+        let mut p = Proc::spawn(what, cmd, dir.join("redis.log"));
+        let up = wait_for(what, Duration::from_secs(10), || {
             if !p.alive() {
                 return Some(false);
             }
@@ -240,10 +249,10 @@ fn start_redis(dir: &Path) -> (Proc, u16) {
         let log = p.log();
         assert!(
             log.contains("Address already in use"),
-            "redis-server with redis.conf failed to start:\n{log}"
+            "{what} failed to start:\n{log}"
         );
     }
-    panic!("no free port for redis-server");
+    panic!("no free port for {what}");
 }
 
 fn start_exporter(dir: &Path, redis_port: u16) -> (Proc, u16) {
@@ -711,30 +720,7 @@ fn tls_target_with_private_ca() {
 /// A plain redis-server (same AUTH, no module): what an edge looks like when the module
 /// failed to load or the exporter points at the wrong Redis.
 fn start_plain_redis(dir: &Path) -> (Proc, u16) {
-    for _attempt in 0..3 {
-        let port = free_port();
-        let mut cmd = Command::new(tool("REDIS_SERVER", "redis-server"));
-        cmd.current_dir(dir)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(dir)
-            .args(["--save", "", "--appendonly", "no"])
-            .args(["--requirepass", PASSWORD]);
-        let mut p = Proc::spawn("redis-server (no module)", cmd, dir.join("redis.log"));
-        let up = wait_for("plain redis-server", Duration::from_secs(10), || {
-            if !p.alive() {
-                return Some(false);
-            }
-            let url = format!("redis://:{PASSWORD}@127.0.0.1:{port}");
-            let mut c = redis::Client::open(url).ok()?.get_connection().ok()?;
-            redis::cmd("PING").query::<String>(&mut c).ok()?;
-            Some(true)
-        });
-        if up {
-            return (p, port);
-        }
-    }
-    panic!("plain redis-server did not start");
+    spawn_redis(dir, None, "redis-server (no module)")
 }
 
 /// The status code of a raw HTTP response, if it has a status line.

@@ -198,7 +198,8 @@ impl Catalog {
 
     /// Resolves a stored item: the remembered reference if this catalog issued it and it is
     /// still live (a slot's generation changes when it is reused, so a live reference is
-    /// still the same item), else a lookup by fingerprint. Saves a hash probe per history item on the hot paths.
+    /// still the same item), else a lookup by fingerprint. Saves a hash probe per history
+    /// item on the hot paths.
     #[inline]
     pub fn resolve(&self, hint: Hint, fp: u64) -> Option<ItemRef> {
         if hint.catalog == self.id && self.is_live(hint.item) {

@@ -430,17 +430,11 @@ pub fn decode_user(blob: &[u8], bounds: UserBounds) -> Result<UserState, CodecEr
     }
     if personal.len() > bounds.personal_max {
         // Keep the heaviest, in their stored order (Space-Saving would evict the lightest).
-        let mut by_weight: Vec<usize> = (0..personal.len()).collect();
-        by_weight.sort_by(|&a, &b| personal[b].weight.total_cmp(&personal[a].weight));
-        let mut keep = vec![false; personal.len()];
-        for &i in &by_weight[..bounds.personal_max] {
-            keep[i] = true;
-        }
-        let mut i = 0;
-        personal.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
+        let mut kept: Vec<usize> = (0..personal.len()).collect();
+        kept.sort_by(|&a, &b| personal[b].weight.total_cmp(&personal[a].weight));
+        kept.truncate(bounds.personal_max);
+        kept.sort_unstable();
+        personal = kept.into_iter().map(|i| personal[i]).collect();
     }
     let affinity = r.f32()?.clamp(-MAX_AFFINITY, MAX_AFFINITY);
     let small =

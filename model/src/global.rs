@@ -297,10 +297,7 @@ impl GlobalModel {
             self.transitions.flush(p.successors_max, adm);
             // Room for an own item comes from peers' items first; only when none is left
             // does the catalog evict its least popular sampled (own) item.
-            if let Some(slot) = self.pop_peer_victim() {
-                self.catalog.evict(slot);
-                self.forget_slot(slot);
-            }
+            self.evict_peer_victim();
         }
         let Some((r, evicted)) = self.catalog.intern(item, p.items_max) else {
             return Learned {
@@ -454,15 +451,17 @@ impl GlobalModel {
         self.peer_order = v.into_iter().map(|(.., r)| r).collect();
     }
 
-    /// The least important item still peer-only (flushed model), removed from the order;
-    /// entries that were evicted or gained own evidence since are dropped on the way.
-    fn pop_peer_victim(&mut self) -> Option<u32> {
+    /// Evicts the least important item still peer-only (flushed model), if any; entries of
+    /// the order that were evicted or gained own evidence since are dropped on the way.
+    fn evict_peer_victim(&mut self) -> bool {
         while let Some(r) = self.peer_order.pop() {
             if self.is_peer_only(r) {
-                return Some(r.slot);
+                self.catalog.evict(r.slot);
+                self.forget_slot(r.slot);
+                return true;
             }
         }
-        None
+        false
     }
 
     /// Re-sorts the popularity board from scratch (after an import changed many items).
@@ -473,10 +472,10 @@ impl GlobalModel {
     /// Evicts the least important peer-only item, or if none is left the catalog's least
     /// popular sampled item (used when `items-max` is lowered; flushed model).
     pub fn evict_least_popular(&mut self) {
-        if let Some(slot) = self.pop_peer_victim() {
-            self.catalog.evict(slot);
-            self.forget_slot(slot);
-        } else if let Some(slot) = self.catalog.evict_one() {
+        if self.evict_peer_victim() {
+            return;
+        }
+        if let Some(slot) = self.catalog.evict_one() {
             self.forget_slot(slot);
         }
     }
