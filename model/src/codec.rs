@@ -34,6 +34,15 @@ const TRAILER_LEN: usize = 4;
 /// state re-encodes to a blob that decodes.
 pub const MAX_COUNTER: u64 = 1 << 53;
 
+/// Counts one more, stopping at [`MAX_COUNTER`]: a persisted counter must never hold more
+/// than a blob may carry, or a state reached by counting would reload to another one. A
+/// compare per count; reaching the limit takes 285 years at a million counts a second, or
+/// a restored blob already at it.
+#[inline]
+pub fn bump(counter: &mut u64) {
+    *counter += u64::from(*counter < MAX_COUNTER);
+}
+
 /// Largest weight a value may carry when it enters the model from outside (a restored
 /// user's transitions, an imported peer row). Learning adds at most 2^40 per view (see
 /// [`crate::decay::RESCALE_EXPONENT`]), so a weight that starts here would need about 2^88

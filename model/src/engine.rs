@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::cache::{confidence, Budget, CacheOutcome, EdgeCache};
 use crate::catalog::Catalog;
+use crate::codec::bump;
 use crate::config::Config;
 use crate::error::ConfigError;
 use crate::federated::{self, Imported, Update};
@@ -210,7 +211,7 @@ impl Engine {
 
     /// Counts a user erased on request.
     pub fn note_forget(&mut self) {
-        self.stats.forgets += 1;
+        bump(&mut self.stats.forgets);
     }
 
     fn user_bounds(&self) -> UserBounds {
@@ -243,7 +244,7 @@ impl Engine {
         let clipped =
             c.dp_clip > 0 && user.count_round_view(self.global.transitions.epoch()) > c.dp_clip;
         let learned = if clipped {
-            self.stats.dp_clipped += 1;
+            bump(&mut self.stats.dp_clipped);
             let item = self.global.catalog.lookup_fp(fp, view.item);
             Learned {
                 item,
@@ -276,9 +277,11 @@ impl Engine {
             self.user_bounds(),
             learned.item.map(|r| self.global.catalog.hint(r)),
         );
-        self.stats.records += 1;
+        bump(&mut self.stats.records);
         self.version += 1;
-        self.stats.skips += u64::from(skip);
+        if skip {
+            bump(&mut self.stats.skips);
+        }
         if let Some(d) = view.device {
             self.stats.count_device(d);
         }
@@ -297,7 +300,7 @@ impl Engine {
         let start = Instant::now();
         self.flush();
         let list = self.scorer.rank(&self.global, user, &self.config, q);
-        self.stats.predictions += 1;
+        bump(&mut self.stats.predictions);
         self.stats
             .predict_latency
             .record(start.elapsed().as_micros() as u64);
@@ -352,7 +355,7 @@ impl Engine {
         let memo = match held {
             Some(m) if fresh(&m) => {
                 self.stats.predict_memo_hits += 1;
-                self.stats.predictions += 1;
+                bump(&mut self.stats.predictions);
                 self.stats.predict_latency.record(0);
                 m
             }
@@ -426,7 +429,7 @@ impl Engine {
         view: &View<'_>,
         size: Option<u64>,
     ) -> PlayOutcome {
-        self.stats.plays += 1;
+        bump(&mut self.stats.plays);
         let size = self.item_size(view.item, size);
         // Learning first changes nothing in the cache; it gives the request its frequency.
         self.record(user, view);

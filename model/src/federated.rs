@@ -268,7 +268,7 @@ pub fn import(
     g.rebuild_board();
     g.rebuild_peer_order();
     g.peers.round = u.round;
-    g.peers.rounds += 1;
+    crate::codec::bump(&mut g.peers.rounds);
     g.peers.last_import_ms = now_ms;
     g.peers.last_import_bytes = bytes as u64;
     Imported {

@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 
 use crate::catalog::{Catalog, Item, ItemRef};
+use crate::codec::bump;
 use crate::config::Learning;
 use crate::decay::Decay;
 use crate::transitions::Transitions;
@@ -312,11 +313,11 @@ impl GlobalModel {
         let it = self.catalog.get_mut(r).expect("just interned");
         let prior_views = it.views + it.peer_views;
         it.popularity += gp;
-        it.views += 1;
+        bump(&mut it.views);
         it.ln_views = (1.0 + (it.views + it.peer_views) as f32).ln();
         it.stamp = self.transitions.epoch();
         let fp = it.fp;
-        self.views_total += 1;
+        bump(&mut self.views_total);
         self.board.bump(r, &self.catalog);
 
         let l = p.learning;
@@ -359,7 +360,7 @@ impl GlobalModel {
     /// cache's stored frequencies must follow.
     pub fn count_demand(&mut self, item: Option<ItemRef>) -> Option<f64> {
         let now = self.demand_ticks as i64;
-        self.demand_ticks += 1;
+        bump(&mut self.demand_ticks);
         let rescale = self.demand_decay.advance(now);
         if let Some(f) = rescale {
             self.catalog.scale_demand(f);

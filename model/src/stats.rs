@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::codec::bump;
+
 /// Upper bounds of the prediction-latency buckets, in microseconds. Fixed, so that a
 /// Prometheus histogram built from them aggregates across edges.
 pub const LATENCY_BUCKETS_US: [u64; 12] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000];
@@ -82,14 +84,15 @@ impl Stats {
     /// Counts a view from `device`.
     pub fn count_device(&mut self, device: &str) {
         if let Some(c) = self.device_views.get_mut(device) {
-            *c += 1;
+            bump(c);
         } else if self.device_views.len() < MAX_DEVICES {
             self.device_views.insert(device.to_owned(), 1);
         } else {
-            *self
-                .device_views
-                .entry(OTHER_DEVICE.to_owned())
-                .or_default() += 1;
+            bump(
+                self.device_views
+                    .entry(OTHER_DEVICE.to_owned())
+                    .or_default(),
+            );
         }
     }
 }

@@ -282,8 +282,7 @@ impl UserState {
         if self.records == 0 {
             self.first_ts_ms = ts_ms;
         }
-        // Held at the limit a blob may carry, so a counting user always reloads.
-        self.records = (self.records + 1).min(crate::codec::MAX_COUNTER);
+        crate::codec::bump(&mut self.records);
         self.history.push_back(HistoryEntry {
             item,
             fp,

@@ -28,6 +28,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
+use crate::codec::bump;
+
 pub use budget::{confidence, Budget, BudgetParts};
 use list::{Links, List, Slab, NIL};
 use segmented::{Core, CoreKey};
@@ -366,14 +368,14 @@ impl EdgeCache {
     /// refreshes the entry (and promotes a prefetched one into the core); a miss fetches the
     /// item and admits it.
     pub fn request(&mut self, key: &str, size: u64, freq: f64) -> CacheOutcome {
-        self.tick += 1;
+        bump(&mut self.tick);
         self.budget.on_request(self.index.contains_key(key));
         if let Some(&i) = self.index.get(key) {
-            self.stats.hits += 1;
+            bump(&mut self.stats.hits);
             let n = &mut self.nodes.0[i as usize];
             if n.unused_prefetch {
                 n.unused_prefetch = false;
-                self.stats.prefetch_used += 1;
+                bump(&mut self.stats.prefetch_used);
             }
             self.detach(i);
             let n = &mut self.nodes.0[i as usize];
@@ -394,7 +396,7 @@ impl EdgeCache {
             }
             return CacheOutcome::Hit;
         }
-        self.stats.misses += 1;
+        bump(&mut self.stats.misses);
         if self.adaptive() {
             self.learn_share(key, size);
         }
@@ -457,7 +459,7 @@ impl EdgeCache {
         };
         let fetched = self.admit(key, size, seg, 0.0, true);
         if fetched {
-            self.stats.prefetches += 1;
+            bump(&mut self.stats.prefetches);
             self.budget.on_prefetch(rank);
         }
         fetched
@@ -614,9 +616,9 @@ impl EdgeCache {
     }
 
     fn evict(&mut self, i: u32) {
-        self.stats.evictions += 1;
+        bump(&mut self.stats.evictions);
         if self.nodes.0[i as usize].unused_prefetch {
-            self.stats.prefetch_unused_evicted += 1;
+            bump(&mut self.stats.prefetch_unused_evicted);
         }
         if self.adaptive() {
             let n = &self.nodes.0[i as usize];
