@@ -52,6 +52,12 @@ impl Decay {
         self.exponent(t).exp2()
     }
 
+    /// Whether weights at `t` would exceed the headroom, so that [`Decay::advance`] to `t`
+    /// rescales (a caller may have work to finish first).
+    pub fn due(&self, t: i64) -> bool {
+        self.exponent(t) > RESCALE_EXPONENT
+    }
+
     /// If weights at `t` would exceed the headroom, moves the landmark to `t` and
     /// returns the factor every stored weight must be multiplied by.
     pub fn advance(&mut self, t: i64) -> Option<f64> {

@@ -204,18 +204,18 @@ pub fn import(
             set_peer_counts(g, slot, 0, 0.0);
         }
     }
-    // Both sides move to the later of the two landmarks (never past this node's present),
-    // so that every stored and imported value is scaled by a factor of at most 1: nothing
-    // can overflow, and a fresh edge adopts its peers' clock instead of scaling their
-    // counts by 2^(years / half-life).
+    // A peer landmark past this node's present counts as the present; one past the
+    // headroom of this node's clock moves that clock forward first, as a view at that time
+    // would (a fresh edge thus adopts its peers' clock instead of scaling their counts by
+    // 2^(years / half-life)). What is left scales imported values by at most 2^40.
     let present = g.last_ts_ms.max(now_ms);
     let items_clock = u.items_clock.capped(present);
     let rows_clock = u.rows_clock.capped(present);
     if items_clock.half_life_ms == g.pop_decay.half_life() {
-        g.rebase_items(items_clock.landmark_ms);
+        g.advance_items(items_clock.landmark_ms);
     }
     if rows_clock.half_life_ms == g.decay.half_life() {
-        g.rebase_rows(rows_clock.landmark_ms);
+        g.advance_rows(rows_clock.landmark_ms);
     }
     // With other settings than this edge's, the landmark cap alone keeps values finite.
     let finite = |f: f64| f.min(f64::MAX);

@@ -281,17 +281,12 @@ impl GlobalModel {
         p: LearnParams,
     ) -> Learned {
         self.last_ts_ms = self.last_ts_ms.max(ts_ms);
-        if let Some(f) = self.pop_decay.advance(ts_ms) {
-            self.catalog.scale(f);
-            self.landmark_epoch = self.transitions.epoch();
-        }
+        self.advance_items(ts_ms);
         let adm = p.learning.admission as f32;
-        if let Some(f) = self.decay.advance(ts_ms) {
+        if self.decay.due(ts_ms) {
+            // Rescaling edits every row: buffered links land first, as they were learned.
             self.transitions.flush(p.successors_max, adm);
-            self.transitions.scale(f as f32);
-            // Peers' rows are on the same clock (see `federated::import`).
-            self.peers.rows.scale(f as f32);
-            self.landmark_epoch = self.transitions.epoch();
+            self.advance_rows(ts_ms);
         }
         if self.catalog.len() >= p.items_max && self.catalog.lookup(item).is_none() {
             // An eviction clears a row: buffered links must land before it, as they would have.
@@ -391,30 +386,26 @@ impl GlobalModel {
             .flush(p.successors_max, p.learning.admission as f32);
     }
 
-    /// Moves the co-occurrence clock's landmark forward to `landmark` (never back), scaling
-    /// every stored weight, own and peers', by the factor (at most 1) that keeps its
-    /// meaning. Flushed model.
-    pub fn rebase_rows(&mut self, landmark: i64) {
-        if self.decay.half_life() == 0 || landmark <= self.decay.landmark() {
-            return;
+    /// Moves the co-occurrence clock's landmark to `t` if weights at `t` would pass the
+    /// headroom (as learning a view at `t` does, see [`Decay::advance`]), scaling every
+    /// stored weight, own and peers', by the factor (below 1) that keeps its meaning.
+    /// Flushed model.
+    pub fn advance_rows(&mut self, t: i64) {
+        if let Some(f) = self.decay.advance(t) {
+            self.transitions.scale(f as f32);
+            // Peers' rows are on the same clock (see `federated::import`).
+            self.peers.rows.scale(f as f32);
+            self.landmark_epoch = self.transitions.epoch();
         }
-        let f = self.decay.set_half_life(self.decay.half_life(), landmark) as f32;
-        self.transitions.scale(f);
-        self.peers.rows.scale(f);
-        self.landmark_epoch = self.transitions.epoch();
     }
 
-    /// Moves the popularity clock's landmark forward to `landmark` (never back), as
-    /// [`GlobalModel::rebase_rows`] does for rows.
-    pub fn rebase_items(&mut self, landmark: i64) {
-        if self.pop_decay.half_life() == 0 || landmark <= self.pop_decay.landmark() {
-            return;
+    /// Moves the popularity clock's landmark to `t` if weights at `t` would pass the
+    /// headroom, as [`GlobalModel::advance_rows`] does for rows.
+    pub fn advance_items(&mut self, t: i64) {
+        if let Some(f) = self.pop_decay.advance(t) {
+            self.catalog.scale(f);
+            self.landmark_epoch = self.transitions.epoch();
         }
-        let f = self
-            .pop_decay
-            .set_half_life(self.pop_decay.half_life(), landmark);
-        self.catalog.scale(f);
-        self.landmark_epoch = self.transitions.epoch();
     }
 
     /// Whether `r` is known only from peers (flushed model): no view at this node and no

@@ -117,5 +117,9 @@ fn regression_node_counters_at_the_limit_overflow() {
 /// stops at 2^53 (`codec::bump`).
 #[test]
 fn regression_node_counter_past_the_limit() {
-    regression("codec_node", &["counter-past-the-limit"], checks::codec_node);
+    regression(
+        "codec_node",
+        &["counter-past-the-limit"],
+        checks::codec_node,
+    );
 }
