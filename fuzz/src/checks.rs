@@ -70,7 +70,7 @@ pub fn request(data: &[u8]) {
         assert_eq!((p.user, p.item), (r.user, r.item));
     }
     for r in [rec.ok(), play.ok()].into_iter().flatten() {
-        assert_eq!(r.user.as_bytes(), args[0]);
+        assert_eq!(r.user, args[0]);
         assert_eq!(r.item.as_bytes(), args[1]);
         let v = r.view(1_700_000_000_000);
         assert!(v.ts_ms >= 0 && v.ts_ms <= request::MAX_TS_MS);
@@ -85,10 +85,10 @@ pub fn request(data: &[u8]) {
             .is_none_or(|d| d.len() <= request::MAX_DEVICE_LEN));
     }
     if let Ok(p) = request::predict(&args) {
-        assert_eq!(p.user.as_bytes(), args[0]);
+        assert_eq!(p.user, args[0]);
     }
     if let Ok((user, k)) = request::prefetch(&args) {
-        assert_eq!(user.as_bytes(), args[0]);
+        assert_eq!(user, args[0]);
         let _ = k;
     }
     if request::user_only(&args).is_ok() {

@@ -145,13 +145,10 @@ fn bench(c: &mut Criterion) {
     // viewers ahead of `engine`.
     let mut threaded = engine.clone();
     threaded
-        .set_config(
-            Config {
-                learner_thread: true,
-                ..engine.config().clone()
-            },
-            ts,
-        )
+        .set_config(Config {
+            learner_thread: true,
+            ..engine.config().clone()
+        })
         .expect("valid settings");
     record(
         c,

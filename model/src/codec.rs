@@ -12,7 +12,10 @@
 //! bytes actually present before anything is allocated, so a corrupt or hostile blob yields
 //! a [`CodecError`], never a panic or an allocation it announced but did not carry.
 
-use crate::cache::{Budget, BudgetParts, CacheStats, CachedItem, EdgeCache, Segment};
+use crate::cache::{
+    Budget, BudgetParts, CacheStats, CachedItem, EdgeCache, GhostKey, LearnedShare, Segment,
+    ShareMode,
+};
 use crate::catalog::{Catalog, Item, ItemRef};
 use crate::config::Config;
 use crate::decay::Decay;
@@ -68,8 +71,10 @@ pub enum Kind {
 pub const USER_VERSION: u16 = 1;
 /// Current version of the node payload. Version 2 added the prefetch controller's price
 /// and credit, version 3 the cache's demand clock and each item's demand, version 4 the
-/// popularity board's order; older blobs still load (what they lack starts afresh).
-pub const NODE_VERSION: u16 = 4;
+/// popularity board's order, version 5 what the cache's split learned (share, ghosts) and
+/// the prefetch controller's window depth; older blobs still load (what they lack starts
+/// afresh).
+pub const NODE_VERSION: u16 = 5;
 
 /// Appends little-endian fields to a buffer.
 #[derive(Debug, Default)]
@@ -620,7 +625,44 @@ pub fn encode_node(e: &mut Engine) -> Vec<u8> {
     for r in board {
         w.varint(u64::from(r.slot));
     }
+    encode_learning(&mut w, cache);
     w.finish()
+}
+
+/// The version 5 section: the controller's window depth and what the cache's split learned.
+fn encode_learning(w: &mut Writer, cache: &EdgeCache) {
+    w.varint(cache.budget().parts().window_deepest as u64);
+    let learned = cache.learned();
+    let (mode, start) = match learned.mode {
+        ShareMode::Fixed(s) => (0, s),
+        ShareMode::Adaptive(s) => (1, s),
+    };
+    w.u8(mode);
+    w.f64(start);
+    w.f64(learned.share);
+    for ghost in [&learned.core, &learned.prefetch] {
+        w.varint(ghost.len() as u64);
+        for g in ghost {
+            w.str(&g.key);
+            w.varint(g.size);
+            w.f64(g.freq);
+        }
+    }
+}
+
+fn decode_ghost(r: &mut Reader<'_>) -> Result<Vec<GhostKey>, CodecError> {
+    let n = r.count(10)?;
+    let mut keys = Vec::with_capacity(n);
+    for _ in 0..n {
+        let key = r.str(MAX_NAME_LEN)?.to_owned();
+        let size = r.counter()?;
+        let freq = r.f64()?;
+        if freq < 0.0 {
+            return Err(CodecError::Invalid("negative ghost frequency"));
+        }
+        keys.push(GhostKey { key, size, freq });
+    }
+    Ok(keys)
 }
 
 /// Decodes a node blob into an engine running under `config`.
@@ -746,14 +788,15 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
     } else {
         (fresh.price, fresh.credit)
     };
-    let budget = Budget::from_parts(BudgetParts {
+    let mut budget = BudgetParts {
         target,
         k,
         window_requests: wr,
         window_fetches: wf,
         price,
         credit,
-    });
+        window_deepest: 0,
+    };
     let mut cs = [0u64; 6];
     for v in &mut cs {
         *v = r.counter()?;
@@ -766,14 +809,6 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         prefetch_unused_evicted: cs[4],
         evictions: cs[5],
     };
-    let mut cache = EdgeCache::new(config.cache_policy, config.cache_capacity_bytes);
-    cache.configure(
-        config.cache_policy,
-        config.cache_capacity_bytes,
-        config.share_mode(),
-        Budget::default(),
-    );
-    cache.restore(entries, cache_stats, tick, budget);
     let mut st = [0u64; 6];
     for v in &mut st {
         *v = r.counter()?;
@@ -810,7 +845,9 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         // its frequencies afresh (recency still orders the core until requests return).
         global.demand_ticks = global.views_total;
         global.demand_decay = Decay::new(config.demand_half_life(), global.views_total as i64);
-        cache.rescale(0.0);
+        for e in &mut entries {
+            e.freq = 0.0;
+        }
     }
     if version >= 4 {
         let n = r.count(1)?;
@@ -825,7 +862,33 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         global.board = Board::restore(items, &global.catalog)
             .ok_or(CodecError::Invalid("board repeats an item or is too long"))?;
     }
+    let mut learned = None;
+    if version >= 5 {
+        budget.window_deepest = r.varint()?.min(u64::from(u32::MAX)) as usize;
+        let mode = match (r.u8()?, r.f64()?) {
+            (0, s) => ShareMode::Fixed(s),
+            (1, s) => ShareMode::Adaptive(s),
+            _ => return Err(CodecError::Invalid("bad share mode")),
+        };
+        learned = Some(LearnedShare {
+            mode,
+            share: r.f64()?,
+            core: decode_ghost(&mut r)?,
+            prefetch: decode_ghost(&mut r)?,
+        });
+    }
     r.end()?;
+    let mut cache = EdgeCache::new(config.cache_policy, config.cache_capacity_bytes);
+    cache.configure(
+        config.cache_policy,
+        config.cache_capacity_bytes,
+        config.share_mode(),
+        Budget::default(),
+    );
+    if let Some(l) = learned {
+        cache.adopt(l);
+    }
+    cache.restore(entries, cache_stats, tick, Budget::from_parts(budget));
     Ok(Engine::from_parts(config, global, cache, stats))
 }
 
@@ -881,13 +944,80 @@ mod tests {
         assert_eq!(d.cache().entries(), e.cache().entries());
     }
 
-    /// The version 4 section of `g`'s blob: the board's slots.
-    fn board_section(g: &GlobalModel) -> Vec<u8> {
+    /// A reloaded node answers every later play as the node that never stopped: the cache's
+    /// learned split, both ghosts and the controller's window travel with it.
+    #[test]
+    fn a_reloaded_node_plays_on_exactly_as_its_twin() {
+        let cfg = Config {
+            cache_capacity_bytes: 40,
+            default_item_size: 1,
+            prefetch_budget: 2.0,
+            ..Config::default()
+        };
+        let mut e = Engine::new(cfg.clone()).unwrap();
+        let mut users = vec![UserState::default(); 30];
+        // A fixed pseudo-random walk: viewers with tastes, items of several popularities.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut step = |t: i64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x % 30) as usize;
+            let item = format!(
+                "C{}",
+                (x >> 8) % (20 + 60 * ((x >> 20) % 2)) + (u as u64 % 3) * 7
+            );
+            (u, item, t * 1000)
+        };
+        let plays: Vec<_> = (0..6000).map(&mut step).collect();
+        for (u, item, ts) in &plays[..3000] {
+            let v = View {
+                item,
+                ts_ms: *ts,
+                duration_s: Some(40),
+                device: None,
+            };
+            e.play(&mut users[*u], &v, None);
+        }
+        assert_ne!(
+            e.cache().prefetch_share(),
+            cfg.share_mode().start(),
+            "the split has learned something"
+        );
+        let blob = encode_node(&mut e);
+        let mut d = decode_node(&blob, cfg).unwrap();
+        assert!(
+            encode_node(&mut d) == blob,
+            "the reload re-encodes to its blob"
+        );
+        let mut twin_users = users.clone();
+        for (n, (u, item, ts)) in plays[3000..].iter().enumerate() {
+            let v = View {
+                item,
+                ts_ms: *ts,
+                duration_s: Some(40),
+                device: None,
+            };
+            let a = e.play(&mut users[*u], &v, None);
+            let b = d.play(&mut twin_users[*u], &v, None);
+            assert_eq!(a, b, "play {n} after the reload");
+        }
+        assert_eq!(e.cache().stats(), d.cache().stats());
+        assert!(
+            encode_node(&mut d) == encode_node(&mut e),
+            "the twins hold the same node"
+        );
+    }
+
+    /// The version 4 and 5 sections of `e`'s blob: the board's slots, the cache's learning.
+    fn sections_after_demand(e: &mut Engine) -> Vec<u8> {
         let mut w = Writer::default();
+        let (g, cache, _) = e.parts();
         w.varint(g.board.items().len() as u64);
         for r in g.board.items() {
             w.varint(u64::from(r.slot));
         }
+        encode_learning(&mut w, cache);
         w.buf
     }
 
@@ -897,14 +1027,15 @@ mod tests {
     fn a_version_2_node_still_loads() {
         let (mut e, users) = trained();
         let blob = encode_node(&mut e);
+        let later = sections_after_demand(&mut e).len();
         let (g, _, _) = e.parts();
         let mut tail = Writer::default();
         tail.varint(g.demand_ticks);
         tail.varint(g.demand_decay.half_life());
         tail.ivarint(g.demand_decay.landmark());
         let live = g.catalog.slots().filter(|(_, i)| i.is_some()).count();
-        // Rebuild the frame around the payload without the version 3 and 4 sections.
-        let end = blob.len() - TRAILER_LEN - board_section(g).len();
+        // Rebuild the frame around the payload without the version 3, 4 and 5 sections.
+        let end = blob.len() - TRAILER_LEN - later;
         let payload = &blob[HEADER_LEN..end - tail.buf.len() - 8 * live];
         let mut w = Writer::frame(Kind::Node, 2);
         w.buf.extend_from_slice(payload);
@@ -931,21 +1062,21 @@ mod tests {
     fn a_demand_clock_from_the_future_is_refused() {
         let (mut e, _) = trained();
         let blob = encode_node(&mut e);
+        let later = sections_after_demand(&mut e).len();
         let (g, _, _) = e.parts();
         let live = g.catalog.slots().filter(|(_, i)| i.is_some()).count();
         let mut tail = Writer::default();
         tail.varint(g.demand_ticks);
         tail.varint(g.demand_decay.half_life());
         tail.ivarint(g.demand_decay.landmark());
-        let cut = blob.len() - TRAILER_LEN - board_section(g).len() - tail.buf.len() - 8 * live;
+        let cut = blob.len() - TRAILER_LEN - later - tail.buf.len() - 8 * live;
         let mut w = Writer::frame(Kind::Node, NODE_VERSION);
         w.buf.extend_from_slice(&blob[HEADER_LEN..cut]);
         w.varint(g.demand_ticks);
         w.varint(g.demand_decay.half_life());
         w.ivarint(g.demand_ticks as i64 + 1);
         w.buf.extend_from_slice(
-            &blob[blob.len() - TRAILER_LEN - board_section(g).len() - 8 * live
-                ..blob.len() - TRAILER_LEN],
+            &blob[blob.len() - TRAILER_LEN - later - 8 * live..blob.len() - TRAILER_LEN],
         );
         assert_eq!(
             decode_node(&w.finish(), e.config().clone()).err(),

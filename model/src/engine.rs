@@ -117,9 +117,14 @@ impl Engine {
 
     /// Changes settings at run time. Lowered bounds take effect at once (rows shrink, items
     /// and cache entries are evicted), so memory follows the configuration.
-    pub fn set_config(&mut self, config: Config, now_ms: i64) -> Result<(), ConfigError> {
+    ///
+    /// A new half-life rebases its clock at the latest view this node has learned from, not
+    /// at the wall clock: the model's time is its views' time (a replayed log may be years
+    /// old, and rebasing there would scale every weight to nothing), and two nodes that
+    /// learned the same views then hold the same model whenever the change reaches them.
+    pub fn set_config(&mut self, config: Config) -> Result<(), ConfigError> {
         config.validate()?;
-        self.apply(&config, now_ms);
+        self.apply(&config, self.global.last_ts_ms);
         self.config = config;
         self.version += 1;
         Ok(())
@@ -558,7 +563,7 @@ mod tests {
         let before = demand(&e, "A") / demand(&e, "B");
         let mut c = e.config().clone();
         c.cache_memory = 1;
-        e.set_config(c, 5).unwrap();
+        e.set_config(c).unwrap();
         assert!((demand(&e, "A") / demand(&e, "B") - before).abs() < 1e-9);
         let cached = e.cache().entries();
         let freq = |k: &str| cached.iter().find(|i| i.key == k).map(|i| i.freq);
@@ -740,17 +745,14 @@ mod tests {
             successors_max: 2,
             ..small()
         };
-        e.set_config(c, 300).unwrap();
+        e.set_config(c).unwrap();
         assert_eq!(e.global().catalog.len(), 50);
         assert!(e.global().transitions.rows().iter().all(|r| r.len() <= 2));
         assert!(e
-            .set_config(
-                Config {
-                    default_k: 0,
-                    ..small()
-                },
-                0
-            )
+            .set_config(Config {
+                default_k: 0,
+                ..small()
+            })
             .is_err());
     }
 }

@@ -45,7 +45,9 @@ fn invalid(msg: impl Into<String>) -> ArgError {
     ArgError::Invalid(msg.into())
 }
 
-/// A user or item id: non-empty UTF-8 of at most [`MAX_NAME_LEN`] bytes.
+/// An item id: non-empty UTF-8 of at most [`MAX_NAME_LEN`] bytes (items are named in
+/// replies and kept in the model). Users are not ids but keys: any bytes Redis takes as a
+/// key, the same for every per-user command.
 pub fn id<'a>(arg: &'a [u8], what: &str) -> Result<&'a str, ArgError> {
     if arg.is_empty() || arg.len() > MAX_NAME_LEN {
         return Err(invalid(format!(
@@ -153,8 +155,8 @@ pub struct ViewOptions<'a> {
 /// `EDGE.RECORD` and `EDGE.PLAY`: a user's view of an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ViewRequest<'a> {
-    /// The user (the key).
-    pub user: &'a str,
+    /// The user (the key, any bytes).
+    pub user: &'a [u8],
     /// The item.
     pub item: &'a str,
     /// DURATION, TS, DEVICE, SIZE.
@@ -177,7 +179,7 @@ fn view_request<'a>(args: &'a [&'a [u8]], allow_size: bool) -> Result<ViewReques
     if args.len() < 2 {
         return Err(ArgError::WrongArity);
     }
-    let user = id(args[0], "user")?;
+    let user = args[0];
     let item = id(args[1], "item")?;
     let mut o = ViewOptions::default();
     let mut opts = Options::new(&args[2..]);
@@ -226,8 +228,8 @@ pub fn play<'a>(args: &'a [&'a [u8]]) -> Result<ViewRequest<'a>, ArgError> {
 /// `EDGE.PREDICT user [K k] [WITHSCORES] [INCLUDESEEN]`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PredictRequest<'a> {
-    /// The user (the key).
-    pub user: &'a str,
+    /// The user (the key, any bytes).
+    pub user: &'a [u8],
     /// K, when given.
     pub k: Option<usize>,
     /// WITHSCORES.
@@ -243,7 +245,7 @@ fn k_option(opts: &mut Options<'_>, k: &Option<usize>) -> Result<usize, ArgError
 
 /// Parses EDGE.PREDICT's arguments.
 pub fn predict<'a>(args: &'a [&'a [u8]]) -> Result<PredictRequest<'a>, ArgError> {
-    let user = id(args.first().ok_or(ArgError::WrongArity)?, "user")?;
+    let user = args.first().ok_or(ArgError::WrongArity)?;
     let mut r = PredictRequest {
         user,
         k: None,
@@ -262,8 +264,8 @@ pub fn predict<'a>(args: &'a [&'a [u8]]) -> Result<PredictRequest<'a>, ArgError>
 }
 
 /// `EDGE.PREFETCH user [K k]`: the user and K, when given.
-pub fn prefetch<'a>(args: &'a [&'a [u8]]) -> Result<(&'a str, Option<usize>), ArgError> {
-    let user = id(args.first().ok_or(ArgError::WrongArity)?, "user")?;
+pub fn prefetch<'a>(args: &'a [&'a [u8]]) -> Result<(&'a [u8], Option<usize>), ArgError> {
+    let user = args.first().ok_or(ArgError::WrongArity)?;
     let mut k = None;
     let mut opts = Options::new(&args[1..]);
     while opts.next(&["K"])?.is_some() {
@@ -325,7 +327,7 @@ mod tests {
     fn views_parse_with_options_in_any_order_and_case() {
         let a = args("U1 C9 ts 1000 DEVICE TV duration 42");
         let r = record(&a).unwrap();
-        assert_eq!((r.user, r.item), ("U1", "C9"));
+        assert_eq!((r.user, r.item), (&b"U1"[..], "C9"));
         assert_eq!(
             r.opts,
             ViewOptions {
@@ -353,7 +355,7 @@ mod tests {
             (args("U1 C1 SIZE 3"), "unknown option 'SIZE'"),
             (args("U1 C1 FOO 1"), "unknown option 'FOO'"),
             (vec![b"U1", huge.as_bytes()], "item id must be"),
-            (vec![b"", b"C1"], "user id must be"),
+            (vec![b"U1", b""], "item id must be"),
             (vec![b"U1", &[0xff, 0xfe]], "valid UTF-8"),
         ];
         for (a, want) in cases {
@@ -384,7 +386,7 @@ mod tests {
         let a = args("U1 withscores K 3 INCLUDESEEN");
         let r = predict(&a).unwrap();
         assert_eq!((r.k, r.with_scores, r.include_seen), (Some(3), true, true));
-        assert_eq!(prefetch(&args("U1 K 4")).unwrap(), ("U1", Some(4)));
+        assert_eq!(prefetch(&args("U1 K 4")).unwrap(), (&b"U1"[..], Some(4)));
         assert!(prefetch(&args("U1 K 4 K 5")).is_err());
     }
 

@@ -14,6 +14,10 @@ use crate::error::ConfigError;
 pub enum Kind {
     /// An integer in `min..=max`.
     Int { min: i64, max: i64 },
+    /// A size in bytes in `min..=max`, written as Redis writes memory sizes (`1048576`,
+    /// `64kb`, `1gb`). Parsed here rather than by Redis, whose memory parser takes an
+    /// empty value as 0 and would empty the cache.
+    Bytes { min: i64, max: i64 },
     /// A real number in `min..=max`.
     Float { min: f64, max: f64 },
     /// One of a fixed set of words.
@@ -80,6 +84,12 @@ impl Setting {
                 Ok(v) if (min..=max).contains(&v) => Ok(Value::Int(v)),
                 _ => Err(bad(format!("an integer between {min} and {max}"))),
             },
+            Kind::Bytes { min, max } => match parse_bytes(t) {
+                Some(v) if (min..=max).contains(&v) => Ok(Value::Int(v)),
+                _ => Err(bad(format!(
+                    "a size in bytes between {min} and {max} (such as 1048576, 512kb, 1gb)"
+                ))),
+            },
             Kind::Float { min, max } => match t.parse::<f64>() {
                 Ok(v) if v.is_finite() && (min..=max).contains(&v) => Ok(Value::Float(v)),
                 _ => Err(bad(format!("a number between {min} and {max}"))),
@@ -96,6 +106,28 @@ impl Setting {
     pub fn apply(&self, c: &mut Config, v: Value) {
         (self.set)(c, v)
     }
+}
+
+/// A size as Redis writes one: decimal digits, then an optional unit (`k`/`m`/`g` are
+/// powers of 1000, `kb`/`mb`/`gb` of 1024, any case). None for anything else (empty, signed,
+/// fractional, overflowing).
+fn parse_bytes(t: &str) -> Option<i64> {
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(digits);
+    if n.is_empty() {
+        return None;
+    }
+    let scale: i64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1 << 10,
+        "m" => 1_000_000,
+        "mb" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" => 1 << 30,
+        _ => return None,
+    };
+    n.parse::<i64>().ok()?.checked_mul(scale)
 }
 
 fn int(v: Value) -> i64 {
@@ -118,11 +150,15 @@ const POLICIES: &[&str] = &["lru", "predictive"];
 const YES_NO: &[&str] = &["yes", "no"];
 const YEAR_SECS: i64 = 366 * 86_400;
 
+/// An integer setting; `Bytes` ones also take Redis's size units.
 macro_rules! int_setting {
     ($name:literal, $min:expr, $max:expr, $help:literal, |$c:ident| $get:expr, |$c2:ident, $v:ident| $set:expr) => {
+        int_setting!(Int, $name, $min, $max, $help, |$c| $get, |$c2, $v| $set)
+    };
+    ($kind:ident, $name:literal, $min:expr, $max:expr, $help:literal, |$c:ident| $get:expr, |$c2:ident, $v:ident| $set:expr) => {
         Setting {
             name: $name,
-            kind: Kind::Int {
+            kind: Kind::$kind {
                 min: $min,
                 max: $max,
             },
@@ -164,7 +200,7 @@ pub static SETTINGS: &[Setting] = &[
         |c| c.prefetch_budget, |c, v| c.prefetch_budget = v),
     int_setting!("prefetch-share-pct", 0, 100, "percent of the cache reserved for prefetches; 0 = learned online under a budget (from 10 % at 1 fetch/request, 95 % at 5), derived from prefetch-k without one",
         |c| c.prefetch_share_pct, |c, v| c.prefetch_share_pct = v as u32),
-    int_setting!("cache-capacity-bytes", 0, 1 << 50, "edge cache capacity in bytes",
+    int_setting!(Bytes, "cache-capacity-bytes", 0, 1 << 50, "edge cache capacity in bytes",
         |c| c.cache_capacity_bytes, |c, v| c.cache_capacity_bytes = v as u64),
     Setting {
         name: "cache-policy",
@@ -178,7 +214,7 @@ pub static SETTINGS: &[Setting] = &[
     },
     int_setting!("cache-memory", 0, 1_000_000, "half-life of the request frequencies that order the cache, in capacities' worth of views (capacity / item-size-bytes items); 0 = never forget",
         |c| c.cache_memory, |c, v| c.cache_memory = v as u32),
-    int_setting!("item-size-bytes", 1, 1 << 40, "size assumed for an item when EDGE.PLAY gives no SIZE",
+    int_setting!(Bytes, "item-size-bytes", 1, 1 << 40, "size assumed for an item when EDGE.PLAY gives no SIZE",
         |c| c.default_item_size, |c, v| c.default_item_size = v as u64),
     int_setting!("predict-staleness", 0, 1_000_000_000, "views elsewhere a memoized prediction may lag behind (0: always exact)",
         |c| c.predict_staleness, |c, v| c.predict_staleness = v as u64),
@@ -278,7 +314,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e}", s.name));
             assert_eq!(d, c, "{} = {shown} changes the config", s.name);
             match (s.kind, s.get(&c)) {
-                (Kind::Int { min, max }, Value::Int(v)) => {
+                (Kind::Int { min, max } | Kind::Bytes { min, max }, Value::Int(v)) => {
                     assert!((min..=max).contains(&v), "{}", s.name)
                 }
                 (Kind::Float { min, max }, Value::Float(v)) => {
@@ -333,6 +369,21 @@ mod tests {
         assert_eq!(c.set("default-k", "0").unwrap_err().name, "default-k");
         assert!(c.set("score-decay", "abc").is_err());
         assert!(c.set("no-such-thing", "1").is_err());
+        for empty_or_odd in ["", " ", "-1", "+5", "1.5mb", "1tb", "mb", "99999999999gb"] {
+            assert!(
+                c.set("cache-capacity-bytes", empty_or_odd).is_err(),
+                "cache-capacity-bytes '{empty_or_odd}' was accepted"
+            );
+        }
         assert_eq!(c, before, "a refused change changes nothing");
+        for (text, bytes) in [
+            ("41943040", 41_943_040),
+            ("64kb", 65_536),
+            ("2M", 2_000_000),
+            ("1gb", 1 << 30),
+        ] {
+            c.set("cache-capacity-bytes", text).unwrap();
+            assert_eq!(c.cache_capacity_bytes, bytes, "{text}");
+        }
     }
 }

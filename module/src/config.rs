@@ -121,11 +121,6 @@ pub fn register(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
                 };
                 let initial = get_i64_default_config_value(args, s.name, default)
                     .map_err(|e| format!("{}: {e}", s.name))?;
-                let flags = if s.name.ends_with("-bytes") {
-                    flags | ConfigurationFlags::MEMORY
-                } else {
-                    flags
-                };
                 register_i64_configuration(
                     ctx,
                     s.name,
@@ -137,7 +132,7 @@ pub fn register(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
                     Some(Box::new(on_changed::<i64, Binding>)),
                 );
             }
-            Kind::Float { .. } | Kind::Choice(_) => {
+            Kind::Bytes { .. } | Kind::Float { .. } | Kind::Choice(_) => {
                 let default = s.show(&Config::default());
                 let initial = arg_value(args, s.name).unwrap_or(&default).to_owned();
                 register_string_configuration(

@@ -105,7 +105,7 @@ pub fn install(e: Engine) {
 
 /// Applies a configuration change; returns the validation error, if any.
 pub fn reconfigure(cfg: Config) -> Result<(), edge_model::ConfigError> {
-    engine().set_config(cfg, now_ms())
+    engine().set_config(cfg)
 }
 
 /// Federation counters since the server started (INFO and EDGE.MODEL.INFO): exports

@@ -89,9 +89,7 @@ fn bad_requests_are_refused_and_change_nothing() {
         (vec![b("EDGE.PREDICT"), b("u"), b("K")], "ERR syntax error: K needs a value"),
         (vec![b("EDGE.PREDICT"), b("u"), b("K"), b("1"), b("K"), b("2")], "ERR syntax error: K given more than once"),
         (vec![b("EDGE.PREDICT"), b("u"), b("BOGUS")], "ERR syntax error: unknown option 'BOGUS'"),
-        (vec![b("EDGE.RECORD"), b(""), b("S1E2")], "ERR user id must be 1 to 1024 bytes"),
-        (vec![b("EDGE.PREDICT"), b("")], "ERR user id must be 1 to 1024 bytes"),
-        (vec![b("EDGE.RECORD"), vec![0xff, 0xfe], b("S1E2")], "ERR user id must be valid UTF-8"),
+        (vec![b("EDGE.RECORD"), b("u"), vec![0xff, 0xfe]], "ERR item id must be valid UTF-8"),
         (vec![b("EDGE.RECORD"), b("u"), big_item.clone()], "ERR item id must be 1 to 1024 bytes"),
         (vec![b("EDGE.PLAY"), b("u"), big_item], "ERR item id must be 1 to 1024 bytes"),
         (vec![b("EDGE.RECORD"), b("u"), b("")], "ERR item id must be 1 to 1024 bytes"),
@@ -130,6 +128,9 @@ fn bad_requests_are_refused_and_change_nothing() {
         (vec![b("CONFIG"), b("SET"), b("edge.default-k"), b("0")], "edge.default-k"),
         (vec![b("CONFIG"), b("SET"), b("edge.cache-policy"), b("fifo")], "edge.cache-policy"),
         (vec![b("CONFIG"), b("SET"), b("edge.no-such-thing"), b("1")], "ERR"),
+        (vec![b("CONFIG"), b("SET"), b("edge.cache-capacity-bytes"), b("")], "edge.cache-capacity-bytes must be a size in bytes"),
+        (vec![b("CONFIG"), b("SET"), b("edge.cache-capacity-bytes"), b("-1")], "edge.cache-capacity-bytes must be a size in bytes"),
+        (vec![b("CONFIG"), b("SET"), b("edge.item-size-bytes"), b("1.5mb")], "edge.item-size-bytes must be a size in bytes"),
     ];
 
     let before = snapshot(&mut s);
@@ -163,4 +164,37 @@ fn bad_requests_are_refused_and_change_nothing() {
         s.q(redis::cmd("EDGE.USER").arg("u")),
     );
     assert_eq!(copy, original);
+}
+
+/// A user is a key, and a key is any bytes: every per-user command takes the same keys,
+/// text or not, empty or not.
+#[test]
+fn every_per_user_command_takes_any_key() {
+    let mut s = Server::start(ServerOpts::new());
+    for key in [vec![0xff, 0xfe], Vec::new(), b"plain".to_vec()] {
+        let shown = String::from_utf8_lossy(&key).into_owned();
+        let _: () = s.q(redis::cmd("EDGE.RECORD")
+            .arg(&key)
+            .arg("A1")
+            .arg("TS")
+            .arg(1000));
+        let _: Value = s.q(redis::cmd("EDGE.PLAY")
+            .arg(&key)
+            .arg("A2")
+            .arg("TS")
+            .arg(2000));
+        let _: Vec<String> = s.q(redis::cmd("EDGE.PREDICT").arg(&key));
+        let _: Vec<String> = s.q(redis::cmd("EDGE.PREFETCH").arg(&key));
+        let user: Value = s.q(redis::cmd("EDGE.USER").arg(&key));
+        assert!(
+            matches!(user, Value::Array(ref a) if !a.is_empty()),
+            "{shown:?}: {user:?}"
+        );
+        let blob: Vec<u8> = s.q(redis::cmd("DUMP").arg(&key));
+        assert!(!blob.is_empty(), "{shown:?}");
+        let forgot: i64 = s.q(redis::cmd("EDGE.FORGET").arg(&key));
+        assert_eq!(forgot, 1, "{shown:?}");
+        let gone: i64 = s.q(redis::cmd("EXISTS").arg(&key));
+        assert_eq!(gone, 0, "{shown:?}");
+    }
 }

@@ -194,3 +194,60 @@ fn numbers_are_parsed_strictly() {
         assert!(e.starts_with("ERR"), "K {k:?}: {e}");
     }
 }
+
+/// The edge cache survives a reload exactly: after `DEBUG RELOAD` the cache holds what it
+/// held (a learned prefetch share kept entries that the starting share would not fit), and
+/// the next plays get the same replies as on a twin that never reloaded.
+#[test]
+fn the_cache_plays_on_after_a_reload_as_its_twin() {
+    let opts = ServerOpts::new()
+        .debug()
+        .module_arg("cache-capacity-bytes", "40mb")
+        .module_arg("prefetch-budget", "2");
+    let (mut twin, mut reloaded) = (Server::start(opts.clone()), Server::start(opts));
+    // A fixed walk: 150 viewers, 400 items, each viewer mostly within a neighbourhood.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let plays: Vec<(String, String)> = (0..8000)
+        .map(|_| {
+            let (u, r) = (next() % 150, next());
+            let item = (u * 3 + r % 12 + (r >> 8) % 2 * (r >> 16) % 400) % 400;
+            (format!("U{u}"), format!("C{item}"))
+        })
+        .collect();
+    let play = |s: &mut Server, i: usize| -> Value {
+        let (u, item) = &plays[i];
+        s.q(redis::cmd("EDGE.PLAY")
+            .arg(u)
+            .arg(item)
+            .arg("TS")
+            .arg(1_000_000 + 1000 * i as i64))
+    };
+    let cache = |s: &mut Server| {
+        let info = s.info("edge");
+        [
+            "edge_cache_items",
+            "edge_cache_bytes",
+            "edge_cache_hits_total",
+            "edge_prefetches_total",
+            "edge_prefetch_depth",
+            "edge_prefetch_price",
+        ]
+        .map(|f| format!("{f}={:?}", info.get(f)))
+    };
+    for i in 0..5000 {
+        assert_eq!(play(&mut twin, i), play(&mut reloaded, i), "play {i}");
+    }
+    let before = cache(&mut reloaded);
+    let _: () = reloaded.q(redis::cmd("DEBUG").arg("RELOAD"));
+    assert_eq!(cache(&mut reloaded), before, "the reload kept the cache");
+    for i in 5000..plays.len() {
+        assert_eq!(play(&mut twin, i), play(&mut reloaded, i), "play {i}");
+    }
+    assert_eq!(cache(&mut reloaded), cache(&mut twin));
+}

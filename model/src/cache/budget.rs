@@ -92,6 +92,8 @@ pub struct BudgetParts {
     pub price: f64,
     /// Current credit.
     pub credit: f64,
+    /// Deepest rank (1-based) bought in the current window: the next depth depends on it.
+    pub window_deepest: usize,
 }
 
 impl Budget {
@@ -129,6 +131,7 @@ impl Budget {
         if p.credit.is_finite() {
             b.credit = p.credit.clamp(-b.credit_cap(), b.credit_cap());
         }
+        b.window_deepest = p.window_deepest.min(K_MAX);
         b
     }
 
@@ -141,6 +144,7 @@ impl Budget {
             window_fetches: self.window_fetches,
             price: self.price,
             credit: self.credit,
+            window_deepest: self.window_deepest,
         }
     }
 

@@ -33,8 +33,8 @@ use crate::codec::bump;
 pub use budget::{confidence, Budget, BudgetParts};
 use list::{Links, List, Slab, NIL};
 use segmented::{Core, CoreKey};
+pub use share::{GhostKey, LearnedShare, ShareMode, GHOST_SHARE, SHARE_MAX, SHARE_MIN};
 use share::{Ghosts, Part};
-pub use share::{ShareMode, GHOST_SHARE, SHARE_MAX, SHARE_MIN};
 
 /// Eviction policy of the edge cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,8 +310,7 @@ impl EdgeCache {
         if !changed {
             return;
         }
-        let learned = (share == self.share_mode)
-            .then(|| (self.prefetch_share, std::mem::take(&mut self.ghosts)));
+        let learned = self.learned();
         let entries = self.entries();
         let unused_before = entries.iter().filter(|e| e.unused_prefetch).count();
         let before = entries.len();
@@ -319,16 +318,34 @@ impl EdgeCache {
         *self = EdgeCache::new(policy, capacity);
         self.share_mode = share;
         self.prefetch_share = share.start();
-        if let Some((s, mut g)) = learned {
-            g.resize(capacity);
-            self.prefetch_share = s;
-            self.ghosts = g;
-        }
+        self.adopt(learned);
         self.restore(entries, stats, tick, b);
         // What no longer fits was evicted by the reconfiguration: count it as such.
         let unused_after = self.nodes_in_use().filter(|n| n.unused_prefetch).count();
         self.stats.evictions += (before - self.len()) as u64;
         self.stats.prefetch_unused_evicted += (unused_before - unused_after) as u64;
+    }
+
+    /// What the split has learned, for persistence.
+    pub fn learned(&self) -> LearnedShare {
+        let (core, prefetch) = self.ghosts.keys();
+        LearnedShare {
+            mode: self.share_mode,
+            share: self.prefetch_share,
+            core,
+            prefetch,
+        }
+    }
+
+    /// Takes up a split learned under this cache's share mode (see [`EdgeCache::learned`]);
+    /// one learned under another mode is dropped, and the split starts afresh. Call it
+    /// before [`EdgeCache::restore`], which files the entries under the split.
+    pub fn adopt(&mut self, learned: LearnedShare) {
+        if learned.mode != self.share_mode || matches!(learned.mode, ShareMode::Fixed(_)) {
+            return;
+        }
+        self.prefetch_share = learned.share.clamp(SHARE_MIN, SHARE_MAX);
+        self.ghosts = Ghosts::from_keys(&learned.core, &learned.prefetch, self.capacity);
     }
 
     /// A miss under an adaptive share: a key its ghost remembers argues for a larger part,

@@ -24,8 +24,8 @@
 //! 0.207/0.340/0.529 for the fixed 10 %), and adding refusals to a recency ghost flooded it
 //! with one-off items (0.178 / - / 0.487).
 //!
-//! The learned share is not persisted; after a restart it starts again from the configured
-//! starting point (the budget curve) and relearns within a few thousand requests.
+//! The learned share and both ghosts are persisted with the cache ([`LearnedShare`]), so a
+//! reloaded edge answers every later request as the edge that never stopped would.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -69,7 +69,31 @@ pub struct Ghost {
     seq: u64,
 }
 
+/// A key a ghost remembers, for persistence. Ghosts list their keys lowest rank (first
+/// to be forgotten) first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GhostKey {
+    /// Item id.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The frequency the key is ranked by (0 in the prefetch ghost, which ranks by age).
+    pub freq: f64,
+}
+
 impl Ghost {
+    /// Every remembered key, first to be forgotten first.
+    fn keys(&self) -> Vec<GhostKey> {
+        self.order
+            .iter()
+            .map(|(&(rank, _), k)| GhostKey {
+                key: k.to_string(),
+                size: self.live.get(k).map_or(0, |e| e.1),
+                freq: if rank == 0 { 0.0 } else { f64::from_bits(rank) },
+            })
+            .collect()
+    }
+
     /// Remembers `key` (of `size` bytes) at `rank`, forgetting the lowest beyond `cap`
     /// bytes (possibly `key` itself).
     pub fn push(&mut self, key: &str, size: u64, rank: u64, cap: u64) {
@@ -78,7 +102,7 @@ impl Ghost {
         let pos = (rank, self.seq);
         self.live.insert(key.into(), (pos, size));
         self.order.insert(pos, key.into());
-        self.bytes += size;
+        self.bytes = self.bytes.saturating_add(size);
         self.trim(cap);
     }
 
@@ -154,6 +178,20 @@ pub enum Part {
     Prefetch,
 }
 
+/// What an adaptive split has learned: the share and both ghosts. A cache restored with it
+/// makes the same moves as the cache that saved it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearnedShare {
+    /// The mode it was learned under: a cache under another mode starts afresh.
+    pub mode: ShareMode,
+    /// The prefetch share reached.
+    pub share: f64,
+    /// The core's ghost, first to be forgotten first.
+    pub core: Vec<GhostKey>,
+    /// The prefetch segment's ghost, first to be forgotten first.
+    pub prefetch: Vec<GhostKey>,
+}
+
 /// The ghosts of an adaptive split and the moves they call for.
 #[derive(Debug, Clone, Default)]
 pub struct Ghosts {
@@ -200,11 +238,22 @@ impl Ghosts {
         }
     }
 
-    /// Shrinks both ghosts to a new capacity.
-    pub fn resize(&mut self, capacity: u64) {
-        let cap = Self::cap(capacity);
-        self.core.trim(cap);
-        self.prefetch.trim(cap);
+    /// Both ghosts' keys, core first, for persistence.
+    pub fn keys(&self) -> (Vec<GhostKey>, Vec<GhostKey>) {
+        (self.core.keys(), self.prefetch.keys())
+    }
+
+    /// Ghosts remembering `core` and `prefetch` (listed first-forgotten first) within the
+    /// bound of a cache of `capacity` bytes.
+    pub fn from_keys(core: &[GhostKey], prefetch: &[GhostKey], capacity: u64) -> Self {
+        let mut g = Ghosts::default();
+        for k in core {
+            g.evicted(Part::Core, &k.key, k.size, k.freq, capacity);
+        }
+        for k in prefetch {
+            g.evicted(Part::Prefetch, &k.key, k.size, k.freq, capacity);
+        }
+        g
     }
 
     /// The two ghosts, core first.
