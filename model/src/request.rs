@@ -291,6 +291,19 @@ pub fn blob<'a>(args: &'a [&'a [u8]], keyed: bool) -> Result<&'a [u8], ArgError>
     }
 }
 
+/// `EDGE.MODEL.IMPORT blob [TS ms]`: the aggregate, and the time the import takes as
+/// "now" when given (replicas and AOF replays get the master's, so they merge alike).
+pub fn model_import<'a>(args: &'a [&'a [u8]]) -> Result<(&'a [u8], Option<i64>), ArgError> {
+    let (blob, rest) = args.split_first().ok_or(ArgError::WrongArity)?;
+    let mut ts = None;
+    let mut opts = Options::new(rest);
+    while opts.next(&["TS"])?.is_some() {
+        once(&ts, "TS")?;
+        ts = Some(int_in(opts.value("TS")?, "TS", 0, MAX_TS_MS)?);
+    }
+    Ok((blob, ts))
+}
+
 /// `EDGE.MODEL.EXPORT [SINCE round]`: the round the federator last received from this
 /// node, if given (a delta since it), else `None` (everything).
 pub fn model_export(args: &[&[u8]]) -> Result<Option<u64>, ArgError> {
@@ -375,6 +388,11 @@ mod tests {
         assert_eq!(predict(&[]), Err(ArgError::WrongArity));
         assert_eq!(user_only(&args("a b")), Err(ArgError::WrongArity));
         assert_eq!(blob(&args("u"), true), Err(ArgError::WrongArity));
+        assert_eq!(model_import(&[]), Err(ArgError::WrongArity));
+        assert_eq!(model_import(&args("b TS 7")), Ok((&b"b"[..], Some(7))));
+        for bad in ["b TS", "b TS -1", "b TS 1 TS 2", "b SINCE 1"] {
+            assert!(model_import(&args(bad)).is_err(), "{bad}");
+        }
         assert_eq!(
             play(&args("U1 C1 SIZE 0")).unwrap_err().to_string(),
             "SIZE must be an integer between 1 and 1099511627776"

@@ -534,13 +534,14 @@ pub fn model_export(ctx: &Context, args: &Args) -> RedisResult {
 /// Replies 1 if applied, 0 if that round was already imported (nothing changes). A blob
 /// that fails validation is refused before anything is touched.
 pub fn model_import(ctx: &Context, args: &Args) -> RedisResult {
-    let blob = parse(args.rest(), |a| request::blob(a, false))?;
+    let (blob, given) = parse(args.rest(), request::model_import)?;
     let update = decode_update(blob).map_err(|e| err(format_args!("invalid update blob: {e}")))?;
-    let imported = state::engine().import_update(&update, state::now_ms(), blob.len());
+    let now = given.unwrap_or_else(state::now_ms);
+    let imported = state::engine().import_update(&update, now, blob.len());
     if imported.applied {
         state::note_import(blob.len());
     }
-    ctx.replicate_verbatim();
+    replicate_with_ts(ctx, c"EDGE.MODEL.IMPORT", args, given, now);
     Ok(RedisValue::Integer(i64::from(imported.applied)))
 }
 

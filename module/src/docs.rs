@@ -170,11 +170,11 @@ static DOCS: &[Doc] = &[
     Doc {
         name: "edge.model.import",
         category: "write dangerous admin",
-        summary: "Merges a federator's aggregate of peer edges into the federated table; a round already imported changes nothing.",
+        summary: "Merges a federator's aggregate of peer edges into the federated table; a round already imported changes nothing. TS is the import's 'now' (the server clock without one; replicas get it).",
         complexity: "O(size of the blob)",
-        arity: 2,
+        arity: -2,
         access: Access::None,
-        args: &[arg("blob", Kind::Str)],
+        args: &[arg("blob", Kind::Str), opt("TS", Kind::Int)],
     },
     Doc {
         name: "edge.model.info",

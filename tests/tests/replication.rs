@@ -90,3 +90,66 @@ fn full_sync_carries_existing_data() {
     let e = r.err(redis::cmd("EDGE.FORGET").arg("fan3"));
     assert!(e.starts_with("READONLY"), "{}", e);
 }
+
+/// An import takes "now" from the server clock when a peer's clock is ahead of this node;
+/// the replica receives that moment as `TS` and merges exactly as its master did, however
+/// much later the command reaches it.
+#[test]
+fn an_import_merges_alike_on_the_replica() {
+    use edge_model::federated::{encode_update, Clock, Update, UpdateItem, UpdateRow};
+    // Raw co-occurrence scores (row-norm 0), so the scale of the merged rows shows.
+    let opts = ServerOpts::new()
+        .module_arg("half-life-secs", "3600")
+        .module_arg("popularity-half-life-secs", "3600")
+        .module_arg("row-norm", "0")
+        .debug();
+    let mut m = Server::start(opts.clone());
+    let mut r = Server::replica_of(&m);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for (i, item) in ["S1E1", "S1E2", "Doc", "S1E1", "S1E3"].iter().enumerate() {
+        record(&mut m, USERS[i % 2], item, now - 3_600_000 + i as i64);
+    }
+    let ahead = Clock {
+        landmark_ms: now + 200 * 3_600_000,
+        half_life_ms: 3_600_000,
+    };
+    let blob = encode_update(&Update {
+        node: "federator".into(),
+        round: 1,
+        since: None,
+        rows_clock: ahead,
+        items_clock: ahead,
+        items: ["S1E1", "Doc", "Film"]
+            .iter()
+            .map(|n| UpdateItem {
+                name: n.to_string(),
+                views: 10,
+                popularity: 3.0,
+            })
+            .collect(),
+        rows: vec![UpdateRow {
+            from: "S1E1".into(),
+            total: 4.0,
+            entries: vec![("Film".into(), 4.0), ("Doc".into(), 1.0)],
+        }],
+    });
+    // The replica is busy for a second while the master imports, so a replica re-reading
+    // its own clock would merge at another moment.
+    let mut busy = r.connect();
+    let sleeper = std::thread::spawn(move || {
+        let _: () = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(1)
+            .query(&mut busy)
+            .unwrap();
+    });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let applied: i64 = m.q(redis::cmd("EDGE.MODEL.IMPORT").arg(blob));
+    assert_eq!(applied, 1);
+    sleeper.join().unwrap();
+    m.wait_replicas(1);
+    assert_eq!(scored_all(&mut r), scored_all(&mut m));
+}
