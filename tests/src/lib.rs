@@ -53,6 +53,20 @@ impl ServerOpts {
         self
     }
 
+    /// Sets module argument `name` to `value`, replacing an earlier value.
+    pub fn set_module_arg(&mut self, name: &str, value: &str) {
+        let at = self.module_args.chunks(2).position(|p| p[0] == name);
+        match at {
+            Some(i) if 2 * i + 1 < self.module_args.len() => {
+                self.module_args[2 * i + 1] = value.into()
+            }
+            _ => {
+                self.module_args.push(name.into());
+                self.module_args.push(value.into());
+            }
+        }
+    }
+
     /// One raw module argument, for testing malformed argument lists.
     pub fn module_arg_raw(mut self, arg: &str) -> Self {
         self.module_args.push(arg.into());
@@ -340,6 +354,13 @@ impl Server {
                 e.reason, e.log
             );
         }
+    }
+
+    /// Changes a module argument for this server's next start (a [`Server::restart`], or a
+    /// replica started from it), as an operator keeps the config file in step with a
+    /// `CONFIG SET`.
+    pub fn set_module_arg(&mut self, name: &str, value: &str) {
+        self.opts.set_module_arg(name, value);
     }
 
     /// Starts a second server (same options) as a replica of `master` and waits, bounded,
