@@ -29,6 +29,33 @@ use redis::{Connection, RedisError, Value};
 /// gives up. Generous, because the machine is shared; every wait loop is bounded by it.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `INFO edge` fields that hold the node's model and cache state or persisted counters:
+/// what every reload (RDB, AOF, full sync) must give back as it was.
+pub const PERSISTED_FIELDS: &[&str] = &[
+    "edge_users",
+    "edge_items",
+    "edge_transitions",
+    "edge_peer_transitions",
+    "edge_export_round",
+    "edge_records_total",
+    "edge_skips_total",
+    "edge_plays_total",
+    "edge_predictions_total",
+    "edge_forgets_total",
+    "edge_cache_hits_total",
+    "edge_cache_misses_total",
+    "edge_prefetches_total",
+    "edge_prefetch_used_total",
+    "edge_prefetch_unused_evicted_total",
+    "edge_cache_evictions_total",
+    "edge_cache_items",
+    "edge_cache_bytes",
+    "edge_cache_capacity_bytes",
+    "edge_prefetch_price",
+    "edge_prefetch_depth",
+    "edge_prefetch_credit",
+];
+
 /// How a server is started. Built with chained setters so a test states only what matters.
 #[derive(Debug, Clone, Default)]
 pub struct ServerOpts {

@@ -5,31 +5,11 @@ use std::collections::BTreeMap;
 use edge_tests::redis::{self, Value};
 use edge_tests::{
     aof_commands, play, predict, predict_scored, record, teach_series, wait_background_done,
-    Server, ServerOpts,
+    Server, ServerOpts, PERSISTED_FIELDS,
 };
 
 /// Users whose predictions are compared across a reload (the last one was never seen).
 const USERS: [&str; 5] = ["fan0", "fan7", "viewer", "player", "stranger"];
-
-/// INFO fields that describe the model and its counters (latency and memory excluded).
-const MODEL_FIELDS: [&str; 16] = [
-    "edge_users",
-    "edge_items",
-    "edge_transitions",
-    "edge_records_total",
-    "edge_skips_total",
-    "edge_predictions_total",
-    "edge_plays_total",
-    "edge_forgets_total",
-    "edge_cache_hits_total",
-    "edge_cache_misses_total",
-    "edge_prefetches_total",
-    "edge_prefetch_used_total",
-    "edge_prefetch_unused_evicted_total",
-    "edge_cache_evictions_total",
-    "edge_cache_items",
-    "edge_cache_bytes",
-];
 
 /// A little of everything: series viewers, a skip, devices, plays that fill the cache.
 fn build_history(s: &mut Server) {
@@ -52,7 +32,7 @@ fn build_history(s: &mut Server) {
 
 fn model_info(s: &mut Server) -> BTreeMap<String, String> {
     let info = s.info("edge");
-    MODEL_FIELDS
+    PERSISTED_FIELDS
         .iter()
         .map(|f| {
             let v = info

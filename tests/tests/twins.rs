@@ -21,37 +21,12 @@ use edge_model::codec::{encode_user, Kind, Writer, USER_VERSION};
 use edge_model::federated::{decode_update, encode_update, Clock, Update, UpdateItem, UpdateRow};
 use edge_model::{Config, Engine, UserState, View};
 use edge_tests::redis::{self, Value};
-use edge_tests::{wait_background_done, Server, ServerOpts};
+use edge_tests::{wait_background_done, Server, ServerOpts, PERSISTED_FIELDS};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 /// A fixed "now" for every TS, far from the servers' clock, so replies never depend on it.
 const T0: i64 = 1_700_000_000_000;
-
-/// INFO edge fields that hold model and cache state or persisted counters.
-const STATE_FIELDS: &[&str] = &[
-    "edge_users",
-    "edge_items",
-    "edge_transitions",
-    "edge_peer_transitions",
-    "edge_export_round",
-    "edge_records_total",
-    "edge_plays_total",
-    "edge_predictions_total",
-    "edge_forgets_total",
-    "edge_cache_hits_total",
-    "edge_cache_misses_total",
-    "edge_prefetches_total",
-    "edge_prefetch_used_total",
-    "edge_prefetch_unused_evicted_total",
-    "edge_cache_evictions_total",
-    "edge_cache_items",
-    "edge_cache_bytes",
-    "edge_cache_capacity_bytes",
-    "edge_prefetch_price",
-    "edge_prefetch_depth",
-    "edge_prefetch_credit",
-];
 
 /// Settings the stream changes, with the values it picks from: bounds lowered and raised,
 /// clocks rebased, the cache resized and re-filed.
@@ -279,7 +254,7 @@ fn snapshot(s: &mut Server, replayed: bool) -> Vec<String> {
         out.push(format!("{k}: dump {dump:?} predict {top:?}"));
     }
     let info = s.info("edge");
-    for f in STATE_FIELDS {
+    for f in PERSISTED_FIELDS {
         if !(replayed && *f == "edge_predictions_total") {
             out.push(format!("{f} {:?}", info.get(*f)));
         }
