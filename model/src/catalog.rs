@@ -8,7 +8,8 @@
 //! Items known only from peers are evicted before this sampling is reached (see
 //! [`crate::global::GlobalModel::peer_order`]); federated imports never call on it.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use crate::hash::{fingerprint, FpBuild};
@@ -108,7 +109,11 @@ pub struct Catalog {
     /// scoring checks for every candidate without touching the (large) slots.
     live: Vec<u32>,
     by_fp: HashMap<u64, u32, FpBuild>,
-    free: Vec<u32>,
+    /// Empty slots, lowest first out: which slot a new item takes then depends only on
+    /// which slots are empty (what a save keeps), not on the order they emptied in (what
+    /// it does not), so a reloaded node places items, and so samples evictions, exactly as
+    /// the node that never stopped.
+    free: BinaryHeap<Reverse<u32>>,
     hand: usize,
 }
 
@@ -119,7 +124,7 @@ impl Default for Catalog {
             slots: Vec::new(),
             live: Vec::new(),
             by_fp: HashMap::default(),
-            free: Vec::new(),
+            free: BinaryHeap::new(),
             hand: 0,
         }
     }
@@ -255,7 +260,7 @@ impl Catalog {
             evicted = Some(victim);
         }
         let slot = match self.free.pop() {
-            Some(slot) => slot,
+            Some(Reverse(slot)) => slot,
             None => {
                 self.slots.push(Slot { gen: 0, item: None });
                 self.live.push(0);
@@ -320,7 +325,7 @@ impl Catalog {
             self.by_fp.remove(&item.fp);
             s.gen = s.gen.wrapping_add(1) & !LIVE_BIT;
             self.live[slot as usize] = s.gen;
-            self.free.push(slot);
+            self.free.push(Reverse(slot));
         }
     }
 
@@ -371,14 +376,13 @@ impl Catalog {
                 Some(it) => {
                     c.by_fp.insert(it.fp, i as u32);
                 }
-                None => c.free.push(i as u32),
+                None => c.free.push(Reverse(i as u32)),
             }
             let gen = gen & !LIVE_BIT;
             c.live
                 .push(if item.is_some() { gen | LIVE_BIT } else { gen });
             c.slots.push(Slot { gen, item });
         }
-        c.free.reverse();
         c.hand = if c.slots.is_empty() {
             0
         } else {

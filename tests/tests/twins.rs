@@ -21,7 +21,7 @@ use edge_model::codec::{encode_user, Kind, Writer, USER_VERSION};
 use edge_model::federated::{decode_update, encode_update, Clock, Update, UpdateItem, UpdateRow};
 use edge_model::{Config, Engine, UserState, View};
 use edge_tests::redis::{self, Value};
-use edge_tests::{wait_background_done, Server, ServerOpts, PERSISTED_FIELDS};
+use edge_tests::{aof_commands, wait_background_done, Server, ServerOpts, PERSISTED_FIELDS};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -242,6 +242,18 @@ fn send(s: &mut Server, cmd: &Cmd) -> redis::RedisResult<Value> {
     c.query(s.conn())
 }
 
+/// The node model as an AOF rewrite writes it (the `EDGE.NODE.RESTORE` blob), for servers
+/// that keep an AOF without an RDB preamble.
+fn node_blob(s: &mut Server) -> Vec<u8> {
+    let _: String = s.q(&mut redis::cmd("BGREWRITEAOF"));
+    wait_background_done(s);
+    aof_commands(s.dir())
+        .into_iter()
+        .find(|c| c[0].eq_ignore_ascii_case(b"EDGE.NODE.RESTORE"))
+        .map(|c| c[1].clone())
+        .expect("a rewrite carries the node model")
+}
+
 /// Everything a reload must keep: keys and their DUMPs, model state, predictions. A
 /// replayed AOF holds writes only, so `replayed` leaves out the count of predictions (reads).
 fn snapshot(s: &mut Server, replayed: bool) -> Vec<String> {
@@ -277,6 +289,7 @@ fn run(seed: u64, sequences: u64, batches: usize, per_batch: usize) -> usize {
         let mut rng = StdRng::seed_from_u64(seq);
         let (mut ts, mut round) = (T0, 0u64);
         let (reloads, opts, settings) = plan(seq);
+        let node_blobs = seq % 4 == 1;
         let (mut twin, mut reloaded) = (Server::start(opts.clone()), Server::start(opts));
         for batch in 0..batches {
             for cmd in stream(&mut rng, per_batch, &mut ts, &mut round, settings) {
@@ -310,8 +323,20 @@ fn run(seed: u64, sequences: u64, batches: usize, per_batch: usize) -> usize {
             let how = reloads[batch % reloads.len()];
             reloaded = reload(reloaded, how);
             let replayed = how == Reload::AofReplay;
-            let after = snapshot(&mut reloaded, replayed);
-            let expected = snapshot(&mut twin, replayed);
+            let mut after = snapshot(&mut reloaded, replayed);
+            let mut expected = snapshot(&mut twin, replayed);
+            if node_blobs {
+                // The whole node model, byte for byte, as the next rewrite would keep it.
+                let (a, b) = (node_blob(&mut reloaded), node_blob(&mut twin));
+                if a != b {
+                    let at = a.iter().zip(&b).position(|(x, y)| x != y);
+                    after.push(format!(
+                        "node blob of {} bytes, first difference at {at:?}",
+                        a.len()
+                    ));
+                    expected.push(format!("node blob of {} bytes", b.len()));
+                }
+            }
             let differ: Vec<String> = after
                 .iter()
                 .zip(&expected)
