@@ -232,7 +232,9 @@ impl Budget {
         self.window_fetches = self.window_fetches.saturating_add(1);
         self.window_deepest = self.window_deepest.max(rank + 1);
         if self.active() {
-            self.credit -= 1.0;
+            // An explicit EDGE.PREFETCH spends without asking: the debt is bounded like the
+            // credit, so every state the controller reaches is one a reload restores.
+            self.credit = (self.credit - 1.0).max(-self.credit_cap());
         }
     }
 }
@@ -329,5 +331,26 @@ mod tests {
             b.on_request(false);
         }
         assert_eq!(Budget::from_parts(b.parts()).parts(), b.parts());
+    }
+
+    /// Every state the controller reaches is one a reload restores as it was: explicit
+    /// prefetches (which do not ask the controller) overdraw the credit only to its bound.
+    #[test]
+    fn every_reachable_state_survives_its_parts() {
+        let mut x = 0x853c_49e6_748f_ea9bu64;
+        for target in [0.5, 1.0, 2.5] {
+            let mut b = Budget::new(target, 5);
+            for _ in 0..5000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                match x % 4 {
+                    0 => b.on_request(x & 16 == 0),
+                    _ => b.on_prefetch((x >> 8) as usize % 20),
+                }
+                assert_eq!(Budget::from_parts(b.parts()), b);
+            }
+            assert!(b.credit() >= -b.credit_cap());
+        }
     }
 }
