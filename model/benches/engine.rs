@@ -13,32 +13,10 @@ const USERS: usize = 100_000;
 const ITEMS: u64 = 10_000;
 const VIEWS_PER_USER: usize = 10;
 
-/// A small deterministic generator (SplitMix64), so the bench needs no RNG crate.
-struct Rng(u64);
+#[path = "support/workload.rs"]
+mod workload;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Roughly Zipf(1) over `n` items: the inverse CDF of a log-uniform draw.
-    fn zipf(&mut self, n: u64) -> u64 {
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        ((n as f64).powf(u) as u64).saturating_sub(1).min(n - 1)
-    }
-}
-
-/// Next view of a viewer: usually the next episode of what they watch, else a popular item.
-fn next_item(rng: &mut Rng, last: Option<u64>) -> u64 {
-    match last {
-        Some(l) if rng.next() % 10 < 6 => (l + 1) % ITEMS,
-        _ => rng.zipf(ITEMS),
-    }
-}
+use workload::{next_item, Rng};
 
 fn trained() -> (Engine, Vec<UserState>, Rng) {
     // Inline learning: the whole cost of a record (the learner thread is measured last).
@@ -53,7 +31,7 @@ fn trained() -> (Engine, Vec<UserState>, Rng) {
     for _round in 0..VIEWS_PER_USER {
         for u in users.iter_mut() {
             let last = u.last().and_then(|h| h.item[1..].parse().ok());
-            let item = format!("C{}", next_item(&mut rng, last));
+            let item = format!("C{}", next_item(&mut rng, last, ITEMS));
             ts += 10;
             engine.record(
                 u,

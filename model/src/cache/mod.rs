@@ -29,6 +29,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::codec::bump;
+use crate::hash::{fingerprint, FpBuild};
 
 pub use budget::{confidence, Budget, BudgetParts};
 use list::{Links, List, Slab, NIL};
@@ -205,7 +206,10 @@ pub struct EdgeCache {
     share_mode: ShareMode,
     /// Recently evicted keys of each part, which teach an adaptive share.
     ghosts: Ghosts,
-    index: HashMap<Box<str>, u32>,
+    /// Entries by their key's fingerprint: a play offers up to a hundred predictions and
+    /// most are not cached, so a lookup is one probe of a u64 (the key itself is compared
+    /// only on a hit) instead of a SipHash of the name.
+    index: HashMap<u64, u32, FpBuild>,
     nodes: Nodes,
     free: Vec<u32>,
     /// LRU policy: everything. Predictive policy: the prefetch segment.
@@ -227,7 +231,7 @@ impl EdgeCache {
             prefetch_share: DEFAULT_PREFETCH_SHARE,
             share_mode: ShareMode::Fixed(DEFAULT_PREFETCH_SHARE),
             ghosts: Ghosts::default(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             nodes: Nodes::default(),
             free: Vec::new(),
             list: List::default(),
@@ -282,7 +286,18 @@ impl EdgeCache {
 
     /// Whether `key` is cached (no side effects).
     pub fn contains(&self, key: &str) -> bool {
-        self.index.contains_key(key)
+        self.find(key).is_some()
+    }
+
+    /// The entry holding `key`. Two keys with one fingerprint (about 2^-64 for a pair)
+    /// cannot both be cached: the second is simply never admitted (see [`EdgeCache::admit`]).
+    fn find(&self, key: &str) -> Option<u32> {
+        self.find_fp(key, fingerprint(key.as_bytes()))
+    }
+
+    fn find_fp(&self, key: &str, fp: u64) -> Option<u32> {
+        let &i = self.index.get(&fp)?;
+        (*self.nodes.0[i as usize].key == *key).then_some(i)
     }
 
     /// Whether the prefetch share is fixed or learned.
@@ -386,8 +401,9 @@ impl EdgeCache {
     /// item and admits it.
     pub fn request(&mut self, key: &str, size: u64, freq: f64) -> CacheOutcome {
         bump(&mut self.tick);
-        self.budget.on_request(self.index.contains_key(key));
-        if let Some(&i) = self.index.get(key) {
+        let found = self.find(key);
+        self.budget.on_request(found.is_some());
+        if let Some(i) = found {
             bump(&mut self.stats.hits);
             let n = &mut self.nodes.0[i as usize];
             if n.unused_prefetch {
@@ -408,7 +424,7 @@ impl EdgeCache {
             } else {
                 // Fits the prefetch segment but not the core: served once, then dropped.
                 let key = std::mem::take(&mut self.nodes.0[i as usize].key);
-                self.index.remove(&key);
+                self.index.remove(&fingerprint(key.as_bytes()));
                 self.free.push(i);
             }
             return CacheOutcome::Hit;
@@ -452,7 +468,7 @@ impl EdgeCache {
     }
 
     fn fetch_or_refresh(&mut self, key: &str, size: u64, rank: usize) -> bool {
-        if let Some(&i) = self.index.get(key) {
+        if let Some(i) = self.find(key) {
             self.refresh(i);
             return false;
         }
@@ -495,7 +511,7 @@ impl EdgeCache {
         confidence: f64,
     ) -> bool {
         // One lookup per offer: a play makes up to a hundred.
-        if let Some(&i) = self.index.get(key) {
+        if let Some(i) = self.find(key) {
             self.refresh(i);
             return false;
         }
@@ -563,7 +579,8 @@ impl EdgeCache {
     }
 
     fn admit(&mut self, key: &str, size: u64, seg: Segment, freq: f64, prefetch: bool) -> bool {
-        if !self.make_room(seg, size) {
+        let fp = fingerprint(key.as_bytes());
+        if self.index.contains_key(&fp) || !self.make_room(seg, size) {
             return false;
         }
         let node = Node {
@@ -585,7 +602,7 @@ impl EdgeCache {
                 (self.nodes.0.len() - 1) as u32
             }
         };
-        self.index.insert(key.into(), i);
+        self.index.insert(fp, i);
         self.attach(i, seg);
         if self.adaptive() {
             self.ghosts.admitted(key);
@@ -628,7 +645,7 @@ impl EdgeCache {
     fn drop_node(&mut self, i: u32) {
         self.detach(i);
         let key = std::mem::take(&mut self.nodes.0[i as usize].key);
-        self.index.remove(&key);
+        self.index.remove(&fingerprint(key.as_bytes()));
         self.free.push(i);
     }
 
@@ -656,8 +673,8 @@ impl EdgeCache {
 
     /// Drops `key` if cached (an invalidation, not an eviction).
     pub fn invalidate(&mut self, key: &str) -> bool {
-        match self.index.get(key) {
-            Some(&i) => {
+        match self.find(key) {
+            Some(i) => {
                 self.drop_node(i);
                 true
             }
@@ -705,7 +722,7 @@ impl EdgeCache {
         budget: Budget,
     ) {
         for e in entries {
-            if self.index.contains_key(e.key.as_str()) {
+            if self.contains(&e.key) {
                 continue;
             }
             let seg = match (self.policy, e.segment) {
@@ -716,7 +733,7 @@ impl EdgeCache {
             };
             self.tick = e.last;
             if self.admit(&e.key, e.size, seg, e.freq, e.unused_prefetch) {
-                let i = self.index[e.key.as_str()];
+                let i = self.find(&e.key).expect("just admitted");
                 self.nodes.0[i as usize].last = e.last;
             }
         }
@@ -728,8 +745,8 @@ impl EdgeCache {
     /// Heap bytes of the cache's own bookkeeping (not the cached content).
     pub fn memory_bytes(&self) -> usize {
         self.nodes.0.capacity() * std::mem::size_of::<Node>()
-            + self.index.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 1)
-            + self.index.keys().map(|k| 2 * k.len()).sum::<usize>()
+            + self.index.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
+            + self.nodes_in_use().map(|n| n.key.len()).sum::<usize>()
             + self.core.len() * 48
             + self.ghosts.memory_bytes()
     }

@@ -30,6 +30,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::segmented;
+use crate::hash::{fingerprint, FpBuild};
 
 /// Ghost size of each part, as a share of the capacity.
 pub const GHOST_SHARE: f64 = 0.1;
@@ -63,7 +64,10 @@ impl ShareMode {
 /// holds what a slightly larger frequency-ordered core would hold.
 #[derive(Debug, Clone, Default)]
 pub struct Ghost {
-    live: HashMap<Box<str>, ((u64, u64), u64)>,
+    /// By the key's fingerprint (a ghost is probed on every miss and admission): its place
+    /// in `order` and its size. A fingerprint shared by two keys (about 2^-64 a pair) only
+    /// makes one ghost stand for both.
+    live: HashMap<u64, ((u64, u64), u64), FpBuild>,
     order: BTreeMap<(u64, u64), Box<str>>,
     bytes: u64,
     seq: u64,
@@ -88,7 +92,7 @@ impl Ghost {
             .iter()
             .map(|(&(rank, _), k)| GhostKey {
                 key: k.to_string(),
-                size: self.live.get(k).map_or(0, |e| e.1),
+                size: self.live.get(&fingerprint(k.as_bytes())).map_or(0, |e| e.1),
                 freq: if rank == 0 { 0.0 } else { f64::from_bits(rank) },
             })
             .collect()
@@ -100,7 +104,7 @@ impl Ghost {
         self.remove(key);
         self.seq += 1;
         let pos = (rank, self.seq);
-        self.live.insert(key.into(), (pos, size));
+        self.live.insert(fingerprint(key.as_bytes()), (pos, size));
         self.order.insert(pos, key.into());
         self.bytes = self.bytes.saturating_add(size);
         self.trim(cap);
@@ -108,7 +112,7 @@ impl Ghost {
 
     /// Forgets `key`; true if it was remembered.
     pub fn remove(&mut self, key: &str) -> bool {
-        match self.live.remove(key) {
+        match self.live.remove(&fingerprint(key.as_bytes())) {
             Some((pos, size)) => {
                 self.bytes -= size;
                 self.order.remove(&pos);
@@ -124,7 +128,7 @@ impl Ghost {
             let Some((_, k)) = self.order.pop_first() else {
                 break;
             };
-            if let Some((_, size)) = self.live.remove(&k) {
+            if let Some((_, size)) = self.live.remove(&fingerprint(k.as_bytes())) {
                 self.bytes -= size;
             }
         }
@@ -135,7 +139,7 @@ impl Ghost {
         let old = std::mem::take(&mut self.order);
         for ((rank, seq), k) in old {
             let r = segmented::freq_key(f64::from_bits(rank) * factor);
-            if let Some(e) = self.live.get_mut(&k) {
+            if let Some(e) = self.live.get_mut(&fingerprint(k.as_bytes())) {
                 e.0 = (r, seq);
             }
             self.order.insert((r, seq), k);
@@ -145,7 +149,7 @@ impl Ghost {
     /// Whether `key` is remembered.
     #[cfg(test)]
     pub fn contains(&self, key: &str) -> bool {
-        self.live.contains_key(key)
+        self.live.contains_key(&fingerprint(key.as_bytes()))
     }
 
     /// Keys remembered.
@@ -162,10 +166,10 @@ impl Ghost {
 
     /// Heap bytes of the bookkeeping.
     pub fn memory_bytes(&self) -> usize {
-        let keys: usize = self.live.keys().map(|k| k.len()).sum();
-        self.live.capacity() * (std::mem::size_of::<(Box<str>, ((u64, u64), u64))>() + 1)
+        let keys: usize = self.order.values().map(|k| k.len()).sum();
+        self.live.capacity() * (std::mem::size_of::<(u64, ((u64, u64), u64))>() + 1)
             + self.order.len() * (std::mem::size_of::<((u64, u64), Box<str>)>() + 16)
-            + 2 * keys
+            + keys
     }
 }
 
