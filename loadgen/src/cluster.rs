@@ -18,8 +18,9 @@
 //!   the later ones normally are too; if one of them was applied anyway, it reached the
 //!   module before an earlier view of its viewer, and it is reported as
 //!   [`CmdError::OutOfOrder`] instead of being hidden.
-//! - Rounds are bounded by [`RetryPolicy::max_retries`], with a growing wait before rounds
-//!   that follow a retryable error other than a redirect. A command still refused then is
+//! - Rounds are bounded by [`RetryPolicy::max_retries`]. A redirect is followed at once; a
+//!   round after another kind of error, and every round from the second retry on (nodes
+//!   disagreeing on a slot's owner while a move is gossiped), waits, growing each time. A command still refused then is
 //!   [`CmdError::RetriesExhausted`], and later commands of that key (in this pipeline and
 //!   every later one) are not sent ([`CmdError::SkippedAfterLoss`]): a viewer's model never
 //!   skips a view silently.
@@ -27,7 +28,7 @@
 //!   have been applied, so under a crash (not a slot move or a manual failover) a view can
 //!   be applied twice. A master that crashes also loses what it had not replicated.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -74,8 +75,8 @@ fn crc16(data: &[u8]) -> u16 {
 pub struct RetryPolicy {
     /// Rounds after the first; a command still refused after them is given up.
     pub max_retries: u32,
-    /// Wait before the first round that follows a non-redirect error (TRYAGAIN,
-    /// CLUSTERDOWN, a broken connection…); doubled each such round.
+    /// Wait before the first round that waits (after TRYAGAIN, CLUSTERDOWN, a broken
+    /// connection…, or from the second retry on); doubled each such round.
     pub first_wait: Duration,
     /// Longest wait between two rounds.
     pub max_wait: Duration,
@@ -255,6 +256,8 @@ pub(crate) struct Router {
     policy: RetryPolicy,
     /// Keys with a view given up: their later views are not sent.
     lost: HashSet<Vec<u8>>,
+    /// Commands re-sent, by the error that sent them back (`MOVED`, `ASK`, `connection`…).
+    resent: BTreeMap<String, u64>,
 }
 
 impl Router {
@@ -264,6 +267,7 @@ impl Router {
             addrs: Vec::new(),
             policy,
             lost: HashSet::new(),
+            resent: BTreeMap::new(),
         }
     }
 
@@ -383,6 +387,7 @@ impl Router {
                     }
                 }
                 blocked.insert(key);
+                *self.resent.entry(error_code(&e)).or_default() += 1;
                 last.insert(i, e);
                 next.push(i);
             }
@@ -397,6 +402,13 @@ impl Router {
                     }));
                 }
                 break;
+            }
+            // Redirects are followed at once, but a command redirected again and again meets
+            // nodes that disagree on the slot's owner (a move being gossiped): from the
+            // second retry on, wait and re-read the slot map.
+            if round >= 1 {
+                wait = true;
+                refresh = true;
             }
             if wait {
                 waits += 1;
@@ -616,6 +628,12 @@ impl ClusterClient {
     pub fn pipeline(&mut self, cmds: &[Cmd]) -> Vec<Result<Value, CmdError>> {
         self.router.run(&mut self.nodes, cmds)
     }
+
+    /// Commands re-sent so far, by the error that sent them back (`MOVED`, `ASK`,
+    /// `TRYAGAIN`, `connection`…): shows that a run rode out a resharding or a failover.
+    pub fn resent(&self) -> &BTreeMap<String, u64> {
+        &self.router.resent
+    }
 }
 
 #[cfg(test)]
@@ -739,6 +757,7 @@ mod tests {
         let retried: Vec<Seen> = t.seen[5..].to_vec();
         assert_eq!(retried, [("b:2".into(), 2, true), ("b:2".into(), 4, true)]);
         assert!(t.slept.is_empty(), "redirects are followed at once");
+        assert_eq!(r.resent, BTreeMap::from([("ASK".to_owned(), 2)]));
     }
 
     #[test]
@@ -836,6 +855,27 @@ mod tests {
         assert_eq!(t.applied, [0, 1, 2]);
         assert_eq!(t.slot_reads, 2, "the topology is read again");
         assert!(t.seen[3..].iter().all(|s| s.0 == "b:2"));
+    }
+
+    #[test]
+    fn nodes_that_disagree_on_an_owner_are_waited_out_not_looped_through() {
+        // a:1 and b:2 send "u" to each other for four rounds (a move being gossiped).
+        let slot_u = key_slot(b"u");
+        let mut t = fake(move |node, _, _, before| match (node, before) {
+            (_, 4..) => ok(),
+            ("a:1", _) => Err(server_err(&format!("MOVED {slot_u} b:2"))),
+            _ => Err(server_err(&format!("MOVED {slot_u} a:1"))),
+        });
+        let mut r = Router::new(RetryPolicy::default());
+        let out = r.run(&mut t, &plays(&["u"]));
+        assert_eq!(outcomes(&out), ["ok"]);
+        assert_eq!(t.seen.len(), 5);
+        assert_eq!(t.slept, [20, 40, 80].map(Duration::from_millis));
+        assert_eq!(
+            t.slot_reads,
+            1 + 3,
+            "read first, then before each waiting round"
+        );
     }
 
     #[test]

@@ -203,7 +203,8 @@ fn simulate_cmd(a: SimulateArgs) -> Result<()> {
             r.sent, r.errors, r.ops_per_sec
         );
         let tally = r.tally();
-        for line in tally.lines() {
+        let resent = replay::resent_line(&r.resent);
+        for line in resent.into_iter().chain(tally.lines()) {
             eprintln!("{line}");
         }
         outcome = tally.check("simulate --redis", r.sent);
@@ -227,7 +228,8 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
         r.sent, r.elapsed_s, r.ops_per_sec, r.ok, r.errors, r.malformed
     );
     let tally = r.tally();
-    for line in tally.lines() {
+    let resent = replay::resent_line(&r.resent);
+    for line in resent.into_iter().chain(tally.lines()) {
         println!("{line}");
     }
     write_json(&a.json, &r)?;

@@ -40,6 +40,9 @@ pub struct ReplayReport {
     pub first_errors: Vec<String>,
     /// Errors per kind (the server's error code, or what the cluster client did).
     pub error_kinds: BTreeMap<String, u64>,
+    /// On a cluster: commands re-sent (and then applied, or counted in `errors`), by the
+    /// error that sent them back (`MOVED`, `ASK`, `TRYAGAIN`, `connection`…).
+    pub resent: BTreeMap<String, u64>,
     /// EDGE.PLAY replies that were hits (0 for EDGE.RECORD).
     pub hits: u64,
     /// Wall-clock seconds.
@@ -180,6 +183,19 @@ impl ReplayReport {
     }
 }
 
+/// `"re-sent 12 commands (ASK 10, MOVED 2)"` for a run's [`ReplayReport::resent`], or
+/// nothing when none was.
+pub fn resent_line(resent: &BTreeMap<String, u64>) -> Option<String> {
+    let n: u64 = resent.values().sum();
+    (n > 0).then(|| {
+        let kinds: Vec<String> = resent.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        format!(
+            "cluster: re-sent {n} commands, in order per viewer ({})",
+            kinds.join(", ")
+        )
+    })
+}
+
 /// Whether `url` names a cluster: `redis+cluster://host:port[,host:port…]`, or several
 /// comma-separated server URLs (`redis://a:7001,redis://b:7002`).
 pub fn is_cluster_url(url: &str) -> bool {
@@ -222,6 +238,7 @@ pub fn send_log(
         errors: 0,
         first_errors: Vec::new(),
         error_kinds: BTreeMap::new(),
+        resent: BTreeMap::new(),
         hits: 0,
         elapsed_s: 0.0,
         ops_per_sec: 0.0,
@@ -272,6 +289,9 @@ pub fn send_log(
     r.errors = tally.total;
     r.first_errors = tally.first;
     r.error_kinds = tally.by_kind;
+    if let Conn::Cluster(c) = con {
+        r.resent = c.resent().clone();
+    }
     r.elapsed_s = start.elapsed().as_secs_f64();
     r.ops_per_sec = r.sent as f64 / r.elapsed_s.max(1e-9);
     Ok(r)
