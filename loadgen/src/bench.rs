@@ -88,7 +88,7 @@ pub struct BenchOptions {
     /// Commands per pipeline.
     pub pipeline: usize,
     /// How a cluster client re-sends refused commands (ignored for one server).
-    pub retry: crate::cluster::RetryPolicy,
+    pub cluster: crate::cluster::ClusterPolicy,
     /// Run each workload this long…
     pub duration: Option<Duration>,
     /// …or for this many commands.
@@ -290,7 +290,7 @@ fn run_workload(o: &BenchOptions, kind: Kind) -> Result<WorkloadResult> {
                 mix: o.mix,
             };
             s.spawn(move || {
-                let mut con = match connect(&o.url, o.retry) {
+                let mut con = match connect(&o.url, o.cluster) {
                     Ok(c) => c,
                     Err(e) => {
                         errors.lock().expect("not poisoned").push(e);
@@ -403,7 +403,7 @@ const POPULATED_USERS: u64 = 100_000;
 /// ZREVRANGE. A read of a missing key replies with nothing and costs next to nothing, so a
 /// baseline over unfilled keys would be measured doing less work than the module.
 fn populate(o: &BenchOptions) -> Result<()> {
-    let mut con = connect(&o.url, o.retry)?;
+    let mut con = connect(&o.url, o.cluster)?;
     let zipf = Zipf::new(o.items.max(1) as f64, o.zipf)
         .map_err(|e| Error::Usage(format!("--zipf: {e}")))?;
     let mut g = Gen {

@@ -18,7 +18,7 @@
 //!   the later ones normally are too; if one of them was applied anyway, it reached the
 //!   module before an earlier view of its viewer, and it is reported as
 //!   [`CmdError::OutOfOrder`] instead of being hidden.
-//! - Rounds are bounded by [`RetryPolicy::max_retries`]. A redirect is followed at once; a
+//! - Rounds are bounded by [`ClusterPolicy::max_retries`]. A redirect is followed at once; a
 //!   round after another kind of error, and every round from the second retry on (nodes
 //!   disagreeing on a slot's owner while a move is gossiped), waits, growing each time. A command still refused then is
 //!   [`CmdError::RetriesExhausted`], and later commands of that key (in this pipeline and
@@ -68,11 +68,11 @@ fn crc16(data: &[u8]) -> u16 {
     crc
 }
 
-/// How many times a cluster pipeline re-sends a refused command, and how long it waits
-/// between rounds, so that a resharding or a failover is ridden out but a dead cluster is
-/// reported in bounded time.
+/// How many times a cluster pipeline re-sends a refused command, how long it waits between
+/// rounds (so that a resharding or a failover is ridden out but a dead cluster is reported
+/// in bounded time), and whether writes must reach replicas before they count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub struct ClusterPolicy {
     /// Rounds after the first; a command still refused after them is given up.
     pub max_retries: u32,
     /// Wait before the first round that waits (after TRYAGAIN, CLUSTERDOWN, a broken
@@ -80,21 +80,30 @@ pub struct RetryPolicy {
     pub first_wait: Duration,
     /// Longest wait between two rounds.
     pub max_wait: Duration,
+    /// Replicas that must acknowledge a node's pipeline (`WAIT`) before its commands count
+    /// as applied; 0: none. A master that crashes loses what it had not replicated, so
+    /// without this a view it acknowledged can vanish in a failover unnoticed.
+    pub wait_replicas: u32,
+    /// How long `WAIT` may take; a pipeline not acknowledged by then is reported
+    /// ([`CmdError::NotReplicated`]), not re-sent (it may well be applied).
+    pub wait_timeout: Duration,
 }
 
-impl Default for RetryPolicy {
+impl Default for ClusterPolicy {
     /// 24 retries, waits from 20 ms doubling up to 1 s: about 20 s of waiting in all, enough
     /// for a failover with a few seconds of `cluster-node-timeout`.
     fn default() -> Self {
-        RetryPolicy {
+        ClusterPolicy {
             max_retries: 24,
             first_wait: Duration::from_millis(20),
             max_wait: Duration::from_secs(1),
+            wait_replicas: 0,
+            wait_timeout: Duration::from_secs(2),
         }
     }
 }
 
-impl RetryPolicy {
+impl ClusterPolicy {
     /// The wait before the `n`th waiting round (1-based).
     fn wait(&self, n: u32) -> Duration {
         let factor = 1u32 << n.saturating_sub(1).min(16);
@@ -124,6 +133,9 @@ pub enum CmdError {
     /// Not sent, because an earlier view of the same viewer was given up: sending it would
     /// teach the model a sequence with a hole.
     SkippedAfterLoss,
+    /// Applied by the master, but not acknowledged by `wait_replicas` replicas in time
+    /// (the reason says what `WAIT` answered): a crash of that master would lose it.
+    NotReplicated(String),
 }
 
 impl CmdError {
@@ -137,6 +149,7 @@ impl CmdError {
             }
             CmdError::OutOfOrder => "applied out of order".into(),
             CmdError::SkippedAfterLoss => "skipped after a lost view".into(),
+            CmdError::NotReplicated(_) => "not acknowledged by replicas".into(),
         }
     }
 }
@@ -168,6 +181,11 @@ impl fmt::Display for CmdError {
                 f,
                 "not sent: an earlier view of the same viewer could not be applied"
             ),
+            CmdError::NotReplicated(why) => write!(
+                f,
+                "applied by the master but not acknowledged by its replicas ({why}): \
+                 check the replicas' link (INFO replication) or raise the WAIT timeout"
+            ),
         }
     }
 }
@@ -183,13 +201,27 @@ pub(crate) struct Sent {
     pub asking: bool,
 }
 
+/// What one node answered to its part of a round.
+pub(crate) struct Answer {
+    /// One reply per command sent.
+    pub replies: Vec<Reply>,
+    /// Why the node's replicas did not acknowledge these commands (`WAIT` asked for and
+    /// short, or failed); `None` when confirmed or not asked for.
+    pub unconfirmed: Option<String>,
+}
+
 /// The network side of [`Router`], a trait so that the ordering logic is tested against
 /// scripted replies.
 pub(crate) trait Transport {
-    /// Sends each node its commands (in order, `ASKING` first where flagged) and returns one
-    /// reply per command, in the shape of `batches`. After a broken connection, the replies
-    /// not read are that error.
-    fn exchange(&mut self, cmds: &[Cmd], batches: &[(String, Vec<Sent>)]) -> Vec<Vec<Reply>>;
+    /// Sends each node its commands (in order, `ASKING` first where flagged, `WAIT` after
+    /// them when `wait` is `(replicas, timeout)`) and returns one answer per node, in the
+    /// shape of `batches`. After a broken connection, the replies not read are that error.
+    fn exchange(
+        &mut self,
+        cmds: &[Cmd],
+        batches: &[(String, Vec<Sent>)],
+        wait: Option<(u32, Duration)>,
+    ) -> Vec<Answer>;
     /// The masters' slot ranges: `(first, last, "host:port")`.
     fn slots(&mut self) -> redis::RedisResult<Vec<(u16, u16, String)>>;
     /// Waits before the next round.
@@ -253,7 +285,7 @@ pub(crate) struct Router {
     /// Owner of each slot, as an index into `addrs`.
     slot_owner: Vec<Option<usize>>,
     addrs: Vec<String>,
-    policy: RetryPolicy,
+    policy: ClusterPolicy,
     /// Keys with a view given up: their later views are not sent.
     lost: HashSet<Vec<u8>>,
     /// Commands re-sent, by the error that sent them back (`MOVED`, `ASK`, `connection`…).
@@ -261,7 +293,7 @@ pub(crate) struct Router {
 }
 
 impl Router {
-    pub(crate) fn new(policy: RetryPolicy) -> Self {
+    pub(crate) fn new(policy: ClusterPolicy) -> Self {
         Router {
             slot_owner: vec![None; SLOTS],
             addrs: Vec::new(),
@@ -339,9 +371,13 @@ impl Router {
             }
             ask.clear();
             let mut replies: Vec<Option<Reply>> = (0..cmds.len()).map(|_| None).collect();
-            for ((_, sent), got) in batches.iter().zip(t.exchange(cmds, &batches)) {
-                for (s, r) in sent.iter().zip(got) {
+            let mut unconfirmed: Vec<Option<String>> = vec![None; cmds.len()];
+            let wait = (self.policy.wait_replicas > 0)
+                .then_some((self.policy.wait_replicas, self.policy.wait_timeout));
+            for ((_, sent), got) in batches.iter().zip(t.exchange(cmds, &batches, wait)) {
+                for (s, r) in sent.iter().zip(got.replies) {
                     replies[s.idx] = Some(r);
+                    unconfirmed[s.idx].clone_from(&got.unconfirmed);
                 }
             }
             // Judge the replies per key, in pipeline order.
@@ -361,7 +397,10 @@ impl Router {
                         continue;
                     }
                     Ok(v) => {
-                        out[i] = Some(Ok(v));
+                        out[i] = Some(match unconfirmed[i].take() {
+                            Some(why) => Err(CmdError::NotReplicated(why)),
+                            None => Ok(v),
+                        });
                         continue;
                     }
                     Err(e) => e,
@@ -456,7 +495,13 @@ impl Nodes {
         Ok(self.conns.get_mut(addr).expect("just inserted"))
     }
 
-    fn send(&mut self, addr: &str, cmds: &[Cmd], sent: &[Sent]) -> redis::RedisResult<()> {
+    fn send(
+        &mut self,
+        addr: &str,
+        cmds: &[Cmd],
+        sent: &[Sent],
+        wait: Option<(u32, Duration)>,
+    ) -> redis::RedisResult<()> {
         let mut packed = Vec::new();
         for s in sent {
             if s.asking {
@@ -464,20 +509,26 @@ impl Nodes {
             }
             cmds[s.idx].write_packed_command(&mut packed);
         }
+        if let Some((replicas, timeout)) = wait {
+            redis::cmd("WAIT")
+                .arg(replicas)
+                .arg(timeout.as_millis() as u64)
+                .write_packed_command(&mut packed);
+        }
         self.connect(addr)?.send_packed_command(&packed)
     }
 
-    fn recv(&mut self, addr: &str, sent: &[Sent]) -> Vec<Reply> {
+    fn recv(&mut self, addr: &str, sent: &[Sent], wait: Option<(u32, Duration)>) -> Answer {
         let mut broken: Option<RedisError> = None;
-        let mut out = Vec::with_capacity(sent.len());
+        let mut replies = Vec::with_capacity(sent.len());
+        let Some(c) = self.conns.get_mut(addr) else {
+            unreachable!("sent on this connection");
+        };
         for s in sent {
             if let Some(e) = &broken {
-                out.push(Err(e.clone()));
+                replies.push(Err(e.clone()));
                 continue;
             }
-            let Some(c) = self.conns.get_mut(addr) else {
-                unreachable!("sent on this connection");
-            };
             // ASKING's own reply (OK) is read and dropped; only a broken connection counts.
             let asked = if s.asking {
                 c.recv_response().map(drop)
@@ -490,22 +541,49 @@ impl Nodes {
                     broken = Some(e.clone());
                 }
             }
-            out.push(r);
+            replies.push(r);
         }
+        let unconfirmed = match (wait, &broken) {
+            (None, _) => None,
+            (Some(_), Some(e)) => Some(e.to_string()),
+            (Some((want, timeout)), None) => {
+                match c.recv_response().and_then(Value::extract_error) {
+                    Ok(Value::Int(n)) if n >= i64::from(want) => None,
+                    Ok(v) => Some(format!(
+                        "WAIT {want} {} answered {v:?}",
+                        timeout.as_millis()
+                    )),
+                    Err(e) => {
+                        if e.is_io_error() {
+                            broken = Some(e.clone());
+                        }
+                        Some(e.to_string())
+                    }
+                }
+            }
+        };
         if broken.is_some() {
             self.conns.remove(addr);
         }
-        out
+        Answer {
+            replies,
+            unconfirmed,
+        }
     }
 }
 
 impl Transport for Nodes {
-    fn exchange(&mut self, cmds: &[Cmd], batches: &[(String, Vec<Sent>)]) -> Vec<Vec<Reply>> {
+    fn exchange(
+        &mut self,
+        cmds: &[Cmd],
+        batches: &[(String, Vec<Sent>)],
+        wait: Option<(u32, Duration)>,
+    ) -> Vec<Answer> {
         // Write every node's pipeline first, then read: one round trip for all nodes.
         let sent: Vec<redis::RedisResult<()>> = batches
             .iter()
             .map(|(addr, s)| {
-                let r = self.send(addr, cmds, s);
+                let r = self.send(addr, cmds, s, wait);
                 if r.is_err() {
                     self.conns.remove(addr);
                 }
@@ -516,8 +594,11 @@ impl Transport for Nodes {
             .iter()
             .zip(sent)
             .map(|((addr, s), ok)| match ok {
-                Ok(()) => self.recv(addr, s),
-                Err(e) => s.iter().map(|_| Err(e.clone())).collect(),
+                Ok(()) => self.recv(addr, s, wait),
+                Err(e) => Answer {
+                    replies: s.iter().map(|_| Err(e.clone())).collect(),
+                    unconfirmed: wait.map(|_| e.to_string()),
+                },
             })
             .collect()
     }
@@ -600,7 +681,7 @@ pub struct ClusterClient {
 impl ClusterClient {
     /// Connects to the seed nodes (`redis://host:port` URLs) and reads the slot map, so a
     /// wrong address or a cluster that serves no slot fails here, before any view is sent.
-    pub fn connect(seeds: &[String], policy: RetryPolicy) -> redis::RedisResult<Self> {
+    pub fn connect(seeds: &[String], policy: ClusterPolicy) -> redis::RedisResult<Self> {
         let seeds = seeds
             .iter()
             .map(|s| s.as_str().into_connection_info())
@@ -686,11 +767,17 @@ mod tests {
     }
 
     impl<F: FnMut(&str, usize, bool, usize) -> Reply> Transport for Fake<F> {
-        fn exchange(&mut self, _: &[Cmd], batches: &[(String, Vec<Sent>)]) -> Vec<Vec<Reply>> {
+        fn exchange(
+            &mut self,
+            _: &[Cmd],
+            batches: &[(String, Vec<Sent>)],
+            wait: Option<(u32, Duration)>,
+        ) -> Vec<Answer> {
             batches
                 .iter()
                 .map(|(addr, sent)| {
-                    sent.iter()
+                    let replies = sent
+                        .iter()
                         .map(|s| {
                             let before = self.seen.iter().filter(|x| x.1 == s.idx).count();
                             self.seen.push((addr.clone(), s.idx, s.asking));
@@ -700,7 +787,15 @@ mod tests {
                             }
                             r
                         })
-                        .collect()
+                        .collect();
+                    // WAIT: the replicas of "a:1" lag behind, the others keep up.
+                    let unconfirmed = wait
+                        .filter(|_| addr == "a:1")
+                        .map(|(n, _)| format!("WAIT {n} answered 0"));
+                    Answer {
+                        replies,
+                        unconfirmed,
+                    }
                 })
                 .collect()
         }
@@ -750,7 +845,7 @@ mod tests {
             (_, _) => Err(server_err("MOVED 1234 a:1")),
         });
         let cmds = plays(&["u", "u", "u", "v", "u"]);
-        let mut r = Router::new(RetryPolicy::default());
+        let mut r = Router::new(ClusterPolicy::default());
         let out = r.run(&mut t, &cmds);
         assert_eq!(outcomes(&out), ["ok"; 5]);
         assert_eq!(t.applied, [0, 1, 3, 2, 4], "u's views in order: 0 1 | 2 4");
@@ -767,7 +862,7 @@ mod tests {
             "b:2" => ok(),
             _ => Err(server_err(&format!("MOVED {slot_u} b:2"))),
         });
-        let mut r = Router::new(RetryPolicy::default());
+        let mut r = Router::new(ClusterPolicy::default());
         let out = r.run(&mut t, &plays(&["u", "u"]));
         assert_eq!(outcomes(&out), ["ok", "ok"]);
         assert_eq!(t.applied, [0, 1]);
@@ -787,7 +882,7 @@ mod tests {
             )),
             _ => ok(),
         });
-        let mut r = Router::new(RetryPolicy::default());
+        let mut r = Router::new(ClusterPolicy::default());
         let out = r.run(&mut t, &plays(&["u", "u", "w"]));
         assert_eq!(outcomes(&out), ["ok", "applied out of order", "ok"]);
         assert_eq!(t.applied, [1, 2, 0]);
@@ -800,9 +895,9 @@ mod tests {
             0 | 1 => Err(server_err("CLUSTERDOWN The cluster is down")),
             _ => ok(),
         });
-        let policy = RetryPolicy {
+        let policy = ClusterPolicy {
             max_retries: 3,
-            ..RetryPolicy::default()
+            ..ClusterPolicy::default()
         };
         let mut r = Router::new(policy);
         let out = r.run(&mut t, &plays(&["u", "u", "w"]));
@@ -847,7 +942,7 @@ mod tests {
             ("a:1", _) => io(),
             _ => ok(),
         });
-        let mut r = Router::new(RetryPolicy::default());
+        let mut r = Router::new(ClusterPolicy::default());
         r.refresh(&mut t).unwrap();
         t.slots = vec![(0, 16383, "b:2".into())];
         let out = r.run(&mut t, &plays(&["u", "u", "v"]));
@@ -866,7 +961,7 @@ mod tests {
             ("a:1", _) => Err(server_err(&format!("MOVED {slot_u} b:2"))),
             _ => Err(server_err(&format!("MOVED {slot_u} a:1"))),
         });
-        let mut r = Router::new(RetryPolicy::default());
+        let mut r = Router::new(ClusterPolicy::default());
         let out = r.run(&mut t, &plays(&["u"]));
         assert_eq!(outcomes(&out), ["ok"]);
         assert_eq!(t.seen.len(), 5);
@@ -879,12 +974,36 @@ mod tests {
     }
 
     #[test]
+    fn with_wait_replicas_a_pipeline_its_replicas_did_not_acknowledge_is_reported() {
+        let slot_v = key_slot(b"v");
+        let mut t = fake(|_, _, _, _| ok());
+        t.slots = vec![(0, 16383, "a:1".into()), (slot_v, slot_v, "b:2".into())];
+        let mut r = Router::new(ClusterPolicy {
+            wait_replicas: 1,
+            ..ClusterPolicy::default()
+        });
+        r.refresh(&mut t).unwrap();
+        let out = r.run(&mut t, &plays(&["u", "v", "u"]));
+        let unconfirmed = "not acknowledged by replicas";
+        assert_eq!(outcomes(&out), [unconfirmed, "ok", unconfirmed]);
+        assert_eq!(t.seen.len(), 3, "applied, so never re-sent");
+        assert!(out[0]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("WAIT 1 answered 0"));
+        // Without WAIT nothing is asked of the replicas.
+        let mut r = Router::new(ClusterPolicy::default());
+        assert_eq!(outcomes(&r.run(&mut t, &plays(&["u"]))), ["ok"]);
+    }
+
+    #[test]
     fn refused_commands_are_final_and_do_not_hold_back_the_viewer() {
         let mut t = fake(|_, idx, _, _| match idx {
             0 => Err(server_err("ERR unknown item")),
             _ => ok(),
         });
-        let mut r = Router::new(RetryPolicy::default());
+        let mut r = Router::new(ClusterPolicy::default());
         let out = r.run(&mut t, &plays(&["u", "u"]));
         assert_eq!(outcomes(&out), ["ERR", "ok"]);
         assert_eq!(t.seen.len(), 2, "no retry");

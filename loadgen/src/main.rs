@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use loadgen::baselines::Policy;
 use loadgen::bench::{self, Baseline, BenchOptions, Mix};
-use loadgen::cluster::RetryPolicy;
+use loadgen::cluster::ClusterPolicy;
 use loadgen::error::{Error, Result};
 use loadgen::eval::{self, CapacityUnit, EvalOptions};
 use loadgen::logs::{self, CsvColumns, Format, ReadOptions, TimeUnit};
@@ -154,15 +154,21 @@ struct ClusterArgs {
     /// On a cluster: times a command refused with MOVED, ASK, TRYAGAIN, CLUSTERDOWN,
     /// LOADING or a broken connection is re-sent (in order per viewer) before it is given
     /// up; waits between rounds grow from 20 ms to 1 s.
-    #[arg(long, default_value_t = RetryPolicy::default().max_retries)]
+    #[arg(long, default_value_t = ClusterPolicy::default().max_retries)]
     cluster_retries: u32,
+    /// On a cluster: replicas that must acknowledge each node's pipeline (WAIT, 2 s)
+    /// before its views count as applied, so that a master's crash cannot lose a view
+    /// unnoticed; views not acknowledged are reported. 0: don't wait.
+    #[arg(long, default_value_t = 0)]
+    cluster_wait_replicas: u32,
 }
 
 impl ClusterArgs {
-    fn policy(&self) -> RetryPolicy {
-        RetryPolicy {
+    fn policy(&self) -> ClusterPolicy {
+        ClusterPolicy {
             max_retries: self.cluster_retries,
-            ..RetryPolicy::default()
+            wait_replicas: self.cluster_wait_replicas,
+            ..ClusterPolicy::default()
         }
     }
 }
@@ -241,7 +247,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         url: a.redis,
         clients: a.clients,
         pipeline: a.pipeline,
-        retry: a.cluster.policy(),
+        cluster: a.cluster.policy(),
         duration: a.duration.map(Duration::from_secs_f64),
         requests: a.requests,
         rate: a.rate,

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use std::collections::BTreeMap;
 
-use crate::cluster::{ClusterClient, CmdError, RetryPolicy};
+use crate::cluster::{ClusterClient, ClusterPolicy, CmdError};
 use crate::error::{Error, Result};
 use crate::logs::Log;
 
@@ -299,7 +299,7 @@ pub fn send_log(
 
 /// Opens a connection to `url` (a cluster when [`is_cluster_url`], whose commands are
 /// retried as `policy` says), with a message that says what to check on failure.
-pub fn connect(url: &str, policy: RetryPolicy) -> Result<Conn> {
+pub fn connect(url: &str, policy: ClusterPolicy) -> Result<Conn> {
     if is_cluster_url(url) {
         return ClusterClient::connect(&cluster_nodes(url), policy)
             .map(|c| Conn::Cluster(Box::new(c)))
