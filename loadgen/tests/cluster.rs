@@ -229,7 +229,8 @@ fn replay_while_slots_move_back_and_forth_loses_and_reorders_nothing() {
     // The busiest viewer's slot is left half moved (MIGRATING) until a quarter of the log
     // is in, so ASK is certain, then handed over (MOVED from then on). Meanwhile and until
     // the replay ends, `redis-cli --cluster reshard` moves node 0's lowest slots to node 1
-    // and back (node 1's lowest are then those it just received).
+    // and back (node 1's lowest are then those it just received), 100 slots at a time so
+    // that several moves fit in the replay.
     let mut per_user = vec![0usize; w.log.users.len()];
     for e in &w.log.events {
         per_user[e.user as usize] += 1;
@@ -246,7 +247,7 @@ fn replay_while_slots_move_back_and_forth_loses_and_reorders_nothing() {
 
     let url = format!("redis+cluster://{}", cluster.addrs().join(","));
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["replay", "--redis", &url, "--pipeline", "128"])
+        .args(["replay", "--redis", &url, "--pipeline", "64"])
         .arg(&log_path)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -277,7 +278,7 @@ fn replay_while_slots_move_back_and_forth_loses_and_reorders_nothing() {
             "--cluster-to",
             dst,
             "--cluster-slots",
-            "400",
+            "100",
             "--cluster-pipeline",
             "20",
             "--cluster-yes",
@@ -285,6 +286,10 @@ fn replay_while_slots_move_back_and_forth_loses_and_reorders_nothing() {
         cluster.wait_ok();
         reshards += 1;
     }
+    assert!(
+        reshards >= 2,
+        "only {reshards} reshard ran during the replay: slots did not move back"
+    );
     let out = child.wait_with_output().expect("loadgen output");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -324,7 +329,7 @@ fn replay_while_slots_move_back_and_forth_loses_and_reorders_nothing() {
         );
     }
     eprintln!(
-        "{reshards} reshards of 400 slots; {resent}; took {:?}",
+        "{reshards} reshards of 100 slots; {resent}; took {:?}",
         started.elapsed()
     );
 }
