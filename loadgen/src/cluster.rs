@@ -18,15 +18,17 @@
 //!   the later ones normally are too; if one of them was applied anyway, it reached the
 //!   module before an earlier view of its viewer, and it is reported as
 //!   [`CmdError::OutOfOrder`] instead of being hidden.
-//! - Rounds are bounded by [`ClusterPolicy::max_retries`]. A redirect is followed at once; a
-//!   round after another kind of error, and every round from the second retry on (nodes
-//!   disagreeing on a slot's owner while a move is gossiped), waits, growing each time. A command still refused then is
-//!   [`CmdError::RetriesExhausted`], and later commands of that key (in this pipeline and
-//!   every later one) are not sent ([`CmdError::SkippedAfterLoss`]): a viewer's model never
-//!   skips a view silently.
+//! - Rounds are bounded by [`ClusterPolicy::max_retries`]. A redirect is followed at once;
+//!   a round after another kind of error, and every round from the second retry on (nodes
+//!   disagreeing on a slot's owner while a move is gossiped), waits, longer each time. A
+//!   command still refused then is [`CmdError::RetriesExhausted`], and later commands of
+//!   that key (in this pipeline and every later one) are not sent
+//!   ([`CmdError::SkippedAfterLoss`]): a viewer's model never skips a view silently.
 //! - Replies lost with a broken connection are re-sent: a command whose reply was lost may
 //!   have been applied, so under a crash (not a slot move or a manual failover) a view can
-//!   be applied twice. A master that crashes also loses what it had not replicated.
+//!   be applied twice. A master that crashes also loses what it had not replicated; with
+//!   [`ClusterPolicy::wait_replicas`], each node's pipeline ends with `WAIT` and views its
+//!   replicas did not acknowledge are reported ([`CmdError::NotReplicated`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
