@@ -23,7 +23,7 @@ use rand_distr::{Distribution, Zipf};
 use serde::Serialize;
 
 use crate::error::{first_error, Error, Result};
-use crate::replay::connect;
+use crate::replay::{connect, ErrorTally};
 
 /// A plain-Redis comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -87,6 +87,8 @@ pub struct BenchOptions {
     pub clients: usize,
     /// Commands per pipeline.
     pub pipeline: usize,
+    /// How a cluster client re-sends refused commands (ignored for one server).
+    pub cluster: crate::cluster::ClusterPolicy,
     /// Run each workload this long…
     pub duration: Option<Duration>,
     /// …or for this many commands.
@@ -133,8 +135,11 @@ pub struct WorkloadResult {
     pub name: String,
     /// Commands completed.
     pub ops: u64,
-    /// Error replies.
+    /// Commands not applied (error replies, or given up by the cluster client after its
+    /// retries): bench counts them and goes on, and reports them here.
     pub errors: u64,
+    /// Errors per kind, with the first texts.
+    pub error_detail: ErrorTally,
     /// Seconds.
     pub elapsed_s: f64,
     /// Commands per second.
@@ -262,7 +267,7 @@ fn histogram() -> Histogram<u64> {
 fn run_workload(o: &BenchOptions, kind: Kind) -> Result<WorkloadResult> {
     let clients = o.clients.max(1);
     let pipeline = o.pipeline.max(1);
-    let merged = Mutex::new((histogram(), 0u64, 0u64));
+    let merged = Mutex::new((histogram(), 0u64, ErrorTally::default()));
     let errors: Mutex<Vec<Error>> = Mutex::new(Vec::new());
     let zipf = Zipf::new(o.items.max(1) as f64, o.zipf)
         .map_err(|e| Error::Usage(format!("--zipf: {e}")))?;
@@ -285,7 +290,7 @@ fn run_workload(o: &BenchOptions, kind: Kind) -> Result<WorkloadResult> {
                 mix: o.mix,
             };
             s.spawn(move || {
-                let mut con = match connect(&o.url) {
+                let mut con = match connect(&o.url, o.cluster) {
                     Ok(c) => c,
                     Err(e) => {
                         errors.lock().expect("not poisoned").push(e);
@@ -298,7 +303,7 @@ fn run_workload(o: &BenchOptions, kind: Kind) -> Result<WorkloadResult> {
                     Duration::from_secs_f64(pipeline as f64 * clients as f64 / r.max(1e-9))
                 });
                 let mut h = histogram();
-                let (mut done, mut errs) = (0u64, 0u64);
+                let (mut done, mut errs) = (0u64, ErrorTally::default());
                 let t0 = Instant::now();
                 let mut batch = 0u32;
                 loop {
@@ -331,7 +336,13 @@ fn run_workload(o: &BenchOptions, kind: Kind) -> Result<WorkloadResult> {
                     let replies = con.pipeline(&pipe);
                     let us = |since: Instant| since.elapsed().as_micros().max(1) as u64;
                     match replies {
-                        Ok(r) => errs += r.iter().filter(|x| x.is_err()).count() as u64,
+                        Ok(r) => {
+                            for (i, e) in r.iter().enumerate() {
+                                if let Err(e) = e {
+                                    errs.add(done + i as u64 + 1, e);
+                                }
+                            }
+                        }
                         Err(e) => {
                             errors
                                 .lock()
@@ -357,7 +368,7 @@ fn run_workload(o: &BenchOptions, kind: Kind) -> Result<WorkloadResult> {
                 let mut m = merged.lock().expect("not poisoned");
                 let _ = m.0.add(&h);
                 m.1 += done;
-                m.2 += errs;
+                m.2.merge(&errs);
             });
         }
     });
@@ -368,7 +379,8 @@ fn run_workload(o: &BenchOptions, kind: Kind) -> Result<WorkloadResult> {
     Ok(WorkloadResult {
         name: kind.name().to_owned(),
         ops,
-        errors: errs,
+        errors: errs.total,
+        error_detail: errs,
         elapsed_s: elapsed,
         ops_per_sec: ops as f64 / elapsed.max(1e-9),
         latency_us: Latency {
@@ -391,7 +403,7 @@ const POPULATED_USERS: u64 = 100_000;
 /// ZREVRANGE. A read of a missing key replies with nothing and costs next to nothing, so a
 /// baseline over unfilled keys would be measured doing less work than the module.
 fn populate(o: &BenchOptions) -> Result<()> {
-    let mut con = connect(&o.url)?;
+    let mut con = connect(&o.url, o.cluster)?;
     let zipf = Zipf::new(o.items.max(1) as f64, o.zipf)
         .map_err(|e| Error::Usage(format!("--zipf: {e}")))?;
     let mut g = Gen {
@@ -433,9 +445,13 @@ fn populate(o: &BenchOptions) -> Result<()> {
         }
         let replies = con.pipeline(&pipe).map_err(|e| Error::redis(WHAT, e))?;
         // Every reply is kept (nothing ignored), so any refusal fails the run.
-        if let Some(e) = replies.into_iter().find_map(|r| r.err()) {
-            return Err(Error::redis(WHAT, e));
+        let mut tally = ErrorTally::default();
+        for (i, r) in replies.iter().enumerate() {
+            if let Err(e) = r {
+                tally.add(i as u64 + 1, e);
+            }
         }
+        tally.check(WHAT, replies.len() as u64)?;
     }
     Ok(())
 }
@@ -519,6 +535,16 @@ impl BenchReport {
                 "{:<14} {:>10} {:>12.0} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
                 w.name, w.ops, w.ops_per_sec, l.p50, l.p90, l.p99, l.p999, l.max, w.errors
             );
+        }
+        for w in self.workloads.iter().filter(|w| w.errors > 0) {
+            let _ = writeln!(
+                s,
+                "{}: {} commands not applied (bench counts them and goes on):",
+                w.name, w.errors
+            );
+            for line in w.error_detail.lines() {
+                let _ = writeln!(s, "  {line}");
+            }
         }
         for (k, v) in &self.ratios {
             let _ = writeln!(s, "throughput {k}: {v:.3}");

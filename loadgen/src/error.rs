@@ -33,6 +33,20 @@ pub enum Error {
     /// The server answered with something loadgen did not expect (for example the module
     /// is not loaded, or is a different version).
     Protocol(String),
+    /// Some commands of a run were not applied (or applied out of order); the run went on
+    /// and its report lists the errors.
+    NotApplied {
+        /// The run (replay, simulate…).
+        what: String,
+        /// Commands that failed.
+        failed: u64,
+        /// Commands sent.
+        sent: u64,
+        /// Counts per kind, as text.
+        kinds: String,
+        /// The first error's text.
+        first: String,
+    },
     /// Command-line values that cannot work together.
     Usage(String),
     /// The model refused a configuration.
@@ -81,6 +95,18 @@ impl fmt::Display for Error {
                 write!(f, "{context}: {source}{hint}")
             }
             Error::Protocol(m) => write!(f, "unexpected reply from the server: {m}"),
+            Error::NotApplied {
+                what,
+                failed,
+                sent,
+                kinds,
+                first,
+            } => write!(
+                f,
+                "{what}: {failed} of {sent} commands were not applied in order ({kinds}); \
+                 first: {first}. The server lacks those views or has them out of order: \
+                 fix the cause and replay into a flushed server"
+            ),
             Error::Usage(m) => write!(f, "{m} (see --help)"),
             Error::Config(m) => write!(f, "invalid engine setting: {m}"),
         }

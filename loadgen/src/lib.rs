@@ -8,6 +8,8 @@
 //! - [`logs`]: reading JSON lines, GroupLens `u.data` and CSV rating exports into one
 //!   time-ordered event list;
 //! - [`replay`]: streaming a log into a server with pipelining;
+//! - [`cluster`]: the Redis Cluster client behind `--redis redis+cluster://…`, which keeps
+//!   each viewer's views in order while slots move;
 //! - [`eval`]: the prequential evaluation protocol, its predictor and cache baselines, the
 //!   report and the plot;
 //! - [`baselines`]: demand-fetch cache policies (LRU, LFU, ARC, S3-FIFO, W-TinyLFU) and
@@ -16,6 +18,7 @@
 
 pub mod baselines;
 pub mod bench;
+pub mod cluster;
 pub mod error;
 pub mod eval;
 pub mod logs;

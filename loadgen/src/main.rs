@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use loadgen::baselines::Policy;
 use loadgen::bench::{self, Baseline, BenchOptions, Mix};
+use loadgen::cluster::ClusterPolicy;
 use loadgen::error::{Error, Result};
 use loadgen::eval::{self, CapacityUnit, EvalOptions};
 use loadgen::logs::{self, CsvColumns, Format, ReadOptions, TimeUnit};
@@ -69,6 +70,8 @@ struct SimulateArgs {
     /// Commands per pipeline round trip with --redis.
     #[arg(long, default_value_t = 512)]
     pipeline: usize,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Write a JSON report (counts, sample viewer profiles) here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -88,6 +91,8 @@ struct ReplayArgs {
     /// Commands per pipeline round trip.
     #[arg(long, default_value_t = 512)]
     pipeline: usize,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Write a JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -106,6 +111,8 @@ struct BenchArgs {
     /// Commands per pipeline.
     #[arg(long, default_value_t = 16)]
     pipeline: usize,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Run each workload for this many seconds.
     #[arg(long)]
     duration: Option<f64>,
@@ -141,6 +148,31 @@ struct BenchArgs {
     json: Option<PathBuf>,
 }
 
+/// How a Redis Cluster client retries (ignored for one server).
+#[derive(Args)]
+struct ClusterArgs {
+    /// On a cluster: times a command refused with MOVED, ASK, TRYAGAIN, CLUSTERDOWN,
+    /// LOADING or a broken connection is re-sent (in order per viewer) before it is given
+    /// up; waits between rounds grow from 20 ms to 1 s.
+    #[arg(long, default_value_t = ClusterPolicy::default().max_retries)]
+    cluster_retries: u32,
+    /// On a cluster: replicas that must acknowledge each node's pipeline (WAIT, 2 s)
+    /// before its views count as applied, so that a master's crash cannot lose a view
+    /// unnoticed; views not acknowledged are reported. 0: don't wait.
+    #[arg(long, default_value_t = 0)]
+    cluster_wait_replicas: u32,
+}
+
+impl ClusterArgs {
+    fn policy(&self) -> ClusterPolicy {
+        ClusterPolicy {
+            max_retries: self.cluster_retries,
+            wait_replicas: self.cluster_wait_replicas,
+            ..ClusterPolicy::default()
+        }
+    }
+}
+
 fn write_json<T: serde::Serialize>(path: &Option<PathBuf>, v: &T) -> Result<()> {
     if let Some(p) = path {
         let text = serde_json::to_string_pretty(v).expect("report serializes");
@@ -168,13 +200,20 @@ fn simulate_cmd(a: SimulateArgs) -> Result<()> {
         simulate::write_jsonl(&w.log, p)?;
     }
     let mut sent = None;
+    let mut outcome = Ok(());
     if let Some(url) = &a.redis {
-        let mut con = replay::connect(url)?;
+        let mut con = replay::connect(url, a.cluster.policy())?;
         let r = replay::send_log(&mut con, &w.log, ReplayCommand::Play, a.pipeline, false)?;
         eprintln!(
             "sent {} views to {url} ({} errors, {:.0} events/s)",
             r.sent, r.errors, r.ops_per_sec
         );
+        let tally = r.tally();
+        let resent = replay::resent_line(&r.resent);
+        for line in resent.into_iter().chain(tally.lines()) {
+            eprintln!("{line}");
+        }
+        outcome = tally.check("simulate --redis", r.sent);
         sent = Some(r.ok);
     }
     let report = simulate::SimReport::new(&w, a.seed, sent);
@@ -182,21 +221,25 @@ fn simulate_cmd(a: SimulateArgs) -> Result<()> {
         "{} views by {} viewers over {} items ({} series, {} films)",
         report.events, report.users, report.items, report.series, report.films
     );
-    write_json(&a.json, &report)
+    write_json(&a.json, &report)?;
+    outcome
 }
 
 fn replay_cmd(a: ReplayArgs) -> Result<()> {
     let log = a.log.read()?;
-    let mut con = replay::connect(&a.redis)?;
+    let mut con = replay::connect(&a.redis, a.cluster.policy())?;
     let r = replay::send_log(&mut con, &log, a.command, a.pipeline, false)?;
     println!(
         "replayed {} events in {:.2} s ({:.0} events/s): {} ok, {} errors, {} malformed lines skipped",
         r.sent, r.elapsed_s, r.ops_per_sec, r.ok, r.errors, r.malformed
     );
-    for e in &r.first_errors {
-        println!("  {e}");
+    let tally = r.tally();
+    let resent = replay::resent_line(&r.resent);
+    for line in resent.into_iter().chain(tally.lines()) {
+        println!("{line}");
     }
-    write_json(&a.json, &r)
+    write_json(&a.json, &r)?;
+    tally.check("replay", r.sent)
 }
 
 fn bench_cmd(a: BenchArgs) -> Result<()> {
@@ -204,6 +247,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         url: a.redis,
         clients: a.clients,
         pipeline: a.pipeline,
+        cluster: a.cluster.policy(),
         duration: a.duration.map(Duration::from_secs_f64),
         requests: a.requests,
         rate: a.rate,

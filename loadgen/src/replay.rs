@@ -2,14 +2,18 @@
 //!
 //! Each event becomes `EDGE.PLAY` (the live flow, the default) or `EDGE.RECORD` (learning
 //! only) with its explicit `TS`, `DURATION` and `DEVICE`, so a replay is deterministic and
-//! reproducible on any server. Error replies are counted (the first few kept), never fatal:
-//! one bad id must not stop a million-line replay.
+//! reproducible on any server. Errors are counted by kind (the first few kept) and the run
+//! goes on, since one bad id must not stop a million-line replay; but a run in which any
+//! view was not applied ends with an error ([`ErrorTally::check`]), so a script notices.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
+use crate::cluster::{ClusterClient, ClusterPolicy, CmdError};
 use crate::error::{Error, Result};
 use crate::logs::Log;
 
@@ -30,10 +34,15 @@ pub struct ReplayReport {
     pub sent: u64,
     /// Commands that succeeded.
     pub ok: u64,
-    /// Commands the server refused.
+    /// Commands not applied (or applied out of order): see `error_kinds`.
     pub errors: u64,
-    /// The first few error replies, with the event's position.
+    /// The first few errors, with the event's position.
     pub first_errors: Vec<String>,
+    /// Errors per kind (the server's error code, or what the cluster client did).
+    pub error_kinds: BTreeMap<String, u64>,
+    /// On a cluster: commands re-sent (and then applied, or counted in `errors`), by the
+    /// error that sent them back (`MOVED`, `ASK`, `TRYAGAIN`, `connection`…).
+    pub resent: BTreeMap<String, u64>,
     /// EDGE.PLAY replies that were hits (0 for EDGE.RECORD).
     pub hits: u64,
     /// Wall-clock seconds.
@@ -44,14 +53,15 @@ pub struct ReplayReport {
     pub malformed: u64,
 }
 
-/// A connection to one server, or to a Redis Cluster through the `redis` crate's cluster
-/// client. EDGE.* commands declare the user as their key, so a cluster routes each event
-/// to the shard that owns its viewer, following MOVED and ASK while slots move.
+/// A connection to one server, or to a Redis Cluster through loadgen's own cluster client
+/// ([`crate::cluster`]). EDGE.* commands declare the user as their key, so a cluster routes
+/// each event to the shard that owns its viewer, and re-sends what a moving slot refused,
+/// in order per viewer.
 pub enum Conn {
     /// One server.
     Node(redis::Connection),
-    /// A Redis Cluster (boxed: the cluster connection is large).
-    Cluster(Box<redis::cluster::ClusterConnection>),
+    /// A Redis Cluster (boxed: the client holds a slot map).
+    Cluster(Box<ClusterClient>),
 }
 
 impl Conn {
@@ -61,45 +71,129 @@ impl Conn {
         matches!(self, Conn::Cluster(_))
     }
 
-    /// Runs `pipe` and returns one result per command, error replies included (as
-    /// `ignore_errors` does on one server). On a cluster the pipeline is split by node; if
-    /// some command fails, the replies of the others in that pipeline are not returned
-    /// (they read as `Nil`), since the cluster pipeline reports only the failures.
+    /// Runs `pipe` and returns one outcome per command, error replies included (as
+    /// `ignore_errors` does on one server). `Err` only when a single server's connection
+    /// fails; a cluster reports every command's fate (see [`crate::cluster`]).
     pub fn pipeline(
         &mut self,
         pipe: &redis::Pipeline,
-    ) -> redis::RedisResult<Vec<redis::RedisResult<redis::Value>>> {
+    ) -> redis::RedisResult<Vec<std::result::Result<redis::Value, CmdError>>> {
         match self {
             Conn::Node(c) => {
                 let mut p = pipe.clone();
                 p.ignore_errors();
-                p.query(c)
+                let replies: Vec<redis::RedisResult<redis::Value>> = p.query(c)?;
+                Ok(replies
+                    .into_iter()
+                    .map(|r| r.map_err(CmdError::Refused))
+                    .collect())
             }
             Conn::Cluster(c) => {
-                let n = pipe.cmd_iter().count();
-                let mut cp = redis::cluster::ClusterPipeline::with_capacity(n);
-                for cmd in pipe.cmd_iter() {
-                    cp.add_command(cmd.clone());
-                }
-                match cp.query::<Vec<redis::Value>>(c) {
-                    Ok(v) => Ok(v.into_iter().map(Ok).collect()),
-                    Err(e) => {
-                        let Some(failed) = e.clone().into_server_errors() else {
-                            return Err(e);
-                        };
-                        let mut out: Vec<redis::RedisResult<redis::Value>> =
-                            (0..n).map(|_| Ok(redis::Value::Nil)).collect();
-                        for (i, err) in failed.iter() {
-                            if let Some(slot) = out.get_mut(*i) {
-                                *slot = Err(err.clone().into());
-                            }
-                        }
-                        Ok(out)
-                    }
-                }
+                let cmds: Vec<redis::Cmd> = pipe.cmd_iter().cloned().collect();
+                Ok(c.pipeline(&cmds))
             }
         }
     }
+}
+
+/// Errors of a run, counted by kind with the first few texts: what a person needs to see
+/// why views were lost, without a million lines of output.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ErrorTally {
+    /// Commands that failed.
+    pub total: u64,
+    /// Failures per kind (the server's error code, or what the cluster client did).
+    pub by_kind: BTreeMap<String, u64>,
+    /// The first [`ErrorTally::KEPT`] errors, with the command's position.
+    pub first: Vec<String>,
+}
+
+impl ErrorTally {
+    /// Error texts kept.
+    pub const KEPT: usize = 10;
+
+    /// Counts `e`, which befell command number `position` (1-based) of the run.
+    pub fn add(&mut self, position: u64, e: &CmdError) {
+        self.total += 1;
+        *self.by_kind.entry(e.kind()).or_default() += 1;
+        if self.first.len() < Self::KEPT {
+            self.first.push(format!("event {position}: {e}"));
+        }
+    }
+
+    /// Adds another tally's counts (a bench client's); its texts fill the free places.
+    pub fn merge(&mut self, other: &ErrorTally) {
+        self.total += other.total;
+        for (k, n) in &other.by_kind {
+            *self.by_kind.entry(k.clone()).or_default() += n;
+        }
+        let room = Self::KEPT.saturating_sub(self.first.len());
+        self.first.extend(other.first.iter().take(room).cloned());
+    }
+
+    /// `"3 × retries exhausted (CLUSTERDOWN), 1 × ERR"`, or `"none"`.
+    pub fn kinds(&self) -> String {
+        if self.by_kind.is_empty() {
+            return "none".into();
+        }
+        self.by_kind
+            .iter()
+            .map(|(k, n)| format!("{n} × {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The error lines a person reads: the counts by kind, then the first texts.
+    pub fn lines(&self) -> Vec<String> {
+        if self.total == 0 {
+            return Vec::new();
+        }
+        let mut v = vec![format!("errors by kind: {}", self.kinds())];
+        v.extend(self.first.iter().map(|e| format!("  {e}")));
+        if self.total > self.first.len() as u64 {
+            v.push(format!("  … {} more", self.total - self.first.len() as u64));
+        }
+        v
+    }
+
+    /// `Err` ([`Error::NotApplied`]) when any command failed: a run that lost views must
+    /// not look like a success to a script.
+    pub fn check(&self, what: &str, sent: u64) -> Result<()> {
+        if self.total == 0 {
+            return Ok(());
+        }
+        Err(Error::NotApplied {
+            what: what.to_owned(),
+            failed: self.total,
+            sent,
+            kinds: self.kinds(),
+            first: self.first.first().cloned().unwrap_or_default(),
+        })
+    }
+}
+
+impl ReplayReport {
+    /// The errors as a tally, for printing and [`ErrorTally::check`].
+    pub fn tally(&self) -> ErrorTally {
+        ErrorTally {
+            total: self.errors,
+            by_kind: self.error_kinds.clone(),
+            first: self.first_errors.clone(),
+        }
+    }
+}
+
+/// `"re-sent 12 commands (ASK 10, MOVED 2)"` for a run's [`ReplayReport::resent`], or
+/// nothing when none was.
+pub fn resent_line(resent: &BTreeMap<String, u64>) -> Option<String> {
+    let n: u64 = resent.values().sum();
+    (n > 0).then(|| {
+        let kinds: Vec<String> = resent.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        format!(
+            "cluster: re-sent {n} commands, in order per viewer ({})",
+            kinds.join(", ")
+        )
+    })
 }
 
 /// Whether `url` names a cluster: `redis+cluster://host:port[,host:port…]`, or several
@@ -143,11 +237,14 @@ pub fn send_log(
         ok: 0,
         errors: 0,
         first_errors: Vec::new(),
+        error_kinds: BTreeMap::new(),
+        resent: BTreeMap::new(),
         hits: 0,
         elapsed_s: 0.0,
         ops_per_sec: 0.0,
         malformed: log.malformed_count,
     };
+    let mut tally = ErrorTally::default();
     for chunk in log.events.chunks(pipeline.max(1)) {
         let mut pipe = redis::pipe();
         for e in chunk {
@@ -172,12 +269,7 @@ pub fn send_log(
                         }
                     }
                 }
-                Err(e) => {
-                    r.errors += 1;
-                    if r.first_errors.len() < 10 {
-                        r.first_errors.push(format!("event {}: {e}", r.sent));
-                    }
-                }
+                Err(e) => tally.add(r.sent, &e),
             }
         }
         pb.inc(chunk.len() as u64);
@@ -189,26 +281,27 @@ pub fn send_log(
                 r.sent,
                 log.events.len(),
                 r.sent as f64 / secs,
-                r.errors
+                tally.total
             );
         }
     }
     pb.finish_and_clear();
+    r.errors = tally.total;
+    r.first_errors = tally.first;
+    r.error_kinds = tally.by_kind;
+    if let Conn::Cluster(c) = con {
+        r.resent = c.resent().clone();
+    }
     r.elapsed_s = start.elapsed().as_secs_f64();
     r.ops_per_sec = r.sent as f64 / r.elapsed_s.max(1e-9);
     Ok(r)
 }
 
-/// Opens a connection to `url` (a cluster when [`is_cluster_url`]), with a message that
-/// says what to check on failure.
-pub fn connect(url: &str) -> Result<Conn> {
+/// Opens a connection to `url` (a cluster when [`is_cluster_url`], whose commands are
+/// retried as `policy` says), with a message that says what to check on failure.
+pub fn connect(url: &str, policy: ClusterPolicy) -> Result<Conn> {
     if is_cluster_url(url) {
-        let client = redis::cluster::ClusterClientBuilder::new(cluster_nodes(url))
-            .connection_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| Error::redis(format!("parsing cluster URL {url}"), e))?;
-        return client
-            .get_connection()
+        return ClusterClient::connect(&cluster_nodes(url), policy)
             .map(|c| Conn::Cluster(Box::new(c)))
             .map_err(|e| Error::redis(format!("connecting to cluster {url}"), e));
     }
