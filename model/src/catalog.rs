@@ -163,6 +163,60 @@ impl Catalog {
         self.slots.len()
     }
 
+    /// Slots left empty by evictions and not yet reused: what [`Catalog::compact`] returns.
+    pub fn free_slots(&self) -> usize {
+        self.slots.len() - self.by_fp.len()
+    }
+
+    /// Renumbers the live items densely, in their slot order, and returns every table's
+    /// memory left over from evicted items to the allocator; `None` (and nothing changes)
+    /// when no slot is free. Returns the map from old slot to new (`u32::MAX` for a slot
+    /// that was free), which every side table indexed by slot must follow (see
+    /// [`crate::global::GlobalModel::compact`]).
+    ///
+    /// Generations move with their items, so a reference remapped by the returned map is
+    /// live exactly when it was. The catalog takes a new id, so the hints users hold (slot
+    /// numbers of the old layout) fall back to a lookup by fingerprint (see
+    /// [`Catalog::resolve`]) instead of naming whatever item now sits in their slot. The
+    /// clock hand moves to the first live item at or after it, so eviction samples the
+    /// items in the same order as before.
+    pub fn compact(&mut self) -> Option<Vec<u32>> {
+        if self.free_slots() == 0 {
+            return None;
+        }
+        let live = self.by_fp.len();
+        let mut map = vec![u32::MAX; self.slots.len()];
+        let mut slots = Vec::with_capacity(live);
+        let mut gens = Vec::with_capacity(live);
+        let mut hand = None;
+        for (i, s) in std::mem::take(&mut self.slots).into_iter().enumerate() {
+            if s.item.is_some() {
+                let new = slots.len() as u32;
+                map[i] = new;
+                if hand.is_none() && i >= self.hand {
+                    hand = Some(new as usize);
+                }
+                gens.push(s.gen | LIVE_BIT);
+                slots.push(s);
+            }
+        }
+        let mut by_fp = HashMap::with_capacity_and_hasher(live, FpBuild::default());
+        for (i, s) in slots.iter().enumerate() {
+            if let Some(item) = &s.item {
+                by_fp.insert(item.fp, i as u32);
+            }
+        }
+        *self = Catalog {
+            id: next_id(),
+            hand: hand.unwrap_or(0),
+            slots,
+            live: gens,
+            by_fp,
+            free: Vec::new(),
+        };
+        Some(map)
+    }
+
     /// Finds an item by name.
     pub fn lookup(&self, name: &str) -> Option<ItemRef> {
         self.lookup_fp(fingerprint(name.as_bytes()), name)
@@ -248,8 +302,11 @@ impl Catalog {
                 _ => None,
             };
         }
+        // One eviction at most: in a catalog over a bound just lowered, a new item replaces
+        // one old one, and the rest of the shrink is left to bounded maintenance steps
+        // (see [`crate::Engine::maintain`]) rather than done here all at once.
         let mut evicted = None;
-        while self.len() >= items_max.max(1) {
+        if self.len() >= items_max.max(1) {
             let victim = self.pick_victim();
             self.evict(victim);
             evicted = Some(victim);
@@ -437,6 +494,41 @@ mod tests {
         assert_eq!(&*c.get(new).unwrap().name, "NEW");
         assert_eq!(c.len(), 16);
         assert!(c.lookup("I5").is_none());
+    }
+
+    /// Compaction renumbers live items in order, keeps their generations, and makes old
+    /// hints resolve by fingerprint rather than name whatever sits in their slot now.
+    #[test]
+    fn compaction_keeps_order_and_old_hints_resolve_by_fingerprint() {
+        let mut c = Catalog::default();
+        let refs: Vec<ItemRef> = (0..10)
+            .map(|i| c.intern(&format!("I{i}"), 100).unwrap().0)
+            .collect();
+        let hint9 = c.hint(refs[9]);
+        for r in &refs[..8] {
+            c.evict(r.slot);
+        }
+        assert_eq!(c.free_slots(), 8);
+        let map = c.compact().expect("free slots to compact");
+        assert_eq!(map[8], 0);
+        assert_eq!(map[9], 1);
+        assert!(map[..8].iter().all(|&m| m == u32::MAX));
+        assert_eq!((c.len(), c.slot_count(), c.free_slots()), (2, 2, 0));
+        let names: Vec<&str> = c.iter().map(|(_, i)| &*i.name).collect();
+        assert_eq!(names, ["I8", "I9"]);
+        // The old hint named slot 9; slot 9 no longer exists, and slot 1 is I9 now: the
+        // hint must not be trusted, the fingerprint finds I9.
+        let fp9 = fingerprint(b"I9");
+        assert_eq!(c.resolve(hint9, fp9), c.lookup("I9"));
+        let stale = Hint {
+            item: ItemRef {
+                slot: 0,
+                gen: refs[8].gen,
+            },
+            ..hint9
+        };
+        assert_eq!(c.resolve(stale, fp9), c.lookup("I9"));
+        assert!(c.compact().is_none(), "nothing left to compact");
     }
 
     #[test]

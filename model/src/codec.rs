@@ -524,7 +524,11 @@ fn segment_code(s: Segment) -> u8 {
 }
 
 /// Encodes a node's global model, cache contents and counters (the RDB aux payload).
+///
+/// Slots left free by evictions are not written: the catalog is compacted first (see
+/// [`Engine::compact`]), so a save in the middle of a shrink writes only live items.
 pub fn encode_node(e: &mut Engine) -> Vec<u8> {
+    e.compact();
     let (g, cache, s) = e.parts();
     let mut w = Writer::frame(Kind::Node, NODE_VERSION);
     for d in [&g.decay, &g.pop_decay] {
@@ -826,6 +830,8 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
             .ok_or(CodecError::Invalid("board repeats an item or is too long"))?;
     }
     r.end()?;
+    // Blobs written before saves compacted may hold free slots: they are not kept.
+    global.compact();
     Ok(Engine::from_parts(config, global, cache, stats))
 }
 

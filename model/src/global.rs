@@ -103,6 +103,24 @@ impl Board {
         self.items.capacity() * std::mem::size_of::<ItemRef>() + self.pos.capacity() * 4
     }
 
+    /// Follows a catalog compaction (see [`crate::Catalog::compact`]): the same leaders in
+    /// the same order, under their new slots.
+    fn remap(&mut self, map: &[u32]) {
+        let items: Vec<ItemRef> = self
+            .items
+            .iter()
+            .filter_map(|r| remap_ref(map, *r))
+            .collect();
+        *self = Board {
+            items: Vec::with_capacity(items.len()),
+            pos: Vec::new(),
+        };
+        for (i, r) in items.into_iter().enumerate() {
+            self.items.push(r);
+            self.set(i, r);
+        }
+    }
+
     fn remove_slot(&mut self, slot: u32) {
         if let Some(i) = self.position(slot) {
             self.items.remove(i);
@@ -155,6 +173,15 @@ impl Board {
             b.set(i, r);
         }
         b
+    }
+}
+
+/// `r` under a compacted catalog's numbering (see [`crate::Catalog::compact`]), or `None`
+/// if its slot was free.
+fn remap_ref(map: &[u32], r: ItemRef) -> Option<ItemRef> {
+    match map.get(r.slot as usize) {
+        Some(&slot) if slot != u32::MAX => Some(ItemRef { slot, gen: r.gen }),
+        _ => None,
     }
 }
 
@@ -470,6 +497,40 @@ impl GlobalModel {
         if let Some(slot) = self.catalog.evict_one() {
             self.forget_slot(slot);
         }
+    }
+
+    /// Evicts items while more than `target` are tracked, at most `max_evictions` of them
+    /// (flushed model): one bounded step of a shrink after a bound was lowered. Returns
+    /// how many were evicted.
+    pub fn evict_down_to(&mut self, target: usize, max_evictions: usize) -> usize {
+        let mut evicted = 0;
+        while evicted < max_evictions && self.catalog.len() > target {
+            self.evict_least_popular();
+            evicted += 1;
+        }
+        evicted
+    }
+
+    /// Renumbers the catalog densely and makes every side table follow (own and peers'
+    /// rows, the board, the peer order), returning the memory of evicted items to the
+    /// allocator: after a shrink, memory follows the items kept, and a save writes no
+    /// empty slot. False (nothing changed) when no slot is free. Flushed model.
+    ///
+    /// Users' remembered hints stay correct: the catalog takes a new id, so they resolve
+    /// by fingerprint (see [`Catalog::resolve`]).
+    pub fn compact(&mut self) -> bool {
+        let Some(map) = self.catalog.compact() else {
+            return false;
+        };
+        self.transitions.remap(&map);
+        self.peers.rows.remap(&map);
+        self.board.remap(&map);
+        self.peer_order = self
+            .peer_order
+            .iter()
+            .filter_map(|&r| remap_ref(&map, r))
+            .collect();
+        true
     }
 
     /// Forgets everything kept about an evicted slot: own and peers' rows, board place.

@@ -214,6 +214,25 @@ impl Row {
         }
     }
 
+    /// Renumbers the entries by `map` (old slot to new, `u32::MAX`: gone), dropping those
+    /// whose slot is gone, and returns spare capacity (see [`crate::Catalog::compact`]).
+    fn remap(&mut self, map: &[u32]) {
+        let mut kept = 0;
+        for i in 0..self.slots.len() {
+            let new = map.get(self.slots[i] as usize).copied().unwrap_or(u32::MAX);
+            if new != u32::MAX {
+                self.slots[kept] = new;
+                self.vals[kept] = self.vals[i];
+                kept += 1;
+            }
+        }
+        self.slots.truncate(kept);
+        self.vals.truncate(kept);
+        self.slots.shrink_to_fit();
+        self.vals.shrink_to_fit();
+        self.min = NO_MIN;
+    }
+
     fn heap_bytes(&self) -> usize {
         self.slots.capacity() * 4 + self.vals.capacity() * std::mem::size_of::<Val>()
     }
@@ -573,6 +592,28 @@ impl Transitions {
     pub fn shrink(&mut self, max: usize) {
         self.edit_ready();
         self.rows.iter_mut().for_each(|r| r.shrink(max));
+    }
+
+    /// Follows a catalog compaction: each row moves to its item's new slot and its entries
+    /// are renumbered by `map` (old slot to new, `u32::MAX` for a slot that was free: rows
+    /// of free slots are already empty, and entries naming one are stale, so both go).
+    /// Every buffer is returned to the allocator. Flush first.
+    pub fn remap(&mut self, map: &[u32]) {
+        self.edit_ready();
+        let old = std::mem::take(&mut self.rows);
+        let mut rows: Vec<Row> = Vec::new();
+        for (slot, mut row) in old.into_iter().enumerate() {
+            let new = map.get(slot).copied().unwrap_or(u32::MAX);
+            if new == u32::MAX {
+                continue;
+            }
+            row.remap(map);
+            *row_at(&mut rows, new) = row;
+        }
+        rows.shrink_to_fit();
+        self.rows = rows;
+        self.pending = Vec::new();
+        self.scratch = Vec::new();
     }
 
     /// Number of (item, neighbour) pairs stored.
