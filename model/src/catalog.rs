@@ -98,6 +98,16 @@ fn next_id() -> u32 {
     }
 }
 
+/// Drops `garbage` (the tables a compaction replaced) on a short-lived thread of its own,
+/// as Redis frees large values lazily: dropping a table of a million slots walks all of
+/// them and hands their pages back, tens of milliseconds the event loop need not wait for.
+/// If no thread can be started, the refused closure drops it here.
+pub(crate) fn release<T: Send + 'static>(garbage: T) {
+    let _ = std::thread::Builder::new()
+        .name("edge-release".into())
+        .spawn(move || drop(garbage));
+}
+
 /// The interned item table of one node.
 #[derive(Debug)]
 pub struct Catalog {
@@ -110,6 +120,9 @@ pub struct Catalog {
     by_fp: HashMap<u64, u32, FpBuild>,
     free: Vec<u32>,
     hand: usize,
+    /// Slots the eviction hand has passed, ever (not persisted): the work of sampling,
+    /// which grows as a shrinking catalog thins out (see [`Catalog::scanned`]).
+    scanned: u64,
 }
 
 impl Default for Catalog {
@@ -121,6 +134,7 @@ impl Default for Catalog {
             by_fp: HashMap::default(),
             free: Vec::new(),
             hand: 0,
+            scanned: 0,
         }
     }
 }
@@ -135,6 +149,7 @@ impl Clone for Catalog {
             by_fp: self.by_fp.clone(),
             free: self.free.clone(),
             hand: self.hand,
+            scanned: 0,
         }
     }
 }
@@ -184,21 +199,26 @@ impl Catalog {
         if self.free_slots() == 0 {
             return None;
         }
+        // Found through `live` (4 bytes a slot), not the slots themselves: the pass over a
+        // million mostly empty slots is what this step costs, and the old tables are
+        // dropped on a thread of their own (see [`release`]).
         let live = self.by_fp.len();
         let mut map = vec![u32::MAX; self.slots.len()];
+        let mut old = std::mem::take(&mut self.slots);
         let mut slots = Vec::with_capacity(live);
-        let mut gens = Vec::with_capacity(live);
         let mut hand = None;
-        for (i, s) in std::mem::take(&mut self.slots).into_iter().enumerate() {
-            if s.item.is_some() {
-                let new = slots.len() as u32;
-                map[i] = new;
-                if hand.is_none() && i >= self.hand {
-                    hand = Some(new as usize);
-                }
-                gens.push(s.gen | LIVE_BIT);
-                slots.push(s);
+        for (i, &l) in self.live.iter().enumerate() {
+            if l & LIVE_BIT == 0 {
+                continue;
             }
+            if hand.is_none() && i >= self.hand {
+                hand = Some(slots.len());
+            }
+            map[i] = slots.len() as u32;
+            slots.push(Slot {
+                gen: old[i].gen,
+                item: old[i].item.take(),
+            });
         }
         let mut by_fp = HashMap::with_capacity_and_hasher(live, FpBuild::default());
         for (i, s) in slots.iter().enumerate() {
@@ -206,14 +226,19 @@ impl Catalog {
                 by_fp.insert(item.fp, i as u32);
             }
         }
-        *self = Catalog {
-            id: next_id(),
-            hand: hand.unwrap_or(0),
-            slots,
-            live: gens,
-            by_fp,
-            free: Vec::new(),
-        };
+        let garbage = (
+            old,
+            std::mem::replace(&mut self.by_fp, by_fp),
+            std::mem::replace(
+                &mut self.live,
+                slots.iter().map(|s| s.gen | LIVE_BIT).collect(),
+            ),
+            std::mem::take(&mut self.free),
+        );
+        self.slots = slots;
+        self.hand = hand.unwrap_or(0);
+        self.id = next_id();
+        release(garbage);
         Some(map)
     }
 
@@ -349,6 +374,7 @@ impl Catalog {
             let slot = self.hand % n;
             self.hand = (self.hand + 1) % n;
             steps += 1;
+            self.scanned += 1;
             if let Some(item) = &self.slots[slot].item {
                 seen += 1;
                 if best.is_none_or(|(p, _)| item.popularity < p) {
@@ -358,6 +384,13 @@ impl Catalog {
         }
         best.map(|(_, s)| s)
             .expect("a full catalog has an occupied slot")
+    }
+
+    /// Slots the eviction hand has passed since this catalog was built: in a catalog thinned
+    /// out by a shrink, sampling a few items passes many empty slots, and a bounded step
+    /// must count that work as well as the evictions.
+    pub fn scanned(&self) -> u64 {
+        self.scanned
     }
 
     /// Evicts the least popular of a few sampled items; returns its slot.

@@ -197,10 +197,9 @@ impl Row {
             let mut keep: Vec<Entry> = self.entries().collect();
             keep.sort_by(|a, b| b.val.count.total_cmp(&a.val.count));
             keep.truncate(max);
+            // Rebuilt at its new length, so the memory of the dropped entries goes back.
             *self = Row::from_parts(keep, self.total, self.stamp);
         }
-        self.slots.shrink_to_fit();
-        self.vals.shrink_to_fit();
     }
 
     /// Rebuilds a row from persisted parts.
@@ -215,7 +214,8 @@ impl Row {
     }
 
     /// Renumbers the entries by `map` (old slot to new, `u32::MAX`: gone), dropping those
-    /// whose slot is gone, and returns spare capacity (see [`crate::Catalog::compact`]).
+    /// whose slot is gone (see [`crate::Catalog::compact`]). Entries keep their order, so
+    /// the lightest is still the first lightest unless one was dropped.
     fn remap(&mut self, map: &[u32]) {
         let mut kept = 0;
         for i in 0..self.slots.len() {
@@ -226,11 +226,11 @@ impl Row {
                 kept += 1;
             }
         }
-        self.slots.truncate(kept);
-        self.vals.truncate(kept);
-        self.slots.shrink_to_fit();
-        self.vals.shrink_to_fit();
-        self.min = NO_MIN;
+        if kept < self.slots.len() {
+            self.slots.truncate(kept);
+            self.vals.truncate(kept);
+            self.min = NO_MIN;
+        }
     }
 
     fn heap_bytes(&self) -> usize {
@@ -600,18 +600,21 @@ impl Transitions {
     /// Every buffer is returned to the allocator. Flush first.
     pub fn remap(&mut self, map: &[u32]) {
         self.edit_ready();
-        let old = std::mem::take(&mut self.rows);
-        let mut rows: Vec<Row> = Vec::new();
-        for (slot, mut row) in old.into_iter().enumerate() {
-            let new = map.get(slot).copied().unwrap_or(u32::MAX);
+        // Only the rows of live items are visited; the old table goes to a thread of its
+        // own to be dropped (see [`crate::catalog::release`]).
+        let mut old = std::mem::take(&mut self.rows);
+        let mut rows = Vec::new();
+        for (slot, &new) in map.iter().enumerate().take(old.len()) {
             if new == u32::MAX {
                 continue;
             }
+            let mut row = std::mem::take(&mut old[slot]);
             row.remap(map);
-            *row_at(&mut rows, new) = row;
+            debug_assert_eq!(rows.len(), new as usize, "compaction keeps the order");
+            rows.push(row);
         }
-        rows.shrink_to_fit();
         self.rows = rows;
+        crate::catalog::release(old);
         self.pending = Vec::new();
         self.scratch = Vec::new();
     }

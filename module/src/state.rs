@@ -157,6 +157,8 @@ const MEASURE_EVERY: u32 = 10;
 static MAINTENANCE_STEPS: AtomicU64 = AtomicU64::new(0);
 static MAINTENANCE_EVICTIONS: AtomicU64 = AtomicU64::new(0);
 static COMPACTIONS: AtomicU64 = AtomicU64::new(0);
+/// The longest maintenance step so far, in microseconds: what the event loop waited for.
+static STEP_MAX_US: AtomicU64 = AtomicU64::new(0);
 
 /// Starts the maintenance timer: it re-arms itself for as long as the server runs.
 ///
@@ -172,7 +174,9 @@ fn tick(ctx: &Context, idle_ticks: u32) {
     let (due, idle_ticks) = {
         let mut e = engine();
         if e.maintenance_due() {
+            let start = std::time::Instant::now();
             let m = e.maintain();
+            STEP_MAX_US.fetch_max(start.elapsed().as_micros() as u64, Ordering::Relaxed);
             MAINTENANCE_STEPS.fetch_add(1, Ordering::Relaxed);
             MAINTENANCE_EVICTIONS.fetch_add(m.evicted as u64, Ordering::Relaxed);
             COMPACTIONS.fetch_add(u64::from(m.compacted), Ordering::Relaxed);
@@ -186,9 +190,14 @@ fn tick(ctx: &Context, idle_ticks: u32) {
     ctx.create_timer(if due { BUSY } else { IDLE }, tick, idle_ticks);
 }
 
-/// Maintenance counters for INFO: steps, items evicted by them, compactions.
-pub fn maintenance() -> [(&'static str, u64); 3] {
+/// Maintenance counters for INFO: the longest step, steps, items evicted by them,
+/// compactions.
+pub fn maintenance() -> [(&'static str, u64); 4] {
     [
+        (
+            "maintenance_step_max_us",
+            STEP_MAX_US.load(Ordering::Relaxed),
+        ),
         (
             "maintenance_steps_total",
             MAINTENANCE_STEPS.load(Ordering::Relaxed),
