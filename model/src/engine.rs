@@ -254,8 +254,7 @@ impl Engine {
         let live = self.global.catalog.len() as u128;
         let fit = (live * u128::from(max) * 7 / 8 / memory) as usize;
         if memory > u128::from(max) {
-            let floor = MEMORY_ITEMS_MIN.min(self.global.catalog.len());
-            self.memory_items = Some(fit.max(floor));
+            self.memory_items = Some(fit.max(MEMORY_ITEMS_MIN));
         } else if let Some(items) = self.memory_items {
             self.memory_items = (fit < self.config.items_max).then_some(fit.max(items));
         }

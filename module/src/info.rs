@@ -63,7 +63,7 @@ pub fn add_sections(ctx: &InfoContext, for_crash_report: bool) -> RedisResult<()
         .field("prefetch_depth", u(cache.budget().depth()))?
         .field("prefetch_credit", float(cache.budget().credit()))?
         .field("model_memory_bytes", u(memory))?
-        .field("model_memory_max", memory_max)?
+        .field("model_memory_max_bytes", memory_max)?
         .field("items_bound", u(items_bound))?
         .field("learner_batches_total", g.transitions.handed_off())?
         .field("learner_fork_waits_total", state::fork_waits())?;

@@ -298,7 +298,7 @@ fn the_model_keeps_its_memory_bound_under_maxmemory() {
             .config("maxmemory-policy", "allkeys-lru"),
     );
     let info = s.info("edge");
-    assert_eq!(info["edge_model_memory_max"], max.to_string());
+    assert_eq!(info["edge_model_memory_max_bytes"], max.to_string());
     // An unbounded model of these items takes some 30 MB.
     let mut oom = 0;
     for round in 0..6 {
