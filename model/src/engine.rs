@@ -69,6 +69,10 @@ pub struct Engine {
     /// [`Engine::check_memory`]); `None` while the bound is off or `items-max` is tighter.
     /// Derived from a measurement, never persisted: a reload measures again.
     memory_items: Option<usize>,
+    /// The next row to hold to a lowered `successors-max`, while [`Engine::maintain`] is
+    /// still going through them (`None`: every row is within it). Not persisted: a load
+    /// holds every row to the bound at once.
+    rows_to_shrink: Option<usize>,
 }
 
 /// Items one [`Engine::maintain`] step evicts at most. An eviction costs about a
@@ -100,6 +104,8 @@ pub struct Maintenance {
     pub evicted: usize,
     /// Whether the catalog was compacted and its spare memory returned in this step.
     pub compacted: bool,
+    /// Rows this step held to a lowered `successors-max` (a step of its own).
+    pub rows: usize,
     /// Whether more steps are due (see [`Engine::maintenance_due`]).
     pub due: bool,
 }
@@ -129,6 +135,7 @@ impl Engine {
             scorer: Scorer::default(),
             anon_memo: None,
             memory_items: None,
+            rows_to_shrink: None,
             config,
         })
     }
@@ -144,8 +151,12 @@ impl Engine {
             scorer: Scorer::default(),
             anon_memo: None,
             memory_items: None,
+            rows_to_shrink: None,
         };
         e.apply(&config, e.global.decay.landmark());
+        // Rows saved under a wider bound are held to this one as they load (a load runs in
+        // one piece anyway; a lowered setting at run time goes through `maintain`).
+        e.global.transitions.shrink(config.successors_max);
         e
     }
 
@@ -184,10 +195,11 @@ impl Engine {
     /// lowered, or a memory bound just measured), or evictions left slots to compact.
     pub fn maintenance_due(&self) -> bool {
         let c = &self.global.catalog;
-        c.len() > self.items_bound() || c.free_slots() > 0
+        c.len() > self.items_bound() || c.free_slots() > 0 || self.rows_to_shrink.is_some()
     }
 
-    /// One bounded step of the work a lowered bound leaves: evicts up to
+    /// One bounded step of the work a lowered bound leaves: holds rows to a lowered
+    /// `successors-max` until about [`MAINTENANCE_SCAN`] entries were looked at; else evicts up to
     /// [`MAINTENANCE_EVICTIONS`] of the least popular items (peers' first) while the
     /// catalog is over [`Engine::items_bound`], and once it is not, compacts the catalog
     /// and the tables indexed by it, returning the memory of what was evicted (see
@@ -196,15 +208,29 @@ impl Engine {
     /// in-process caller calls it until `due` is false.
     pub fn maintain(&mut self) -> Maintenance {
         self.flush();
+        if let Some(from) = self.rows_to_shrink {
+            let max = self.config.successors_max;
+            let (next, rows) = self
+                .global
+                .transitions
+                .shrink_some(from, max, MAINTENANCE_SCAN);
+            self.rows_to_shrink = next;
+            self.version += 1;
+            return Maintenance {
+                rows,
+                due: self.maintenance_due(),
+                ..Maintenance::default()
+            };
+        }
         let bound = self.items_bound();
         let c = &self.global.catalog;
         let sparse = c.len() <= SPARSE_COMPACTION_MAX && c.free_slots() > 7 * c.len();
         if sparse && self.compact() {
             // A step of its own: evictions wait for the next one.
             return Maintenance {
-                evicted: 0,
                 compacted: true,
                 due: self.maintenance_due(),
+                ..Maintenance::default()
             };
         }
         let evicted = self
@@ -217,6 +243,7 @@ impl Engine {
         Maintenance {
             evicted,
             compacted,
+            rows: 0,
             due: self.maintenance_due(),
         }
     }
@@ -227,6 +254,11 @@ impl Engine {
         self.flush();
         let compacted = self.global.compact();
         if compacted {
+            // Rows were renumbered: a shrink of them under way starts over (cheap for the
+            // rows already within the bound).
+            if self.rows_to_shrink.is_some() {
+                self.rows_to_shrink = Some(0);
+            }
             // The scorer's per-slot scratch is sized for the old numbering.
             crate::catalog::release(std::mem::take(&mut self.scorer));
             self.version += 1;
@@ -298,8 +330,11 @@ impl Engine {
         if let Some(factor) = g.set_demand_half_life(c.demand_half_life()) {
             self.cache.rescale(factor);
         }
-        self.global.transitions.shrink(c.successors_max);
-        // A lowered `items-max` is applied by `maintain`, in bounded steps.
+        // A lowered `successors-max` or `items-max` is applied by `maintain`, in bounded
+        // steps; meanwhile a full row replaces its lightest entry rather than grow.
+        if c.successors_max < self.config.successors_max {
+            self.rows_to_shrink = Some(0);
+        }
         if c.model_memory_max == 0 {
             self.memory_items = None;
         }
@@ -908,9 +943,9 @@ mod tests {
         assert_eq!(
             steps[3],
             Maintenance {
-                evicted: 0,
                 compacted: true,
-                due: true
+                due: true,
+                ..Maintenance::default()
             }
         );
         assert!(steps[4].compacted);
@@ -1025,6 +1060,12 @@ mod tests {
             ..small()
         };
         e.set_config(c, 300).unwrap();
+        assert!(e.global().transitions.rows().iter().any(|r| r.len() > 2));
+        let m = e.maintain();
+        assert!(
+            m.rows > 0 && m.evicted == 0,
+            "rows first, in a step of their own: {m:?}"
+        );
         assert!(e.global().transitions.rows().iter().all(|r| r.len() <= 2));
         assert_eq!(e.maintain().evicted, 150);
         assert_eq!(e.global().catalog.len(), 50);

@@ -619,6 +619,23 @@ impl Transitions {
         self.scratch = Vec::new();
     }
 
+    /// Holds rows to a lowered bound from row `from` on, until about `budget` entries were
+    /// looked at: one bounded step of [`Transitions::shrink`]. Returns the row to go on
+    /// from (`None`: done) and how many rows were visited. Flush first.
+    pub fn shrink_some(&mut self, from: usize, max: usize, budget: u64) -> (Option<usize>, usize) {
+        self.edit_ready();
+        let mut work = 0u64;
+        let mut i = from;
+        while i < self.rows.len() && work < budget {
+            // A row over the bound costs its entries (it is sorted), else a glance.
+            let len = self.rows[i].len();
+            work += if len > max { len as u64 } else { 1 };
+            self.rows[i].shrink(max);
+            i += 1;
+        }
+        ((i < self.rows.len()).then_some(i), i - from)
+    }
+
     /// Number of (item, neighbour) pairs stored.
     pub fn len(&self) -> usize {
         debug_assert!(!self.is_away(), "read unflushed");
@@ -1010,6 +1027,34 @@ mod tests {
         inline.flush(128, 0.25);
         background.flush(128, 0.25);
         assert!(inline == background);
+    }
+
+    /// A lowered row bound is applied a budget of entries at a time, and resumes where
+    /// the last step stopped.
+    #[test]
+    fn rows_shrink_a_budget_at_a_time() {
+        let r = refs(40);
+        let mut t = Transitions::default();
+        for from in &r[..10] {
+            for to in &r[10..40] {
+                t.row_mut(*from).add(*to, 1.0, 64, 0.0);
+            }
+        }
+        assert_eq!(
+            t.shrink_some(0, 4, 60),
+            (Some(2), 2),
+            "two rows of 30 entries"
+        );
+        assert_eq!(t.rows()[1].len(), 4);
+        assert_eq!(t.rows()[2].len(), 30, "not reached yet");
+        let (mut next, mut steps) = (Some(2), 1);
+        while let Some(from) = next {
+            next = t.shrink_some(from, 4, 60).0;
+            steps += 1;
+        }
+        assert_eq!(steps, 5);
+        assert!(t.rows().iter().all(|row| row.len() <= 4));
+        assert_eq!(t.shrink_some(0, 4, 1 << 20), (None, t.rows().len()));
     }
 
     #[test]

@@ -240,6 +240,7 @@ fn flood(s: &mut Server, prefix: &str, n: u64, users: u64) -> u64 {
 }
 
 /// Issue 12, item 9: lowering `items-max` used to evict everything inside `CONFIG SET`
+/// (and lowering `successors-max` to trim every row there)
 /// (seconds on a large model) and return no memory (the catalog's slots, emptied, stayed
 /// allocated and were written to the RDB). Now the setting returns at once, the shrink comes
 /// in steps of at most 2,048 evictions between event-loop cycles, and its end compacts the
@@ -251,6 +252,15 @@ fn lowering_items_max_shrinks_in_steps_and_returns_memory() {
     let n = 10 * STEP + 500;
     assert_eq!(flood(&mut s, "i", n, 50), 0);
     assert_eq!(s.edge_stat("edge_items"), n);
+    // A lowered row bound is also applied in steps, after the setting returned.
+    assert!(s.edge_stat("edge_transitions") > 2 * n);
+    let _: () = s.q(redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("edge.successors-max")
+        .arg("2"));
+    s.wait_for("rows within the lowered bound", |s| {
+        s.edge_stat("edge_transitions") <= 2 * n
+    });
     let before = s.edge_stat("edge_model_memory_bytes");
     let steps_before = s.edge_stat("edge_maintenance_steps_total");
     let _: () = s.q(redis::cmd("CONFIG")
