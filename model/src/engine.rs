@@ -87,6 +87,11 @@ pub const MAINTENANCE_EVICTIONS: usize = 2048;
 /// items to 16 took 0.4 s.
 pub const MAINTENANCE_SCAN: u64 = 1 << 17;
 
+/// Row entries one [`Engine::maintain`] step may sort while holding rows to a lowered
+/// `successors-max` (rows within the bound count one each): about 2.5 ms in a release
+/// build, where 2^17 took 10 ms.
+pub const MAINTENANCE_ROW_ENTRIES: u64 = 1 << 15;
+
 /// Live items up to which a thinned-out catalog (under one live slot in eight) is
 /// compacted in the middle of a shrink, in a step of its own: that costs a pass over the
 /// slots and the rows of these items (3.5 ms for a million slots in a release build, plus
@@ -199,8 +204,9 @@ impl Engine {
     }
 
     /// One bounded step of the work a lowered bound leaves: holds rows to a lowered
-    /// `successors-max` until about [`MAINTENANCE_SCAN`] entries were looked at; else evicts up to
-    /// [`MAINTENANCE_EVICTIONS`] of the least popular items (peers' first) while the
+    /// `successors-max` until about [`MAINTENANCE_ROW_ENTRIES`] entries were looked at;
+    /// else evicts up to [`MAINTENANCE_EVICTIONS`] of the least popular items (peers'
+    /// first, and passing at most [`MAINTENANCE_SCAN`] slots) while the
     /// catalog is over [`Engine::items_bound`], and once it is not, compacts the catalog
     /// and the tables indexed by it, returning the memory of what was evicted (see
     /// [`GlobalModel::compact`]). Settings never do this work themselves: the module calls
@@ -210,10 +216,10 @@ impl Engine {
         self.flush();
         if let Some(from) = self.rows_to_shrink {
             let max = self.config.successors_max;
-            let (next, rows) = self
-                .global
-                .transitions
-                .shrink_some(from, max, MAINTENANCE_SCAN);
+            let (next, rows) =
+                self.global
+                    .transitions
+                    .shrink_some(from, max, MAINTENANCE_ROW_ENTRIES);
             self.rows_to_shrink = next;
             self.version += 1;
             return Maintenance {
