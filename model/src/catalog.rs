@@ -99,6 +99,16 @@ fn next_id() -> u32 {
     }
 }
 
+/// Drops `garbage` (the tables a compaction replaced) on a short-lived thread of its own,
+/// as Redis frees large values lazily: dropping a table of a million slots walks all of
+/// them and hands their pages back, tens of milliseconds the event loop need not wait for.
+/// If no thread can be started, the refused closure drops it here.
+pub(crate) fn release<T: Send + 'static>(garbage: T) {
+    let _ = std::thread::Builder::new()
+        .name("edge-release".into())
+        .spawn(move || drop(garbage));
+}
+
 /// The interned item table of one node.
 #[derive(Debug)]
 pub struct Catalog {
@@ -115,6 +125,9 @@ pub struct Catalog {
     /// the node that never stopped.
     free: BinaryHeap<Reverse<u32>>,
     hand: usize,
+    /// Slots the eviction hand has passed, ever (not persisted): the work of sampling,
+    /// which grows as a shrinking catalog thins out (see [`Catalog::scanned`]).
+    scanned: u64,
 }
 
 impl Default for Catalog {
@@ -126,6 +139,7 @@ impl Default for Catalog {
             by_fp: HashMap::default(),
             free: BinaryHeap::new(),
             hand: 0,
+            scanned: 0,
         }
     }
 }
@@ -140,6 +154,7 @@ impl Clone for Catalog {
             by_fp: self.by_fp.clone(),
             free: self.free.clone(),
             hand: self.hand,
+            scanned: 0,
         }
     }
 }
@@ -166,6 +181,70 @@ impl Catalog {
     /// Number of slots (occupied or free): the size of per-slot side tables.
     pub fn slot_count(&self) -> usize {
         self.slots.len()
+    }
+
+    /// Slots left empty by evictions and not yet reused: what [`Catalog::compact`] returns.
+    pub fn free_slots(&self) -> usize {
+        self.slots.len() - self.by_fp.len()
+    }
+
+    /// Renumbers the live items densely, in their slot order, and returns every table's
+    /// memory left over from evicted items to the allocator; `None` (and nothing changes)
+    /// when no slot is free. Returns the map from old slot to new (`u32::MAX` for a slot
+    /// that was free), which every side table indexed by slot must follow (see
+    /// [`crate::global::GlobalModel::compact`]).
+    ///
+    /// Generations move with their items, so a reference remapped by the returned map is
+    /// live exactly when it was. The catalog takes a new id, so the hints users hold (slot
+    /// numbers of the old layout) fall back to a lookup by fingerprint (see
+    /// [`Catalog::resolve`]) instead of naming whatever item now sits in their slot. The
+    /// clock hand moves to the first live item at or after it, so eviction samples the
+    /// items in the same order as before.
+    pub fn compact(&mut self) -> Option<Vec<u32>> {
+        if self.free_slots() == 0 {
+            return None;
+        }
+        // Found through `live` (4 bytes a slot), not the slots themselves: the pass over a
+        // million mostly empty slots is what this step costs, and the old tables are
+        // dropped on a thread of their own (see [`release`]).
+        let live = self.by_fp.len();
+        let mut map = vec![u32::MAX; self.slots.len()];
+        let mut old = std::mem::take(&mut self.slots);
+        let mut slots = Vec::with_capacity(live);
+        let mut hand = None;
+        for (i, &l) in self.live.iter().enumerate() {
+            if l & LIVE_BIT == 0 {
+                continue;
+            }
+            if hand.is_none() && i >= self.hand {
+                hand = Some(slots.len());
+            }
+            map[i] = slots.len() as u32;
+            slots.push(Slot {
+                gen: old[i].gen,
+                item: old[i].item.take(),
+            });
+        }
+        let mut by_fp = HashMap::with_capacity_and_hasher(live, FpBuild::default());
+        for (i, s) in slots.iter().enumerate() {
+            if let Some(item) = &s.item {
+                by_fp.insert(item.fp, i as u32);
+            }
+        }
+        let garbage = (
+            old,
+            std::mem::replace(&mut self.by_fp, by_fp),
+            std::mem::replace(
+                &mut self.live,
+                slots.iter().map(|s| s.gen | LIVE_BIT).collect(),
+            ),
+            std::mem::take(&mut self.free),
+        );
+        self.slots = slots;
+        self.hand = hand.unwrap_or(0);
+        self.id = next_id();
+        release(garbage);
+        Some(map)
     }
 
     /// Finds an item by name.
@@ -253,8 +332,11 @@ impl Catalog {
                 _ => None,
             };
         }
+        // One eviction at most: in a catalog over a bound just lowered, a new item replaces
+        // one old one, and the rest of the shrink is left to bounded maintenance steps
+        // (see [`crate::Engine::maintain`]) rather than done here all at once.
         let mut evicted = None;
-        while self.len() >= items_max.max(1) {
+        if self.len() >= items_max.max(1) {
             let victim = self.pick_victim();
             self.evict(victim);
             evicted = Some(victim);
@@ -297,6 +379,7 @@ impl Catalog {
             let slot = self.hand % n;
             self.hand = (self.hand + 1) % n;
             steps += 1;
+            self.scanned += 1;
             if let Some(item) = &self.slots[slot].item {
                 seen += 1;
                 if best.is_none_or(|(p, _)| item.popularity < p) {
@@ -306,6 +389,13 @@ impl Catalog {
         }
         best.map(|(_, s)| s)
             .expect("a full catalog has an occupied slot")
+    }
+
+    /// Slots the eviction hand has passed since this catalog was built: in a catalog thinned
+    /// out by a shrink, sampling a few items passes many empty slots, and a bounded step
+    /// must count that work as well as the evictions.
+    pub fn scanned(&self) -> u64 {
+        self.scanned
     }
 
     /// Evicts the least popular of a few sampled items; returns its slot.
@@ -441,6 +531,41 @@ mod tests {
         assert_eq!(&*c.get(new).unwrap().name, "NEW");
         assert_eq!(c.len(), 16);
         assert!(c.lookup("I5").is_none());
+    }
+
+    /// Compaction renumbers live items in order, keeps their generations, and makes old
+    /// hints resolve by fingerprint rather than name whatever sits in their slot now.
+    #[test]
+    fn compaction_keeps_order_and_old_hints_resolve_by_fingerprint() {
+        let mut c = Catalog::default();
+        let refs: Vec<ItemRef> = (0..10)
+            .map(|i| c.intern(&format!("I{i}"), 100).unwrap().0)
+            .collect();
+        let hint9 = c.hint(refs[9]);
+        for r in &refs[..8] {
+            c.evict(r.slot);
+        }
+        assert_eq!(c.free_slots(), 8);
+        let map = c.compact().expect("free slots to compact");
+        assert_eq!(map[8], 0);
+        assert_eq!(map[9], 1);
+        assert!(map[..8].iter().all(|&m| m == u32::MAX));
+        assert_eq!((c.len(), c.slot_count(), c.free_slots()), (2, 2, 0));
+        let names: Vec<&str> = c.iter().map(|(_, i)| &*i.name).collect();
+        assert_eq!(names, ["I8", "I9"]);
+        // The old hint named slot 9; slot 9 no longer exists, and slot 1 is I9 now: the
+        // hint must not be trusted, the fingerprint finds I9.
+        let fp9 = fingerprint(b"I9");
+        assert_eq!(c.resolve(hint9, fp9), c.lookup("I9"));
+        let stale = Hint {
+            item: ItemRef {
+                slot: 0,
+                gen: refs[8].gen,
+            },
+            ..hint9
+        };
+        assert_eq!(c.resolve(stale, fp9), c.lookup("I9"));
+        assert!(c.compact().is_none(), "nothing left to compact");
     }
 
     #[test]

@@ -529,6 +529,11 @@ fn segment_code(s: Segment) -> u8 {
 }
 
 /// Encodes a node's global model, cache contents and counters (the RDB aux payload).
+///
+/// Slots left free by evictions are written as they are (two or three bytes each), and a
+/// save changes nothing: where the next items go depends on which slots are free, so a
+/// reload must find the same ones. Free slots are transient: the maintenance step that
+/// ends a shrink, and every import, compact them away (see [`Engine::maintain`]).
 pub fn encode_node(e: &mut Engine) -> Vec<u8> {
     let (g, cache, s) = e.parts();
     let mut w = Writer::frame(Kind::Node, NODE_VERSION);

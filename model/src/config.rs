@@ -10,6 +10,10 @@ pub const MAX_K: usize = 1000;
 /// Milliseconds in a day, for the half-life defaults.
 const DAY_MS: u64 = 86_400_000;
 
+/// The smallest nonzero `model-memory-max`: an empty model's tables and the cache's
+/// bookkeeping take some hundreds of KiB, and a bound below them could never be kept.
+pub const MODEL_MEMORY_MIN: u64 = 1 << 20;
+
 /// Every knob of the engine. Defaults are the values measured best on MovieLens 100K with
 /// flat optima (see the README); each is validated by [`Config::validate`] first.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +39,11 @@ pub struct Config {
     /// only from peers fill what own items leave and are evicted first (see
     /// [`crate::federated::import`]), so federation never costs the edge its own items.
     pub items_max: usize,
+    /// Bytes the node model (catalog, rows, board, cache bookkeeping: what
+    /// `edge_model_memory_bytes` reports) may hold; 0: bounded by `items_max` alone. Past
+    /// it the least popular items are evicted in bounded steps until the model is back
+    /// under it, so a server with `maxmemory` can keep the model below what its keys need.
+    pub model_memory_max: u64,
     /// Edge cache capacity in bytes.
     pub cache_capacity_bytes: u64,
     /// Edge cache eviction policy.
@@ -178,6 +187,7 @@ impl Default for Config {
             popularity_half_life_ms: 7 * DAY_MS,
             successors_max: 128,
             items_max: 1_000_000,
+            model_memory_max: 0,
             cache_capacity_bytes: 1 << 30,
             cache_policy: CachePolicy::Predictive,
             prefetch_share_pct: 0,
@@ -286,6 +296,12 @@ impl Config {
             (16..=100_000_000).contains(&self.items_max),
             "items-max",
             "16..=100000000",
+        )?;
+        check(
+            self.model_memory_max == 0
+                || (MODEL_MEMORY_MIN..=1 << 50).contains(&self.model_memory_max),
+            "model-memory-max",
+            "0 (unbounded) or 1048576..=2^50 bytes",
         )?;
         check(
             self.prefetch_share_pct <= 100,

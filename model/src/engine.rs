@@ -65,6 +65,54 @@ pub struct Engine {
     scorer: Scorer,
     /// The memoized list for viewers never seen (see [`Engine::predict_with`]).
     anon_memo: Option<MemoEntry>,
+    /// Items the model may keep under `model-memory-max`, as last measured (see
+    /// [`Engine::check_memory`]); `None` while the bound is off or `items-max` is tighter.
+    /// Derived from a measurement, never persisted: a reload measures again.
+    memory_items: Option<usize>,
+    /// The next row to hold to a lowered `successors-max`, while [`Engine::maintain`] is
+    /// still going through them (`None`: every row is within it). Not persisted: a load
+    /// holds every row to the bound at once.
+    rows_to_shrink: Option<usize>,
+}
+
+/// Items one [`Engine::maintain`] step evicts at most. An eviction costs about a
+/// microsecond in a release build (the item, its row, its board place), so a step stays
+/// within a few milliseconds of the event loop, and lowering `items-max` by a million
+/// items takes some 500 steps instead of one 2-second stall.
+pub const MAINTENANCE_EVICTIONS: usize = 2048;
+
+/// Slots the eviction hand may pass in one [`Engine::maintain`] step (a few milliseconds
+/// of sequential reads): as a shrink thins the catalog out, sampling eight items passes
+/// ever more empty slots, and without this bound the last step of a shrink from a million
+/// items to 16 took 0.4 s.
+pub const MAINTENANCE_SCAN: u64 = 1 << 17;
+
+/// Row entries one [`Engine::maintain`] step may sort while holding rows to a lowered
+/// `successors-max` (rows within the bound count one each): about 2.5 ms in a release
+/// build, where 2^17 took 10 ms.
+pub const MAINTENANCE_ROW_ENTRIES: u64 = 1 << 15;
+
+/// Live items up to which a thinned-out catalog (under one live slot in eight) is
+/// compacted in the middle of a shrink, in a step of its own: that costs a pass over the
+/// slots and the rows of these items (3.5 ms for a million slots in a release build, plus
+/// about 2 µs per row kept), and makes sampling cheap again.
+const SPARSE_COMPACTION_MAX: usize = 1 << 10;
+
+/// The fewest items a memory bound shrinks the catalog to: `items-max`'s own minimum, so
+/// a bound below what an empty model takes stops evicting rather than empty the catalog.
+const MEMORY_ITEMS_MIN: usize = 16;
+
+/// What one [`Engine::maintain`] step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Maintenance {
+    /// Items evicted in this step (at most [`MAINTENANCE_EVICTIONS`]).
+    pub evicted: usize,
+    /// Whether the catalog was compacted and its spare memory returned in this step.
+    pub compacted: bool,
+    /// Rows this step held to a lowered `successors-max` (a step of its own).
+    pub rows: usize,
+    /// Whether more steps are due (see [`Engine::maintenance_due`]).
+    pub due: bool,
 }
 
 impl Engine {
@@ -91,6 +139,8 @@ impl Engine {
             stats: Stats::default(),
             scorer: Scorer::default(),
             anon_memo: None,
+            memory_items: None,
+            rows_to_shrink: None,
             config,
         })
     }
@@ -105,8 +155,13 @@ impl Engine {
             stats,
             scorer: Scorer::default(),
             anon_memo: None,
+            memory_items: None,
+            rows_to_shrink: None,
         };
         e.apply(&config, e.global.decay.landmark());
+        // Rows saved under a wider bound are held to this one as they load (a load runs in
+        // one piece anyway; a lowered setting at run time goes through `maintain`).
+        e.global.transitions.shrink(config.successors_max);
         e
     }
 
@@ -130,18 +185,131 @@ impl Engine {
         Ok(())
     }
 
-    fn learn_params(c: &Config) -> LearnParams {
+    fn learn_params(&self) -> LearnParams {
+        let c = &self.config;
         LearnParams {
             learning: c.learning,
             successors_max: c.successors_max,
-            items_max: c.items_max,
+            items_max: self.items_bound(),
         }
+    }
+
+    /// The items the catalog may hold now: `items-max`, or fewer if `model-memory-max`
+    /// was found to allow fewer (see [`Engine::check_memory`]).
+    pub fn items_bound(&self) -> usize {
+        self.memory_items
+            .map_or(self.config.items_max, |m| m.min(self.config.items_max))
+    }
+
+    /// Whether [`Engine::maintain`] has work: the catalog is over its bound (one just
+    /// lowered, or a memory bound just measured), or evictions left slots to compact.
+    pub fn maintenance_due(&self) -> bool {
+        let c = &self.global.catalog;
+        c.len() > self.items_bound() || c.free_slots() > 0 || self.rows_to_shrink.is_some()
+    }
+
+    /// One bounded step of the work a lowered bound leaves: holds rows to a lowered
+    /// `successors-max` until about [`MAINTENANCE_ROW_ENTRIES`] entries were looked at;
+    /// else evicts up to [`MAINTENANCE_EVICTIONS`] of the least popular items (peers'
+    /// first, and passing at most [`MAINTENANCE_SCAN`] slots) while the
+    /// catalog is over [`Engine::items_bound`], and once it is not, compacts the catalog
+    /// and the tables indexed by it, returning the memory of what was evicted (see
+    /// [`GlobalModel::compact`]). Settings never do this work themselves: the module takes
+    /// one step in `CONFIG SET` and the rest from an event-loop timer, so no single step
+    /// blocks the server for long, and an in-process caller calls it until `due` is false.
+    pub fn maintain(&mut self) -> Maintenance {
+        self.flush();
+        if let Some(from) = self.rows_to_shrink {
+            let max = self.config.successors_max;
+            let (next, rows) =
+                self.global
+                    .transitions
+                    .shrink_some(from, max, MAINTENANCE_ROW_ENTRIES);
+            self.rows_to_shrink = next;
+            self.version += 1;
+            return Maintenance {
+                rows,
+                due: self.maintenance_due(),
+                ..Maintenance::default()
+            };
+        }
+        let bound = self.items_bound();
+        let c = &self.global.catalog;
+        let sparse = c.len() <= SPARSE_COMPACTION_MAX && c.free_slots() > 7 * c.len();
+        if sparse && self.compact() {
+            // A step of its own: evictions wait for the next one.
+            return Maintenance {
+                compacted: true,
+                due: self.maintenance_due(),
+                ..Maintenance::default()
+            };
+        }
+        let evicted = self
+            .global
+            .evict_down_to(bound, MAINTENANCE_EVICTIONS, MAINTENANCE_SCAN);
+        let compacted = self.global.catalog.len() <= bound && self.compact();
+        if evicted > 0 {
+            self.version += 1;
+        }
+        Maintenance {
+            evicted,
+            compacted,
+            rows: 0,
+            due: self.maintenance_due(),
+        }
+    }
+
+    /// Compacts the catalog now, whatever is under way (see [`GlobalModel::compact`]):
+    /// the end of a shrink and every import call it, so a settled node holds no free slot.
+    /// Returns whether anything moved.
+    pub fn compact(&mut self) -> bool {
+        self.flush();
+        let compacted = self.global.compact();
+        if compacted {
+            // Rows were renumbered: a shrink of them under way starts over (cheap for the
+            // rows already within the bound).
+            if self.rows_to_shrink.is_some() {
+                self.rows_to_shrink = Some(0);
+            }
+            // The scorer's per-slot scratch is sized for the old numbering.
+            crate::catalog::release(std::mem::take(&mut self.scorer));
+            self.version += 1;
+        }
+        compacted
+    }
+
+    /// Measures the model against `model-memory-max` and derives how many items fit
+    /// ([`Engine::items_bound`]): the items kept now, scaled by how far memory is from the
+    /// bound, with an eighth to spare so one shrink usually suffices. Under the bound with
+    /// room to spare, the allowance grows back the same way (up to `items-max`). Returns
+    /// [`Engine::maintenance_due`]. Costs a pass over the rows, so the module calls it about
+    /// once a second, and not while a shrink is under way (memory is measured by capacity,
+    /// which a shrink returns only when it ends).
+    pub fn check_memory(&mut self) -> bool {
+        let max = self.config.model_memory_max;
+        if max == 0 {
+            self.memory_items = None;
+            return self.maintenance_due();
+        }
+        if self.maintenance_due() {
+            return true;
+        }
+        let memory = self.memory_bytes().max(1) as u128;
+        let live = self.global.catalog.len() as u128;
+        let fit = (live * u128::from(max) * 7 / 8 / memory) as usize;
+        if memory > u128::from(max) {
+            self.memory_items = Some(fit.max(MEMORY_ITEMS_MIN));
+        } else if let Some(items) = self.memory_items {
+            self.memory_items = (fit < self.config.items_max).then_some(fit.max(items));
+        }
+        self.maintenance_due()
     }
 
     /// Applies links still buffered by learning (see [`crate::transitions::Transitions`]).
     /// Every reader of the model calls it, so answers never depend on when a batch lands.
     pub fn flush(&mut self) {
-        self.global.flush(Self::learn_params(&self.config));
+        let p = self.learn_params();
+        self.global.flush(p);
     }
 
     /// Waits until no batch is on the learner thread: call before `fork()`, so that the
@@ -174,9 +342,13 @@ impl Engine {
         if let Some(factor) = g.set_demand_half_life(c.demand_half_life()) {
             self.cache.rescale(factor);
         }
-        self.global.transitions.shrink(c.successors_max);
-        while self.global.catalog.len() > c.items_max {
-            self.global.evict_least_popular();
+        // A lowered `successors-max` or `items-max` is applied by `maintain`, in bounded
+        // steps; meanwhile a full row replaces its lightest entry rather than grow.
+        if c.successors_max < self.config.successors_max {
+            self.rows_to_shrink = Some(0);
+        }
+        if c.model_memory_max == 0 {
+            self.memory_items = None;
         }
         self.cache.configure(
             c.cache_policy,
@@ -241,7 +413,7 @@ impl Engine {
         } else {
             1.0
         };
-        let params = Self::learn_params(c);
+        let params = self.learn_params();
         // The popularity level the viewer found the item at: measured before this view.
         let mean_ln_views = self.global.mean_ln_views();
         // Privacy clip: past `dp-clip` views in one export round, a viewer's views still
@@ -468,17 +640,23 @@ impl Engine {
     /// Merges an aggregate of peers' updates; idempotent per round.
     pub fn import_update(&mut self, u: &Update, now_ms: i64, bytes: usize) -> Imported {
         self.flush();
-        let c = &self.config;
+        let items_max = self.items_bound();
         let out = federated::import(
             &mut self.global,
             u,
-            c.successors_max,
-            c.items_max,
+            self.config.successors_max,
+            items_max,
             now_ms,
             bytes,
         );
         if out.applied {
             self.version += 1;
+            // Peers' items the aggregate no longer names leave free slots: an import
+            // compacts them at once, so the layout never depends on when a timer ran
+            // (within a shrink, `maintain` compacts when it ends).
+            if self.global.catalog.len() <= items_max {
+                self.compact();
+            }
         }
         out
     }
@@ -733,6 +911,149 @@ mod tests {
         assert_eq!(e.stats().plays, 2);
     }
 
+    /// Views of `n` distinct items by `users` viewers taking turns, so rows fill.
+    fn loaded(n: usize, users: usize) -> (Engine, Vec<UserState>) {
+        let mut e = Engine::new(small()).unwrap();
+        let mut us = vec![UserState::default(); users];
+        for i in 0..n {
+            let name = format!("I{i}");
+            e.record(&mut us[i % users], &view(&name, i as i64 * 1000));
+        }
+        (e, us)
+    }
+
+    /// Lowering `items-max` does no eviction in the setting itself: the work comes in
+    /// steps of at most `MAINTENANCE_EVICTIONS`, and the last one compacts, so memory
+    /// follows the items kept and users' histories still resolve.
+    #[test]
+    fn a_lowered_items_max_shrinks_in_bounded_steps_and_returns_memory() {
+        let n = 3 * MAINTENANCE_EVICTIONS + 100;
+        let (mut e, users) = loaded(n, 7);
+        let before = e.memory_bytes();
+        let survivors = |e: &mut Engine| e.predict(Some(&users[0]), 5, true);
+        let c = Config {
+            items_max: 16,
+            ..small()
+        };
+        e.set_config(c).unwrap();
+        assert_eq!(e.catalog().len(), n, "the setting itself evicts nothing");
+        assert!(e.maintenance_due());
+        let mut steps = Vec::new();
+        loop {
+            let m = e.maintain();
+            assert!(m.evicted <= MAINTENANCE_EVICTIONS);
+            steps.push(m);
+            if !m.due {
+                break;
+            }
+        }
+        // Three full steps leave 100 items in 6,244 slots: too sparse to sample well, so
+        // a step of its own compacts them, and the last one evicts the rest and compacts.
+        assert_eq!(steps.len(), 5, "{steps:?}");
+        assert_eq!(steps.iter().map(|m| m.evicted).sum::<usize>(), n - 16);
+        assert!(steps[..3].iter().all(|m| !m.compacted));
+        assert_eq!(
+            steps[3],
+            Maintenance {
+                compacted: true,
+                due: true,
+                ..Maintenance::default()
+            }
+        );
+        assert!(steps[4].compacted);
+        assert_eq!(e.catalog().len(), 16);
+        assert_eq!(e.catalog().slot_count(), 16, "no empty slot left");
+        let after = e.memory_bytes();
+        assert!(after * 20 < before, "memory {before} -> {after}");
+        assert_eq!(e.maintain(), Maintenance::default(), "nothing left to do");
+        // The survivors are still linked and still predicted through old hints.
+        let kept: Vec<String> = e
+            .catalog()
+            .iter()
+            .map(|(_, i)| i.name.to_string())
+            .collect();
+        assert!(survivors(&mut e).iter().all(|p| kept.contains(&p.item)));
+        let mut fresh = e.clone();
+        let mut u = users[1].clone();
+        e.record(&mut u.clone(), &view("I3", 1 << 30));
+        fresh.record(&mut u, &view("I3", 1 << 30));
+        assert_eq!(e.global().transitions, fresh.global().transitions);
+    }
+
+    /// A save in the middle of a shrink keeps the free slots and changes nothing, and the
+    /// node it reloads finishes the shrink exactly as the saver does.
+    #[test]
+    fn a_save_in_the_middle_of_a_shrink_reloads_the_same_node() {
+        let (mut e, users) = loaded(MAINTENANCE_EVICTIONS + 500, 5);
+        e.set_config(Config {
+            items_max: 300,
+            ..small()
+        })
+        .unwrap();
+        assert_eq!(e.maintain().evicted, MAINTENANCE_EVICTIONS);
+        assert!(e.catalog().free_slots() > 0);
+        let free = e.catalog().free_slots();
+        let blob = crate::codec::encode_node(&mut e);
+        assert_eq!(e.catalog().free_slots(), free, "a save changes nothing");
+        let mut back = crate::codec::decode_node(&blob, e.config().clone()).unwrap();
+        assert_eq!(back.catalog().free_slots(), free);
+        assert!(crate::codec::encode_node(&mut back) == blob);
+        for u in &users {
+            assert_eq!(
+                back.predict(Some(u), 10, false),
+                e.predict(Some(u), 10, false)
+            );
+        }
+        while back.maintain().due {}
+        while e.maintain().due {}
+        assert_eq!(back.catalog().len(), 300);
+        assert_eq!(
+            crate::codec::encode_node(&mut back),
+            crate::codec::encode_node(&mut e)
+        );
+    }
+
+    /// `model-memory-max` holds the model under its bound by evicting items, in bounded
+    /// steps; raised again, it lets the catalog grow back.
+    #[test]
+    fn the_memory_bound_evicts_until_the_model_fits() {
+        let (mut e, mut users) = loaded(20_000, 11);
+        let before = e.memory_bytes() as u64;
+        let max = (before / 3).max(crate::config::MODEL_MEMORY_MIN);
+        e.set_config(Config {
+            model_memory_max: max,
+            ..small()
+        })
+        .unwrap();
+        assert!(!e.maintenance_due(), "measured by check_memory only");
+        let mut steps = 0;
+        while e.check_memory() {
+            while e.maintain().due {
+                steps += 1;
+            }
+        }
+        assert!(steps >= 2, "{steps} steps");
+        let after = e.memory_bytes() as u64;
+        assert!(after <= max, "{after} > {max} (before {before})");
+        assert!(e.catalog().len() >= 16);
+        // Learning stays within the allowance the measurement gave (a new item replaces
+        // one once it is reached), and the next measurements keep memory under the bound.
+        let bound = e.items_bound();
+        assert!(bound < 20_000);
+        for i in 0..bound {
+            e.record(&mut users[i % 11], &view(&format!("new{i}"), 1 << 40));
+            assert!(e.catalog().len() <= bound);
+        }
+        while e.check_memory() {
+            while e.maintain().due {}
+        }
+        assert!(e.memory_bytes() as u64 <= max);
+        // Unbounded again: the allowance is dropped.
+        e.set_config(small()).unwrap();
+        assert!(!e.check_memory());
+        assert_eq!(e.items_bound(), small().items_max);
+    }
+
     #[test]
     fn lowering_bounds_shrinks_state() {
         let mut e = Engine::new(small()).unwrap();
@@ -746,8 +1067,15 @@ mod tests {
             ..small()
         };
         e.set_config(c).unwrap();
-        assert_eq!(e.global().catalog.len(), 50);
+        assert!(e.global().transitions.rows().iter().any(|r| r.len() > 2));
+        let m = e.maintain();
+        assert!(
+            m.rows > 0 && m.evicted == 0,
+            "rows first, in a step of their own: {m:?}"
+        );
         assert!(e.global().transitions.rows().iter().all(|r| r.len() <= 2));
+        assert_eq!(e.maintain().evicted, 150);
+        assert_eq!(e.global().catalog.len(), 50);
         assert!(e
             .set_config(Config {
                 default_k: 0,

@@ -103,6 +103,24 @@ impl Board {
         self.items.capacity() * std::mem::size_of::<ItemRef>() + self.pos.capacity() * 4
     }
 
+    /// Follows a catalog compaction (see [`crate::Catalog::compact`]): the same leaders in
+    /// the same order, under their new slots.
+    fn remap(&mut self, map: &[u32]) {
+        let items: Vec<ItemRef> = self
+            .items
+            .iter()
+            .filter_map(|r| remap_ref(map, *r))
+            .collect();
+        *self = Board {
+            items: Vec::with_capacity(items.len()),
+            pos: Vec::new(),
+        };
+        for (i, r) in items.into_iter().enumerate() {
+            self.items.push(r);
+            self.set(i, r);
+        }
+    }
+
     fn remove_slot(&mut self, slot: u32) {
         if let Some(i) = self.position(slot) {
             self.items.remove(i);
@@ -155,6 +173,15 @@ impl Board {
             b.set(i, r);
         }
         b
+    }
+}
+
+/// `r` under a compacted catalog's numbering (see [`crate::Catalog::compact`]), or `None`
+/// if its slot was free.
+fn remap_ref(map: &[u32], r: ItemRef) -> Option<ItemRef> {
+    match map.get(r.slot as usize) {
+        Some(&slot) if slot != u32::MAX => Some(ItemRef { slot, gen: r.gen }),
+        _ => None,
     }
 }
 
@@ -472,6 +499,50 @@ impl GlobalModel {
         }
     }
 
+    /// Evicts items while more than `target` are tracked, at most `max_evictions` of them
+    /// and until the eviction hand has passed `max_scanned` slots (flushed model): one
+    /// bounded step of a shrink after a bound was lowered. Returns how many were evicted.
+    pub fn evict_down_to(
+        &mut self,
+        target: usize,
+        max_evictions: usize,
+        max_scanned: u64,
+    ) -> usize {
+        let mut evicted = 0;
+        let scanned = self.catalog.scanned();
+        while evicted < max_evictions
+            && self.catalog.len() > target
+            && self.catalog.scanned() - scanned < max_scanned
+        {
+            self.evict_least_popular();
+            evicted += 1;
+        }
+        evicted
+    }
+
+    /// Renumbers the catalog densely and makes every side table follow (own and peers'
+    /// rows, the board, the peer order), returning the memory of evicted items to the
+    /// allocator: after a shrink, memory follows the items kept, and a save writes no
+    /// empty slot. False (nothing changed) when no slot is free. Flushed model.
+    ///
+    /// Users' remembered hints stay correct: the catalog takes a new id, so they resolve
+    /// by fingerprint (see [`Catalog::resolve`]).
+    pub fn compact(&mut self) -> bool {
+        let Some(map) = self.catalog.compact() else {
+            return false;
+        };
+        self.transitions.remap(&map);
+        self.peers.rows.remap(&map);
+        self.board.remap(&map);
+        self.peer_order = self
+            .peer_order
+            .iter()
+            .filter_map(|&r| remap_ref(&map, r))
+            .collect();
+        crate::catalog::release(map);
+        true
+    }
+
     /// Forgets everything kept about an evicted slot: own and peers' rows, board place.
     pub fn forget_slot(&mut self, slot: u32) {
         self.transitions.clear_slot(slot);
@@ -628,6 +699,27 @@ mod tests {
             assert_eq!(g.board.position(r.slot), Some(i));
         }
         assert_eq!(g.board.items().len(), g.catalog.len());
+    }
+
+    /// A step of a shrink stops when the eviction hand has passed its share of slots,
+    /// however few items it evicted: a thinned-out catalog makes sampling slow.
+    #[test]
+    fn a_shrink_step_is_bounded_by_the_slots_it_scans() {
+        let mut g = model();
+        let p = LearnParams {
+            items_max: 4000,
+            ..P
+        };
+        for t in 0..4000 {
+            g.learn(&VecDeque::new(), &format!("I{t}"), t, 1.0, p);
+        }
+        assert_eq!(g.evict_down_to(10, 3900, u64::MAX), 3900);
+        let before = g.catalog.scanned();
+        let evicted = g.evict_down_to(10, 1000, 500);
+        // Each sample of eight of the 100 items left passes about 320 slots.
+        assert!((1..10).contains(&evicted), "{evicted} evicted");
+        assert!(g.catalog.scanned() - before < 500 + 4000);
+        assert_eq!(g.catalog.len(), 100 - evicted);
     }
 
     #[test]

@@ -228,6 +228,8 @@ pub static SETTINGS: &[Setting] = &[
         |c| c.successors_max, |c, v| c.successors_max = v as usize),
     int_setting!("items-max", 16, 100_000_000, "items tracked; the least popular are evicted beyond it, peers' first",
         |c| c.items_max, |c, v| c.items_max = v as usize),
+    int_setting!("model-memory-max", 0, 1 << 50, "bytes the node model may hold; the least popular items are evicted beyond it, in bounded steps (0: unbounded, items-max alone bounds it)",
+        |c| c.model_memory_max, |c, v| c.model_memory_max = v as u64),
     int_setting!("half-life-secs", 0, 10 * YEAR_SECS, "half-life of the co-occurrence evidence (0: no decay)",
         |c| c.half_life_ms / 1000, |c, v| c.half_life_ms = v as u64 * 1000),
     int_setting!("popularity-half-life-secs", 0, 10 * YEAR_SECS, "half-life of item popularity (fallback ranking, item eviction; 0: all-time)",

@@ -197,10 +197,9 @@ impl Row {
             let mut keep: Vec<Entry> = self.entries().collect();
             keep.sort_by(|a, b| b.val.count.total_cmp(&a.val.count));
             keep.truncate(max);
+            // Rebuilt at its new length, so the memory of the dropped entries goes back.
             *self = Row::from_parts(keep, self.total, self.stamp);
         }
-        self.slots.shrink_to_fit();
-        self.vals.shrink_to_fit();
     }
 
     /// Rebuilds a row from persisted parts.
@@ -211,6 +210,26 @@ impl Row {
             total,
             min: NO_MIN,
             stamp,
+        }
+    }
+
+    /// Renumbers the entries by `map` (old slot to new, `u32::MAX`: gone), dropping those
+    /// whose slot is gone (see [`crate::Catalog::compact`]). Entries keep their order, so
+    /// the lightest is still the first lightest unless one was dropped.
+    fn remap(&mut self, map: &[u32]) {
+        let mut kept = 0;
+        for i in 0..self.slots.len() {
+            let new = map.get(self.slots[i] as usize).copied().unwrap_or(u32::MAX);
+            if new != u32::MAX {
+                self.slots[kept] = new;
+                self.vals[kept] = self.vals[i];
+                kept += 1;
+            }
+        }
+        if kept < self.slots.len() {
+            self.slots.truncate(kept);
+            self.vals.truncate(kept);
+            self.min = NO_MIN;
         }
     }
 
@@ -573,6 +592,48 @@ impl Transitions {
     pub fn shrink(&mut self, max: usize) {
         self.edit_ready();
         self.rows.iter_mut().for_each(|r| r.shrink(max));
+    }
+
+    /// Follows a catalog compaction: each row moves to its item's new slot and its entries
+    /// are renumbered by `map` (old slot to new, `u32::MAX` for a slot that was free: rows
+    /// of free slots are already empty, and entries naming one are stale, so both go).
+    /// Every buffer is returned to the allocator. Flush first.
+    pub fn remap(&mut self, map: &[u32]) {
+        self.edit_ready();
+        // Only the rows of live items are visited; the old table goes to a thread of its
+        // own to be dropped (see [`crate::catalog::release`]).
+        let mut old = std::mem::take(&mut self.rows);
+        let mut rows = Vec::new();
+        for (slot, &new) in map.iter().enumerate().take(old.len()) {
+            if new == u32::MAX {
+                continue;
+            }
+            let mut row = std::mem::take(&mut old[slot]);
+            row.remap(map);
+            debug_assert_eq!(rows.len(), new as usize, "compaction keeps the order");
+            rows.push(row);
+        }
+        self.rows = rows;
+        crate::catalog::release(old);
+        self.pending = Vec::new();
+        self.scratch = Vec::new();
+    }
+
+    /// Holds rows to a lowered bound from row `from` on, until about `budget` entries were
+    /// looked at: one bounded step of [`Transitions::shrink`]. Returns the row to go on
+    /// from (`None`: done) and how many rows were visited. Flush first.
+    pub fn shrink_some(&mut self, from: usize, max: usize, budget: u64) -> (Option<usize>, usize) {
+        self.edit_ready();
+        let mut work = 0u64;
+        let mut i = from;
+        while i < self.rows.len() && work < budget {
+            // A row over the bound costs its entries (it is sorted), else a glance.
+            let len = self.rows[i].len();
+            work += if len > max { len as u64 } else { 1 };
+            self.rows[i].shrink(max);
+            i += 1;
+        }
+        ((i < self.rows.len()).then_some(i), i - from)
     }
 
     /// Number of (item, neighbour) pairs stored.
@@ -966,6 +1027,34 @@ mod tests {
         inline.flush(128, 0.25);
         background.flush(128, 0.25);
         assert!(inline == background);
+    }
+
+    /// A lowered row bound is applied a budget of entries at a time, and resumes where
+    /// the last step stopped.
+    #[test]
+    fn rows_shrink_a_budget_at_a_time() {
+        let r = refs(40);
+        let mut t = Transitions::default();
+        for from in &r[..10] {
+            for to in &r[10..40] {
+                t.row_mut(*from).add(*to, 1.0, 64, 0.0);
+            }
+        }
+        assert_eq!(
+            t.shrink_some(0, 4, 60),
+            (Some(2), 2),
+            "two rows of 30 entries"
+        );
+        assert_eq!(t.rows()[1].len(), 4);
+        assert_eq!(t.rows()[2].len(), 30, "not reached yet");
+        let (mut next, mut steps) = (Some(2), 1);
+        while let Some(from) = next {
+            next = t.shrink_some(from, 4, 60).0;
+            steps += 1;
+        }
+        assert_eq!(steps, 5);
+        assert!(t.rows().iter().all(|row| row.len() <= 4));
+        assert_eq!(t.shrink_some(0, 4, 1 << 20), (None, t.rows().len()));
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub fn add_sections(ctx: &InfoContext, for_crash_report: bool) -> RedisResult<()
     }
     let mut engine = state::engine();
     let memory = engine.memory_bytes();
+    let items_bound = engine.items_bound();
+    let memory_max = engine.config().model_memory_max;
     let fed = state::federation(&mut engine);
     let f = |name: &str| fed.iter().find(|(n, _)| *n == name).map_or(0, |&(_, v)| v);
     let (g, cache, s) = engine.parts();
@@ -61,8 +63,13 @@ pub fn add_sections(ctx: &InfoContext, for_crash_report: bool) -> RedisResult<()
         .field("prefetch_depth", u(cache.budget().depth()))?
         .field("prefetch_credit", float(cache.budget().credit()))?
         .field("model_memory_bytes", u(memory))?
+        .field("model_memory_max_bytes", memory_max)?
+        .field("items_bound", u(items_bound))?
         .field("learner_batches_total", g.transitions.handed_off())?
         .field("learner_fork_waits_total", state::fork_waits())?;
+    let stats = state::maintenance()
+        .into_iter()
+        .try_fold(stats, |b, (name, v)| b.field(name, v))?;
 
     let mut latency = stats
         .build_section()?

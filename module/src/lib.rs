@@ -68,6 +68,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ctx.log_warning(&format!("edge: {e}"));
         return Status::Err;
     }
+    state::start_maintenance(ctx);
     Status::Ok
 }
 

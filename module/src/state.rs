@@ -8,9 +8,10 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use edge_model::{Config, Engine};
+use redis_module::Context;
 
 static ENGINE: LazyLock<Mutex<Engine>> = LazyLock::new(|| {
     Mutex::new(Engine::new(crate::config::current()).expect("defaults are valid"))
@@ -104,8 +105,18 @@ pub fn install(e: Engine) {
 }
 
 /// Applies a configuration change; returns the validation error, if any.
+///
+/// A change that leaves maintenance (a lowered `items-max` or `successors-max`) takes its
+/// first bounded step here, before the reply: a shrink that fits in one step is then done
+/// when `CONFIG SET` returns, at the same point of the command stream on every server
+/// given it, and only a larger one goes on between commands on the timer.
 pub fn reconfigure(cfg: Config) -> Result<(), edge_model::ConfigError> {
-    engine().set_config(cfg)
+    let mut e = engine();
+    e.set_config(cfg)?;
+    if e.maintenance_due() {
+        maintenance_step(&mut e);
+    }
+    Ok(())
 }
 
 /// Federation counters since the server started (INFO and EDGE.MODEL.INFO): exports
@@ -139,4 +150,77 @@ pub fn federation(engine: &mut Engine) -> Vec<(&'static str, u64)> {
         ("import_bytes_total", IMPORT_BYTES.load(Ordering::Relaxed)),
     ]);
     fields
+}
+
+/// How often the maintenance timer looks for work when there is none.
+const IDLE: Duration = Duration::from_millis(100);
+
+/// The delay between two steps of a shrink: the event loop serves clients in between.
+const BUSY: Duration = Duration::from_millis(1);
+
+/// Idle ticks between measurements against `model-memory-max` (about once a second): a
+/// measurement walks every row, which is too much to do every tick of a large model.
+const MEASURE_EVERY: u32 = 10;
+
+/// Maintenance counters since the server started (INFO): steps taken, items they evicted,
+/// compactions that returned memory.
+static MAINTENANCE_STEPS: AtomicU64 = AtomicU64::new(0);
+static MAINTENANCE_EVICTIONS: AtomicU64 = AtomicU64::new(0);
+static COMPACTIONS: AtomicU64 = AtomicU64::new(0);
+/// The longest maintenance step so far, in microseconds: what the event loop waited for.
+static STEP_MAX_US: AtomicU64 = AtomicU64::new(0);
+
+/// Starts the maintenance timer: it re-arms itself for as long as the server runs.
+///
+/// Lowering `items-max` or exceeding `model-memory-max` leaves work proportional to the
+/// items over the bound; done in the setting (as it used to be) it blocked the server for
+/// seconds. Here each event-loop cycle does one bounded [`Engine::maintain`] step (at most
+/// [`edge_model::engine::MAINTENANCE_EVICTIONS`] items), then lets clients in.
+pub fn start_maintenance(ctx: &Context) {
+    ctx.create_timer(IDLE, tick, 0u32);
+}
+
+fn tick(ctx: &Context, idle_ticks: u32) {
+    let (due, idle_ticks) = {
+        let mut e = engine();
+        if e.maintenance_due() {
+            (maintenance_step(&mut e), 0)
+        } else if idle_ticks + 1 >= MEASURE_EVERY {
+            (e.check_memory(), 0)
+        } else {
+            (false, idle_ticks + 1)
+        }
+    };
+    ctx.create_timer(if due { BUSY } else { IDLE }, tick, idle_ticks);
+}
+
+/// One bounded [`Engine::maintain`] step, counted for INFO; returns whether more are due.
+fn maintenance_step(e: &mut Engine) -> bool {
+    let start = std::time::Instant::now();
+    let m = e.maintain();
+    STEP_MAX_US.fetch_max(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+    MAINTENANCE_STEPS.fetch_add(1, Ordering::Relaxed);
+    MAINTENANCE_EVICTIONS.fetch_add(m.evicted as u64, Ordering::Relaxed);
+    COMPACTIONS.fetch_add(u64::from(m.compacted), Ordering::Relaxed);
+    m.due
+}
+
+/// Maintenance counters for INFO: the longest step, steps, items evicted by them,
+/// compactions.
+pub fn maintenance() -> [(&'static str, u64); 4] {
+    [
+        (
+            "maintenance_step_max_us",
+            STEP_MAX_US.load(Ordering::Relaxed),
+        ),
+        (
+            "maintenance_steps_total",
+            MAINTENANCE_STEPS.load(Ordering::Relaxed),
+        ),
+        (
+            "maintenance_evictions_total",
+            MAINTENANCE_EVICTIONS.load(Ordering::Relaxed),
+        ),
+        ("compactions_total", COMPACTIONS.load(Ordering::Relaxed)),
+    ]
 }

@@ -86,6 +86,19 @@ fn config_set_changes_behaviour() {
     assert_eq!(play(&mut s, "p", "item03", 10_010, None).0, "HIT");
     assert_eq!(play(&mut s, "p", "item01", 10_011, None).0, "MISS");
     assert_eq!(s.info("edge")["edge_cache_policy"], "lru");
+    // A model bound below what an empty model takes is refused, saying what is allowed.
+    let e = s.err(
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("edge.model-memory-max")
+            .arg("1000"),
+    );
+    assert!(
+        e.contains("model-memory-max must be 0 (unbounded) or 1048576..=2^50 bytes"),
+        "{e}"
+    );
+    config_set(&mut s, "edge.model-memory-max", "1048576");
+    assert_eq!(s.edge_stat("edge_model_memory_max_bytes"), 1 << 20);
 
     // The weights steer scoring: with only popularity left, a follower of the series is
     // offered the most popular item instead of the next episode.
@@ -216,6 +229,12 @@ fn info_edge_is_complete_and_consistent() {
         "edge_cache_capacity_bytes",
         "edge_cache_policy",
         "edge_model_memory_bytes",
+        "edge_model_memory_max_bytes",
+        "edge_items_bound",
+        "edge_maintenance_steps_total",
+        "edge_maintenance_evictions_total",
+        "edge_compactions_total",
+        "edge_maintenance_step_max_us",
         "edge_learner_batches_total",
         "edge_learner_fork_waits_total",
         "edge_prefetch_budget",
@@ -238,6 +257,8 @@ fn info_edge_is_complete_and_consistent() {
     assert!(n("edge_prefetch_used_total") <= n("edge_prefetches_total"));
     assert!(n("edge_cache_bytes") <= n("edge_cache_capacity_bytes"));
     assert!(n("edge_model_memory_bytes") > 0);
+    assert_eq!(n("edge_model_memory_max_bytes"), 0, "unbounded by default");
+    assert_eq!(n("edge_items_bound"), 1_000_000, "items-max alone");
     // A few dozen links never fill a batch: readers applied them on the main thread.
     assert_eq!(n("edge_learner_batches_total"), 0);
     assert_eq!(info["edge_cache_policy"], "predictive");

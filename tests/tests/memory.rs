@@ -170,27 +170,11 @@ fn allkeys_lru_evicts_user_keys_under_a_flood() {
             "no eviction after {written} users"
         );
         assert!(written < 4000, "no eviction after {written} users");
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for u in written..written + 25 {
-            for t in 0..64 {
-                pipe.cmd("EDGE.RECORD")
-                    .arg(format!("lru{u}"))
-                    .arg(format!("{u}-{t:02}-{long}"))
-                    .arg("TS")
-                    .arg(1_700_000_000_000 + t as i64);
-            }
-        }
-        let replies: Vec<redis::RedisResult<Value>> = pipe.query(s.conn()).expect("pipeline");
-        for r in replies {
-            if let Err(e) = r {
-                assert!(
-                    edge_tests::error_line(&e).starts_with("OOM"),
-                    "unexpected error {e}"
-                );
-                oom += 1;
-            }
-        }
+        let long = &long;
+        let views = (written..written + 25).flat_map(|u| {
+            (0..64).map(move |t| (format!("lru{u}"), format!("{u}-{t:02}-{long}"), t))
+        });
+        oom += record_all(&mut s, views);
         written += 25;
     }
     let evicted: u64 = s.info("stats")["evicted_keys"].parse().unwrap();
@@ -211,4 +195,146 @@ fn allkeys_lru_evicts_user_keys_under_a_flood() {
     record(&mut s, "after", "C1", 1);
     let pong: String = s.q(&mut redis::cmd("PING"));
     assert_eq!(pong, "PONG");
+}
+
+/// Records every `(user, item, ts offset)` in one pipeline; returns how many replies were
+/// OOM errors (any other error fails the test).
+fn record_all(s: &mut Server, views: impl Iterator<Item = (String, String, i64)>) -> u64 {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for (user, item, t) in views {
+        pipe.cmd("EDGE.RECORD")
+            .arg(user)
+            .arg(item)
+            .arg("TS")
+            .arg(1_700_000_000_000 + t);
+    }
+    let replies: Vec<redis::RedisResult<Value>> = pipe.query(s.conn()).expect("pipeline");
+    let mut oom = 0;
+    for r in replies {
+        if let Err(e) = r {
+            let line = edge_tests::error_line(&e);
+            assert!(line.starts_with("OOM"), "unexpected error {line}");
+            oom += 1;
+        }
+    }
+    oom
+}
+
+/// Records `n` distinct items `{prefix}{i}` spread over `users` viewers, 1000 per
+/// pipeline; returns the OOM replies.
+fn flood(s: &mut Server, prefix: &str, n: u64, users: u64) -> u64 {
+    (0..n)
+        .step_by(1000)
+        .map(|chunk| {
+            let views = (chunk..(chunk + 1000).min(n)).map(|i| {
+                (
+                    format!("{prefix}u{}", i % users),
+                    format!("{prefix}{i}"),
+                    i as i64,
+                )
+            });
+            record_all(s, views)
+        })
+        .sum()
+}
+
+/// Issue 12, item 9: lowering `items-max` used to evict everything inside `CONFIG SET`
+/// (and lowering `successors-max` to trim every row there)
+/// (seconds on a large model) and return no memory (the catalog's slots, emptied, stayed
+/// allocated and were written to the RDB). Now the setting returns at once, the shrink comes
+/// in steps of at most 2,048 evictions between event-loop cycles, and its end compacts the
+/// catalog: memory follows the 16 items kept, and a reload brings back no empty slot.
+#[test]
+fn lowering_items_max_shrinks_in_steps_and_returns_memory() {
+    const STEP: u64 = 2048;
+    let mut s = Server::start(ServerOpts::new().debug());
+    let n = 10 * STEP + 500;
+    assert_eq!(flood(&mut s, "i", n, 50), 0);
+    assert_eq!(s.edge_stat("edge_items"), n);
+    // A lowered row bound is also applied in steps, after the setting returned.
+    assert!(s.edge_stat("edge_transitions") > 2 * n);
+    let _: () = s.q(redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("edge.successors-max")
+        .arg("2"));
+    s.wait_for("rows within the lowered bound", |s| {
+        s.edge_stat("edge_transitions") <= 2 * n
+    });
+    let before = s.edge_stat("edge_model_memory_bytes");
+    let steps_before = s.edge_stat("edge_maintenance_steps_total");
+    let _: () = s.q(redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("edge.items-max")
+        .arg("16"));
+    s.wait_for("the shrink to end", |s| {
+        s.edge_stat("edge_items") == 16 && s.edge_stat("edge_compactions_total") >= 1
+    });
+    let steps = s.edge_stat("edge_maintenance_steps_total") - steps_before;
+    assert_eq!(s.edge_stat("edge_maintenance_evictions_total"), n - 16);
+    assert!(
+        steps >= (n - 16).div_ceil(STEP),
+        "{} evictions in {steps} steps",
+        n - 16
+    );
+    let after = s.edge_stat("edge_model_memory_bytes");
+    assert!(after * 10 < before, "model memory {before} -> {after} B");
+    // The kept items are what a reload brings back, and nothing more.
+    let ok: String = s.q(redis::cmd("DEBUG").arg("RELOAD"));
+    assert_eq!(ok, "OK");
+    assert_eq!(s.edge_stat("edge_items"), 16);
+    let reloaded = s.edge_stat("edge_model_memory_bytes");
+    assert!(
+        reloaded * 10 < before,
+        "model memory after reload {reloaded} B"
+    );
+    // Still learning and predicting, from the items kept.
+    record(&mut s, "iu1", "fresh", 1_800_000_000_000);
+    let p: Vec<String> = s.q(redis::cmd("EDGE.PREDICT").arg("iu1"));
+    assert!(!p.is_empty() && p.len() <= 10, "{p:?}");
+}
+
+/// Issue 12, item 10: with `maxmemory` below what an unbounded model grows to and
+/// `allkeys-lru`, Redis evicted every user key and then refused `EDGE.RECORD` with OOM for
+/// good, since the model never shrinks. `model-memory-max` gives the model a bound of its
+/// own: past it, the least popular items are evicted in bounded steps until it fits.
+#[test]
+fn the_model_keeps_its_memory_bound_under_maxmemory() {
+    let max = 4u64 << 20;
+    let mut s = Server::start(
+        ServerOpts::new()
+            .module_arg("model-memory-max", &max.to_string())
+            .config("maxmemory", "24mb")
+            .config("maxmemory-policy", "allkeys-lru"),
+    );
+    let info = s.info("edge");
+    assert_eq!(info["edge_model_memory_max_bytes"], max.to_string());
+    // An unbounded model of these items takes some 30 MB.
+    let mut oom = 0;
+    for round in 0..6 {
+        oom += flood(&mut s, &format!("r{round}-"), 10_000, 40);
+    }
+    s.wait_for("the model to fit its bound", |s| {
+        s.edge_stat("edge_model_memory_bytes") <= max
+    });
+    let bound = s.edge_stat("edge_items_bound");
+    let items = s.edge_stat("edge_items");
+    assert!(
+        items <= bound && bound < 60_000,
+        "items {items}, bound {bound}"
+    );
+    assert!(s.edge_stat("edge_maintenance_evictions_total") > 0);
+    eprintln!("{items} items kept (bound {bound}), {oom} OOM replies during the flood");
+    // The server accepts writes again, and the viewers are still there.
+    assert_eq!(flood(&mut s, "after-", 100, 10), 0);
+    let keys: u64 = s.q(&mut redis::cmd("DBSIZE"));
+    assert!(keys >= 40, "{keys} user keys left");
+    // Lifting the bound lets the catalog grow back.
+    let _: () = s.q(redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("edge.model-memory-max")
+        .arg("0"));
+    s.wait_for("the allowance to go", |s| {
+        s.edge_stat("edge_items_bound") == 1_000_000
+    });
 }
