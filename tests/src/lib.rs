@@ -455,6 +455,17 @@ impl Server {
             .unwrap_or_else(|_| panic!("{field} is not a number"))
     }
 
+    /// Waits until values freed on a background thread are gone (`FLUSHALL ASYNC`, and on
+    /// Valkey, which frees lazily by default, any flush or `DEBUG RELOAD`): `edge_users`
+    /// counts user states until they are freed.
+    pub fn wait_lazy_frees(&mut self) {
+        self.wait_for("lazy frees to finish", |s| {
+            s.info("memory")
+                .get("lazyfree_pending_objects")
+                .is_none_or(|v| v == "0")
+        });
+    }
+
     /// Waits until every write made so far on this master reached `replicas` replicas.
     pub fn wait_replicas(&mut self, replicas: usize) {
         let acked: usize = self.q(redis::cmd("WAIT").arg(replicas).arg(5000));

@@ -31,6 +31,7 @@ fn build_history(s: &mut Server) {
 }
 
 fn model_info(s: &mut Server) -> BTreeMap<String, String> {
+    s.wait_lazy_frees();
     let info = s.info("edge");
     PERSISTED_FIELDS
         .iter()

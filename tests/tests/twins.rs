@@ -257,13 +257,7 @@ fn node_blob(s: &mut Server) -> Vec<u8> {
 /// Everything a reload must keep: keys and their DUMPs, model state, predictions. A
 /// replayed AOF holds writes only, so `replayed` leaves out the count of predictions (reads).
 fn snapshot(s: &mut Server, replayed: bool) -> Vec<String> {
-    // A FLUSHALL may free its values on a background thread (Valkey flushes lazily by
-    // default); `edge_users` counts user states until they are freed.
-    s.wait_for("lazy frees to finish", |s| {
-        s.info("memory")
-            .get("lazyfree_pending_objects")
-            .is_none_or(|v| v == "0")
-    });
+    s.wait_lazy_frees();
     let mut keys: Vec<String> = s.q(redis::cmd("KEYS").arg("*"));
     keys.sort();
     let mut out = vec![format!("keys {keys:?}")];
