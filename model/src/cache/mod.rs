@@ -292,11 +292,7 @@ impl EdgeCache {
     /// The entry holding `key`. Two keys with one fingerprint (about 2^-64 for a pair)
     /// cannot both be cached: the second is simply never admitted (see [`EdgeCache::admit`]).
     fn find(&self, key: &str) -> Option<u32> {
-        self.find_fp(key, fingerprint(key.as_bytes()))
-    }
-
-    fn find_fp(&self, key: &str, fp: u64) -> Option<u32> {
-        let &i = self.index.get(&fp)?;
+        let &i = self.index.get(&fingerprint(key.as_bytes()))?;
         (*self.nodes.0[i as usize].key == *key).then_some(i)
     }
 
@@ -490,7 +486,7 @@ impl EdgeCache {
         } else {
             Segment::Prefetch
         };
-        let fetched = self.admit(key, size, seg, 0.0, true);
+        let fetched = self.admit(key, size, seg, 0.0, true).is_some();
         if fetched {
             bump(&mut self.stats.prefetches);
             self.budget.on_prefetch(rank);
@@ -578,10 +574,19 @@ impl EdgeCache {
         true
     }
 
-    fn admit(&mut self, key: &str, size: u64, seg: Segment, freq: f64, prefetch: bool) -> bool {
+    /// Brings `key` into `seg`, making room; returns its entry, or `None` if it is cached
+    /// already (or its fingerprint is taken) or can never fit.
+    fn admit(
+        &mut self,
+        key: &str,
+        size: u64,
+        seg: Segment,
+        freq: f64,
+        prefetch: bool,
+    ) -> Option<u32> {
         let fp = fingerprint(key.as_bytes());
         if self.index.contains_key(&fp) || !self.make_room(seg, size) {
-            return false;
+            return None;
         }
         let node = Node {
             key: key.into(),
@@ -607,7 +612,7 @@ impl EdgeCache {
         if self.adaptive() {
             self.ghosts.admitted(key);
         }
-        true
+        Some(i)
     }
 
     fn attach(&mut self, i: u32, seg: Segment) {
@@ -722,9 +727,6 @@ impl EdgeCache {
         budget: Budget,
     ) {
         for e in entries {
-            if self.contains(&e.key) {
-                continue;
-            }
             let seg = match (self.policy, e.segment) {
                 (CachePolicy::Lru, _) => Segment::Lru,
                 (CachePolicy::Predictive, Segment::Prefetch) => Segment::Prefetch,
@@ -732,8 +734,8 @@ impl EdgeCache {
                 (CachePolicy::Predictive, _) => Segment::Core,
             };
             self.tick = e.last;
-            if self.admit(&e.key, e.size, seg, e.freq, e.unused_prefetch) {
-                let i = self.find(&e.key).expect("just admitted");
+            // A repeated key is not admitted twice.
+            if let Some(i) = self.admit(&e.key, e.size, seg, e.freq, e.unused_prefetch) {
                 self.nodes.0[i as usize].last = e.last;
             }
         }
