@@ -12,6 +12,8 @@
 //!   each viewer's views in order while slots move;
 //! - [`eval`]: the prequential evaluation protocol, its predictor and cache baselines, the
 //!   report and the plot;
+//! - [`holdout`]: the held-out protocol: the module learning online against offline models
+//!   (item-kNN, popularity) fitted once on the start of the log;
 //! - [`baselines`]: demand-fetch cache policies (LRU, LFU, ARC, S3-FIFO, W-TinyLFU) and
 //!   Belady's MIN, the offline optimum;
 //! - [`bench`]: throughput and latency under load, against plain-Redis baselines.
@@ -21,6 +23,7 @@ pub mod bench;
 pub mod cluster;
 pub mod error;
 pub mod eval;
+pub mod holdout;
 pub mod logs;
 pub mod progress;
 pub mod replay;

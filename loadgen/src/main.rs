@@ -33,6 +33,8 @@ enum Cmd {
     Replay(ReplayArgs),
     /// Evaluate prediction and caching prequentially against classic baselines.
     Eval(EvalArgs),
+    /// Score the module, learning online, against offline models fitted on the start of the log.
+    Holdout(HoldoutArgs),
     /// Drive load with HDR latency histograms, against plain-Redis baselines.
     Bench(BenchArgs),
 }
@@ -371,6 +373,68 @@ struct EvalArgs {
     plot: Option<PathBuf>,
 }
 
+#[derive(Args)]
+struct HoldoutArgs {
+    #[command(flatten)]
+    log: LogArgs,
+    /// k of HR@k and MRR@k.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Share of the events (in time order) the offline models are fitted on; the rest is scored.
+    #[arg(long, default_value_t = 0.8)]
+    train: f64,
+    /// Shares at which the retrained models are fitted again, comma-separated ("" for none).
+    #[arg(long, default_value = "0.9")]
+    retrain: String,
+    /// An engine setting for the module, as NAME=VALUE (repeatable; CONFIG SET edge.<name> names).
+    #[arg(long = "set")]
+    settings: Vec<String>,
+    /// Run the module through this server (module loaded; it is flushed) instead of in process.
+    #[arg(long, env = "EDGE_REDIS_URL")]
+    redis: Option<String>,
+    /// Events per pipeline round trip with --redis.
+    #[arg(long, default_value_t = 512)]
+    pipeline: usize,
+    /// Write the JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn holdout_cmd(a: HoldoutArgs) -> Result<()> {
+    let log = a.log.read()?;
+    let retrain = a
+        .retrain
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.trim()
+                .parse::<f64>()
+                .map_err(|_| Error::Usage(format!("--retrain: {s:?} is not a share such as 0.9")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let settings = a
+        .settings
+        .iter()
+        .map(|s| {
+            s.split_once('=')
+                .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+                .ok_or_else(|| Error::Usage(format!("--set {s:?}: expected NAME=VALUE")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let opts = loadgen::holdout::HoldoutOptions {
+        k: a.k,
+        train: a.train,
+        retrain,
+        settings,
+        redis: a.redis,
+        pipeline: a.pipeline,
+    };
+    let report = loadgen::holdout::evaluate(&log, &opts)?;
+    print!("{}", report.table());
+    write_json(&a.json, &report)?;
+    Ok(())
+}
+
 fn eval_cmd(a: EvalArgs) -> Result<()> {
     let log = a.log.read()?;
     let (unit, capacities) = match (a.cache_items, a.cache_bytes) {
@@ -429,6 +493,7 @@ fn main() -> ExitCode {
         Cmd::Simulate(a) => simulate_cmd(a),
         Cmd::Replay(a) => replay_cmd(a),
         Cmd::Eval(a) => eval_cmd(a),
+        Cmd::Holdout(a) => holdout_cmd(a),
         Cmd::Bench(a) => bench_cmd(a),
     };
     match r {
