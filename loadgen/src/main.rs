@@ -395,6 +395,14 @@ struct HoldoutArgs {
     /// Events per pipeline round trip with --redis.
     #[arg(long, default_value_t = 512)]
     pipeline: usize,
+    /// Add a model ranked elsewhere, as NAME=FILE: one line of item indices per held-out
+    /// event (scripts/sequential-baselines.py writes them; repeatable).
+    #[arg(long = "ranks")]
+    ranks: Vec<String>,
+    /// Write the time-ordered events as `user item` index lines here (the input of
+    /// scripts/sequential-baselines.py), then evaluate as usual.
+    #[arg(long)]
+    events_out: Option<PathBuf>,
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -421,8 +429,23 @@ fn holdout_cmd(a: HoldoutArgs) -> Result<()> {
                 .ok_or_else(|| Error::Usage(format!("--set {s:?}: expected NAME=VALUE")))
         })
         .collect::<Result<Vec<_>>>()?;
+    if let Some(p) = &a.events_out {
+        loadgen::holdout::write_events(&log, p)?;
+    }
+    let external = a
+        .ranks
+        .iter()
+        .map(|s| {
+            let (name, file) = s
+                .split_once('=')
+                .ok_or_else(|| Error::Usage(format!("--ranks {s:?}: expected NAME=FILE")))?;
+            let lists = loadgen::holdout::read_ranks(file.as_ref(), log.items.len())?;
+            Ok((name.to_owned(), lists))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let opts = loadgen::holdout::HoldoutOptions {
         k: a.k,
+        external,
         train: a.train,
         retrain,
         settings,

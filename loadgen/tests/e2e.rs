@@ -251,6 +251,68 @@ fn holdout_scores_the_same_events_on_both_paths() {
     for m in models {
         assert!(m["hr_at_k_first_views"].as_f64().unwrap() >= m["hr_at_k"].as_f64().unwrap());
     }
+
+    // Lists ranked elsewhere are scored by the same code: an oracle that names each held-out
+    // event's own item first, then two decoys, hits every event at rank 1.
+    let events = dir.join("events.txt");
+    let oracle = dir.join("oracle.txt");
+    let report = dir.join("oracle.json");
+    loadgen(&[
+        "holdout",
+        file.to_str().unwrap(),
+        "--train",
+        "0.75",
+        "--events-out",
+        events.to_str().unwrap(),
+    ]);
+    let lines: Vec<String> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 4000, "one line per event");
+    let lists: String = lines[3000..]
+        .iter()
+        .map(|l| format!("{} 0 1\n", l.split(' ').nth(1).unwrap()))
+        .collect();
+    std::fs::write(&oracle, &lists).unwrap();
+    let ranks = format!("oracle={}", oracle.to_str().unwrap());
+    loadgen(&[
+        "holdout",
+        file.to_str().unwrap(),
+        "--train",
+        "0.75",
+        "--ranks",
+        &ranks,
+        "--json",
+        report.to_str().unwrap(),
+    ]);
+    let r = json(&report);
+    let o = r["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model"] == "oracle")
+        .unwrap()
+        .clone();
+    assert_eq!(o["hr_at_k"], 1.0);
+    assert_eq!(o["mrr_at_k"], 1.0);
+    // Lists for another split are refused with a message that says so.
+    std::fs::write(&oracle, &lists[..lists.len() / 2]).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "holdout",
+            file.to_str().unwrap(),
+            "--train",
+            "0.75",
+            "--ranks",
+            &ranks,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("held-out events"), "{err}");
 }
 
 #[test]

@@ -21,6 +21,7 @@
 pub mod knn;
 
 use std::collections::HashSet;
+use std::path::Path;
 
 use edge_model::{Config, Engine, UserState, View};
 use redis::Value;
@@ -46,6 +47,9 @@ pub struct HoldoutOptions {
     pub redis: Option<String>,
     /// Events per pipeline round trip with `redis`.
     pub pipeline: usize,
+    /// Models ranked elsewhere (see [`read_ranks`]): a name and, for every held-out event
+    /// in order, its top-k item indices.
+    pub external: Vec<(String, Vec<Vec<u32>>)>,
 }
 
 impl Default for HoldoutOptions {
@@ -57,6 +61,7 @@ impl Default for HoldoutOptions {
             settings: Vec::new(),
             redis: None,
             pipeline: 512,
+            external: Vec::new(),
         }
     }
 }
@@ -191,6 +196,15 @@ pub fn evaluate(log: &Log, opts: &HoldoutOptions) -> Result<HoldoutReport> {
     let mut retrained = frozen.clone();
     let mut next_refit = refits.iter().copied().peekable();
 
+    let scored_events = n - first;
+    if let Some((name, lists)) = opts.external.iter().find(|(_, l)| l.len() != scored_events) {
+        return Err(Error::Usage(format!(
+            "--ranks {name}: {} lists for {scored_events} held-out events; rank the same log \
+             with the same --train",
+            lists.len()
+        )));
+    }
+    let mut external = vec![Tally::default(); opts.external.len()];
     let mut history: Vec<Vec<u32>> = vec![Vec::new(); log.users.len()];
     let mut seen: Vec<HashSet<u32>> = vec![HashSet::new(); log.users.len()];
     let (mut edge, mut knn, mut knn_re, mut pop) = (
@@ -226,6 +240,10 @@ pub fn evaluate(log: &Log, opts: &HoldoutOptions) -> Result<HoldoutReport> {
                 rank(&popularity.rank(&seen[u], opts.k)),
                 first_view,
             );
+            for (tally, (_, lists)) in external.iter_mut().zip(&opts.external) {
+                let list = &lists[t - first];
+                tally.add(rank(&list[..list.len().min(opts.k)]), first_view);
+            }
         }
         history[u].push(e.item);
         seen[u].insert(e.item);
@@ -242,6 +260,15 @@ pub fn evaluate(log: &Log, opts: &HoldoutOptions) -> Result<HoldoutReport> {
                 .join(", ")
         )
     };
+    let mut models = vec![
+        edge.score("edge (online)", scored, first_views),
+        knn.score("item-knn (frozen)", scored, first_views),
+        knn_re.score(&retrained_name, scored, first_views),
+        pop.score("popularity (frozen)", scored, first_views),
+    ];
+    for (tally, (name, _)) in external.iter().zip(&opts.external) {
+        models.push(tally.score(name, scored, first_views));
+    }
     Ok(HoldoutReport {
         k: opts.k,
         events: n,
@@ -253,13 +280,42 @@ pub fn evaluate(log: &Log, opts: &HoldoutOptions) -> Result<HoldoutReport> {
         } else {
             "in-process"
         },
-        models: vec![
-            edge.score("edge (online)", scored, first_views),
-            knn.score("item-knn (frozen)", scored, first_views),
-            knn_re.score(&retrained_name, scored, first_views),
-            pop.score("popularity (frozen)", scored, first_views),
-        ],
+        models,
     })
+}
+
+/// Writes `log`'s events in time order as `user item` lines of dense indices: the input of
+/// `scripts/sequential-baselines.py`, so models fitted elsewhere see exactly these events in
+/// this order.
+pub fn write_events(log: &Log, path: &Path) -> Result<()> {
+    let mut text = String::with_capacity(log.events.len() * 12);
+    for e in &log.events {
+        text.push_str(&format!("{} {}\n", e.user, e.item));
+    }
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+/// Reads top-k lists ranked elsewhere: one line per held-out event, item indices (as
+/// [`write_events`] numbers them) separated by spaces, best first.
+pub fn read_ranks(path: &Path, n_items: usize) -> Result<Vec<Vec<u32>>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    text.lines()
+        .enumerate()
+        .map(|(no, line)| {
+            line.split_whitespace()
+                .map(|w| {
+                    w.parse::<u32>()
+                        .ok()
+                        .filter(|&i| (i as usize) < n_items)
+                        .ok_or_else(|| Error::Malformed {
+                            path: path.to_owned(),
+                            line: no as u64 + 1,
+                            reason: format!("{w:?} is not an item index below {n_items}"),
+                        })
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The module's top k (as item indices) for each held-out event, in process: predict,
