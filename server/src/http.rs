@@ -1,0 +1,454 @@
+//! The HTTP service: content for viewers, `/metrics`, `/health`.
+//!
+//! `GET /content/{item}` with the viewer in `X-Viewer` (or `?viewer=`):
+//! 1. the item's size comes from the store, or from the origin (`HEAD` or the file's
+//!    length), so the module accounts for real bytes (`404` if the origin has no such item,
+//!    and then the module hears of no view);
+//! 2. the module is told of the view (`EDGE.PLAY viewer item SIZE bytes`);
+//! 3. the bytes come from the store if it holds them (`HIT`, or `PREFETCHED-HIT` on the
+//!    first use of a prefetch), else from the origin through one shared fetch (`MISS`),
+//!    which the store then keeps; an origin failure is `502`, a timeout `504`, and nothing
+//!    is stored;
+//! 4. the items the module prefetched are fetched in the background, at most
+//!    `prefetch_concurrency` at once.
+//!
+//! `HEAD` answers the same headers without a body and is not a view. Responses carry
+//! `ETag`, `Content-Length`, `Accept-Ranges`, and honour one `Range` and `If-None-Match`.
+//! If the module cannot be reached, content is still served (the view is not learned, and
+//! `edge_server_errors_total{status="module"}` counts it): a viewer never waits on the
+//! recommender to get bytes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{
+    HeaderValue, ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
+    RANGE,
+};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::sync::Semaphore;
+
+use crate::flight::Flights;
+use crate::metrics::{Metrics, Outcome};
+use crate::module::{Module, Play};
+use crate::origin::{valid_item, Origin, OriginError};
+use crate::range::{self, Wanted};
+use crate::store::{Meta, Store};
+
+/// Longest viewer id accepted (the module takes any key; this bounds what a URL carries).
+pub const MAX_VIEWER_LEN: usize = 1024;
+
+/// Everything a request needs, shared by all of them.
+#[derive(Debug)]
+pub struct Edge {
+    /// The module.
+    pub module: Arc<Module>,
+    /// The origin.
+    pub origin: Origin,
+    /// The store.
+    pub store: Store,
+    /// Origin fetches in flight.
+    pub flights: Flights,
+    /// The metric families.
+    pub metrics: Metrics,
+    /// Permits for background prefetch fetches.
+    pub prefetch_permits: Arc<Semaphore>,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn plain(status: StatusCode, text: impl Into<String>) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from(text.into() + "\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Answers one request.
+pub async fn handle(edge: Arc<Edge>, req: Request<Incoming>) -> Reply {
+    let path = req.uri().path().to_owned();
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/metrics") => {
+            edge.metrics.store_bytes.set(edge.store.bytes() as i64);
+            edge.metrics.store_items.set(edge.store.list().len() as i64);
+            let mut r = Response::new(Full::new(Bytes::from(edge.metrics.render())));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            r
+        }
+        (&Method::GET, "/health") => plain(StatusCode::OK, "ok"),
+        (m, p) if p.starts_with("/content/") => {
+            if m != Method::GET && m != Method::HEAD {
+                let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD");
+                r.headers_mut()
+                    .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                return r;
+            }
+            let started = Instant::now();
+            let reply = content(&edge, &req, &p["/content/".len()..]).await;
+            match reply {
+                Ok((r, outcome)) => {
+                    edge.metrics
+                        .ttfb
+                        .with_label_values(&[outcome.as_str()])
+                        .observe(started.elapsed().as_secs_f64());
+                    r
+                }
+                Err(r) => {
+                    edge.metrics.errors.with_label_values(&[r.0.as_str()]).inc();
+                    r.reply()
+                }
+            }
+        }
+        _ => plain(
+            StatusCode::NOT_FOUND,
+            "no such path: content is under /content/{item}",
+        ),
+    }
+}
+
+/// A request the edge refuses: the status and the text the client gets.
+#[derive(Debug)]
+struct Refusal(StatusCode, String);
+
+impl Refusal {
+    fn new(status: StatusCode, text: impl Into<String>) -> Refusal {
+        Refusal(status, text.into())
+    }
+
+    fn reply(self) -> Reply {
+        plain(self.0, self.1)
+    }
+}
+
+fn viewer_of(req: &Request<Incoming>) -> Result<String, Refusal> {
+    let from_header = req
+        .headers()
+        .get("x-viewer")
+        .map(|v| v.to_str().map(str::to_owned));
+    let from_query = req.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("viewer="))
+            .map(|v| Ok(v.to_owned()))
+    });
+    let viewer = match from_header.or(from_query) {
+        None => {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "no viewer: send the viewer's id in X-Viewer or ?viewer=",
+            ))
+        }
+        Some(Err(_)) => {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "X-Viewer is not visible ASCII",
+            ))
+        }
+        Some(Ok(v)) => v,
+    };
+    if viewer.is_empty()
+        || viewer.len() > MAX_VIEWER_LEN
+        || !viewer.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("viewer id must be 1 to {MAX_VIEWER_LEN} visible ASCII characters"),
+        ));
+    }
+    Ok(viewer)
+}
+
+fn origin_failure(e: &OriginError) -> Refusal {
+    match e {
+        OriginError::NotFound => Refusal::new(StatusCode::NOT_FOUND, "no such item at the origin"),
+        OriginError::Timeout => Refusal::new(StatusCode::GATEWAY_TIMEOUT, e.to_string()),
+        OriginError::Failed(_) | OriginError::TooLarge(_) => {
+            Refusal::new(StatusCode::BAD_GATEWAY, e.to_string())
+        }
+    }
+}
+
+async fn content(
+    edge: &Arc<Edge>,
+    req: &Request<Incoming>,
+    item: &str,
+) -> Result<(Reply, Outcome), Refusal> {
+    if !valid_item(item) {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "item ids are 1 to 1024 characters of A-Z a-z 0-9 - _ . ~ : @",
+        ));
+    }
+    let head = req.method() == Method::HEAD;
+    let viewer = if head { None } else { Some(viewer_of(req)?) };
+    let size = match edge.store.meta(item) {
+        Some(m) => m.len,
+        None => edge
+            .origin
+            .size(item)
+            .await
+            .map_err(|e| origin_failure(&e))?,
+    };
+    if head {
+        let meta = edge.store.meta(item);
+        let mut r = Response::new(Full::new(Bytes::new()));
+        r.headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(size));
+        r.headers_mut()
+            .insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        let outcome = if meta.is_some() {
+            Outcome::Hit
+        } else {
+            Outcome::Miss
+        };
+        if let Some(m) = meta {
+            r.headers_mut()
+                .insert(ETAG, HeaderValue::from_str(&m.etag).expect("ascii etag"));
+        }
+        r.headers_mut()
+            .insert("x-edge-cache", HeaderValue::from_static(outcome.as_str()));
+        return Ok((r, outcome));
+    }
+    let play = play(edge, viewer.as_deref().unwrap_or_default(), item, size).await;
+    let (bytes, meta, outcome) = match edge.store.get(item) {
+        Some((bytes, meta)) => {
+            let outcome = if meta.prefetched {
+                edge.metrics.prefetch_used_bytes.inc_by(meta.len);
+                Outcome::PrefetchedHit
+            } else {
+                Outcome::Hit
+            };
+            (bytes, meta, outcome)
+        }
+        None => {
+            let (bytes, meta) = fetch(edge, item, false)
+                .await
+                .map_err(|e| origin_failure(&e))?;
+            (bytes, meta, Outcome::Miss)
+        }
+    };
+    if let Some(p) = play {
+        for next in p.prefetched {
+            spawn_prefetch(edge, next);
+        }
+    }
+    edge.metrics
+        .requests
+        .with_label_values(&[outcome.as_str()])
+        .inc();
+    Ok((respond(req, &bytes, &meta, outcome, edge), outcome))
+}
+
+/// Tells the module of the view; `None` (and an error counted) if it cannot be reached.
+async fn play(edge: &Arc<Edge>, viewer: &str, item: &str, size: u64) -> Option<Play> {
+    let module = Arc::clone(&edge.module);
+    let (viewer, item) = (viewer.to_owned(), item.to_owned());
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || module.play(&viewer, &item, size)).await;
+    edge.metrics
+        .play_seconds
+        .observe(started.elapsed().as_secs_f64());
+    match out {
+        Ok(Ok(p)) => Some(p),
+        Ok(Err(e)) => {
+            eprintln!("edge-server: EDGE.PLAY failed, serving without it: {e}");
+            edge.metrics.errors.with_label_values(&["module"]).inc();
+            None
+        }
+        Err(e) => {
+            eprintln!("edge-server: EDGE.PLAY task failed: {e}");
+            edge.metrics.errors.with_label_values(&["module"]).inc();
+            None
+        }
+    }
+}
+
+/// One shared origin fetch of `item`; the fetch that ran stores the bytes and counts them.
+async fn fetch(edge: &Arc<Edge>, item: &str, prefetch: bool) -> Result<(Bytes, Meta), OriginError> {
+    // The fetch stores before it completes, and looks in the store first: a request that
+    // missed just before another's fetch ended finds the bytes instead of fetching again.
+    let (result, _) = edge
+        .flights
+        .run(item, || async {
+            if let Some((bytes, _)) = edge.store.peek(item) {
+                return Ok(bytes);
+            }
+            let bytes = edge.origin.fetch(item).await?;
+            let reason = if prefetch { "prefetch" } else { "miss" };
+            edge.metrics
+                .origin_fetches
+                .with_label_values(&[reason])
+                .inc();
+            edge.metrics
+                .origin_bytes
+                .with_label_values(&[reason])
+                .inc_by(bytes.len() as u64);
+            match edge.store.put(item, &bytes, prefetch) {
+                Ok(put) => {
+                    for (_, len, unused_prefetch) in put.dropped {
+                        if unused_prefetch {
+                            edge.metrics.prefetch_wasted_bytes.inc_by(len);
+                        }
+                    }
+                }
+                Err(e) => eprintln!("edge-server: could not store {item}: {e}"),
+            }
+            Ok(bytes)
+        })
+        .await;
+    let bytes = result?;
+    let meta = edge.store.meta(item).unwrap_or_else(|| Meta {
+        len: bytes.len() as u64,
+        etag: crate::store::etag_of(&bytes),
+        prefetched: false,
+    });
+    Ok((bytes, meta))
+}
+
+fn spawn_prefetch(edge: &Arc<Edge>, item: String) {
+    if !valid_item(&item) || edge.store.meta(&item).is_some() {
+        return;
+    }
+    let edge = Arc::clone(edge);
+    tokio::spawn(async move {
+        let Ok(_permit) = Arc::clone(&edge.prefetch_permits).acquire_owned().await else {
+            return;
+        };
+        if edge.store.meta(&item).is_some() {
+            return;
+        }
+        if let Err(e) = fetch(&edge, &item, true).await {
+            eprintln!("edge-server: prefetch of {item} failed: {e}");
+        }
+    });
+}
+
+fn respond(
+    req: &Request<Incoming>,
+    bytes: &Bytes,
+    meta: &Meta,
+    outcome: Outcome,
+    edge: &Edge,
+) -> Reply {
+    let source = if outcome == Outcome::Miss {
+        "origin"
+    } else {
+        "edge"
+    };
+    let not_modified = req
+        .headers()
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == meta.etag || t.trim() == "*")
+        });
+    let len = bytes.len() as u64;
+    let (status, body, range) = if not_modified {
+        (StatusCode::NOT_MODIFIED, Bytes::new(), None)
+    } else {
+        match range::parse(req.headers().get(RANGE).and_then(|v| v.to_str().ok()), len) {
+            Wanted::All => (StatusCode::OK, bytes.clone(), None),
+            Wanted::Part { start, end } => (
+                StatusCode::PARTIAL_CONTENT,
+                bytes.slice(start as usize..=end as usize),
+                Some(format!("bytes {start}-{end}/{len}")),
+            ),
+            Wanted::Unsatisfiable => (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                Bytes::new(),
+                Some(format!("bytes */{len}")),
+            ),
+        }
+    };
+    edge.metrics
+        .served_bytes
+        .with_label_values(&[source])
+        .inc_by(body.len() as u64);
+    let mut r = Response::new(Full::new(body.clone()));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(ETAG, HeaderValue::from_str(&meta.etag).expect("ascii etag"));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert("x-edge-cache", HeaderValue::from_static(outcome.as_str()));
+    if let Some(cr) = range {
+        h.insert(
+            CONTENT_RANGE,
+            HeaderValue::from_str(&cr).expect("ascii range"),
+        );
+    }
+    r
+}
+
+/// Connections served at once; more wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// Largest request head accepted (request line and headers), in bytes.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Time a client has to send a request head (also ends idle keep-alive connections).
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves `edge` on `listener` until the process ends. Request bodies are never read: the
+/// edge has no use for them, and a request announcing one gets `413`.
+pub async fn serve(listener: tokio::net::TcpListener, edge: Arc<Edge>) -> std::io::Result<()> {
+    use hyper::body::Body as _;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_header_size(MAX_HEADER_BYTES)
+        .max_buf_size(2 * MAX_HEADER_BYTES);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let slot = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .expect("the connection semaphore is never closed");
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                eprintln!("edge-server: accepting a connection failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let edge = Arc::clone(&edge);
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let edge = Arc::clone(&edge);
+            async move {
+                let reply = if req.body().size_hint().lower() > 0
+                    || req.body().size_hint().upper().is_none()
+                {
+                    let mut r = plain(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "request bodies are not accepted",
+                    );
+                    r.headers_mut()
+                        .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+                    r
+                } else {
+                    handle(edge, req).await
+                };
+                Ok::<_, std::convert::Infallible>(reply)
+            }
+        });
+        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(slot);
+        });
+    }
+}

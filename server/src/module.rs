@@ -1,0 +1,150 @@
+//! The module's side of a view: `EDGE.PLAY viewer item SIZE bytes` on a small pool of
+//! Redis connections, run on tokio's blocking pool so a slow Redis never stalls the
+//! event loop.
+
+use std::sync::{Mutex, PoisonError};
+
+use redis::Value;
+
+/// What the module answered for a view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Play {
+    /// The module's cache held the item.
+    pub hit: bool,
+    /// Items the module brought into its cache after the view: the store fetches them.
+    pub prefetched: Vec<String>,
+}
+
+/// Why the module could not be asked.
+#[derive(Debug)]
+pub enum ModuleError {
+    /// The connection failed or Redis refused the command (the text is Redis's).
+    Redis(redis::RedisError),
+    /// Redis answered something that is not EDGE.PLAY's reply: is the module loaded?
+    Protocol(String),
+}
+
+impl std::fmt::Display for ModuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModuleError::Redis(e) => write!(f, "redis: {e}"),
+            ModuleError::Protocol(s) => write!(f, "unexpected reply from the module: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for ModuleError {}
+
+/// Connections to the edge's Redis, reused across requests.
+pub struct Module {
+    client: redis::Client,
+    idle: Mutex<Vec<redis::Connection>>,
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module")
+            .field("idle", &self.idle.lock().map_or(0, |v| v.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Module {
+    /// Connects once to check that the server answers EDGE commands.
+    pub fn connect(url: &str) -> Result<Module, ModuleError> {
+        let client = redis::Client::open(url).map_err(ModuleError::Redis)?;
+        let m = Module {
+            client,
+            idle: Mutex::new(Vec::new()),
+        };
+        m.with(|con| {
+            redis::cmd("EDGE.MODEL.INFO")
+                .query::<Value>(con)
+                .map(|_| ())
+                .map_err(ModuleError::Redis)
+        })?;
+        Ok(m)
+    }
+
+    /// The module's `cache-capacity-bytes`, the natural bound of the store.
+    pub fn cache_capacity_bytes(&self) -> Result<u64, ModuleError> {
+        self.with(|con| {
+            let v: Vec<String> = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg("edge.cache-capacity-bytes")
+                .query(con)
+                .map_err(ModuleError::Redis)?;
+            v.get(1).and_then(|s| s.parse().ok()).ok_or_else(|| {
+                ModuleError::Protocol(format!("CONFIG GET edge.cache-capacity-bytes gave {v:?}"))
+            })
+        })
+    }
+
+    /// One view (blocking: call it from the blocking pool).
+    pub fn play(&self, viewer: &str, item: &str, size: u64) -> Result<Play, ModuleError> {
+        self.with(|con| {
+            let v: Value = redis::cmd("EDGE.PLAY")
+                .arg(viewer)
+                .arg(item)
+                .arg("SIZE")
+                .arg(size)
+                .query(con)
+                .map_err(ModuleError::Redis)?;
+            parse_play(&v)
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut redis::Connection) -> Result<T, ModuleError>,
+    ) -> Result<T, ModuleError> {
+        let taken = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut con = match taken {
+            Some(c) => c,
+            None => self.client.get_connection().map_err(ModuleError::Redis)?,
+        };
+        let out = f(&mut con);
+        // A connection that failed is dropped; one that got a reply (even an error) is kept.
+        let broken = matches!(&out, Err(ModuleError::Redis(e)) if e.is_io_error() || e.is_connection_dropped());
+        if !broken {
+            self.idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(con);
+        }
+        out
+    }
+}
+
+/// Reads EDGE.PLAY's reply `[HIT|MISS, [item…]]`.
+pub fn parse_play(v: &Value) -> Result<Play, ModuleError> {
+    let bad = || ModuleError::Protocol(format!("{v:?}"));
+    let text = |v: &Value| match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    let Value::Array(a) = v else {
+        return Err(bad());
+    };
+    let [status, items] = a.as_slice() else {
+        return Err(bad());
+    };
+    let hit = match text(status).as_deref() {
+        Some("HIT") => true,
+        Some("MISS") => false,
+        _ => return Err(bad()),
+    };
+    let Value::Array(items) = items else {
+        return Err(bad());
+    };
+    let prefetched = items
+        .iter()
+        .map(|i| text(i).ok_or_else(bad))
+        .collect::<Result<_, _>>()?;
+    Ok(Play { hit, prefetched })
+}

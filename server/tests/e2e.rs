@@ -1,0 +1,523 @@
+//! End to end: redis-server with the module, an origin (a directory, or an HTTP origin
+//! served by this test), the `edge-server` binary, and a real HTTP client, all on loopback.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use edge_tests::{Server, ServerOpts};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+
+/// The edge-server binary, killed on drop.
+struct Edge {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Edge {
+    fn start(redis: &Server, origin: &str, store: &str, extra: &[&str]) -> Edge {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_edge-server"))
+            .args(["--redis", &format!("redis://127.0.0.1:{}", redis.port())])
+            .args([
+                "--origin",
+                origin,
+                "--store",
+                store,
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start edge-server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|s| s.split('/').next())
+            .unwrap_or_else(|| panic!("edge-server said {line:?}"))
+            .parse()
+            .unwrap();
+        Edge { child, addr }
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One response, read whole.
+struct Resp {
+    status: StatusCode,
+    headers: hyper::HeaderMap,
+    body: Bytes,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map_or("", |v| v.to_str().unwrap_or(""))
+    }
+}
+
+async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = send
+        .send_request(req.body(Empty::<Bytes>::new()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = resp.into_parts();
+    Resp {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes(),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn get(rt: &tokio::runtime::Runtime, edge: &Edge, path: &str, headers: &[(&str, &str)]) -> Resp {
+    rt.block_on(request(edge.addr, "GET", path, headers))
+}
+
+/// A metric's value from `/metrics` (summed over label sets matching `labels`).
+fn metric(rt: &tokio::runtime::Runtime, edge: &Edge, name: &str, labels: &str) -> f64 {
+    let text = get(rt, edge, "/metrics", &[]).body;
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| l.contains(labels))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
+}
+
+/// Deterministic content of `len` bytes for an item.
+fn content(item: &str, len: usize) -> Vec<u8> {
+    let seed = item
+        .bytes()
+        .fold(7u8, |a, b| a.wrapping_mul(31).wrapping_add(b));
+    (0..len)
+        .map(|i| seed.wrapping_add((i * 7 % 251) as u8))
+        .collect()
+}
+
+fn origin_dir(items: &[(&str, usize)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "edge-origin-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (item, len) in items {
+        std::fs::write(dir.join(item), content(item, *len)).unwrap();
+    }
+    dir
+}
+
+fn rand_suffix() -> u64 {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    N.fetch_add(1, Ordering::SeqCst) as u64
+}
+
+fn redis() -> Server {
+    Server::start(ServerOpts::new().module_arg("cache-capacity-bytes", "1000000"))
+}
+
+#[test]
+fn misses_then_hits_serve_the_origins_bytes() {
+    let rt = runtime();
+    let redis = redis();
+    let origin = origin_dir(&[("C1", 5000), ("C2", 300)]);
+    let edge = Edge::start(&redis, origin.to_str().unwrap(), "memory", &[]);
+    let first = get(&rt, &edge, "/content/C1", &[("x-viewer", "U1")]);
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.header("x-edge-cache"), "MISS");
+    assert_eq!(&first.body[..], &content("C1", 5000)[..]);
+    assert_eq!(first.header("content-length"), "5000");
+    let again = get(&rt, &edge, "/content/C1?viewer=U2", &[]);
+    assert_eq!(again.header("x-edge-cache"), "HIT");
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.header("etag"), first.header("etag"));
+    assert!(!first.header("etag").is_empty());
+    // The module heard both views, with the real size.
+    let mut con = redis.connect();
+    let plays: String = redis::cmd("INFO").arg("edge").query(&mut con).unwrap();
+    assert!(plays.contains("edge_plays_total:2"), "{plays}");
+    // Ranges, conditional requests, HEAD.
+    let part = get(
+        &rt,
+        &edge,
+        "/content/C1",
+        &[("x-viewer", "U1"), ("range", "bytes=10-19")],
+    );
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(&part.body[..], &content("C1", 5000)[10..20]);
+    assert_eq!(part.header("content-range"), "bytes 10-19/5000");
+    let tail = get(
+        &rt,
+        &edge,
+        "/content/C1",
+        &[("x-viewer", "U1"), ("range", "bytes=-100")],
+    );
+    assert_eq!(&tail.body[..], &content("C1", 5000)[4900..]);
+    let past = get(
+        &rt,
+        &edge,
+        "/content/C1",
+        &[("x-viewer", "U1"), ("range", "bytes=9000-")],
+    );
+    assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    let etag = first.header("etag").to_owned();
+    let same = get(
+        &rt,
+        &edge,
+        "/content/C1",
+        &[("x-viewer", "U1"), ("if-none-match", &etag)],
+    );
+    assert_eq!(same.status, StatusCode::NOT_MODIFIED);
+    assert!(same.body.is_empty());
+    let head = rt.block_on(request(edge.addr, "HEAD", "/content/C2", &[]));
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(head.header("content-length"), "300");
+    assert!(head.body.is_empty());
+    // Bytes by source add up: one miss of 5000 from the origin, the rest from the edge.
+    assert_eq!(
+        metric(
+            &rt,
+            &edge,
+            "edge_server_served_bytes_total",
+            "source=\"origin\""
+        ),
+        5000.0
+    );
+    assert_eq!(
+        metric(
+            &rt,
+            &edge,
+            "edge_server_served_bytes_total",
+            "source=\"edge\""
+        ),
+        (5000 + 10 + 100) as f64
+    );
+    // The metrics pass Prometheus's own lint.
+    let text = get(&rt, &edge, "/metrics", &[]).body;
+    let mut lint = Command::new(std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into()))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus)");
+    std::io::Write::write_all(&mut lint.stdin.take().unwrap(), &text).unwrap();
+    let out = lint.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(origin).unwrap();
+}
+
+#[test]
+fn bad_requests_get_clear_errors() {
+    let rt = runtime();
+    let redis = redis();
+    let origin = origin_dir(&[("C1", 10)]);
+    let edge = Edge::start(&redis, origin.to_str().unwrap(), "memory", &[]);
+    let r = get(&rt, &edge, "/content/C1", &[]);
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&r.body).contains("X-Viewer"));
+    let r = get(&rt, &edge, "/content/C1", &[("x-viewer", "a b")]);
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let long = "v".repeat(2000);
+    let r = get(&rt, &edge, "/content/C1", &[("x-viewer", &long)]);
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = get(&rt, &edge, "/content/..%2fetc", &[("x-viewer", "U1")]);
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = get(&rt, &edge, "/content/NOPE", &[("x-viewer", "U1")]);
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = rt.block_on(request(edge.addr, "DELETE", "/content/C1", &[]));
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    // None of these was a view.
+    let mut con = redis.connect();
+    let info: String = redis::cmd("INFO").arg("edge").query(&mut con).unwrap();
+    assert!(info.contains("edge_plays_total:0"), "{info}");
+    std::fs::remove_dir_all(origin).unwrap();
+}
+
+/// An HTTP origin: objects by path, a delay before each answer, failures on demand, and a
+/// count of GETs by path.
+#[derive(Default)]
+struct TestOrigin {
+    objects: HashMap<String, Bytes>,
+    delay: Duration,
+    fail: Vec<String>,
+    gets: Mutex<HashMap<String, usize>>,
+}
+
+impl TestOrigin {
+    fn gets(&self, item: &str) -> usize {
+        self.gets.lock().unwrap().get(item).copied().unwrap_or(0)
+    }
+}
+
+fn serve_origin(rt: &tokio::runtime::Runtime, origin: Arc<TestOrigin>) -> SocketAddr {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let origin = Arc::clone(&origin);
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let origin = Arc::clone(&origin);
+                async move {
+                    let item = req.uri().path().trim_start_matches('/').to_owned();
+                    if req.method() == hyper::Method::GET {
+                        *origin.gets.lock().unwrap().entry(item.clone()).or_default() += 1;
+                    }
+                    tokio::time::sleep(origin.delay).await;
+                    let mut resp = Response::new(Full::new(Bytes::new()));
+                    if origin.fail.contains(&item) {
+                        *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                    } else if let Some(b) = origin.objects.get(&item) {
+                        resp.headers_mut().insert("content-length", b.len().into());
+                        if req.method() == hyper::Method::GET {
+                            *resp.body_mut() = Full::new(b.clone());
+                        }
+                    } else {
+                        *resp.status_mut() = StatusCode::NOT_FOUND;
+                    }
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn concurrent_misses_of_one_item_fetch_it_once_and_failures_store_nothing() {
+    let rt = runtime();
+    let redis = redis();
+    let mut o = TestOrigin {
+        delay: Duration::from_millis(300),
+        fail: vec!["BROKEN".into()],
+        ..TestOrigin::default()
+    };
+    o.objects
+        .insert("HOT".into(), Bytes::from(content("HOT", 20_000)));
+    let origin = Arc::new(o);
+    let addr = serve_origin(&rt, Arc::clone(&origin));
+    let edge = Edge::start(
+        &redis,
+        &format!("http://{addr}"),
+        "memory",
+        &["--origin-timeout-ms", "2000"],
+    );
+    let replies: Vec<Resp> = rt.block_on(async {
+        let tasks: Vec<_> = (0..12)
+            .map(|v| {
+                let a = edge.addr;
+                tokio::spawn(async move {
+                    request(a, "GET", &format!("/content/HOT?viewer=V{v}"), &[]).await
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    for r in &replies {
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(&r.body[..], &content("HOT", 20_000)[..]);
+    }
+    assert_eq!(
+        origin.gets("HOT"),
+        1,
+        "one origin fetch for twelve concurrent misses"
+    );
+    let r = get(&rt, &edge, "/content/BROKEN", &[("x-viewer", "U1")]);
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert!(String::from_utf8_lossy(&r.body).contains("origin"));
+    assert_eq!(
+        metric(&rt, &edge, "edge_server_store_items", ""),
+        1.0,
+        "only HOT is stored"
+    );
+    drop(edge);
+    // An origin slower than the deadline: 504, and nothing stored.
+    let edge = Edge::start(
+        &redis,
+        &format!("http://{addr}"),
+        "memory",
+        &["--origin-timeout-ms", "50"],
+    );
+    let r = get(&rt, &edge, "/content/HOT", &[("x-viewer", "U1")]);
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(metric(&rt, &edge, "edge_server_store_items", ""), 0.0);
+}
+
+#[test]
+fn prefetches_are_fetched_in_the_background_and_a_directory_store_survives_a_restart() {
+    let rt = runtime();
+    // A fixed prefetch of the top 3 after every view (no budget controller to warm up);
+    // items the module has not seen a size for are taken as 1000 bytes.
+    let mut redis = Server::start(
+        ServerOpts::new()
+            .module_arg("cache-capacity-bytes", "1000000")
+            .module_arg("item-size-bytes", "1000")
+            .module_arg("prefetch-budget", "0"),
+    );
+    let items: Vec<(String, usize)> = (0..12).map(|i| (format!("S{i}"), 1000 + i)).collect();
+    let refs: Vec<(&str, usize)> = items.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+    let origin = origin_dir(&refs);
+    let store = origin.with_extension("store");
+    // Viewers watched the series in order elsewhere: the module learned S{i} -> S{i+1}.
+    for v in 0..8 {
+        for (item, _) in &items {
+            redis.q::<()>(redis::cmd("EDGE.RECORD").arg(format!("W{v}")).arg(item));
+        }
+    }
+    let edge = Edge::start(
+        &redis,
+        origin.to_str().unwrap(),
+        store.to_str().unwrap(),
+        &[],
+    );
+    let r = get(&rt, &edge, "/content/S0", &[("x-viewer", "V1")]);
+    assert_eq!(r.header("x-edge-cache"), "MISS");
+    // The module prefetched what follows S0; the server fetches it in the background.
+    let fetched = (0..200).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        let n = metric(
+            &rt,
+            &edge,
+            "edge_server_origin_fetches_total",
+            "reason=\"prefetch\"",
+        );
+        (n > 0.0).then_some(n)
+    });
+    assert!(fetched.is_some(), "no prefetch reached the store");
+    let next = get(&rt, &edge, "/content/S1", &[("x-viewer", "V1")]);
+    assert_eq!(next.header("x-edge-cache"), "PREFETCHED-HIT");
+    assert_eq!(&next.body[..], &content("S1", 1001)[..]);
+    assert_eq!(
+        metric(&rt, &edge, "edge_server_prefetch_used_bytes_total", ""),
+        1001.0
+    );
+    assert_eq!(
+        metric(
+            &rt,
+            &edge,
+            "edge_server_origin_fetches_total",
+            "reason=\"miss\""
+        ),
+        1.0
+    );
+    let held = stored(&store);
+    assert!(held.iter().any(|(i, _)| i == "S0") && held.iter().any(|(i, _)| i == "S1"));
+    drop(edge);
+    // A restarted server finds what it held: a hit, with no origin fetch.
+    let edge = Edge::start(
+        &redis,
+        origin.to_str().unwrap(),
+        store.to_str().unwrap(),
+        &[],
+    );
+    let r = get(&rt, &edge, "/content/S0", &[("x-viewer", "V9")]);
+    assert_eq!(r.header("x-edge-cache"), "HIT");
+    assert_eq!(&r.body[..], &content("S0", 1000)[..]);
+    assert_eq!(
+        metric(&rt, &edge, "edge_server_origin_fetches_total", ""),
+        0.0
+    );
+    drop(edge);
+    std::fs::remove_dir_all(origin).unwrap();
+    std::fs::remove_dir_all(store).unwrap();
+}
+
+fn stored(dir: &Path) -> Vec<(String, u64)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_store_keeps_its_byte_bound() {
+    let rt = runtime();
+    let redis = redis();
+    let items: Vec<(String, usize)> = (0..20).map(|i| (format!("B{i}"), 1000)).collect();
+    let refs: Vec<(&str, usize)> = items.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+    let origin = origin_dir(&refs);
+    let edge = Edge::start(
+        &redis,
+        origin.to_str().unwrap(),
+        "memory",
+        &["--max-store-bytes", "5000"],
+    );
+    for (item, _) in &items {
+        let r = get(
+            &rt,
+            &edge,
+            &format!("/content/{item}"),
+            &[("x-viewer", "U1")],
+        );
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(metric(&rt, &edge, "edge_server_store_bytes", "") <= 5000.0);
+    }
+    assert_eq!(metric(&rt, &edge, "edge_server_store_items", ""), 5.0);
+    std::fs::remove_dir_all(origin).unwrap();
+}
