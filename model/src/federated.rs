@@ -605,8 +605,8 @@ pub fn sum<'a>(tables: impl IntoIterator<Item = &'a EdgeTables>, node: &str, rou
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::error::CodecError;
     use crate::engine::{Engine, View};
+    use crate::error::CodecError;
     use crate::user::UserState;
 
     /// Unit weights everywhere, so every count is an integer and sums are exact in `f32`.
