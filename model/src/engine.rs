@@ -16,6 +16,7 @@ use crate::error::ConfigError;
 use crate::federated::{self, Imported, Update};
 use crate::global::{GlobalModel, LearnParams, Learned};
 use crate::hash::fingerprint;
+use crate::packed::Packed;
 use crate::scoring::{Prediction, Query, RankedList, Scorer};
 use crate::stats::Stats;
 use crate::user::{MemoEntry, UserBounds, UserState};
@@ -639,6 +640,12 @@ impl Engine {
 
     /// Merges an aggregate of peers' updates; idempotent per round.
     pub fn import_update(&mut self, u: &Update, now_ms: i64, bytes: usize) -> Imported {
+        self.import_packed(&Packed::pack(u), now_ms, bytes)
+    }
+
+    /// [`Engine::import_update`] of an update as its blob carries it (see
+    /// [`crate::packed`]): what the module decodes, without spelling names out.
+    pub fn import_packed(&mut self, u: &Packed, now_ms: i64, bytes: usize) -> Imported {
         self.flush();
         let items_max = self.items_bound();
         let out = federated::import(

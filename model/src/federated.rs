@@ -26,10 +26,13 @@
 
 use std::collections::HashMap;
 
-use crate::codec::{Kind, Reader, Writer, MAX_COUNTER, MAX_NAME_LEN, MAX_WEIGHT};
-use crate::error::CodecError;
+use crate::catalog::ItemRef;
+use crate::codec::{MAX_COUNTER, MAX_WEIGHT};
 use crate::global::GlobalModel;
+use crate::packed::{Packed, PackedItem};
 use crate::transitions::{Entry, Row, Val};
+
+pub use crate::packed::{decode_packed, decode_update, encode_packed, encode_update};
 
 /// Current version of the update payload.
 pub const UPDATE_VERSION: u16 = 1;
@@ -182,9 +185,12 @@ pub struct Imported {
 /// Merges `u`, an aggregate of peers, into `g.peers` (flushed). A full update replaces the
 /// peers' tables; a delta replaces the rows and counts it carries. A round not newer than
 /// the last one imported changes nothing.
+///
+/// Each distinct name is looked up in the catalog once, after the admission, and every
+/// item, row and entry then finds its item by index (see [`crate::packed`]).
 pub fn import(
     g: &mut GlobalModel,
-    u: &Update,
+    u: &Packed,
     successors_max: usize,
     items_max: usize,
     now_ms: i64,
@@ -220,13 +226,15 @@ pub fn import(
     // With other settings than this edge's, the landmark cap alone keeps values finite.
     let finite = |f: f64| f.min(f64::MAX);
     let pop_norm = finite(items_clock.factor_to(Clock::of(&g.pop_decay)));
-    let peer_popularity = |it: &UpdateItem| (it.popularity * pop_norm).min(f64::from(MAX_WEIGHT));
+    let peer_popularity = |it: &PackedItem| (it.popularity * pop_norm).min(f64::from(MAX_WEIGHT));
     admit_peer_items(g, u, peer_popularity, items_max);
     // Every item the update may add is in the catalog now (or was not admitted): from here
-    // on nothing is interned and nothing is evicted.
+    // on nothing is interned and nothing is evicted, so each name resolves once.
+    let refs: Vec<Option<ItemRef>> = u.names.iter().map(|n| g.catalog.lookup(n)).collect();
+    let item = |i: u32| refs.get(i as usize).copied().flatten();
     let mut items = 0;
     for it in &u.items {
-        if let Some(r) = g.catalog.lookup(&it.name) {
+        if let Some(r) = item(it.name) {
             set_peer_counts(g, r.slot, it.views, peer_popularity(it));
             items += 1;
         }
@@ -234,20 +242,20 @@ pub fn import(
     let norm = finite(rows_clock.factor_to(Clock::of(&g.decay)));
     let weight = |w: f32| (f64::from(w) * norm).min(f64::from(MAX_WEIGHT)) as f32;
     let mut rows = 0;
-    for row in &u.rows {
-        let Some(from) = g.catalog.lookup(&row.from) else {
+    for (k, row) in u.rows.iter().enumerate() {
+        let Some(from) = item(row.from) else {
             continue;
         };
-        let mut entries: Vec<Entry> = row
-            .entries
+        let mut entries: Vec<Entry> = u
+            .row_entries(k)
             .iter()
-            .filter_map(|(to, w)| {
-                let item = g.catalog.lookup(to)?;
+            .filter_map(|&(to, w)| {
+                let item = item(to)?;
                 Some(Entry {
                     item,
                     val: Val {
                         gen: item.gen,
-                        count: weight(*w),
+                        count: weight(w),
                         error: 0.0,
                     },
                 })
@@ -303,52 +311,57 @@ enum Source {
 /// only rows carry count as unseen. The ranking is done once per import, before interning,
 /// so an aggregate naming millions of items keeps its most important ones instead of
 /// cycling them through the catalog in blob order, and the work is linear in the update's
-/// names plus the catalog, with memory of the same order as the decoded update (which the
-/// server's bulk-length limit bounds).
+/// names plus the catalog (each distinct name looked up once), with memory of the same
+/// order as the decoded update (which the server's bulk-length limit bounds).
 fn admit_peer_items(
     g: &mut GlobalModel,
-    u: &Update,
-    peer_popularity: impl Fn(&UpdateItem) -> f64,
+    u: &Packed,
+    peer_popularity: impl Fn(&PackedItem) -> f64,
     items_max: usize,
 ) {
-    // Importance by name, as this update will leave it.
-    let mut named: HashMap<&str, (f64, u64)> = HashMap::with_capacity(u.items.len());
+    // Importance by name index, as this update will leave it (a repeated item: the last).
+    let mut named: Vec<Option<(f64, u64)>> = vec![None; u.names.len()];
     for it in &u.items {
-        named.insert(&it.name, (peer_popularity(it), it.views));
+        named[it.name as usize] = Some((peer_popularity(it), it.views));
     }
-    let mut new_names: Vec<&str> = Vec::new();
-    let mut new_keys: Vec<(f64, u64)> = Vec::new();
+    // Which of the update's names the catalog holds, and by slot, which name each is.
+    let mut held = vec![false; u.names.len()];
+    let mut name_at = vec![u32::MAX; g.catalog.slot_count()];
+    for (i, n) in u.names.iter().enumerate() {
+        if let Some(r) = g.catalog.lookup(n) {
+            held[i] = true;
+            name_at[r.slot as usize] = i as u32;
+        }
+    }
     let mut own = 0usize;
     let mut present: Vec<((f64, u64), u32)> = Vec::new();
     for (r, item) in g.catalog.iter() {
         if g.is_peer_only(r) {
             let key = named
-                .get(&*item.name)
+                .get(name_at[r.slot as usize] as usize)
                 .copied()
+                .flatten()
                 .unwrap_or_else(|| GlobalModel::peer_importance(item));
             present.push((key, r.slot));
         } else {
             own += 1;
         }
     }
-    let mut queued: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    let names = u
-        .items
-        .iter()
-        .map(|i| i.name.as_str())
-        .chain(u.rows.iter().flat_map(|r| {
-            std::iter::once(r.from.as_str()).chain(r.entries.iter().map(|(n, _)| n.as_str()))
-        }));
-    for name in names {
-        if g.catalog.lookup(name).is_some() || !queued.insert(name) {
+    drop(name_at);
+    let mut queued = vec![false; u.names.len()];
+    let mut new_names: Vec<u32> = Vec::new();
+    let mut new_keys: Vec<(f64, u64)> = Vec::new();
+    for i in u.references() {
+        let k = i as usize;
+        if held[k] || std::mem::replace(&mut queued[k], true) {
             continue;
         }
-        new_names.push(name);
-        new_keys.push(named.get(name).copied().unwrap_or((0.0, 0)));
+        new_names.push(i);
+        new_keys.push(named[k].unwrap_or((0.0, 0)));
     }
     drop(queued);
     let share = items_max.max(1).saturating_sub(own);
-    let admitted: Vec<&str> = if present.len() + new_names.len() <= share {
+    let admitted: Vec<u32> = if present.len() + new_names.len() <= share {
         new_names
     } else {
         let mut all: Vec<((f64, u64), Source)> = present
@@ -364,7 +377,7 @@ fn admit_peer_items(
         let name_of = |s: Source| -> &str {
             match s {
                 Source::Present(slot) => g.catalog.at(slot).map_or("", |(_, i)| &*i.name),
-                Source::New(i) => new_names[i],
+                Source::New(i) => u.name(new_names[i]),
             }
         };
         // Most important first; on a tie an item already held stays (no churn), then by
@@ -392,13 +405,13 @@ fn admit_peer_items(
         }
         admitted
     };
-    for name in admitted {
+    for i in admitted {
         // Room was made above; the check only makes sure this never evicts. (A fingerprint
         // collision leaves the name untracked, as anywhere else.)
         if g.catalog.len() >= items_max {
             break;
         }
-        let _ = g.catalog.intern(name, items_max);
+        let _ = g.catalog.intern(u.name(i), items_max);
     }
 }
 
@@ -588,143 +601,12 @@ pub fn sum<'a>(tables: impl IntoIterator<Item = &'a EdgeTables>, node: &str, rou
     }
 }
 
-/// Encodes an update (framed, checksummed; see [`crate::codec`]).
-pub fn encode_update(u: &Update) -> Vec<u8> {
-    let mut names: HashMap<&str, u64> = HashMap::new();
-    let mut order: Vec<&str> = Vec::new();
-    for n in u
-        .items
-        .iter()
-        .map(|i| i.name.as_str())
-        .chain(u.rows.iter().flat_map(|r| {
-            std::iter::once(r.from.as_str()).chain(r.entries.iter().map(|(n, _)| n.as_str()))
-        }))
-    {
-        if !names.contains_key(n) {
-            names.insert(n, order.len() as u64);
-            order.push(n);
-        }
-    }
-    let mut w = Writer::frame(Kind::Update, UPDATE_VERSION);
-    w.str(&u.node);
-    w.varint(u.round);
-    match u.since {
-        None => w.u8(0),
-        Some(s) => {
-            w.u8(1);
-            w.varint(s);
-        }
-    }
-    for c in [u.rows_clock, u.items_clock] {
-        w.ivarint(c.landmark_ms);
-        w.varint(c.half_life_ms);
-    }
-    w.varint(order.len() as u64);
-    for n in &order {
-        w.str(n);
-    }
-    w.varint(u.items.len() as u64);
-    for i in &u.items {
-        w.varint(names[i.name.as_str()]);
-        w.varint(i.views);
-        w.f64(i.popularity);
-    }
-    w.varint(u.rows.len() as u64);
-    for r in &u.rows {
-        w.varint(names[r.from.as_str()]);
-        w.f32(r.total);
-        w.varint(r.entries.len() as u64);
-        for (n, x) in &r.entries {
-            w.varint(names[n.as_str()]);
-            w.f32(*x);
-        }
-    }
-    w.finish()
-}
-
-/// Decodes and validates an update; nothing about it is trusted until this succeeds.
-pub fn decode_update(blob: &[u8]) -> Result<Update, CodecError> {
-    let (mut r, _version) = Reader::open(blob, Kind::Update, UPDATE_VERSION)?;
-    let node = r.str(MAX_NODE_LEN)?.to_owned();
-    let round = r.id()?;
-    let since = match r.u8()? {
-        0 => None,
-        1 => Some(r.id()?),
-        _ => return Err(CodecError::Invalid("bad delta flag")),
-    };
-    let rows_clock = Clock {
-        landmark_ms: r.time()?,
-        half_life_ms: r.counter()?,
-    };
-    let items_clock = Clock {
-        landmark_ms: r.time()?,
-        half_life_ms: r.counter()?,
-    };
-    let n = r.count(1)?;
-    let mut names = Vec::with_capacity(n);
-    let mut unique = std::collections::HashSet::with_capacity(n);
-    for _ in 0..n {
-        let name = r.str(MAX_NAME_LEN)?;
-        if name.is_empty() || !unique.insert(name) {
-            return Err(CodecError::Invalid("empty or repeated item name"));
-        }
-        names.push(name.to_owned());
-    }
-    let name = |i: u64| {
-        names
-            .get(i as usize)
-            .cloned()
-            .ok_or(CodecError::Invalid("item index out of range"))
-    };
-    let n = r.count(10)?;
-    let mut items = Vec::with_capacity(n);
-    for _ in 0..n {
-        let name = name(r.varint()?)?;
-        let views = r.counter()?;
-        let popularity = r.f64()?;
-        if popularity < 0.0 {
-            return Err(CodecError::Invalid("negative popularity"));
-        }
-        let popularity = popularity.min(f64::from(MAX_WEIGHT));
-        items.push(UpdateItem {
-            name,
-            views,
-            popularity,
-        });
-    }
-    let n = r.count(6)?;
-    let mut rows = Vec::with_capacity(n);
-    for _ in 0..n {
-        let from = name(r.varint()?)?;
-        let total = r.weight()?;
-        let m = r.count(5)?;
-        let mut entries = Vec::with_capacity(m);
-        for _ in 0..m {
-            entries.push((name(r.varint()?)?, r.weight()?));
-        }
-        rows.push(UpdateRow {
-            from,
-            total,
-            entries,
-        });
-    }
-    r.end()?;
-    Ok(Update {
-        node,
-        round,
-        since,
-        rows_clock,
-        items_clock,
-        items,
-        rows,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
     use crate::engine::{Engine, View};
+    use crate::error::CodecError;
     use crate::user::UserState;
 
     /// Unit weights everywhere, so every count is an integer and sums are exact in `f32`.
@@ -888,6 +770,53 @@ mod tests {
         assert!(!again.applied);
         assert_eq!(pairs(&mut b), before);
         assert_eq!(b.global().peers.rounds, 1);
+    }
+
+    /// A packed update spells out to the update it came from, its blob is the one
+    /// `encode_update` writes, and a blob decoded packed re-encodes byte for byte.
+    #[test]
+    fn packing_keeps_the_update_and_its_blob() {
+        let mut e = train(3).remove(0);
+        let mut u = e.export_update("a", None);
+        // A name repeated across items and rows, and an item listed twice.
+        u.items.push(u.items[0].clone());
+        u.rows[0].entries.push((u.items[0].name.clone(), 0.5));
+        let p = crate::packed::Packed::pack(&u);
+        assert!(p.names.len() < p.entries.len() + p.items.len() + p.rows.len());
+        assert_eq!(p.unpack(), u);
+        let blob = encode_update(&u);
+        assert_eq!(decode_packed(&blob).unwrap(), p);
+        assert_eq!(encode_packed(&decode_packed(&blob).unwrap()), blob);
+        assert_eq!(decode_update(&blob).unwrap(), u);
+    }
+
+    /// What an import does depends on the update, not on the order of the blob's name
+    /// table (names are resolved once, by index): a table in reverse order, and one with
+    /// names no entry uses, leave the same node.
+    #[test]
+    fn an_import_does_not_depend_on_the_name_table_order() {
+        let mut edges = train(3);
+        let u = edges[1].export_update("b", None);
+        let p = crate::packed::Packed::pack(&u);
+        let n = p.names.len() as u32;
+        let mut q = p.clone();
+        q.names.reverse();
+        q.names.push("unused".into());
+        let flip = |i: u32| n - 1 - i;
+        q.items.iter_mut().for_each(|i| i.name = flip(i.name));
+        q.rows.iter_mut().for_each(|r| r.from = flip(r.from));
+        q.entries.iter_mut().for_each(|e| e.0 = flip(e.0));
+        assert_eq!(q.unpack(), u);
+        let mut a = edges[0].clone();
+        let mut b = edges[0].clone();
+        assert!(a.import_packed(&p, 5, 1).applied);
+        assert!(b.import_packed(&q, 5, 1).applied);
+        assert_eq!(
+            crate::codec::encode_node(&mut a),
+            crate::codec::encode_node(&mut b)
+        );
+        assert_eq!(pairs(&mut a), pairs(&mut b));
+        assert!(!pairs(&mut a).is_empty());
     }
 
     #[test]

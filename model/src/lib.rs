@@ -12,6 +12,7 @@
 //! - [`cache`]: the edge cache and its eviction policies;
 //! - [`engine`]: the node's whole state and the live flows (record, predict, play);
 //! - [`codec`]: versioned binary formats for persistence and exchange;
+//! - [`federated`], [`packed`]: exports, aggregates and imports between edges;
 //! - [`config`], [`stats`], [`error`]: settings, counters and errors.
 
 pub mod cache;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod federated;
 pub mod global;
 pub mod hash;
+pub mod packed;
 pub mod request;
 pub mod scoring;
 pub mod settings;

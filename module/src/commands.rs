@@ -26,7 +26,7 @@ use redis_module::{
 };
 
 use edge_model::codec::{decode_node, decode_user};
-use edge_model::federated::{decode_update, encode_update};
+use edge_model::federated::{decode_packed, encode_update};
 use edge_model::request::{self, ArgError, ViewRequest};
 use edge_model::{Engine, UserState};
 
@@ -535,9 +535,9 @@ pub fn model_export(ctx: &Context, args: &Args) -> RedisResult {
 /// that fails validation is refused before anything is touched.
 pub fn model_import(ctx: &Context, args: &Args) -> RedisResult {
     let (blob, given) = parse(args.rest(), request::model_import)?;
-    let update = decode_update(blob).map_err(|e| err(format_args!("invalid update blob: {e}")))?;
+    let update = decode_packed(blob).map_err(|e| err(format_args!("invalid update blob: {e}")))?;
     let now = given.unwrap_or_else(state::now_ms);
-    let imported = state::engine().import_update(&update, now, blob.len());
+    let imported = state::engine().import_packed(&update, now, blob.len());
     if imported.applied {
         state::note_import(blob.len());
     }
