@@ -1196,6 +1196,27 @@ mod peer_bound_tests {
     /// Memory stays bounded by `items-max` whatever an aggregate names, and a delta that
     /// names only rows' items admits them by the counts already known.
     #[test]
+    fn the_peers_rows_count_in_the_models_memory() {
+        // model-memory-max bounds what the model holds; an import's rows are most of it.
+        let (mut e, _) = own_edge();
+        let before = e.global().memory_bytes();
+        let mut u = peers_update(1);
+        let names: Vec<String> = u.items.iter().map(|i| i.name.clone()).collect();
+        for r in &mut u.rows {
+            r.entries = names.iter().map(|n| (n.clone(), 1.0)).collect();
+        }
+        assert!(e.import_update(&u, 0, 1).applied);
+        let g = e.global();
+        let entries = g.peers.rows.len();
+        assert!(entries > 100, "the update stored {entries} peer transitions");
+        assert!(
+            g.memory_bytes() >= before + entries * std::mem::size_of::<Entry>(),
+            "{} bytes after, {before} before, {entries} entries",
+            g.memory_bytes()
+        );
+    }
+
+    #[test]
     fn a_huge_aggregate_stays_within_items_max() {
         let (mut e, _) = own_edge();
         let mut u = peers_update(1);

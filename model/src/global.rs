@@ -575,6 +575,7 @@ impl GlobalModel {
     pub fn memory_bytes(&self) -> usize {
         self.catalog.memory_bytes()
             + self.transitions.memory_bytes()
+            + self.peers.rows.memory_bytes()
             + self.board.memory_bytes()
             + self.peer_order.capacity() * std::mem::size_of::<ItemRef>()
     }
