@@ -26,7 +26,7 @@
 //! item, then the smaller id. Only items reachable from the user's rows and the popularity
 //! board are touched, and top-k keeps a lazily pruned buffer: cost is O(H · successors + k).
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 
 use crate::catalog::{Catalog, ItemRef};
 use crate::config::Config;
@@ -174,6 +174,13 @@ struct Ranked {
     slot: u32,
 }
 
+impl Ranked {
+    /// Score, then popularity, as one integer: the order of [`better`] but for names.
+    fn key(&self) -> u128 {
+        u128::from(self.score) << 64 | u128::from(self.popularity)
+    }
+}
+
 /// An integer in the order of [`f64::total_cmp`], so one comparison of keys is one of floats.
 fn order_key(x: f64) -> u64 {
     let b = x.to_bits();
@@ -248,12 +255,20 @@ impl<'a, N: Names> TopK<'a, N> {
         }
     }
     /// Keeps the k best offers (in no particular order) and, once there are k, raises the
-    /// bar to the worst of them: nothing below it can enter.
+    /// bar to the worst of them: nothing below it can enter. Selects on the integer key; a
+    /// tie on the key across the cut (rare: equal score and popularity) falls back to the
+    /// full order, names included.
     fn settle(&mut self) {
         if self.buf.len() > self.k {
-            let names = self.names;
+            let cut = self.k - 1;
             self.buf
-                .select_nth_unstable_by(self.k - 1, |a, b| better(names, b, a));
+                .select_nth_unstable_by_key(cut, |r| Reverse(r.key()));
+            let edge = self.buf[cut].key();
+            if self.buf[self.k..].iter().any(|r| r.key() == edge) {
+                let names = self.names;
+                self.buf
+                    .select_nth_unstable_by(cut, |a, b| better(names, b, a));
+            }
             self.buf.truncate(self.k);
         }
         if self.buf.len() == self.k {
@@ -261,11 +276,17 @@ impl<'a, N: Names> TopK<'a, N> {
         }
     }
 
-    /// (slot, score), best first.
+    /// (slot, score), best first: sorted on the integer key, then each run of equal keys by
+    /// name.
     fn into_ranked(mut self) -> impl Iterator<Item = (u32, f64)> {
         self.settle();
+        self.buf.sort_unstable_by_key(|r| Reverse(r.key()));
         let names = self.names;
-        self.buf.sort_unstable_by(|a, b| better(names, b, a));
+        for run in self.buf.chunk_by_mut(|a, b| a.key() == b.key()) {
+            if run.len() > 1 {
+                run.sort_unstable_by(|a, b| better(names, b, a));
+            }
+        }
         self.buf
             .into_iter()
             .map(|r| (r.slot, from_order_key(r.score)))
