@@ -26,9 +26,9 @@
 //! item, then the smaller id. Only items reachable from the user's rows and the popularity
 //! board are touched, and top-k keeps a lazily pruned buffer: cost is O(H · successors + k).
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 
-use crate::catalog::ItemRef;
+use crate::catalog::{Catalog, ItemRef};
 use crate::config::Config;
 use crate::global::GlobalModel;
 use crate::user::UserState;
@@ -164,50 +164,75 @@ pub struct Scorer {
     pair_touched: Vec<u32>,
 }
 
-struct Ranked<'a> {
-    score: f64,
-    popularity: f64,
-    name: &'a str,
+/// A candidate in the ranking, kept small so that selecting and sorting move 24 bytes and
+/// compare integers: the score and popularity as [`order_key`]s, and the catalog slot, which
+/// names the item only when both tie (the name is a pointer chase and a string compare).
+#[derive(Debug, Clone, Copy)]
+struct Ranked {
+    score: u64,
+    popularity: u64,
+    slot: u32,
 }
 
-impl PartialEq for Ranked<'_> {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o) == Ordering::Equal
+impl Ranked {
+    /// Score, then popularity, as one integer: the order of [`better`] but for names.
+    fn key(&self) -> u128 {
+        u128::from(self.score) << 64 | u128::from(self.popularity)
     }
 }
-impl Eq for Ranked<'_> {}
-impl PartialOrd for Ranked<'_> {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
+
+/// An integer in the order of [`f64::total_cmp`], so one comparison of keys is one of floats.
+fn order_key(x: f64) -> u64 {
+    let b = x.to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | 1 << 63
     }
 }
-impl Ord for Ranked<'_> {
-    /// "Better" is greater: higher score, then more popular, then (for an order that is the
-    /// same on every node) the smaller name.
-    fn cmp(&self, o: &Self) -> Ordering {
-        self.score
-            .total_cmp(&o.score)
-            .then_with(|| self.popularity.total_cmp(&o.popularity))
-            .then_with(|| o.name.cmp(self.name))
+
+/// The float behind an [`order_key`].
+fn from_order_key(k: u64) -> f64 {
+    f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k })
+}
+
+/// The items' names, for the last tie-break of [`better`]: any function of a slot.
+trait Names {
+    fn name(&self, slot: u32) -> &str;
+}
+
+impl Names for Catalog {
+    fn name(&self, slot: u32) -> &str {
+        self.at(slot).map_or("", |(_, item)| &*item.name)
     }
+}
+
+/// "Better" is greater: higher score, then more popular, then (for an order that is the same
+/// on every node) the smaller name.
+fn better(names: &impl Names, a: &Ranked, b: &Ranked) -> Ordering {
+    (a.score, a.popularity)
+        .cmp(&(b.score, b.popularity))
+        .then_with(|| names.name(b.slot).cmp(names.name(a.slot)))
 }
 
 /// The k best offers seen so far, kept lazily: offers go into a buffer, and when it holds
 /// 2k the best k are selected (linear time) and the k-th best score becomes the bar later
 /// offers must reach. Amortized O(1) per offer where a heap pays O(log k): a play ranks up
 /// to a hundred predictions from a thousand candidates.
-struct TopK<'a> {
-    buf: Vec<Ranked<'a>>,
+struct TopK<'a, N> {
+    buf: Vec<Ranked>,
     k: usize,
     bar: Option<f64>,
+    names: &'a N,
 }
 
-impl<'a> TopK<'a> {
-    fn new(k: usize) -> Self {
+impl<'a, N: Names> TopK<'a, N> {
+    fn new(k: usize, names: &'a N) -> Self {
         TopK {
             buf: Vec::with_capacity(2 * k),
             k,
             bar: None,
+            names,
         }
     }
 
@@ -216,30 +241,55 @@ impl<'a> TopK<'a> {
         self.bar
     }
 
-    fn offer(&mut self, r: Ranked<'a>) {
-        if self.bar.is_some_and(|bar| r.score < bar) {
+    fn offer(&mut self, score: f64, popularity: f64, slot: u32) {
+        if self.bar.is_some_and(|bar| score < bar) {
             return;
         }
-        self.buf.push(r);
+        self.buf.push(Ranked {
+            score: order_key(score),
+            popularity: order_key(popularity),
+            slot,
+        });
         if self.buf.len() >= 2 * self.k {
-            self.keep_best();
-            self.bar = self.buf.iter().map(|r| r.score).reduce(f64::min);
+            self.settle();
         }
     }
-
-    /// Keeps the k best offers (in no particular order).
-    fn keep_best(&mut self) {
+    /// Keeps the k best offers (in no particular order) and, once there are k, raises the
+    /// bar to the worst of them: nothing below it can enter. Selects on the integer key; a
+    /// tie on the key across the cut (rare: equal score and popularity) falls back to the
+    /// full order, names included.
+    fn settle(&mut self) {
         if self.buf.len() > self.k {
-            self.buf.select_nth_unstable_by(self.k - 1, |a, b| b.cmp(a));
+            let cut = self.k - 1;
+            self.buf
+                .select_nth_unstable_by_key(cut, |r| Reverse(r.key()));
+            let edge = self.buf[cut].key();
+            if self.buf[self.k..].iter().any(|r| r.key() == edge) {
+                let names = self.names;
+                self.buf
+                    .select_nth_unstable_by(cut, |a, b| better(names, b, a));
+            }
             self.buf.truncate(self.k);
         }
+        if self.buf.len() == self.k {
+            self.bar = self.buf.iter().map(|r| r.score).min().map(from_order_key);
+        }
     }
 
-    /// (name, score), best first.
-    fn into_ranked(mut self) -> Vec<(&'a str, f64)> {
-        self.keep_best();
-        self.buf.sort_unstable_by(|a, b| b.cmp(a));
-        self.buf.into_iter().map(|r| (r.name, r.score)).collect()
+    /// (slot, score), best first: sorted on the integer key, then each run of equal keys by
+    /// name.
+    fn into_ranked(mut self) -> impl Iterator<Item = (u32, f64)> {
+        self.settle();
+        self.buf.sort_unstable_by_key(|r| Reverse(r.key()));
+        let names = self.names;
+        for run in self.buf.chunk_by_mut(|a, b| a.key() == b.key()) {
+            if run.len() > 1 {
+                run.sort_unstable_by(|a, b| better(names, b, a));
+            }
+        }
+        self.buf
+            .into_iter()
+            .map(|r| (r.slot, from_order_key(r.score)))
     }
 }
 
@@ -291,7 +341,7 @@ impl Scorer {
             _ => None,
         };
 
-        let mut top = TopK::new(q.k);
+        let mut top = TopK::new(q.k, &g.catalog);
         for &slot in &self.touched[..self.n_touched] {
             let mut score = f64::from(self.scores[slot as usize]);
             // Damping never raises a score, so a candidate already below the bar is out
@@ -309,15 +359,17 @@ impl Scorer {
                 let dz = f64::from(item.ln_views) - level;
                 score *= (-a * dz * dz).exp();
             }
-            top.offer(Ranked {
-                score,
-                popularity: item.ranking_popularity(),
-                name: &item.name,
-            });
+            top.offer(score, item.ranking_popularity(), slot);
         }
         // Everything else ranks by popularity alone, below every scored candidate: walking
-        // the leaders in order and stopping once k fresh ones are in is exact.
-        let mut fresh = 0;
+        // the leaders in order and stopping once k fresh ones are in is exact. When k scored
+        // candidates are in, the bar is above 0 and no fill can enter: the walk is skipped.
+        top.settle();
+        let mut fresh = if top.bar().is_some_and(|bar| bar > 0.0) {
+            q.k
+        } else {
+            0
+        };
         for &r in g.board.items() {
             if fresh >= q.k {
                 break;
@@ -329,16 +381,14 @@ impl Scorer {
                 continue;
             }
             fresh += 1;
-            top.offer(Ranked {
-                score: 0.0,
-                popularity: item.ranking_popularity(),
-                name: &item.name,
-            });
+            top.offer(0.0, item.ranking_popularity(), r.slot);
         }
         for &slot in &self.touched[..self.n_touched] {
             self.scores[slot as usize] = 0.0;
         }
         top.into_ranked()
+            .map(|(slot, score)| (g.catalog.name(slot), score))
+            .collect()
     }
 
     fn gather_global(&mut self, g: &GlobalModel, u: &UserState, c: &Config) {
@@ -438,45 +488,68 @@ impl Scorer {
 mod tests {
     use super::*;
 
+    impl Names for Vec<String> {
+        fn name(&self, slot: u32) -> &str {
+            &self[slot as usize]
+        }
+    }
+
     /// The lazily pruned top-k gives exactly the first k of a full sort, ties included
     /// (equal scores fall to popularity, then to the smaller name).
     #[test]
     fn top_k_is_the_head_of_a_full_sort() {
-        let names: Vec<String> = (0..3_000).map(|i| format!("I{i:04}")).collect();
+        let names: Vec<String> = (0..3_000).map(|i| format!("I{:04}", 2_999 - i)).collect();
         let mut x: u64 = 5;
         for k in [1, 2, 3, 10, 100, 2_999, 5_000] {
-            let offers: Vec<Ranked> = names
-                .iter()
-                .map(|name| {
+            let offers: Vec<(u32, f64, f64)> = (0..names.len() as u32)
+                .map(|slot| {
                     x = x
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407);
-                    Ranked {
-                        // Few distinct values, so ties are everywhere.
-                        score: ((x >> 40) % 50) as f64 / 7.0,
-                        popularity: ((x >> 20) % 5) as f64,
-                        name,
-                    }
+                    // Few distinct values, so ties are everywhere.
+                    let score = ((x >> 40) % 50) as f64 / 7.0;
+                    (slot, score, ((x >> 20) % 5) as f64)
                 })
                 .collect();
-            let mut top = TopK::new(k);
-            for r in &offers {
-                if top.bar().is_some_and(|bar| r.score < bar) {
+            let mut top = TopK::new(k, &names);
+            for &(slot, score, popularity) in &offers {
+                if top.bar().is_some_and(|bar| score < bar) {
                     continue;
                 }
-                top.offer(Ranked { ..*r });
+                top.offer(score, popularity, slot);
             }
-            let mut all: Vec<(&str, f64, f64)> = offers
-                .iter()
-                .map(|r| (r.name, r.score, r.popularity))
-                .collect();
+            let mut all = offers.clone();
             all.sort_by(|a, b| {
                 b.1.total_cmp(&a.1)
                     .then(b.2.total_cmp(&a.2))
-                    .then(a.0.cmp(b.0))
+                    .then(names[a.0 as usize].cmp(&names[b.0 as usize]))
             });
-            let want: Vec<(&str, f64)> = all.iter().take(k).map(|a| (a.0, a.1)).collect();
-            assert_eq!(top.into_ranked(), want, "k {k}");
+            let want: Vec<(u32, f64)> = all.iter().take(k).map(|a| (a.0, a.1)).collect();
+            assert_eq!(top.into_ranked().collect::<Vec<_>>(), want, "k {k}");
+        }
+    }
+
+    /// Order keys sort exactly as `total_cmp` and give the float back.
+    #[test]
+    fn order_keys_keep_the_order_of_floats() {
+        let xs = [
+            f64::NEG_INFINITY,
+            -3.5,
+            -f64::MIN_POSITIVE,
+            -0.0,
+            0.0,
+            f64::MIN_POSITIVE,
+            1e-300,
+            0.25,
+            1.0,
+            7.0,
+            f64::INFINITY,
+        ];
+        for a in xs {
+            assert_eq!(from_order_key(order_key(a)).to_bits(), a.to_bits());
+            for b in xs {
+                assert_eq!(order_key(a).cmp(&order_key(b)), a.total_cmp(&b), "{a} {b}");
+            }
         }
     }
 }
