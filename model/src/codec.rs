@@ -68,7 +68,9 @@ pub enum Kind {
 }
 
 /// Current version of each kind's payload.
-pub const USER_VERSION: u16 = 1;
+/// Version 2 added whether each history entry was privacy-clipped (older blobs load with
+/// none clipped).
+pub const USER_VERSION: u16 = 2;
 /// Current version of the node payload. Version 2 added the prefetch controller's price
 /// and credit, version 3 the cache's demand clock and each item's demand, version 4 the
 /// popularity board's order, version 5 what the cache's split learned (share, ghosts) and
@@ -357,6 +359,7 @@ pub fn encode_user(u: &UserState) -> Vec<u8> {
         w.str(&h.item);
         w.ivarint(h.ts_ms);
         w.f32(h.weight);
+        w.u8(u8::from(h.clipped));
     }
     w.varint(u.seen_len() as u64);
     for fp in u.seen() {
@@ -388,7 +391,7 @@ const MAX_AFFINITY: f32 = 64.0;
 /// to [0, 1], transition weights to [`MAX_WEIGHT`]); structure that no writer produces
 /// (a repeated seen item or transition) is refused.
 pub fn decode_user(blob: &[u8], bounds: UserBounds) -> Result<UserState, CodecError> {
-    let (mut r, _version) = Reader::open(blob, Kind::User, USER_VERSION)?;
+    let (mut r, version) = Reader::open(blob, Kind::User, USER_VERSION)?;
     let records = r.counter()?;
     let first_ts_ms = r.time()?;
     let device = match r.u8()? {
@@ -402,6 +405,14 @@ pub fn decode_user(blob: &[u8], bounds: UserBounds) -> Result<UserState, CodecEr
         let item = r.str(MAX_NAME_LEN)?;
         let ts_ms = r.time()?;
         let weight = r.weight()?.min(1.0);
+        let clipped = match version {
+            1 => false,
+            _ => match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(CodecError::Invalid("bad clipped flag")),
+            },
+        };
         if history.len() == bounds.history_len {
             history.pop_front();
         }
@@ -412,6 +423,7 @@ pub fn decode_user(blob: &[u8], bounds: UserBounds) -> Result<UserState, CodecEr
                 ts_ms,
                 weight,
                 hint: Hint::default(),
+                clipped,
             });
         }
     }
@@ -1135,8 +1147,9 @@ mod tests {
     }
 
     /// A user blob with `n` views of distinct items, each weighing `weight`, and `records`.
+    /// Written in version 1's layout (no clipped flags), which still loads.
     fn big_user(n: usize, weight: f32, records: u64) -> Vec<u8> {
-        let mut w = Writer::frame(Kind::User, USER_VERSION);
+        let mut w = Writer::frame(Kind::User, 1);
         w.varint(records);
         w.ivarint(1);
         w.u8(0);

@@ -402,10 +402,20 @@ impl Engine {
         // again inside, where the name is all they take).
         let fp = fingerprint(view.item.as_bytes());
         std::hint::black_box(user.warm(fp, c.learning.window));
+        // Privacy clip: past `dp-clip` views in one export round, a viewer's views still
+        // shape their own history and this edge's cache demand but reach nothing the node
+        // exports: no counts, no links (nor links from them later, see
+        // `HistoryEntry::clipped`), no watch time.
+        let clipped =
+            c.dp_clip > 0 && user.count_round_view(self.global.transitions.epoch()) > c.dp_clip;
         let mut skip = false;
         if let Some(d) = view.duration_s {
             if let Some(r) = self.global.catalog.lookup_fp(fp, view.item) {
-                skip = self.global.observe_duration(r, d, c.skip_threshold_pct);
+                skip = if clipped {
+                    self.global.is_skip(r, d, c.skip_threshold_pct)
+                } else {
+                    self.global.observe_duration(r, d, c.skip_threshold_pct)
+                };
             }
         }
         let view_weight = if skip {
@@ -416,10 +426,6 @@ impl Engine {
         let params = self.learn_params();
         // The popularity level the viewer found the item at: measured before this view.
         let mean_ln_views = self.global.mean_ln_views();
-        // Privacy clip: past `dp-clip` views in one export round, a viewer's views still
-        // shape their own history but teach the node (and so its exports) nothing.
-        let clipped =
-            c.dp_clip > 0 && user.count_round_view(self.global.transitions.epoch()) > c.dp_clip;
         let learned = if clipped {
             bump(&mut self.stats.dp_clipped);
             let item = self.global.catalog.lookup_fp(fp, view.item);
@@ -436,7 +442,7 @@ impl Engine {
         if let Some(factor) = self.global.count_demand(learned.item) {
             self.cache.rescale(factor);
         }
-        if let (Some(r), Some(d)) = (learned.item, view.duration_s) {
+        if let (Some(r), Some(d), false) = (learned.item, view.duration_s, clipped) {
             if self.global.catalog.get(r).is_some_and(|i| i.views == 1) {
                 self.global.observe_duration(r, d, c.skip_threshold_pct);
             }
@@ -454,6 +460,9 @@ impl Engine {
             self.user_bounds(),
             learned.item.map(|r| self.global.catalog.hint(r)),
         );
+        if clipped {
+            user.clip_last();
+        }
         bump(&mut self.stats.records);
         self.version += 1;
         if skip {
@@ -831,6 +840,58 @@ mod tests {
             3,
             "a new export round starts a new allowance"
         );
+    }
+
+    /// A viewer over the clip teaches the export exactly what a viewer who made only the
+    /// first `dp-clip` views would: no counts, no links to or from the clipped views (in a
+    /// later round either), no watch time; and that survives a save and reload of the user.
+    #[test]
+    fn a_viewer_over_the_clip_contributes_exactly_the_clip() {
+        let cfg = Config {
+            dp_clip: 2,
+            ..small()
+        };
+        let timed = |item, ts_ms, d| View {
+            item,
+            ts_ms,
+            duration_s: Some(d),
+            device: None,
+        };
+        let mut heavy = Engine::new(cfg.clone()).unwrap();
+        let mut u = UserState::default();
+        for (t, item) in ["A", "B", "C", "D", "A"].iter().enumerate() {
+            heavy.record(&mut u, &timed(item, t as i64 * 1000, 100 + 50 * t as u32));
+        }
+        let mut only = Engine::new(cfg).unwrap();
+        let mut v = UserState::default();
+        for (t, item) in ["A", "B"].iter().enumerate() {
+            only.record(&mut v, &timed(item, t as i64 * 1000, 100 + 50 * t as u32));
+        }
+        let strip = |mut x: Update| {
+            x.node.clear();
+            x
+        };
+        assert_eq!(
+            strip(heavy.export_update("h", None)),
+            strip(only.export_update("o", None))
+        );
+        let mut u = crate::codec::decode_user(&crate::codec::encode_user(&u), cfg_bounds())
+            .expect("reloads");
+        assert_eq!(
+            u.history().iter().map(|h| h.clipped).collect::<Vec<_>>(),
+            [false, false, true, true, true]
+        );
+        heavy.record(&mut u, &timed("E", 9000, 300));
+        only.record(&mut v, &timed("E", 9000, 300));
+        assert_eq!(
+            strip(heavy.export_update("h", Some(1))),
+            strip(only.export_update("o", Some(1)))
+        );
+        assert_eq!(heavy.stats().dp_clipped, 3);
+    }
+
+    fn cfg_bounds() -> UserBounds {
+        small().user_bounds()
     }
 
     #[test]

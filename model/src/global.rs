@@ -345,7 +345,9 @@ impl GlobalModel {
         let l = p.learning;
         let base = self.decay.weight(ts_ms) as f32 * view_weight;
         let (mut wd, mut same_group, mut t_next) = (1.0f32, true, ts_ms);
-        for (d, prev) in history.iter().rev().take(l.window).enumerate() {
+        // Views the privacy clip kept out are not there as far as the model is concerned.
+        let learned_history = history.iter().rev().filter(|h| !h.clipped);
+        for (d, prev) in learned_history.take(l.window).enumerate() {
             if l.simultaneous_ms < 0 || t_next.saturating_sub(prev.ts_ms) > l.simultaneous_ms {
                 same_group = false;
                 wd *= l.decay as f32;
@@ -553,12 +555,12 @@ impl GlobalModel {
     /// Updates the running mean duration of an item and tells whether `duration_s` is a
     /// skip: shorter than `threshold_pct` percent of the usual watch time.
     pub fn observe_duration(&mut self, item: ItemRef, duration_s: u32, threshold_pct: u32) -> bool {
+        let skip = self.is_skip(item, duration_s, threshold_pct);
         let Some(it) = self.catalog.get_mut(item) else {
             return false;
         };
         let d = duration_s as f32;
         let mean = it.mean_duration_s;
-        let skip = mean > 0.0 && d * 100.0 < mean * threshold_pct as f32;
         if !skip {
             // A running mean of full views, with a floor on the count so it keeps adapting.
             let n = it.views.clamp(1, 100) as f32;
@@ -569,6 +571,15 @@ impl GlobalModel {
             };
         }
         skip
+    }
+
+    /// Whether `duration_s` is a skip of `item` against its usual watch time, without
+    /// learning from it: a privacy-clipped view must not move what the node exports.
+    pub fn is_skip(&self, item: ItemRef, duration_s: u32, threshold_pct: u32) -> bool {
+        self.catalog.get(item).is_some_and(|it| {
+            it.mean_duration_s > 0.0
+                && duration_s as f32 * 100.0 < it.mean_duration_s * threshold_pct as f32
+        })
     }
 
     /// Heap bytes held.
@@ -596,6 +607,7 @@ mod tests {
                 ts_ms: t as i64 * 1000,
                 weight: 1.0,
                 hint: Default::default(),
+                clipped: false,
             })
             .collect()
     }
