@@ -643,7 +643,9 @@ impl Engine {
     /// `since` (see [`crate::federated`]). Starts a new export round.
     pub fn export_update(&mut self, node: &str, since: Option<u64>) -> Update {
         self.flush();
-        federated::export(&mut self.global, node, since)
+        let mut u = federated::export(&mut self.global, node, since);
+        u.settings = Some(federated::LearnSettings::of(&self.config));
+        u
     }
 
     /// Merges an aggregate of peers' updates; idempotent per round.

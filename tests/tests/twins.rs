@@ -180,6 +180,7 @@ fn crafted_update(rng: &mut StdRng, round: &mut u64) -> Vec<u8> {
         node: "fed".into(),
         round: *round,
         since: None,
+        settings: None,
         rows_clock: clock,
         items_clock: clock,
         items,
