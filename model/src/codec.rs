@@ -74,9 +74,9 @@ pub const USER_VERSION: u16 = 2;
 /// Current version of the node payload. Version 2 added the prefetch controller's price
 /// and credit, version 3 the cache's demand clock and each item's demand, version 4 the
 /// popularity board's order, version 5 what the cache's split learned (share, ghosts) and
-/// the prefetch controller's window depth; older blobs still load (what they lack starts
-/// afresh).
-pub const NODE_VERSION: u16 = 5;
+/// the prefetch controller's window depth, version 6 the local-only rows of privacy-clipped
+/// views; older blobs still load (what they lack starts afresh).
+pub const NODE_VERSION: u16 = 6;
 
 /// Appends little-endian fields to a buffer.
 #[derive(Debug, Default)]
@@ -643,6 +643,8 @@ pub fn encode_node(e: &mut Engine) -> Vec<u8> {
         w.varint(u64::from(r.slot));
     }
     encode_learning(&mut w, cache);
+    // Version 6: the local-only rows of privacy-clipped views.
+    encode_rows(&mut w, &g.local);
     w.finish()
 }
 
@@ -762,6 +764,7 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         board,
         views_total,
         peers,
+        local: Transitions::default(),
         last_ts_ms,
         landmark_epoch,
         peer_order: Vec::new(),
@@ -893,6 +896,9 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
             core: decode_ghost(&mut r)?,
             prefetch: decode_ghost(&mut r)?,
         });
+    }
+    if version >= 6 {
+        global.local = Transitions::from_rows(decode_rows(&mut r, &global.catalog)?, 0);
     }
     r.end()?;
     let mut cache = EdgeCache::new(config.cache_policy, config.cache_capacity_bytes);
@@ -1035,6 +1041,7 @@ mod tests {
             w.varint(u64::from(r.slot));
         }
         encode_learning(&mut w, cache);
+        encode_rows(&mut w, &g.local);
         w.buf
     }
 

@@ -162,6 +162,7 @@ impl Engine {
         // Rows saved under a wider bound are held to this one as they load (a load runs in
         // one piece anyway; a lowered setting at run time goes through `maintain`).
         e.global.transitions.shrink(config.successors_max);
+        e.global.local.shrink(config.successors_max);
         e
     }
 
@@ -225,6 +226,11 @@ impl Engine {
                 self.global
                     .transitions
                     .shrink_some(from, max, MAINTENANCE_ROW_ENTRIES);
+            // The local-only rows of the same items, in the same step (they are no
+            // wider than the own rows were allowed to be).
+            self.global
+                .local
+                .shrink_range(from..next.unwrap_or(usize::MAX), max);
             self.rows_to_shrink = next;
             self.version += 1;
             return Maintenance {
@@ -332,6 +338,7 @@ impl Engine {
             let factor = g.decay.set_half_life(c.half_life_ms, now_ms);
             g.transitions.scale(factor as f32);
             g.peers.rows.scale(factor as f32);
+            g.local.scale(factor as f32);
             g.landmark_epoch = g.transitions.epoch();
         }
         if c.popularity_half_life_ms != g.pop_decay.half_life() {
@@ -437,6 +444,16 @@ impl Engine {
             self.global
                 .learn(user.history(), view.item, view.ts_ms, view_weight, params)
         };
+        if c.dp_clip > 0 {
+            self.global.learn_local(
+                user.history(),
+                view.item,
+                view.ts_ms,
+                view_weight,
+                clipped,
+                params,
+            );
+        }
         let z = (1.0 + learned.prior_views as f64).ln() - mean_ln_views;
         user.observe_affinity(z, c.scoring.affinity_rate);
         if let Some(factor) = self.global.count_demand(learned.item) {
@@ -890,6 +907,53 @@ mod tests {
             strip(only.export_update("o", Some(1)))
         );
         assert_eq!(heavy.stats().dp_clipped, 3);
+    }
+
+    /// Clipped views still teach the edge itself: their links live in the local-only
+    /// table, which scoring reads, exports never do, and a save and reload keep.
+    #[test]
+    fn clipped_views_teach_the_edge_but_not_its_export() {
+        let mut e = Engine::new(Config {
+            dp_clip: 2,
+            ..small()
+        })
+        .unwrap();
+        // Everyone watches C and D once, so both are in the catalog; a heavy viewer then
+        // watches C → D past the clip, many times over.
+        let mut seed = UserState::default();
+        e.record(&mut seed, &view("C", 0));
+        e.record(&mut seed, &view("X", 1_000_000));
+        e.record(&mut UserState::default(), &view("D", 2_000_000));
+        let mut heavy = UserState::default();
+        for t in 0..10 {
+            e.record(&mut heavy, &view("A", 10_000_000 + t * 2_000_000));
+            e.record(
+                &mut heavy,
+                &view(
+                    ["C", "D"][t as usize % 2],
+                    10_000_000 + t * 2_000_000 + 1_000_000,
+                ),
+            );
+        }
+        let export = e.export_update("n", None);
+        let row = |from: &str| export.rows.iter().find(|r| r.from == from).cloned();
+        assert!(
+            row("C").is_none_or(|r| r.entries.iter().all(|(to, _)| to != "D")),
+            "the clipped links are not exported: {export:?}"
+        );
+        assert!(!e.global().local.is_empty());
+        let mut probe = UserState::default();
+        e.record(&mut probe, &view("C", 100_000_000));
+        let want = e.predict(Some(&probe), 3, false);
+        assert_eq!(want.first().map(|p| p.item.as_str()), Some("A"), "{want:?}");
+        assert!(
+            want.iter().any(|p| p.item == "D" && p.score > 0.0),
+            "D is reached through the local-only rows, not filled in by popularity: {want:?}"
+        );
+        let blob = crate::codec::encode_node(&mut e);
+        let mut back = crate::codec::decode_node(&blob, e.config().clone()).unwrap();
+        assert!(crate::codec::encode_node(&mut back) == blob);
+        assert_eq!(back.predict(Some(&probe), 3, false), want);
     }
 
     fn cfg_bounds() -> UserBounds {

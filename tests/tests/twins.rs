@@ -43,6 +43,7 @@ const SETTINGS: &[(&str, &[&str])] = &[
     ("row-norm", &["0", "1"]),
     ("learn-window", &["1", "5"]),
     ("weight-federated", &["0", "1"]),
+    ("dp-clip", &["0", "2", "5"]),
 ];
 
 /// How a sequence makes its server reload.
