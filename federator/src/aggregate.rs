@@ -150,12 +150,13 @@ impl Aggregation {
                 t
             }
         };
-        let (released, epsilon, floor) = match &mut self.dp {
+        // Under DP: the standard deviation of the noise accumulated in the release.
+        let (released, epsilon, noise) = match &mut self.dp {
             Some(dp) => {
                 let r = dp.release(&total, &mut self.rng);
-                (r, dp.epsilon, dp.noise_floor())
+                (r, dp.epsilon, Some(dp.noise_std()))
             }
-            None => (total, 0.0, 0.0),
+            None => (total, 0.0, None),
         };
         let updates = answered
             .iter()
@@ -164,10 +165,20 @@ impl Aggregation {
                 if let Some((_, own)) = parts.iter().find(|(j, _)| *j == i) {
                     flat::add(&mut others, own, -1.0);
                 }
-                // Under DP, counts within the noise are dropped rather than clamped: a
-                // clamp at 0 alone would add a positive bias to every coordinate.
-                if floor > 0.0 {
-                    others.retain(|_, v| *v > floor);
+                // Under DP, counts within two standard deviations of the noise are dropped
+                // rather than clamped: a clamp at 0 alone would bias every coordinate up.
+                if let Some(std) = noise {
+                    others.retain(|_, v| *v > 2.0 * std);
+                    // What survives is a real pair, but its count is mostly noise: links
+                    // are pushed in units of the noise's standard deviation (never scaled
+                    // up), so the edge's own exact evidence outweighs them wherever it
+                    // has any, and they fill in where it has none.
+                    let c = (1.0 / std).min(1.0);
+                    for (key, v) in others.iter_mut() {
+                        if matches!(key, flat::Key::Link(..) | flat::Key::Total(_)) {
+                            *v *= c;
+                        }
+                    }
                 }
                 (i, flat::to_update(&others, FEDERATOR_NODE, round, clocks))
             })

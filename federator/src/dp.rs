@@ -143,11 +143,11 @@ impl Dp {
         self.sensitivity / self.epsilon
     }
 
-    /// The level below which a released count is indistinguishable from noise: two
-    /// standard deviations of the noise accumulated over the rounds so far (each round
-    /// adds Laplace noise of variance 2b²). Dropping counts below it is post-processing.
-    pub fn noise_floor(&self) -> f64 {
-        2.0 * self.scale() * (2.0 * self.rounds.max(1) as f64).sqrt()
+    /// The standard deviation of the noise accumulated in a released count over the
+    /// rounds so far (each round adds Laplace noise of variance 2b²). Dropping counts
+    /// below two of them, and weighing the rest by it, is post-processing.
+    pub fn noise_std(&self) -> f64 {
+        self.scale() * (2.0 * self.rounds.max(1) as f64).sqrt()
     }
 
     /// Total ε spent so far (basic composition).
