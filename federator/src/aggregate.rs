@@ -16,7 +16,8 @@
 use edge_model::federated::{self, EdgeTables, Update};
 use rand::SeedableRng;
 
-use crate::dp::Dp;
+use crate::agree::{self, Refusal};
+use crate::dp::{Dp, LearnBound};
 use crate::flat::{self, Flat};
 use crate::secure::{self, Agent};
 
@@ -34,7 +35,28 @@ pub struct Aggregation {
     pub dp: Option<Dp>,
     /// Edge agents, when secure aggregation is on.
     pub agents: Option<Vec<Agent>>,
+    /// Edge names, for refusals (`edge0`, `edge1`… unless the caller names them).
+    pub names: Vec<String>,
     rng: rand::rngs::StdRng,
+}
+
+/// Why a round pushed nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoundError {
+    /// The contributing edges disagree on their settings, or do not qualify for DP: the
+    /// round is skipped and logged; the next one tries again.
+    Refused(Refusal),
+    /// Secure aggregation failed.
+    Secure(String),
+}
+
+impl std::fmt::Display for RoundError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RoundError::Refused(r) => write!(f, "round refused: {r}"),
+            RoundError::Secure(e) => write!(f, "secure aggregation: {e}"),
+        }
+    }
 }
 
 /// What one aggregation step produced.
@@ -60,13 +82,35 @@ impl Aggregation {
             round,
             dp,
             agents,
+            names: (0..edges).map(|i| format!("edge{i}")).collect(),
             rng,
         }
     }
 
     /// The round's pushes for the edges in `answered` (which have just had their updates
     /// applied to [`Aggregation::tables`]).
-    pub fn pushes(&mut self, answered: &[usize]) -> Result<Pushes, String> {
+    pub fn pushes(&mut self, answered: &[usize]) -> Result<Pushes, RoundError> {
+        // Secure: only the answering edges can take part in masking this round.
+        let contributors: Vec<usize> = match self.agents {
+            Some(_) => answered.to_vec(),
+            None => (0..self.tables.len())
+                .filter(|&i| self.tables[i].round.is_some())
+                .collect(),
+        };
+        let clip = self.dp.as_ref().map(|d| d.clip);
+        let shared = agree::agreed(
+            contributors
+                .iter()
+                .map(|&i| (self.names[i].as_str(), &self.tables[i])),
+            clip,
+        )
+        .map_err(RoundError::Refused)?;
+        if let Some(dp) = &mut self.dp {
+            let s = shared.ok_or(RoundError::Refused(Refusal::Unreported(
+                "(none contributed)".into(),
+            )))?;
+            dp.calibrate(s.dp_clip, LearnBound::of(&s.learning));
+        }
         self.round += 1;
         let round = self.round;
         if self.dp.is_none() && self.agents.is_none() {
@@ -87,20 +131,17 @@ impl Aggregation {
                 epsilon: 0.0,
             });
         }
-        // Secure: only the answering edges can take part in masking this round.
-        let contributors: Vec<usize> = match self.agents {
-            Some(_) => answered.to_vec(),
-            None => (0..self.tables.len())
-                .filter(|&i| self.tables[i].round.is_some())
-                .collect(),
-        };
         let clocks = flat::reference_clocks(contributors.iter().map(|&i| &self.tables[i]));
         let parts: Vec<(usize, Flat)> = contributors
             .iter()
             .map(|&i| (i, flat::flatten(&self.tables[i], clocks.0, clocks.1)))
             .collect();
         let total = match &self.agents {
-            Some(agents) => secure::secure_round(agents, &parts, round)?.0,
+            Some(agents) => {
+                secure::secure_round(agents, &parts, round)
+                    .map_err(RoundError::Secure)?
+                    .0
+            }
             None => {
                 let mut t = Flat::new();
                 for (_, f) in &parts {
@@ -109,12 +150,13 @@ impl Aggregation {
                 t
             }
         };
-        let (released, epsilon, floor) = match &mut self.dp {
+        // Under DP: the standard deviation of the noise accumulated in the release.
+        let (released, epsilon, noise) = match &mut self.dp {
             Some(dp) => {
                 let r = dp.release(&total, &mut self.rng);
-                (r, dp.epsilon, dp.noise_floor())
+                (r, dp.epsilon, Some(dp.noise_std()))
             }
-            None => (total, 0.0, 0.0),
+            None => (total, 0.0, None),
         };
         let updates = answered
             .iter()
@@ -123,10 +165,20 @@ impl Aggregation {
                 if let Some((_, own)) = parts.iter().find(|(j, _)| *j == i) {
                     flat::add(&mut others, own, -1.0);
                 }
-                // Under DP, counts within the noise are dropped rather than clamped: a
-                // clamp at 0 alone would add a positive bias to every coordinate.
-                if floor > 0.0 {
-                    others.retain(|_, v| *v > floor);
+                // Under DP, counts within two standard deviations of the noise are dropped
+                // rather than clamped: a clamp at 0 alone would bias every coordinate up.
+                if let Some(std) = noise {
+                    others.retain(|_, v| *v > 2.0 * std);
+                    // What survives is a real pair, but its count is mostly noise: links
+                    // are pushed in units of the noise's standard deviation (never scaled
+                    // up), so the edge's own exact evidence outweighs them wherever it
+                    // has any, and they fill in where it has none.
+                    let c = (1.0 / std).min(1.0);
+                    for (key, v) in others.iter_mut() {
+                        if matches!(key, flat::Key::Link(..) | flat::Key::Total(_)) {
+                            *v *= c;
+                        }
+                    }
                 }
                 (i, flat::to_update(&others, FEDERATOR_NODE, round, clocks))
             })
@@ -275,13 +327,28 @@ mod tests {
     #[test]
     fn dp_noise_is_spent_per_round_and_counts_stay_non_negative() {
         let t = tables(3, true, 8);
-        let bound = crate::dp::LearnBound::of(&edge_model::Config::default());
-        let dp = Dp::new(1.0, 5, bound);
-        let mut a = Aggregation::new(3, 0, Some(dp), false, Some(1));
+        let mut a = Aggregation::new(3, 0, Some(Dp::new(1.0, 5)), false, Some(1));
         a.tables = t;
+        // Edges that do not report their settings cannot be noised for: refused, nothing
+        // spent.
+        assert!(matches!(
+            a.pushes(&[0, 1, 2]),
+            Err(RoundError::Refused(Refusal::Unreported(_)))
+        ));
+        assert_eq!(a.dp.as_ref().unwrap().rounds, 0);
+        let c = edge_model::Config {
+            dp_clip: 5,
+            ..edge_model::Config::default()
+        };
+        for t in &mut a.tables {
+            t.settings = Some(federated::LearnSettings::of(&c));
+        }
         for r in 1..=3 {
             let p = a.pushes(&[0, 1, 2]).unwrap();
             assert_eq!(p.epsilon, 1.0);
+            let dp = a.dp.as_ref().unwrap();
+            let bound = LearnBound::of(&c.learning);
+            assert_eq!(dp.sensitivity, crate::dp::sensitivity(5, bound));
             assert_eq!(a.dp.as_ref().unwrap().total_epsilon(), r as f64);
             for (_, u) in &p.updates {
                 assert!(u.items.iter().all(|i| i.popularity >= 0.0));

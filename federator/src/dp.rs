@@ -44,14 +44,14 @@ pub struct LearnBound {
 }
 
 impl LearnBound {
-    /// The defaults of the model.
-    pub fn of(c: &edge_model::Config) -> Self {
+    /// The bound of an edge learning under `l` (what its exports report).
+    pub fn of(l: &edge_model::config::Learning) -> Self {
         LearnBound {
-            window: c.learning.window,
-            decay: c.learning.decay,
-            reverse: c.learning.reverse,
-            group_inner: c.learning.group_inner,
-            groups: c.learning.simultaneous_ms >= 0,
+            window: l.window,
+            decay: l.decay,
+            reverse: l.reverse,
+            group_inner: l.group_inner,
+            groups: l.simultaneous_ms >= 0,
         }
     }
 }
@@ -99,10 +99,14 @@ pub fn laplace(rng: &mut impl Rng, scale: f64) -> f64 {
 pub struct Dp {
     /// ε per round.
     pub epsilon: f64,
-    /// Views per viewer per round (`dp-clip` on the edges).
+    /// The most views per viewer per round allowed (`--dp-clip`); the edges' own
+    /// `dp-clip`, which they report, may be tighter.
     pub clip: u32,
-    /// L1 sensitivity of a round.
+    /// L1 sensitivity of the latest round, from the settings its edges reported (0
+    /// before the first calibration).
     pub sensitivity: f64,
+    /// What the sensitivity was computed from: the edges' `dp-clip` and learning bound.
+    pub calibrated: Option<(u32, LearnBound)>,
     /// Rounds released (each costs `epsilon`).
     pub rounds: u64,
     /// The true aggregate at the last release.
@@ -112,16 +116,26 @@ pub struct Dp {
 }
 
 impl Dp {
-    /// DP with `epsilon` per round, viewers clipped at `clip` views per round.
-    pub fn new(epsilon: f64, clip: u32, bound: LearnBound) -> Self {
+    /// DP with `epsilon` per round, viewers clipped at `clip` views per round at most;
+    /// the noise is sized by [`Dp::calibrate`] from what the edges report.
+    pub fn new(epsilon: f64, clip: u32) -> Self {
         Dp {
             epsilon,
             clip,
-            sensitivity: sensitivity(clip, bound),
+            sensitivity: 0.0,
+            calibrated: None,
             rounds: 0,
             last_true: Flat::new(),
             noisy: Flat::new(),
         }
+    }
+
+    /// Sizes the noise of the coming release for edges clipping at `clip` views per
+    /// viewer per round and learning under `bound` (checked to agree, see
+    /// [`crate::agree`]).
+    pub fn calibrate(&mut self, clip: u32, bound: LearnBound) {
+        self.sensitivity = sensitivity(clip, bound);
+        self.calibrated = Some((clip, bound));
     }
 
     /// Laplace scale of every released coordinate.
@@ -129,11 +143,11 @@ impl Dp {
         self.sensitivity / self.epsilon
     }
 
-    /// The level below which a released count is indistinguishable from noise: two
-    /// standard deviations of the noise accumulated over the rounds so far (each round
-    /// adds Laplace noise of variance 2b²). Dropping counts below it is post-processing.
-    pub fn noise_floor(&self) -> f64 {
-        2.0 * self.scale() * (2.0 * self.rounds.max(1) as f64).sqrt()
+    /// The standard deviation of the noise accumulated in a released count over the
+    /// rounds so far (each round adds Laplace noise of variance 2b²). Dropping counts
+    /// below two of them, and weighing the rest by it, is post-processing.
+    pub fn noise_std(&self) -> f64 {
+        self.scale() * (2.0 * self.rounds.max(1) as f64).sqrt()
     }
 
     /// Total ε spent so far (basic composition).
@@ -197,7 +211,7 @@ mod tests {
             ..plain
         };
         assert!((per_view_rows_l1(grouped) - 12.0).abs() < 1e-12);
-        let d = LearnBound::of(&edge_model::Config::default());
+        let d = LearnBound::of(&edge_model::Config::default().learning);
         let s = per_view_rows_l1(d);
         assert!(s > 0.0 && s <= 4.0 * d.window as f64, "{s}");
         assert_eq!(sensitivity(0, d), 0.0);

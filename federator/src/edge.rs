@@ -99,15 +99,3 @@ pub fn model_info(con: &mut redis::Connection) -> Result<Vec<(String, i64)>, Str
         })
         .collect()
 }
-
-/// The edge's `dp-clip` setting (0: unclipped), to check it against `--dp-clip`.
-pub fn dp_clip(con: &mut redis::Connection) -> Result<u32, String> {
-    let kv: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("edge.dp-clip")
-        .query(con)
-        .map_err(|e| format!("CONFIG GET edge.dp-clip: {e}"))?;
-    kv.get(1)
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| "no edge.dp-clip setting".to_owned())
-}

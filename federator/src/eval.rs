@@ -25,7 +25,7 @@ use edge_model::{CacheOutcome, Config, Engine, UserState, View};
 use serde::Serialize;
 
 use crate::aggregate::Aggregation;
-use crate::dp::{Dp, LearnBound};
+use crate::dp::Dp;
 
 /// One view of the log.
 #[derive(Debug, Clone)]
@@ -156,7 +156,8 @@ pub struct Figures {
     pub epsilon_per_round: Option<f64>,
     /// Total ε by basic composition (DP only).
     pub epsilon_total: Option<f64>,
-    /// Views clipped by the per-round cap (DP only): share of all views.
+    /// Views the engines' per-round clip kept out of their exports (DP only): share of all
+    /// views.
     pub clipped_share: Option<f64>,
     /// Seconds the replay took.
     pub seconds: f64,
@@ -174,20 +175,23 @@ fn config() -> Config {
 pub fn replay(split: &Split, central: bool, fed: Option<FedSetup>) -> Result<Figures, String> {
     let started = Instant::now();
     let nodes = if central { 1 } else { split.edges };
-    let cfg = config();
+    // Under DP the engines clip as a live edge does (`dp-clip`): clipped views still
+    // reach the viewer's history and the edge's cache, never its export.
+    let cfg = Config {
+        dp_clip: fed.and_then(|f| f.dp).map_or(0, |d| d.1),
+        ..config()
+    };
     let mut engines: Vec<Engine> = (0..nodes)
         .map(|_| Engine::new(cfg.clone()).map_err(|e| format!("{e:?}")))
         .collect::<Result<_, _>>()?;
     let mut users: Vec<Option<UserState>> = vec![None; split.edge_of.len()];
     let mut agg = fed.map(|f| {
-        let dp =
-            f.dp.map(|(eps, clip)| Dp::new(eps, clip, LearnBound::of(&cfg)));
+        let dp = f.dp.map(|(eps, clip)| Dp::new(eps, clip));
         Aggregation::new(nodes, 0, dp, f.secure, Some(42))
     });
-    let mut round_views: Vec<u32> = vec![0; split.edge_of.len()];
     let (mut hits, mut hr, mut rr) = (0u64, vec![0u64; nodes], 0.0f64);
     let mut per_node = vec![0u64; nodes];
-    let (mut clipped, mut bytes_in, mut bytes_out, mut rounds) = (0u64, 0u64, 0u64, 0u64);
+    let (mut bytes_in, mut bytes_out, mut rounds) = (0u64, 0u64, 0u64);
     for (t, e) in split.events.iter().enumerate() {
         let node = if central {
             0
@@ -203,34 +207,20 @@ pub fn replay(split: &Split, central: bool, fed: Option<FedSetup>) -> Result<Fig
         }
         per_node[node] += 1;
         let user = slot.get_or_insert_with(UserState::default);
-        // The edge-side DP clip: views past the cap this round never reach the model (the
-        // viewer is still served, as a miss: conservative for the hit ratio).
-        let over = match fed.and_then(|f| f.dp) {
-            Some((_, clip)) => {
-                round_views[e.user as usize] += 1;
-                round_views[e.user as usize] > clip
-            }
-            None => false,
+        let view = View {
+            item: &e.item,
+            ts_ms: e.ts_ms,
+            duration_s: None,
+            device: None,
         };
-        if over {
-            clipped += 1;
-        } else {
-            let view = View {
-                item: &e.item,
-                ts_ms: e.ts_ms,
-                duration_s: None,
-                device: None,
-            };
-            let out = engine.play(user, &view, None);
-            hits += u64::from(out.outcome == CacheOutcome::Hit);
-        }
+        let out = engine.play(user, &view, None);
+        hits += u64::from(out.outcome == CacheOutcome::Hit);
         if let (Some(f), Some(agg)) = (fed, agg.as_mut()) {
             if (t + 1) % f.round_every.max(1) == 0 {
                 let (bi, bo) = federate(&mut engines, agg, e.ts_ms)?;
                 bytes_in += bi;
                 bytes_out += bo;
                 rounds += 1;
-                round_views.iter_mut().for_each(|v| *v = 0);
             }
         }
     }
@@ -243,6 +233,7 @@ pub fn replay(split: &Split, central: bool, fed: Option<FedSetup>) -> Result<Fig
         }
     };
     let dp = agg.as_ref().and_then(|a| a.dp.as_ref());
+    let clipped: u64 = engines.iter().map(|e| e.stats().dp_clipped).sum();
     Ok(Figures {
         setup: match (central, fed) {
             (true, _) => "centralized".into(),
@@ -296,7 +287,8 @@ pub fn federate(
         agg.tables[i].apply(&decode_update(&blob).map_err(|e| e.to_string())?);
     }
     let all: Vec<usize> = (0..engines.len()).collect();
-    for (i, u) in agg.pushes(&all)?.updates {
+    let pushes = agg.pushes(&all).map_err(|e| e.to_string())?;
+    for (i, u) in pushes.updates {
         let blob = encode_update(&u);
         bytes_out += blob.len() as u64;
         let u = decode_update(&blob).map_err(|e| e.to_string())?;

@@ -91,6 +91,7 @@ pub fn to_update(f: &Flat, node: &str, round: u64, clocks: (Clock, Clock)) -> Up
         node: node.to_owned(),
         round,
         since: None,
+        settings: None,
         rows_clock: clocks.0,
         items_clock: clocks.1,
         items: items

@@ -7,6 +7,8 @@
 //!
 //! - [`aggregate`]: the aggregation step (plain, DP, secure), shared by the live federator
 //!   and the in-process evaluation.
+//! - [`agree`]: what the edges of a round must agree on (their reported learning
+//!   settings) and what DP needs of them.
 //! - [`flat`], [`dp`], [`secure`]: named count vectors, Laplace noise with its sensitivity,
 //!   pairwise masking.
 //! - [`edge`] and [`run`]: talking to edges, rounds with deadlines, logs and the JSON
@@ -14,6 +16,7 @@
 //! - [`eval`]: local-only vs federated vs centralized on a real log split by region.
 
 pub mod aggregate;
+pub mod agree;
 pub mod dp;
 pub mod edge;
 pub mod eval;

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use federator::dp::LearnBound;
 use federator::edge::EdgeSpec;
 use federator::eval::{self, FedSetup};
 use federator::run::{self, parse_duration};
@@ -50,7 +49,8 @@ struct RunArgs {
     /// Laplace noise on the aggregate with this ε per round (needs --dp-clip).
     #[arg(long, requires = "dp_clip")]
     dp_epsilon: Option<f64>,
-    /// Views per viewer per round the edges let reach their export (edge.dp-clip).
+    /// The loosest edge.dp-clip accepted (views per viewer per round that reach an export);
+    /// the noise is sized from each edge's reported dp-clip and learning settings.
     #[arg(long, requires = "dp_epsilon")]
     dp_clip: Option<u32>,
     /// Pairwise-masked secure aggregation (see the README's threat model).
@@ -120,7 +120,6 @@ fn run_federation(a: RunArgs) -> Result<(), String> {
         min_edges: a.min_edges,
         timeout: a.timeout,
         dp: a.dp_epsilon.zip(a.dp_clip),
-        learn: LearnBound::of(&edge_model::Config::default()),
         secure: a.secure,
         json: a.json,
     };

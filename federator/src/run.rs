@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use edge_model::federated::encode_update;
 use serde::Serialize;
 
-use crate::aggregate::Aggregation;
+use crate::aggregate::{Aggregation, RoundError};
 use crate::dp::{Dp, LearnBound};
 use crate::edge::{self, EdgeSpec, Received};
 
@@ -32,10 +32,9 @@ pub struct Options {
     pub min_edges: usize,
     /// Per-edge bound on every exchange.
     pub timeout: Duration,
-    /// (ε per round, clip) when DP is on.
+    /// (ε per round, the loosest `dp-clip` accepted from an edge) when DP is on; the noise
+    /// is sized from the settings the edges report in their exports.
     pub dp: Option<(f64, u32)>,
-    /// The learning parameters the DP sensitivity is derived from.
-    pub learn: LearnBound,
     /// Pairwise-masked secure aggregation.
     pub secure: bool,
     /// Where the JSON summary is written (after every round).
@@ -65,6 +64,14 @@ pub struct RoundLog {
     pub duration_ms: f64,
     /// ε spent by this round.
     pub epsilon: f64,
+    /// Why the round was refused (edges disagree on their settings or do not qualify for
+    /// DP); nothing was pushed.
+    pub refused: Option<String>,
+    /// Under DP: the L1 sensitivity this round's noise was sized for, from the edges'
+    /// reported settings.
+    pub sensitivity: Option<f64>,
+    /// Under DP: the Laplace scale of this round's noise.
+    pub laplace_scale: Option<f64>,
 }
 
 /// DP figures of the run.
@@ -74,14 +81,16 @@ pub struct DpSummary {
     pub epsilon_per_round: f64,
     /// Total ε (basic composition over the rounds released).
     pub epsilon_total: f64,
-    /// Views per viewer per round assumed (`--dp-clip`).
+    /// The loosest `dp-clip` accepted from an edge (`--dp-clip`).
     pub clip: u32,
-    /// L1 sensitivity of a round.
+    /// The edges' reported `dp-clip` the latest noise was sized for.
+    pub edge_clip: Option<u32>,
+    /// L1 sensitivity of the latest round.
     pub sensitivity: f64,
-    /// Laplace scale.
+    /// Laplace scale of the latest round.
     pub laplace_scale: f64,
-    /// The learning parameters it was derived from.
-    pub learn: LearnBound,
+    /// The learning parameters the edges reported, which the sensitivity was derived from.
+    pub learn: Option<LearnBound>,
 }
 
 /// The JSON summary.
@@ -148,7 +157,6 @@ pub fn run(opts: &Options) -> Result<Summary, String> {
     // are not ignored as replays.
     let urls: Vec<String> = opts.edges.iter().map(|e| e.url.clone()).collect();
     let timeout = opts.timeout;
-    let clip = opts.dp.map(|d| d.1);
     let probe = {
         let urls = urls.clone();
         fan_out(
@@ -160,11 +168,7 @@ pub fn run(opts: &Options) -> Result<Summary, String> {
                     .iter()
                     .find(|(k, _)| k == "last_import_round")
                     .map_or(0, |(_, v)| *v as u64);
-                let dp_clip = match clip {
-                    Some(_) => Some(edge::dp_clip(&mut c)?),
-                    None => None,
-                };
-                Ok((last, dp_clip))
+                Ok(last)
             },
             0..n,
         )
@@ -173,24 +177,16 @@ pub fn run(opts: &Options) -> Result<Summary, String> {
     for (i, r) in &probe {
         let name = &opts.edges[*i].name;
         match r {
-            Ok((last, dp_clip)) => {
-                start_round = start_round.max(*last);
-                if let (Some(want), Some(have)) = (clip, dp_clip) {
-                    if *have == 0 || *have > want {
-                        warnings.push(format!(
-                            "edge {name} has dp-clip {have}: the DP guarantee assumes at most {want} views per viewer per round"
-                        ));
-                    }
-                }
-            }
+            Ok(last) => start_round = start_round.max(*last),
             Err(e) => warnings.push(format!("edge {name} unreachable at start: {e}")),
         }
     }
     for w in &warnings {
         eprintln!("federator: warning: {w}");
     }
-    let dp = opts.dp.map(|(eps, clip)| Dp::new(eps, clip, opts.learn));
+    let dp = opts.dp.map(|(eps, clip)| Dp::new(eps, clip));
     let mut agg = Aggregation::new(n, start_round, dp, opts.secure, None);
+    agg.names = opts.edges.iter().map(|e| e.name.clone()).collect();
     let mut summary = Summary {
         edges: opts.edges.iter().map(|e| e.name.clone()).collect(),
         secure: opts.secure,
@@ -224,9 +220,10 @@ pub fn run(opts: &Options) -> Result<Summary, String> {
             epsilon_per_round: d.epsilon,
             epsilon_total: d.total_epsilon(),
             clip: d.clip,
+            edge_clip: d.calibrated.map(|c| c.0),
             sensitivity: d.sensitivity,
             laplace_scale: d.scale(),
-            learn: opts.learn,
+            learn: d.calibrated.map(|c| c.1),
         });
         if let Some(path) = &opts.json {
             write_json(path, &summary)?;
@@ -246,7 +243,9 @@ pub fn write_json(path: &std::path::Path, s: &Summary) -> Result<(), String> {
 
 fn log_line(l: &RoundLog, n: usize) -> String {
     let missing: Vec<String> = l.missing.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    let head = if l.skipped {
+    let head = if let Some(why) = &l.refused {
+        format!("round refused ({why})")
+    } else if l.skipped {
         "round skipped".to_owned()
     } else {
         format!("round {}", l.round)
@@ -267,6 +266,9 @@ fn log_line(l: &RoundLog, n: usize) -> String {
     }
     if l.epsilon > 0.0 {
         s += &format!("; epsilon {}", l.epsilon);
+    }
+    if let (Some(d), Some(b)) = (l.sensitivity, l.laplace_scale) {
+        s += &format!("; sensitivity {d:.3}, laplace scale {b:.3}");
     }
     s
 }
@@ -300,6 +302,9 @@ pub fn round(opts: &Options, agg: &mut Aggregation) -> Result<RoundLog, String> 
         bytes_out: 0,
         duration_ms: 0.0,
         epsilon: 0.0,
+        refused: None,
+        sensitivity: None,
+        laplace_scale: None,
     };
     let mut answered = Vec::new();
     for (i, r) in exports {
@@ -321,9 +326,22 @@ pub fn round(opts: &Options, agg: &mut Aggregation) -> Result<RoundLog, String> 
         log.duration_ms = started.elapsed().as_secs_f64() * 1e3;
         return Ok(log);
     }
-    let pushes = agg.pushes(&answered)?;
+    let pushes = match agg.pushes(&answered) {
+        Ok(p) => p,
+        Err(RoundError::Refused(r)) => {
+            log.skipped = true;
+            log.refused = Some(r.to_string());
+            log.duration_ms = started.elapsed().as_secs_f64() * 1e3;
+            return Ok(log);
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     log.round = agg.round;
     log.epsilon = pushes.epsilon;
+    if let Some(d) = &agg.dp {
+        log.sensitivity = Some(d.sensitivity);
+        log.laplace_scale = Some(d.scale());
+    }
     let blobs: Vec<(usize, Vec<u8>)> = pushes
         .updates
         .iter()

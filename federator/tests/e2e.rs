@@ -246,3 +246,122 @@ fn a_round_below_min_edges_is_skipped_and_logged() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(info(&mut a, "rounds_imported"), 0);
 }
+
+/// Privacy is enforced by live edges and the noise follows what they report: a viewer over
+/// the edges' `dp-clip` reaches the export exactly as a viewer of the clip alone does; the
+/// federator sizes the noise from the edges' reported settings (`learn-window 20` needs more
+/// than the default window); edges that disagree, or clip looser than `--dp-clip`, get a
+/// refused round, logged, with nothing pushed.
+#[test]
+fn dp_noise_follows_what_the_edges_report_and_disagreeing_edges_are_refused() {
+    use edge_model::federated::decode_update;
+    let opts = || {
+        ServerOpts::new()
+            .module_arg("dp-clip", "3")
+            .module_arg("learn-window", "20")
+    };
+    let (mut a, mut b, mut only) = (
+        Server::start(opts()),
+        Server::start(opts()),
+        Server::start(opts()),
+    );
+    for t in 0..8 {
+        let item = format!("I{}", t % 5);
+        record(&mut a, "heavy", &item, 1_000_000 + t * 60_000);
+        if t < 3 {
+            record(&mut only, "heavy", &item, 1_000_000 + t * 60_000);
+        }
+    }
+    assert_eq!(a.edge_stat("edge_dp_clipped_total"), 5);
+    let export = |s: &mut Server| {
+        let blob: Vec<u8> = s.q(&mut redis::cmd("EDGE.MODEL.EXPORT"));
+        let mut u = decode_update(&blob).expect("an export decodes");
+        u.node.clear();
+        u
+    };
+    let (ua, uo) = (export(&mut a), export(&mut only));
+    assert_eq!(ua, uo, "the heavy viewer contributes exactly the clip");
+    assert_eq!(
+        ua.settings.map(|s| (s.learning.window, s.dp_clip)),
+        Some((20, 3))
+    );
+    assert_eq!(ua.items.iter().map(|i| i.views).sum::<u64>(), 3);
+    watch(&mut b, "b", "S1", 3, 1_000_000);
+
+    let json = std::env::temp_dir().join(format!("federator-e2e-dp-{}.json", std::process::id()));
+    let named = vec![("a", url(&a)), ("b", url(&b))];
+    let json_arg = json.to_string_lossy().into_owned();
+    let dp = |clip: &str| {
+        federate(
+            &named,
+            &[
+                "--rounds",
+                "1",
+                "--dp-epsilon",
+                "2",
+                "--dp-clip",
+                clip,
+                "--json",
+                &json_arg,
+            ],
+        )
+    };
+    let out = dp("5");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the summary")).unwrap();
+    let round = &summary["rounds"][0];
+    let wide = edge_model::config::Learning {
+        window: 20,
+        ..edge_model::Config::default().learning
+    };
+    let want = federator::dp::sensitivity(3, federator::dp::LearnBound::of(&wide));
+    let default = federator::dp::sensitivity(
+        3,
+        federator::dp::LearnBound::of(&edge_model::Config::default().learning),
+    );
+    assert!(want > default, "{want} vs {default}");
+    assert!(
+        (round["sensitivity"].as_f64().unwrap() - want).abs() < 1e-9,
+        "{round}"
+    );
+    assert!(
+        (round["laplace_scale"].as_f64().unwrap() - want / 2.0).abs() < 1e-9,
+        "{round}"
+    );
+    assert_eq!(summary["dp"]["edge_clip"], 3, "{summary}");
+    assert!(out.contains("laplace scale"), "{out}");
+    assert_eq!(info(&mut a, "rounds_imported"), 1);
+
+    // Looser than --dp-clip: refused.
+    let out = dp("2");
+    assert!(
+        out.contains("round refused") && out.contains("dp-clip 3 but --dp-clip is 2"),
+        "{out}"
+    );
+    // b now learns with another window: the edges disagree, with or without DP.
+    let _: () = b.q(redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("edge.learn-window")
+        .arg("10"));
+    for extra in [vec![], vec!["--dp-epsilon", "2", "--dp-clip", "5"]] {
+        let mut args = vec!["--rounds", "1"];
+        args.extend(extra);
+        let out = federate(&named, &args);
+        assert!(
+            out.contains("round refused (edges learn under different settings"),
+            "{out}"
+        );
+        assert!(
+            out.contains("learn-window 20") && out.contains("learn-window 10"),
+            "{out}"
+        );
+    }
+    for s in [&mut a, &mut b] {
+        assert_eq!(
+            info(s, "rounds_imported"),
+            1,
+            "a refused round pushes nothing"
+        );
+    }
+    let _ = std::fs::remove_file(&json);
+}

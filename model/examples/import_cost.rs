@@ -44,6 +44,7 @@ fn aggregate(round: u64, rows: usize, entries: usize, items: u64) -> Update {
             half_life_ms: 30 * day,
             ..clock
         },
+        settings: None,
         items: (0..items)
             .map(|i| UpdateItem {
                 name: name(i),

@@ -68,13 +68,15 @@ pub enum Kind {
 }
 
 /// Current version of each kind's payload.
-pub const USER_VERSION: u16 = 1;
+/// Version 2 added whether each history entry was privacy-clipped (older blobs load with
+/// none clipped).
+pub const USER_VERSION: u16 = 2;
 /// Current version of the node payload. Version 2 added the prefetch controller's price
 /// and credit, version 3 the cache's demand clock and each item's demand, version 4 the
 /// popularity board's order, version 5 what the cache's split learned (share, ghosts) and
-/// the prefetch controller's window depth; older blobs still load (what they lack starts
-/// afresh).
-pub const NODE_VERSION: u16 = 5;
+/// the prefetch controller's window depth, version 6 the local-only rows of privacy-clipped
+/// views; older blobs still load (what they lack starts afresh).
+pub const NODE_VERSION: u16 = 6;
 
 /// Appends little-endian fields to a buffer.
 #[derive(Debug, Default)]
@@ -357,6 +359,7 @@ pub fn encode_user(u: &UserState) -> Vec<u8> {
         w.str(&h.item);
         w.ivarint(h.ts_ms);
         w.f32(h.weight);
+        w.u8(u8::from(h.clipped));
     }
     w.varint(u.seen_len() as u64);
     for fp in u.seen() {
@@ -388,7 +391,7 @@ const MAX_AFFINITY: f32 = 64.0;
 /// to [0, 1], transition weights to [`MAX_WEIGHT`]); structure that no writer produces
 /// (a repeated seen item or transition) is refused.
 pub fn decode_user(blob: &[u8], bounds: UserBounds) -> Result<UserState, CodecError> {
-    let (mut r, _version) = Reader::open(blob, Kind::User, USER_VERSION)?;
+    let (mut r, version) = Reader::open(blob, Kind::User, USER_VERSION)?;
     let records = r.counter()?;
     let first_ts_ms = r.time()?;
     let device = match r.u8()? {
@@ -402,6 +405,14 @@ pub fn decode_user(blob: &[u8], bounds: UserBounds) -> Result<UserState, CodecEr
         let item = r.str(MAX_NAME_LEN)?;
         let ts_ms = r.time()?;
         let weight = r.weight()?.min(1.0);
+        let clipped = match version {
+            1 => false,
+            _ => match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(CodecError::Invalid("bad clipped flag")),
+            },
+        };
         if history.len() == bounds.history_len {
             history.pop_front();
         }
@@ -412,6 +423,7 @@ pub fn decode_user(blob: &[u8], bounds: UserBounds) -> Result<UserState, CodecEr
                 ts_ms,
                 weight,
                 hint: Hint::default(),
+                clipped,
             });
         }
     }
@@ -631,6 +643,8 @@ pub fn encode_node(e: &mut Engine) -> Vec<u8> {
         w.varint(u64::from(r.slot));
     }
     encode_learning(&mut w, cache);
+    // Version 6: the local-only rows of privacy-clipped views.
+    encode_rows(&mut w, &g.local);
     w.finish()
 }
 
@@ -750,6 +764,7 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         board,
         views_total,
         peers,
+        local: Transitions::default(),
         last_ts_ms,
         landmark_epoch,
         peer_order: Vec::new(),
@@ -881,6 +896,9 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
             core: decode_ghost(&mut r)?,
             prefetch: decode_ghost(&mut r)?,
         });
+    }
+    if version >= 6 {
+        global.local = Transitions::from_rows(decode_rows(&mut r, &global.catalog)?, 0);
     }
     r.end()?;
     let mut cache = EdgeCache::new(config.cache_policy, config.cache_capacity_bytes);
@@ -1023,6 +1041,7 @@ mod tests {
             w.varint(u64::from(r.slot));
         }
         encode_learning(&mut w, cache);
+        encode_rows(&mut w, &g.local);
         w.buf
     }
 
@@ -1135,8 +1154,9 @@ mod tests {
     }
 
     /// A user blob with `n` views of distinct items, each weighing `weight`, and `records`.
+    /// Written in version 1's layout (no clipped flags), which still loads.
     fn big_user(n: usize, weight: f32, records: u64) -> Vec<u8> {
-        let mut w = Writer::frame(Kind::User, USER_VERSION);
+        let mut w = Writer::frame(Kind::User, 1);
         w.varint(records);
         w.ivarint(1);
         w.u8(0);

@@ -163,6 +163,7 @@ impl Engine {
         // Rows saved under a wider bound are held to this one as they load (a load runs in
         // one piece anyway; a lowered setting at run time goes through `maintain`).
         e.global.transitions.shrink(config.successors_max);
+        e.global.local.shrink(config.successors_max);
         e
     }
 
@@ -226,6 +227,11 @@ impl Engine {
                 self.global
                     .transitions
                     .shrink_some(from, max, MAINTENANCE_ROW_ENTRIES);
+            // The local-only rows of the same items, in the same step (they are no
+            // wider than the own rows were allowed to be).
+            self.global
+                .local
+                .shrink_range(from..next.unwrap_or(usize::MAX), max);
             self.rows_to_shrink = next;
             self.version += 1;
             return Maintenance {
@@ -333,6 +339,7 @@ impl Engine {
             let factor = g.decay.set_half_life(c.half_life_ms, now_ms);
             g.transitions.scale(factor as f32);
             g.peers.rows.scale(factor as f32);
+            g.local.scale(factor as f32);
             g.landmark_epoch = g.transitions.epoch();
         }
         if c.popularity_half_life_ms != g.pop_decay.half_life() {
@@ -403,10 +410,20 @@ impl Engine {
         // again inside, where the name is all they take).
         let fp = fingerprint(view.item.as_bytes());
         std::hint::black_box(user.warm(fp, c.learning.window));
+        // Privacy clip: past `dp-clip` views in one export round, a viewer's views still
+        // shape their own history and this edge's cache demand but reach nothing the node
+        // exports: no counts, no links (nor links from them later, see
+        // `HistoryEntry::clipped`), no watch time.
+        let clipped =
+            c.dp_clip > 0 && user.count_round_view(self.global.transitions.epoch()) > c.dp_clip;
         let mut skip = false;
         if let Some(d) = view.duration_s {
             if let Some(r) = self.global.catalog.lookup_fp(fp, view.item) {
-                skip = self.global.observe_duration(r, d, c.skip_threshold_pct);
+                skip = if clipped {
+                    self.global.is_skip(r, d, c.skip_threshold_pct)
+                } else {
+                    self.global.observe_duration(r, d, c.skip_threshold_pct)
+                };
             }
         }
         let view_weight = if skip {
@@ -417,10 +434,6 @@ impl Engine {
         let params = self.learn_params();
         // The popularity level the viewer found the item at: measured before this view.
         let mean_ln_views = self.global.mean_ln_views();
-        // Privacy clip: past `dp-clip` views in one export round, a viewer's views still
-        // shape their own history but teach the node (and so its exports) nothing.
-        let clipped =
-            c.dp_clip > 0 && user.count_round_view(self.global.transitions.epoch()) > c.dp_clip;
         let learned = if clipped {
             bump(&mut self.stats.dp_clipped);
             let item = self.global.catalog.lookup_fp(fp, view.item);
@@ -432,12 +445,22 @@ impl Engine {
             self.global
                 .learn(user.history(), view.item, view.ts_ms, view_weight, params)
         };
+        if c.dp_clip > 0 {
+            self.global.learn_local(
+                user.history(),
+                view.item,
+                view.ts_ms,
+                view_weight,
+                clipped,
+                params,
+            );
+        }
         let z = (1.0 + learned.prior_views as f64).ln() - mean_ln_views;
         user.observe_affinity(z, c.scoring.affinity_rate);
         if let Some(factor) = self.global.count_demand(learned.item) {
             self.cache.rescale(factor);
         }
-        if let (Some(r), Some(d)) = (learned.item, view.duration_s) {
+        if let (Some(r), Some(d), false) = (learned.item, view.duration_s, clipped) {
             if self.global.catalog.get(r).is_some_and(|i| i.views == 1) {
                 self.global.observe_duration(r, d, c.skip_threshold_pct);
             }
@@ -455,6 +478,9 @@ impl Engine {
             self.user_bounds(),
             learned.item.map(|r| self.global.catalog.hint(r)),
         );
+        if clipped {
+            user.clip_last();
+        }
         bump(&mut self.stats.records);
         self.version += 1;
         if skip {
@@ -635,7 +661,9 @@ impl Engine {
     /// `since` (see [`crate::federated`]). Starts a new export round.
     pub fn export_update(&mut self, node: &str, since: Option<u64>) -> Update {
         self.flush();
-        federated::export(&mut self.global, node, since)
+        let mut u = federated::export(&mut self.global, node, since);
+        u.settings = Some(federated::LearnSettings::of(&self.config));
+        u
     }
 
     /// Merges an aggregate of peers' updates; idempotent per round.
@@ -838,6 +866,105 @@ mod tests {
             3,
             "a new export round starts a new allowance"
         );
+    }
+
+    /// A viewer over the clip teaches the export exactly what a viewer who made only the
+    /// first `dp-clip` views would: no counts, no links to or from the clipped views (in a
+    /// later round either), no watch time; and that survives a save and reload of the user.
+    #[test]
+    fn a_viewer_over_the_clip_contributes_exactly_the_clip() {
+        let cfg = Config {
+            dp_clip: 2,
+            ..small()
+        };
+        let timed = |item, ts_ms, d| View {
+            item,
+            ts_ms,
+            duration_s: Some(d),
+            device: None,
+        };
+        let mut heavy = Engine::new(cfg.clone()).unwrap();
+        let mut u = UserState::default();
+        for (t, item) in ["A", "B", "C", "D", "A"].iter().enumerate() {
+            heavy.record(&mut u, &timed(item, t as i64 * 1000, 100 + 50 * t as u32));
+        }
+        let mut only = Engine::new(cfg).unwrap();
+        let mut v = UserState::default();
+        for (t, item) in ["A", "B"].iter().enumerate() {
+            only.record(&mut v, &timed(item, t as i64 * 1000, 100 + 50 * t as u32));
+        }
+        let strip = |mut x: Update| {
+            x.node.clear();
+            x
+        };
+        assert_eq!(
+            strip(heavy.export_update("h", None)),
+            strip(only.export_update("o", None))
+        );
+        let mut u = crate::codec::decode_user(&crate::codec::encode_user(&u), cfg_bounds())
+            .expect("reloads");
+        assert_eq!(
+            u.history().iter().map(|h| h.clipped).collect::<Vec<_>>(),
+            [false, false, true, true, true]
+        );
+        heavy.record(&mut u, &timed("E", 9000, 300));
+        only.record(&mut v, &timed("E", 9000, 300));
+        assert_eq!(
+            strip(heavy.export_update("h", Some(1))),
+            strip(only.export_update("o", Some(1)))
+        );
+        assert_eq!(heavy.stats().dp_clipped, 3);
+    }
+
+    /// Clipped views still teach the edge itself: their links live in the local-only
+    /// table, which scoring reads, exports never do, and a save and reload keep.
+    #[test]
+    fn clipped_views_teach_the_edge_but_not_its_export() {
+        let mut e = Engine::new(Config {
+            dp_clip: 2,
+            ..small()
+        })
+        .unwrap();
+        // Everyone watches C and D once, so both are in the catalog; a heavy viewer then
+        // watches C → D past the clip, many times over.
+        let mut seed = UserState::default();
+        e.record(&mut seed, &view("C", 0));
+        e.record(&mut seed, &view("X", 1_000_000));
+        e.record(&mut UserState::default(), &view("D", 2_000_000));
+        let mut heavy = UserState::default();
+        for t in 0..10 {
+            e.record(&mut heavy, &view("A", 10_000_000 + t * 2_000_000));
+            e.record(
+                &mut heavy,
+                &view(
+                    ["C", "D"][t as usize % 2],
+                    10_000_000 + t * 2_000_000 + 1_000_000,
+                ),
+            );
+        }
+        let export = e.export_update("n", None);
+        let row = |from: &str| export.rows.iter().find(|r| r.from == from).cloned();
+        assert!(
+            row("C").is_none_or(|r| r.entries.iter().all(|(to, _)| to != "D")),
+            "the clipped links are not exported: {export:?}"
+        );
+        assert!(!e.global().local.is_empty());
+        let mut probe = UserState::default();
+        e.record(&mut probe, &view("C", 100_000_000));
+        let want = e.predict(Some(&probe), 3, false);
+        assert_eq!(want.first().map(|p| p.item.as_str()), Some("A"), "{want:?}");
+        assert!(
+            want.iter().any(|p| p.item == "D" && p.score > 0.0),
+            "D is reached through the local-only rows, not filled in by popularity: {want:?}"
+        );
+        let blob = crate::codec::encode_node(&mut e);
+        let mut back = crate::codec::decode_node(&blob, e.config().clone()).unwrap();
+        assert!(crate::codec::encode_node(&mut back) == blob);
+        assert_eq!(back.predict(Some(&probe), 3, false), want);
+    }
+
+    fn cfg_bounds() -> UserBounds {
+        small().user_bounds()
     }
 
     #[test]

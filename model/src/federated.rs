@@ -27,15 +27,17 @@
 use std::collections::HashMap;
 
 use crate::catalog::ItemRef;
-use crate::codec::{MAX_COUNTER, MAX_WEIGHT};
+use crate::codec::{Reader, Writer, MAX_COUNTER, MAX_WEIGHT};
+use crate::error::CodecError;
 use crate::global::GlobalModel;
 use crate::packed::{Packed, PackedItem};
 use crate::transitions::{Entry, Row, Val};
 
 pub use crate::packed::{decode_packed, decode_update, encode_packed, encode_update};
 
-/// Current version of the update payload.
-pub const UPDATE_VERSION: u16 = 1;
+/// Current version of the update payload. Version 2 added the learning settings an edge
+/// exported under ([`LearnSettings`]); version 1 blobs still decode, without them.
+pub const UPDATE_VERSION: u16 = 2;
 
 /// Longest node name carried in an update.
 pub const MAX_NODE_LEN: usize = 256;
@@ -80,6 +82,30 @@ impl Clock {
     }
 }
 
+/// The settings an edge's exported counts were learned under: they set how much one view
+/// can change them (the differential-privacy sensitivity, see the federator's `dp`), so a
+/// federator computes its noise from what each edge reports it does rather than assume
+/// defaults, and refuses to sum edges that learn differently. The rows' half-life travels
+/// in [`Update::rows_clock`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LearnSettings {
+    /// How views were linked (`learn-window`, `learn-decay`, `reverse-weight`,
+    /// `simultaneous-ms`, the in-group factor, admission).
+    pub learning: crate::config::Learning,
+    /// `dp-clip`: views per viewer per export round that reached the counts (0: all).
+    pub dp_clip: u32,
+}
+
+impl LearnSettings {
+    /// What `c` learns under.
+    pub fn of(c: &crate::config::Config) -> Self {
+        LearnSettings {
+            learning: c.learning,
+            dp_clip: c.dp_clip,
+        }
+    }
+}
+
 /// One exported or aggregated model update.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Update {
@@ -97,6 +123,8 @@ pub struct Update {
     pub items: Vec<UpdateItem>,
     /// Rows by source item: total weight and (neighbour, weight) pairs.
     pub rows: Vec<UpdateRow>,
+    /// What an edge's export was learned under (`None`: an aggregate, or a version 1 blob).
+    pub settings: Option<LearnSettings>,
 }
 
 /// One item's counts in an update.
@@ -168,6 +196,7 @@ pub fn export(g: &mut GlobalModel, node: &str, since: Option<u64>) -> Update {
         items_clock: Clock::of(&g.pop_decay),
         items,
         rows,
+        settings: None,
     }
 }
 
@@ -509,6 +538,8 @@ pub struct EdgeTables {
     pub rows_clock: Clock,
     /// The clock of its popularities.
     pub items_clock: Clock,
+    /// What the edge last reported learning under (`None` before version 2 exports).
+    pub settings: Option<LearnSettings>,
 }
 
 impl EdgeTables {
@@ -532,6 +563,7 @@ impl EdgeTables {
         self.round = Some(u.round);
         self.rows_clock = u.rows_clock;
         self.items_clock = u.items_clock;
+        self.settings = u.settings;
     }
 }
 
@@ -598,6 +630,48 @@ pub fn sum<'a>(tables: impl IntoIterator<Item = &'a EdgeTables>, node: &str, rou
         items_clock,
         items,
         rows,
+        settings: None,
+    }
+}
+
+/// Reads [`LearnSettings`], refusing any an edge could not run under (the same checks as
+/// its configuration's).
+pub(crate) fn read_settings(r: &mut Reader<'_>) -> Result<LearnSettings, CodecError> {
+    let learning = crate::config::Learning {
+        window: usize::try_from(r.varint()?).unwrap_or(usize::MAX),
+        decay: r.f64()?,
+        reverse: r.f64()?,
+        simultaneous_ms: r.ivarint()?,
+        group_inner: r.f64()?,
+        admission: r.f64()?,
+    };
+    let dp_clip =
+        u32::try_from(r.varint()?).map_err(|_| CodecError::Invalid("dp-clip overflow"))?;
+    let c = crate::config::Config {
+        learning,
+        dp_clip,
+        ..crate::config::Config::default()
+    };
+    c.validate()
+        .map_err(|_| CodecError::Invalid("learning settings out of range"))?;
+    Ok(LearnSettings { learning, dp_clip })
+}
+
+/// Writes [`LearnSettings`] as [`read_settings`] reads them, behind a presence flag.
+pub(crate) fn write_settings(w: &mut Writer, settings: Option<&LearnSettings>) {
+    match settings {
+        None => w.u8(0),
+        Some(s) => {
+            w.u8(1);
+            let l = &s.learning;
+            w.varint(l.window as u64);
+            w.f64(l.decay);
+            w.f64(l.reverse);
+            w.ivarint(l.simultaneous_ms);
+            w.f64(l.group_inner);
+            w.f64(l.admission);
+            w.varint(u64::from(s.dp_clip));
+        }
     }
 }
 
@@ -834,6 +908,51 @@ mod tests {
         assert_eq!(decode_update(&blob).unwrap(), decode_update(&blob).unwrap());
     }
 
+    /// An edge's export says what it learned under (so a federator can size its noise);
+    /// a version 1 blob, from before it did, still decodes; settings no edge could run
+    /// under are refused.
+    #[test]
+    fn exports_carry_their_learning_settings() {
+        let mut e = Engine::new(Config {
+            dp_clip: 7,
+            learning: crate::config::Learning {
+                window: 20,
+                ..Config::default().learning
+            },
+            ..config()
+        })
+        .unwrap();
+        let u = e.export_update("a", None);
+        let s = u.settings.expect("an edge reports its settings");
+        assert_eq!((s.learning.window, s.dp_clip), (20, 7));
+        assert_eq!(decode_update(&encode_update(&u)).unwrap(), u);
+        let mut w = Writer::frame(crate::codec::Kind::Update, 1);
+        w.str("old");
+        w.varint(3);
+        w.u8(0);
+        for _ in 0..2 {
+            w.ivarint(0);
+            w.varint(0);
+        }
+        for _ in 0..3 {
+            w.varint(0);
+        }
+        let old = decode_update(&w.finish()).expect("version 1 decodes");
+        assert_eq!((old.round, old.settings), (3, None));
+        let mut bad = u.clone();
+        bad.settings = Some(LearnSettings {
+            learning: crate::config::Learning {
+                window: 0,
+                ..s.learning
+            },
+            ..s
+        });
+        assert_eq!(
+            decode_update(&encode_update(&bad)),
+            Err(CodecError::Invalid("learning settings out of range"))
+        );
+    }
+
     /// Re-encodes `e`'s node model and decodes it again: what a SAVE and a restart do.
     fn reloads(e: &mut Engine) -> Engine {
         let blob = crate::codec::encode_node(e);
@@ -845,6 +964,7 @@ mod tests {
             node: "fed".into(),
             round,
             since: None,
+            settings: None,
             rows_clock: Clock::default(),
             items_clock: Clock::default(),
             items: vec![UpdateItem {
@@ -1006,6 +1126,7 @@ mod peer_bound_tests {
             node: "fed".into(),
             round,
             since: None,
+            settings: None,
             rows_clock: Clock::default(),
             items_clock: Clock::default(),
             // Least important first: interning in blob order would keep the wrong ones.
@@ -1208,7 +1329,10 @@ mod peer_bound_tests {
         assert!(e.import_update(&u, 0, 1).applied);
         let g = e.global();
         let entries = g.peers.rows.len();
-        assert!(entries > 100, "the update stored {entries} peer transitions");
+        assert!(
+            entries > 100,
+            "the update stored {entries} peer transitions"
+        );
         assert!(
             g.memory_bytes() >= before + entries * std::mem::size_of::<Entry>(),
             "{} bytes after, {before} before, {entries} entries",

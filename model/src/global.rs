@@ -176,6 +176,27 @@ impl Board {
     }
 }
 
+/// The steps back from a view at `ts_ms` over `window` (earlier views, latest first), as
+/// learning weighs them: each with its decay factor and whether it is still in the view's
+/// own group of simultaneous views (see [`GlobalModel::learn`]).
+fn steps<'h>(
+    window: impl Iterator<Item = &'h HistoryEntry>,
+    ts_ms: i64,
+    l: Learning,
+) -> impl Iterator<Item = (&'h HistoryEntry, f32, bool)> {
+    let (mut wd, mut same_group, mut t_next) = (1.0f32, true, ts_ms);
+    window.enumerate().map(move |(d, prev)| {
+        if l.simultaneous_ms < 0 || t_next.saturating_sub(prev.ts_ms) > l.simultaneous_ms {
+            same_group = false;
+            wd *= l.decay as f32;
+        } else if d > 0 {
+            wd *= l.group_inner as f32;
+        }
+        t_next = prev.ts_ms;
+        (prev, wd, same_group)
+    })
+}
+
 /// `r` under a compacted catalog's numbering (see [`crate::Catalog::compact`]), or `None`
 /// if its slot was free.
 fn remap_ref(map: &[u32], r: ItemRef) -> Option<ItemRef> {
@@ -208,6 +229,11 @@ pub struct GlobalModel {
     pub views_total: u64,
     /// Peers' evidence, from the last federated import (see [`crate::federated`]).
     pub peers: Peers,
+    /// Links that privacy-clipped views taught (see [`GlobalModel::learn_local`]): this
+    /// edge's own evidence, which scoring adds to [`GlobalModel::transitions`] but no export
+    /// ever reads, so the clip bounds what leaves the edge without costing the edge what
+    /// it learns. Empty while `dp-clip` is 0.
+    pub local: Transitions,
     /// Time of the latest view learned.
     pub last_ts_ms: i64,
     /// Export epoch in which a decay clock last moved its landmark: a delta export since
@@ -264,6 +290,7 @@ impl GlobalModel {
             board: Board::default(),
             views_total: 0,
             peers: Peers::default(),
+            local: Transitions::default(),
             last_ts_ms: 0,
             landmark_epoch: 0,
             peer_order: Vec::new(),
@@ -344,15 +371,9 @@ impl GlobalModel {
 
         let l = p.learning;
         let base = self.decay.weight(ts_ms) as f32 * view_weight;
-        let (mut wd, mut same_group, mut t_next) = (1.0f32, true, ts_ms);
-        for (d, prev) in history.iter().rev().take(l.window).enumerate() {
-            if l.simultaneous_ms < 0 || t_next.saturating_sub(prev.ts_ms) > l.simultaneous_ms {
-                same_group = false;
-                wd *= l.decay as f32;
-            } else if d > 0 {
-                wd *= l.group_inner as f32;
-            }
-            t_next = prev.ts_ms;
+        // Views the privacy clip kept out are not there as far as the model is concerned.
+        let learned_history = history.iter().rev().filter(|h| !h.clipped);
+        for (prev, wd, same_group) in steps(learned_history.take(l.window), ts_ms, l) {
             if prev.fp == fp {
                 continue;
             }
@@ -372,6 +393,56 @@ impl GlobalModel {
         Learned {
             item: Some(r),
             prior_views,
+        }
+    }
+
+    /// Learns the links of a view that involve a privacy-clipped one into the local-only
+    /// table [`GlobalModel::local`]: for a clipped view (`clipped`), its links to every
+    /// earlier view in the window; for an unclipped one, only those to clipped earlier
+    /// views (its links to the others went to the exported rows through
+    /// [`GlobalModel::learn`]). Same weights as `learn`, over the unfiltered history; only
+    /// items the catalog already holds are linked, so the catalog (which exports read) is
+    /// never changed by a clipped view.
+    pub fn learn_local(
+        &mut self,
+        history: &VecDeque<HistoryEntry>,
+        item: &str,
+        ts_ms: i64,
+        view_weight: f32,
+        clipped: bool,
+        p: LearnParams,
+    ) {
+        let l = p.learning;
+        let window = history.iter().rev().take(l.window);
+        if !clipped && !window.clone().any(|h| h.clipped) {
+            return;
+        }
+        let Some(r) = self.catalog.lookup(item) else {
+            return;
+        };
+        if self.decay.due(ts_ms) {
+            // As `learn` would (only with a half-life, which DP refuses): one clock.
+            self.flush(p);
+            self.advance_rows(ts_ms);
+        }
+        let fp = self.catalog.get(r).map_or(0, |i| i.fp);
+        let adm = l.admission as f32;
+        let base = self.decay.weight(ts_ms) as f32 * view_weight;
+        for (prev, wd, same_group) in steps(window, ts_ms, l) {
+            if prev.fp == fp || !(clipped || prev.clipped) {
+                continue;
+            }
+            let Some(from) = self.catalog.resolve(prev.hint, prev.fp) else {
+                continue;
+            };
+            let w = base * wd;
+            self.local.row_mut(from).add(r, w, p.successors_max, adm);
+            let back = if same_group { 1.0 } else { l.reverse as f32 };
+            if back > 0.0 {
+                self.local
+                    .row_mut(r)
+                    .add(from, w * back, p.successors_max, adm);
+            }
         }
     }
 
@@ -422,6 +493,7 @@ impl GlobalModel {
             self.transitions.scale(f as f32);
             // Peers' rows are on the same clock (see `federated::import`).
             self.peers.rows.scale(f as f32);
+            self.local.scale(f as f32);
             self.landmark_epoch = self.transitions.epoch();
         }
     }
@@ -533,6 +605,7 @@ impl GlobalModel {
         };
         self.transitions.remap(&map);
         self.peers.rows.remap(&map);
+        self.local.remap(&map);
         self.board.remap(&map);
         self.peer_order = self
             .peer_order
@@ -547,18 +620,19 @@ impl GlobalModel {
     pub fn forget_slot(&mut self, slot: u32) {
         self.transitions.clear_slot(slot);
         self.peers.rows.clear_slot(slot);
+        self.local.clear_slot(slot);
         self.board.remove_slot(slot);
     }
 
     /// Updates the running mean duration of an item and tells whether `duration_s` is a
     /// skip: shorter than `threshold_pct` percent of the usual watch time.
     pub fn observe_duration(&mut self, item: ItemRef, duration_s: u32, threshold_pct: u32) -> bool {
+        let skip = self.is_skip(item, duration_s, threshold_pct);
         let Some(it) = self.catalog.get_mut(item) else {
             return false;
         };
         let d = duration_s as f32;
         let mean = it.mean_duration_s;
-        let skip = mean > 0.0 && d * 100.0 < mean * threshold_pct as f32;
         if !skip {
             // A running mean of full views, with a floor on the count so it keeps adapting.
             let n = it.views.clamp(1, 100) as f32;
@@ -571,11 +645,21 @@ impl GlobalModel {
         skip
     }
 
+    /// Whether `duration_s` is a skip of `item` against its usual watch time, without
+    /// learning from it: a privacy-clipped view must not move what the node exports.
+    pub fn is_skip(&self, item: ItemRef, duration_s: u32, threshold_pct: u32) -> bool {
+        self.catalog.get(item).is_some_and(|it| {
+            it.mean_duration_s > 0.0
+                && duration_s as f32 * 100.0 < it.mean_duration_s * threshold_pct as f32
+        })
+    }
+
     /// Heap bytes held.
     pub fn memory_bytes(&self) -> usize {
         self.catalog.memory_bytes()
             + self.transitions.memory_bytes()
             + self.peers.rows.memory_bytes()
+            + self.local.memory_bytes()
             + self.board.memory_bytes()
             + self.peer_order.capacity() * std::mem::size_of::<ItemRef>()
     }
@@ -597,6 +681,7 @@ mod tests {
                 ts_ms: t as i64 * 1000,
                 weight: 1.0,
                 hint: Default::default(),
+                clipped: false,
             })
             .collect()
     }

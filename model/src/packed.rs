@@ -13,7 +13,10 @@ use std::collections::HashMap;
 
 use crate::codec::{Kind, Reader, Writer, MAX_NAME_LEN, MAX_WEIGHT};
 use crate::error::CodecError;
-use crate::federated::{Clock, Update, UpdateItem, UpdateRow, MAX_NODE_LEN, UPDATE_VERSION};
+use crate::federated::{
+    read_settings, write_settings, Clock, LearnSettings, Update, UpdateItem, UpdateRow,
+    MAX_NODE_LEN, UPDATE_VERSION,
+};
 
 /// An update with its names stored once (see the module doc).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -28,6 +31,9 @@ pub struct Packed {
     pub rows_clock: Clock,
     /// Clock of the item popularities.
     pub items_clock: Clock,
+    /// The learning settings the exporting edge ran under (`None` from a federator's
+    /// aggregate, or a version-1 blob).
+    pub settings: Option<LearnSettings>,
     /// Every name the update uses, each once (the blob's name table).
     pub names: Vec<String>,
     /// View counts and decayed popularity by item.
@@ -124,6 +130,7 @@ impl Packed {
             since: u.since,
             rows_clock: u.rows_clock,
             items_clock: u.items_clock,
+            settings: u.settings,
             names,
             items,
             rows,
@@ -140,6 +147,7 @@ impl Packed {
             since: self.since,
             rows_clock: self.rows_clock,
             items_clock: self.items_clock,
+            settings: self.settings,
             items: self
                 .items
                 .iter()
@@ -188,6 +196,7 @@ pub fn encode_packed(p: &Packed) -> Vec<u8> {
         w.ivarint(c.landmark_ms);
         w.varint(c.half_life_ms);
     }
+    write_settings(&mut w, p.settings.as_ref());
     w.varint(p.names.len() as u64);
     for n in &p.names {
         w.str(n);
@@ -220,7 +229,7 @@ pub fn decode_update(blob: &[u8]) -> Result<Update, CodecError> {
 /// Decodes and validates an update blob: frame, names (non-empty, distinct), every index
 /// in range, counts and weights in range. Allocates in proportion to the blob only.
 pub fn decode_packed(blob: &[u8]) -> Result<Packed, CodecError> {
-    let (mut r, _version) = Reader::open(blob, Kind::Update, UPDATE_VERSION)?;
+    let (mut r, version) = Reader::open(blob, Kind::Update, UPDATE_VERSION)?;
     let node = r.str(MAX_NODE_LEN)?.to_owned();
     let round = r.id()?;
     let since = match r.u8()? {
@@ -235,6 +244,14 @@ pub fn decode_packed(blob: &[u8]) -> Result<Packed, CodecError> {
     let items_clock = Clock {
         landmark_ms: r.time()?,
         half_life_ms: r.counter()?,
+    };
+    let settings = match version {
+        1 => None,
+        _ => match r.u8()? {
+            0 => None,
+            1 => Some(read_settings(&mut r)?),
+            _ => return Err(CodecError::Invalid("bad settings flag")),
+        },
     };
     let n = r.count(1)?;
     if u32::try_from(n).is_err() {
@@ -297,6 +314,7 @@ pub fn decode_packed(blob: &[u8]) -> Result<Packed, CodecError> {
         since,
         rows_clock,
         items_clock,
+        settings,
         names,
         items,
         rows,

@@ -409,21 +409,27 @@ impl Scorer {
             let Some(from) = g.catalog.resolve(h.hint, h.fp) else {
                 continue;
             };
-            let own = g
-                .transitions
-                .row(from)
-                .filter(|r| wg > 0.0 && !r.is_empty());
-            let peer = g.peers.rows.row(from).filter(|r| wf > 0.0 && !r.is_empty());
-            let total = own.map_or(0.0, |r| wg * r.total()) + peer.map_or(0.0, |r| wf * r.total());
+            // Own rows, the local-only rows of privacy-clipped views (own evidence too,
+            // never exported), and peers'.
+            let live = |r: &&crate::transitions::Row, k: f32| k > 0.0 && !r.is_empty();
+            let tables = [
+                (g.transitions.row(from).filter(|r| live(r, wg)), wg),
+                (g.local.row(from).filter(|r| live(r, wg)), wg),
+                (g.peers.rows.row(from).filter(|r| live(r, wf)), wf),
+            ];
+            let total: f32 = tables
+                .iter()
+                .map(|(r, k)| r.map_or(0.0, |r| k * r.total()))
+                .sum();
             if total <= 0.0 {
                 continue;
             }
             let w = wd * f64::from(h.weight);
             total_w += w;
             let scale = (w * f64::from(total).powf(-s.row_norm / 2.0)) as f32;
-            match (own, peer) {
-                (Some(r), None) | (None, Some(r)) => {
-                    let k = if own.is_some() { wg } else { wf };
+            let mut present = tables.iter().filter_map(|&(r, k)| Some((r?, k)));
+            match (present.next(), present.next()) {
+                (Some((r, k)), None) => {
                     for (slot, v) in r.iter() {
                         let lb = v.guaranteed();
                         if lb > 0.0 && g.catalog.is_live(ItemRef { slot, gen: v.gen }) {
@@ -435,7 +441,7 @@ impl Scorer {
                     // Own and peers' counts of the same pair add up before the square root:
                     // with both weights at 1 this is exactly one node that saw everyone.
                     self.pair.resize(self.scores.len(), 0.0);
-                    for (r, k) in [(a, wg), (b, wf)] {
+                    for (r, k) in [a, b].into_iter().chain(present) {
                         for (slot, v) in r.iter() {
                             let lb = v.guaranteed();
                             if lb > 0.0 && g.catalog.is_live(ItemRef { slot, gen: v.gen }) {
@@ -454,7 +460,7 @@ impl Scorer {
                     }
                     self.pair_touched.clear();
                 }
-                (None, None) => {}
+                (None, _) => {}
             }
         }
         if total_w > 0.0 {

@@ -636,6 +636,21 @@ impl Transitions {
         ((i < self.rows.len()).then_some(i), i - from)
     }
 
+    /// Holds the rows in `range` (clamped to the rows held) to a lowered bound: the
+    /// companion of [`Transitions::shrink_some`] for a second table over the same items.
+    pub fn shrink_range(&mut self, range: std::ops::Range<usize>, max: usize) {
+        self.edit_ready();
+        let end = range.end.min(self.rows.len());
+        for r in self
+            .rows
+            .get_mut(range.start.min(end)..end)
+            .into_iter()
+            .flatten()
+        {
+            r.shrink(max);
+        }
+    }
+
     /// Number of (item, neighbour) pairs stored.
     pub fn len(&self) -> usize {
         debug_assert!(!self.is_away(), "read unflushed");

@@ -26,6 +26,10 @@ pub struct HistoryEntry {
     /// Where the item sat in this node's catalog when the view was learned: a cache that
     /// spares a hash lookup while the item stays put (see `Catalog::resolve`).
     pub hint: Hint,
+    /// Whether the privacy clip (`dp-clip`) kept this view out of the node's exportable
+    /// model: learning never links a later view from it, so what the viewer's over-the-clip
+    /// views teach the export is exactly nothing, in this round and later ones.
+    pub clipped: bool,
 }
 
 /// A catalog reference remembered next to persisted data, valid only in the catalog that
@@ -249,6 +253,14 @@ impl UserState {
         self.round_views
     }
 
+    /// Marks the latest view as kept out of the exportable model by the privacy clip (see
+    /// [`HistoryEntry::clipped`]): call right after [`UserState::push`].
+    pub fn clip_last(&mut self) {
+        if let Some(h) = self.history.back_mut() {
+            h.clipped = true;
+        }
+    }
+
     /// (epoch, views in it), for persistence.
     pub fn round_views(&self) -> (u32, u32) {
         (self.round_epoch, self.round_views)
@@ -289,6 +301,7 @@ impl UserState {
             ts_ms,
             weight,
             hint: hint.unwrap_or_default(),
+            clipped: false,
         });
         while self.history.len() > bounds.history_len {
             self.history.pop_front();

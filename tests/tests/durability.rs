@@ -31,6 +31,7 @@ fn aggregate(round: u64, views: u64) -> Vec<u8> {
         node: "federator".into(),
         round,
         since: None,
+        settings: None,
         rows_clock: Clock::default(),
         items_clock: Clock::default(),
         items: vec![UpdateItem {

@@ -251,6 +251,7 @@ fn an_import_never_evicts_the_edges_own_items() {
         node: "fed".into(),
         round: 1,
         since: None,
+        settings: None,
         rows_clock: Clock::default(),
         items_clock: Clock::default(),
         items: (0..n)

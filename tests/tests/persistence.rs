@@ -138,9 +138,13 @@ fn bgsave_right_behind_a_burst_of_views_saves_everything() {
 
 /// Writes, a rewrite, more writes (into the incremental AOF), then a crash and restart.
 fn aof_session(preamble: &str) -> Server {
+    aof_session_with(preamble, ServerOpts::new())
+}
+
+/// [`aof_session`] on a server started with `opts`.
+fn aof_session_with(preamble: &str, opts: ServerOpts) -> Server {
     let mut s = Server::start(
-        ServerOpts::new()
-            .config("appendonly", "yes")
+        opts.config("appendonly", "yes")
             .config("aof-use-rdb-preamble", preamble)
             .config("appendfsync", "always"),
     );
@@ -176,6 +180,39 @@ fn assert_model_survived(
     );
     assert_eq!(after, info);
     assert_eq!(predictions(s), before);
+}
+
+/// With `dp-clip` on, viewers' histories carry clipped views and the node a local-only
+/// table of what they taught: both come back exactly from an RDB (SAVE + restart, DEBUG
+/// RELOAD), from the AOF with and without the RDB preamble, and on a replica's full sync.
+#[test]
+fn privacy_clipped_state_survives_every_reload() {
+    let clipped = || ServerOpts::new().debug().module_arg("dp-clip", "2");
+    let mut s = Server::start(clipped());
+    build_history(&mut s);
+    assert!(s.edge_stat("edge_dp_clipped_total") > 0, "the clip applied");
+    let before = predictions(&mut s);
+    let users: Vec<Value> = USERS.iter().map(|u| user_view(&mut s, u)).collect();
+    let info = model_info(&mut s);
+    let _: () = s.q(&mut redis::cmd("SAVE"));
+    s.restart();
+    assert_eq!(model_info(&mut s), info, "INFO after SAVE + restart");
+    assert_eq!(predictions(&mut s), before, "after SAVE + restart");
+    let after: Vec<Value> = USERS.iter().map(|u| user_view(&mut s, u)).collect();
+    assert_eq!(after, users);
+    let info = model_info(&mut s);
+    let _: () = s.q(redis::cmd("DEBUG").arg("RELOAD"));
+    assert_eq!(model_info(&mut s), info, "INFO after DEBUG RELOAD");
+    assert_eq!(predictions(&mut s), before, "after DEBUG RELOAD");
+    let mut r = Server::replica_of(&s);
+    assert_replica_has_the_data(&mut s, &mut r);
+    for preamble in ["yes", "no"] {
+        let mut a = aof_session_with(preamble, clipped());
+        let info = model_info(&mut a);
+        let before = predictions(&mut a);
+        a.restart();
+        assert_model_survived(&mut a, info, &before);
+    }
 }
 
 /// Without the RDB preamble the rewrite emits the node model once (`EDGE.NODE.RESTORE`,

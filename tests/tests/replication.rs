@@ -120,6 +120,7 @@ fn an_import_merges_alike_on_the_replica() {
         node: "federator".into(),
         round: 1,
         since: None,
+        settings: None,
         rows_clock: ahead,
         items_clock: ahead,
         items: ["S1E1", "Doc", "Film"]

@@ -43,6 +43,7 @@ const SETTINGS: &[(&str, &[&str])] = &[
     ("row-norm", &["0", "1"]),
     ("learn-window", &["1", "5"]),
     ("weight-federated", &["0", "1"]),
+    ("dp-clip", &["0", "2", "5"]),
 ];
 
 /// How a sequence makes its server reload.
@@ -180,6 +181,7 @@ fn crafted_update(rng: &mut StdRng, round: &mut u64) -> Vec<u8> {
         node: "fed".into(),
         round: *round,
         since: None,
+        settings: None,
         rows_clock: clock,
         items_clock: clock,
         items,
