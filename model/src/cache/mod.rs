@@ -405,6 +405,7 @@ impl EdgeCache {
             if n.unused_prefetch {
                 n.unused_prefetch = false;
                 bump(&mut self.stats.prefetch_used);
+                self.budget.on_prefetch_used();
             }
             self.detach(i);
             let n = &mut self.nodes.0[i as usize];
