@@ -62,6 +62,21 @@ struct SimulateArgs {
     /// Probability of watching the next episode after a full one.
     #[arg(long, default_value_t = 0.75)]
     binge: f64,
+    /// Heavy re-watching / live channels: probability that a session returns to one of the
+    /// viewer's first three distinct items (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    rewatch: f64,
+    /// Flash crowd: probability that a session starts on a new 8-episode release at its
+    /// launch half-way through the log, halving every day after (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    flash: f64,
+    /// Shift of taste over the day: probability that a new title comes from the genre of the
+    /// viewer's local three-hour slot instead of a favourite genre (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    shift: f64,
+    /// Churning catalog: times the popularity ranking rotates over the log (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    churn: f64,
     /// Write the views as JSON lines (seed schema) to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -197,6 +212,10 @@ fn simulate_cmd(a: SimulateArgs) -> Result<()> {
         zipf: a.zipf,
         days: a.days,
         binge: a.binge,
+        rewatch: a.rewatch,
+        flash: a.flash,
+        shift: a.shift,
+        churn: a.churn,
     })?;
     if let Some(p) = &a.out {
         simulate::write_jsonl(&w.log, p)?;

@@ -9,6 +9,23 @@
 //!   some views are partial and some are skips, and a skip tends to end the session.
 //! - A daily rhythm: sessions start mostly in the local evening.
 //!
+//! Regimes that stress a cache, each off by default (the default log is unchanged) and each
+//! a `loadgen simulate` flag:
+//!
+//! - `--rewatch P` (heavy re-watching, live channels): a session starts, with probability P,
+//!   by returning to one of the viewer's [`FAVOURITES`] (the first distinct items they
+//!   watched), as viewers return to a few channels on a live-streaming service.
+//! - `--flash P` (a flash crowd on a new release): a new series of [`FLASH_EPISODES`] items
+//!   (named after the catalog) is released half-way through the log; a session starts on it
+//!   with probability P, decaying with a half-life of one day after the release.
+//! - `--shift P` (a shift of taste over the day): with probability P a new title is picked
+//!   from the genre of the viewer's local three-hour slot rather than a favourite genre, so
+//!   what is popular turns over in the course of a day.
+//! - `--churn R` (a churning catalog): the popularity ranking rotates R times over the log,
+//!   so yesterday's hits fade and new titles rise every day.
+//!
+//! Everything comes from one seeded generator and no hash-ordered iteration, so the same
+//! seed gives byte-identical output.
 //! Everything comes from one seeded generator and no hash-ordered iteration, so the same
 //! seed gives byte-identical output.
 
@@ -65,7 +82,20 @@ pub struct SimOptions {
     pub days: u32,
     /// Probability of watching the next episode after a full episode.
     pub binge: f64,
+    /// Probability that a session returns to one of the viewer's favourites (0: off).
+    pub rewatch: f64,
+    /// Probability that a session starts on the new release at its launch (0: off).
+    pub flash: f64,
+    /// Probability that a new title comes from the genre of the hour (0: off).
+    pub shift: f64,
+    /// Rotations of the popularity ranking over the log (0: off).
+    pub churn: f64,
 }
+
+/// Items a viewer returns to under `--rewatch`: the first this many distinct items watched.
+pub const FAVOURITES: usize = 3;
+/// Episodes of the new release under `--flash`.
+pub const FLASH_EPISODES: u32 = 8;
 
 impl Default for SimOptions {
     fn default() -> Self {
@@ -77,6 +107,10 @@ impl Default for SimOptions {
             zipf: 0.9,
             days: 30,
             binge: 0.75,
+            rewatch: 0.0,
+            flash: 0.0,
+            shift: 0.0,
+            churn: 0.0,
         }
     }
 }
@@ -148,6 +182,21 @@ pub fn generate(o: &SimOptions) -> Result<Workload> {
             "--users and --items must be at least 1".into(),
         ));
     }
+    for (name, p) in [
+        ("--rewatch", o.rewatch),
+        ("--flash", o.flash),
+        ("--shift", o.shift),
+    ] {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::Usage(format!("{name} {p}: a probability, 0 to 1")));
+        }
+    }
+    if !(o.churn.is_finite() && o.churn >= 0.0) {
+        return Err(Error::Usage(format!(
+            "--churn {}: rotations of the ranking, 0 or more",
+            o.churn
+        )));
+    }
     let mut rng = StdRng::seed_from_u64(o.seed);
     // Catalog: titles until `items` items; about 40% of titles are series.
     let mut titles = Vec::new();
@@ -180,6 +229,22 @@ pub fn generate(o: &SimOptions) -> Result<Workload> {
                 .filter(|&t| titles[t].genre == g)
                 .collect()
         })
+        .collect();
+    // The new release of `--flash`: a series after the catalog, never drawn by popularity.
+    let flash_title = (o.flash > 0.0).then(|| {
+        titles.push(Title {
+            genre: rng.random_range(0..GENRES.len()),
+            first: o.items as u32,
+            len: FLASH_EPISODES,
+            runtime_s: 45 * 60,
+        });
+        titles.len() - 1
+    });
+    let n_items = o.items + flash_title.map_or(0, |_| FLASH_EPISODES as usize);
+    let item_title: Vec<(usize, u32)> = titles
+        .iter()
+        .enumerate()
+        .flat_map(|(t, title)| (0..title.len).map(move |ep| (t, ep)))
         .collect();
     let zipf_all =
         Zipf::new(rank.len() as f64, o.zipf).map_err(|e| Error::Usage(format!("--zipf: {e}")))?;
@@ -222,7 +287,9 @@ pub fn generate(o: &SimOptions) -> Result<Workload> {
     let genre_idx = |g: &str| GENRES.iter().position(|x| *x == g).expect("known genre");
     let mut in_progress: Vec<Option<(usize, u32)>> = vec![None; o.users];
     let mut seen_title: Vec<Vec<usize>> = vec![Vec::new(); o.users];
+    let mut favourites: Vec<Vec<u32>> = vec![Vec::new(); o.users];
     let start_day = days_from_civil(2025, 4, 1);
+    let release_s = (start_day + i64::from(o.days.max(1) / 2)) * 86_400;
     let mut raw: Vec<Event> = Vec::with_capacity(o.events);
     let device_names: Vec<String> = DEVICES.iter().map(|d| d.0.to_owned()).collect();
     while raw.len() < o.events {
@@ -251,18 +318,38 @@ pub fn generate(o: &SimOptions) -> Result<Workload> {
             Some(p) if rng.random_bool(0.6) => Some(p),
             _ => None,
         };
+        if o.rewatch > 0.0 && !favourites[u].is_empty() && rng.random_bool(o.rewatch) {
+            let fav = &favourites[u];
+            current = Some(item_title[fav[rng.random_range(0..fav.len())] as usize]);
+        }
+        if let Some(t) = flash_title {
+            let since = ts_s - release_s;
+            if since >= 0 && rng.random_bool(o.flash * (-(since as f64) / 86_400.0).exp2()) {
+                current = Some((t, 0));
+            } else if since < 0 && current.is_some_and(|c| c.0 == t) {
+                // Sessions are drawn in no time order: nothing of the release before it.
+                current = None;
+            }
+        }
+        // `--churn`: how far the popularity ranking has rotated by this session's day.
+        let turn = o.churn * (day - start_day) as f64 / f64::from(o.days.max(1));
+        let rotate = |z: f64, len: usize| (z as usize - 1 + (turn * len as f64) as usize) % len;
         loop {
             let (t, ep) = match current {
                 Some(p) => p,
                 None => {
                     let t = if rng.random_bool(0.75) {
-                        let g = genre_idx(v.genres[rng.random_range(0..v.genres.len())]);
+                        let g = if o.shift > 0.0 && rng.random_bool(o.shift) {
+                            (hour as usize / 3) % GENRES.len()
+                        } else {
+                            genre_idx(v.genres[rng.random_range(0..v.genres.len())])
+                        };
                         match &zipf_genre[g] {
-                            Some(z) => by_genre[g][z.sample(&mut rng) as usize - 1],
-                            None => rank[zipf_all.sample(&mut rng) as usize - 1],
+                            Some(z) => by_genre[g][rotate(z.sample(&mut rng), by_genre[g].len())],
+                            None => rank[rotate(zipf_all.sample(&mut rng), rank.len())],
                         }
                     } else {
-                        rank[zipf_all.sample(&mut rng) as usize - 1]
+                        rank[rotate(zipf_all.sample(&mut rng), rank.len())]
                     };
                     (t, 0)
                 }
@@ -290,6 +377,9 @@ pub fn generate(o: &SimOptions) -> Result<Workload> {
             });
             if !seen_title[u].contains(&t) {
                 seen_title[u].push(t);
+            }
+            if favourites[u].len() < FAVOURITES && !favourites[u].contains(&item) {
+                favourites[u].push(item);
             }
             ts_s += i64::from(watched) + rng.random_range(5..120);
             let has_next = ep + 1 < title.len;
@@ -322,7 +412,7 @@ pub fn generate(o: &SimOptions) -> Result<Workload> {
     let log = Log {
         events: raw,
         users: viewers.iter().map(|v| v.id.clone()).collect(),
-        items: (0..o.items).map(|i| format!("C{}", i + 1)).collect(),
+        items: (0..n_items).map(|i| format!("C{}", i + 1)).collect(),
         devices: device_names,
         ..Log::default()
     };
@@ -430,5 +520,78 @@ mod tests {
             last[e.user as usize] = Some(e.item);
         }
         assert!(next_ep > 300, "only {next_ep} next-episode transitions");
+    }
+
+    /// Share of views that return to an item the viewer watched before.
+    fn return_share(log: &Log) -> f64 {
+        let mut seen = std::collections::HashSet::new();
+        let back = log
+            .events
+            .iter()
+            .filter(|e| !seen.insert((e.user, e.item)))
+            .count();
+        back as f64 / log.events.len() as f64
+    }
+
+    #[test]
+    fn each_regime_shows_in_the_log() {
+        let o = SimOptions {
+            users: 100,
+            items: 400,
+            events: 6000,
+            seed: 3,
+            ..SimOptions::default()
+        };
+        let base = generate(&o).unwrap().log;
+        let again = |p: SimOptions| generate(&p).unwrap().log;
+        let rewatch = again(SimOptions {
+            rewatch: 0.6,
+            ..o.clone()
+        });
+        assert!(
+            return_share(&rewatch) > return_share(&base) + 0.2,
+            "returns {} vs {}",
+            return_share(&rewatch),
+            return_share(&base)
+        );
+        // The release: items after the catalog, none before the middle day, many after.
+        let flash = again(SimOptions {
+            flash: 0.5,
+            ..o.clone()
+        });
+        assert_eq!(flash.items.len(), 400 + FLASH_EPISODES as usize);
+        let release = (days_from_civil(2025, 4, 1) + 15) * 86_400_000;
+        let new: Vec<&Event> = flash.events.iter().filter(|e| e.item >= 400).collect();
+        assert!(new.iter().all(|e| e.ts_ms >= release));
+        assert!(new.len() > 100, "{} views of the release", new.len());
+        // Churn: the most viewed item of the first days is not that of the last days.
+        let top = |log: &Log, first: bool| {
+            let mut n = vec![0u32; log.items.len()];
+            let k = log.events.len() / 5;
+            let part = if first {
+                &log.events[..k]
+            } else {
+                &log.events[log.events.len() - k..]
+            };
+            for e in part {
+                n[e.item as usize] += 1;
+            }
+            (0..n.len())
+                .max_by_key(|&i| (n[i], std::cmp::Reverse(i)))
+                .unwrap()
+        };
+        let churn = again(SimOptions {
+            churn: 1.0,
+            ..o.clone()
+        });
+        assert_eq!(top(&base, true), top(&base, false));
+        assert_ne!(top(&churn, true), top(&churn, false));
+        // Shift: the genre of the hour takes a larger share of views than in the base log.
+        let shift = again(SimOptions {
+            shift: 1.0,
+            ..o.clone()
+        });
+        assert_ne!(shift.events, base.events);
+        assert!(generate(&SimOptions { flash: 1.5, ..o }).is_err());
     }
 }

@@ -75,8 +75,9 @@ pub const USER_VERSION: u16 = 2;
 /// and credit, version 3 the cache's demand clock and each item's demand, version 4 the
 /// popularity board's order, version 5 what the cache's split learned (share, ghosts) and
 /// the prefetch controller's window depth, version 6 the local-only rows of privacy-clipped
-/// views; older blobs still load (what they lack starts afresh).
-pub const NODE_VERSION: u16 = 6;
+/// views, version 7 the controller's count of the window's prefetches and their uses;
+/// older blobs still load (what they lack starts afresh).
+pub const NODE_VERSION: u16 = 7;
 
 /// Appends little-endian fields to a buffer.
 #[derive(Debug, Default)]
@@ -645,7 +646,17 @@ pub fn encode_node(e: &mut Engine) -> Vec<u8> {
     encode_learning(&mut w, cache);
     // Version 6: the local-only rows of privacy-clipped views.
     encode_rows(&mut w, &g.local);
+    // Version 7: the controller's window use.
+    encode_window_use(&mut w, cache);
     w.finish()
+}
+
+/// The version 6 section: the controller's count of the window's prefetches and their
+/// uses, which decide whether the price may fall.
+fn encode_window_use(w: &mut Writer, cache: &EdgeCache) {
+    let b = cache.budget().parts();
+    w.varint(u64::from(b.window_prefetches));
+    w.varint(u64::from(b.window_used));
 }
 
 /// The version 5 section: the controller's window depth and what the cache's split learned.
@@ -816,6 +827,8 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         price,
         credit,
         window_deepest: 0,
+        window_prefetches: 0,
+        window_used: 0,
     };
     let mut cs = [0u64; 6];
     for v in &mut cs {
@@ -899,6 +912,12 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
     }
     if version >= 6 {
         global.local = Transitions::from_rows(decode_rows(&mut r, &global.catalog)?, 0);
+    }
+    if version >= 7 {
+        let mut count =
+            || u32::try_from(r.varint()?).map_err(|_| CodecError::Invalid("window overflow"));
+        budget.window_prefetches = count()?;
+        budget.window_used = count()?;
     }
     r.end()?;
     let mut cache = EdgeCache::new(config.cache_policy, config.cache_capacity_bytes);
@@ -1032,7 +1051,38 @@ mod tests {
         );
     }
 
-    /// The version 4 and 5 sections of `e`'s blob: the board's slots, the cache's learning.
+    /// The version 7 section of `e`'s blob.
+    fn window_use_section(e: &mut Engine) -> Vec<u8> {
+        let mut w = Writer::default();
+        encode_window_use(&mut w, e.parts().1);
+        w.buf
+    }
+
+    /// A version 6 node (before the controller counted its window's prefetch uses) loads
+    /// with the same model and cache, the counts started afresh.
+    #[test]
+    fn a_version_6_node_still_loads() {
+        let (mut e, users) = trained();
+        let blob = encode_node(&mut e);
+        let v7 = window_use_section(&mut e).len();
+        let mut w = Writer::frame(Kind::Node, 6);
+        w.buf
+            .extend_from_slice(&blob[HEADER_LEN..blob.len() - TRAILER_LEN - v7]);
+        let mut old = decode_node(&w.finish(), e.config().clone()).expect("version 6 loads");
+        for u in &users {
+            assert_eq!(
+                old.predict(Some(u), 10, false),
+                e.predict(Some(u), 10, false)
+            );
+        }
+        assert_eq!(old.cache().entries(), e.cache().entries());
+        let (a, b) = (old.cache().budget().parts(), e.cache().budget().parts());
+        assert_eq!((a.window_prefetches, a.window_used), (0, 0));
+        assert_eq!((a.price, a.credit), (b.price, b.credit));
+    }
+
+    /// The version 4 to 7 sections of `e`'s blob: the board's slots, the cache's learning,
+    /// the local-only rows, the controller's window use.
     fn sections_after_demand(e: &mut Engine) -> Vec<u8> {
         let mut w = Writer::default();
         let (g, cache, _) = e.parts();
@@ -1042,6 +1092,7 @@ mod tests {
         }
         encode_learning(&mut w, cache);
         encode_rows(&mut w, &g.local);
+        encode_window_use(&mut w, cache);
         w.buf
     }
 
@@ -1058,7 +1109,7 @@ mod tests {
         tail.varint(g.demand_decay.half_life());
         tail.ivarint(g.demand_decay.landmark());
         let live = g.catalog.slots().filter(|(_, i)| i.is_some()).count();
-        // Rebuild the frame around the payload without the version 3, 4 and 5 sections.
+        // Rebuild the frame around the payload without the version 3 to 6 sections.
         let end = blob.len() - TRAILER_LEN - later;
         let payload = &blob[HEADER_LEN..end - tail.buf.len() - 8 * live];
         let mut w = Writer::frame(Kind::Node, 2);

@@ -8,8 +8,9 @@
 //!   items live in a frequency-ordered *core* that prefetches can never evict; prefetched
 //!   items wait in their own *prefetch segment* (a share of the capacity), refreshed each
 //!   time some viewer's prediction names them again, until a request uses them (they join
-//!   the core) or they go stale and fall off its end. A controller ([`budget`]) spends a
-//!   budget of origin fetches per request on the most confident predictions.
+//!   the core) or they go stale and fall off its end. A controller ([`budget`]) spends at
+//!   most a budget of origin fetches per request on the most confident predictions, and
+//!   less when too few of its prefetches are used to pay for themselves.
 //!
 //! Under the predictive policy a missed item enters the core only if it is at least as
 //! frequent as the core's next victim (TinyLFU's admission: a one-off must not push out an
@@ -405,6 +406,7 @@ impl EdgeCache {
             if n.unused_prefetch {
                 n.unused_prefetch = false;
                 bump(&mut self.stats.prefetch_used);
+                self.budget.on_prefetch_used();
             }
             self.detach(i);
             let n = &mut self.nodes.0[i as usize];
