@@ -41,6 +41,15 @@ pub struct PlayOutcome {
     pub outcome: CacheOutcome,
     /// Items newly brought into the cache by the prefetch that followed.
     pub prefetched: Vec<String>,
+    /// Whether the requested item is in the cache after the play (a miss it admitted, or a
+    /// hit it kept): a store holding the bytes keeps them exactly when this is true.
+    pub admitted: bool,
+    /// Keys that left the cache since the previous play (this play's evictions, and those
+    /// of commands in between, such as a lowered capacity), oldest first.
+    pub dropped: Vec<Box<str>>,
+    /// Some keys left without being logged (more than [`crate::cache::DROPPED_MAX`] since
+    /// the previous play): a store must resynchronise from the cache's contents.
+    pub dropped_overflow: bool,
 }
 
 /// Each engine's model versions start in their own 2^32 range, so a memo computed by one
@@ -651,9 +660,14 @@ impl Engine {
             let k = self.cache.prefetch_k(self.config.prefetch_k);
             self.prefetch(Some(user), k)
         };
+        let admitted = self.cache.contains(view.item);
+        let (dropped, dropped_overflow) = self.cache.take_dropped();
         PlayOutcome {
             outcome,
             prefetched,
+            admitted,
+            dropped,
+            dropped_overflow,
         }
     }
 
@@ -1043,6 +1057,51 @@ mod tests {
         assert_eq!(second.outcome, CacheOutcome::Hit);
         assert_eq!(e.cache().stats().prefetch_used, 1);
         assert_eq!(e.stats().plays, 2);
+    }
+
+    /// A store that applies each play's delta (drops first, then the admitted miss and the
+    /// prefetches) holds exactly the cache's contents after every play, through budgeted
+    /// and fixed prefetching and a capacity lowered between plays.
+    #[test]
+    fn a_store_following_the_play_deltas_holds_the_cache() {
+        let mut e = Engine::new(Config {
+            cache_capacity_bytes: 12,
+            ..small()
+        })
+        .unwrap();
+        let mut users = vec![UserState::default(); 7];
+        let mut store: std::collections::BTreeSet<String> = Default::default();
+        let mut rng = 7u64;
+        for t in 0..4000u64 {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let item = format!("I{}", (rng >> 33) % 40);
+            let u = &mut users[((rng >> 20) % 7) as usize];
+            if t == 1500 {
+                let mut c = e.config().clone();
+                c.prefetch_budget = 2.0;
+                e.set_config(c).unwrap();
+            }
+            if t == 3000 {
+                // Evictions between plays reach the store with the next play's delta.
+                let mut c = e.config().clone();
+                c.cache_capacity_bytes = 5;
+                e.set_config(c).unwrap();
+            }
+            let out = e.play(u, &view(&item, t as i64 * 1000), None);
+            assert!(!out.dropped_overflow);
+            for d in &out.dropped {
+                store.remove(&**d);
+            }
+            if out.outcome != CacheOutcome::Hit && out.admitted {
+                store.insert(item.clone());
+            }
+            store.extend(out.prefetched.iter().cloned());
+            let cached: std::collections::BTreeSet<String> =
+                e.cache().entries().into_iter().map(|c| c.key).collect();
+            assert_eq!(store, cached, "after play {t}");
+        }
     }
 
     /// Views of `n` distinct items by `users` viewers taking turns, so rows fill.

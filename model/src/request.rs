@@ -150,6 +150,8 @@ pub struct ViewOptions<'a> {
     pub device: Option<&'a str>,
     /// SIZE, bytes (EDGE.PLAY only).
     pub size: Option<u64>,
+    /// DELTA (EDGE.PLAY only): reply with what a store must fetch and drop.
+    pub delta: bool,
 }
 
 /// `EDGE.RECORD` and `EDGE.PLAY`: a user's view of an item.
@@ -184,7 +186,7 @@ fn view_request<'a>(args: &'a [&'a [u8]], allow_size: bool) -> Result<ViewReques
     let mut o = ViewOptions::default();
     let mut opts = Options::new(&args[2..]);
     let known: &[&str] = if allow_size {
-        &["DURATION", "TS", "DEVICE", "SIZE"]
+        &["DURATION", "TS", "DEVICE", "SIZE", "DELTA"]
     } else {
         &["DURATION", "TS", "DEVICE"]
     };
@@ -202,6 +204,7 @@ fn view_request<'a>(args: &'a [&'a [u8]], allow_size: bool) -> Result<ViewReques
                 once(&o.device, name)?;
                 o.device = Some(device(opts.value(name)?)?);
             }
+            "DELTA" => o.delta = true,
             _ => {
                 once(&o.size, name)?;
                 o.size = Some(int_in(opts.value(name)?, name, 1, MAX_SIZE)? as u64);
@@ -220,7 +223,7 @@ pub fn record<'a>(args: &'a [&'a [u8]]) -> Result<ViewRequest<'a>, ArgError> {
     view_request(args, false)
 }
 
-/// `EDGE.PLAY user item [DURATION s] [TS ms] [DEVICE d] [SIZE bytes]`
+/// `EDGE.PLAY user item [DURATION s] [TS ms] [DEVICE d] [SIZE bytes] [DELTA]`
 pub fn play<'a>(args: &'a [&'a [u8]]) -> Result<ViewRequest<'a>, ArgError> {
     view_request(args, true)
 }
@@ -347,12 +350,19 @@ mod tests {
                 duration: Some(42),
                 ts: Some(1000),
                 device: Some("TV"),
-                size: None
+                size: None,
+                delta: false,
             }
         );
         assert_eq!(r.view(5).ts_ms, 1000);
         assert_eq!(record(&args("U1 C9")).unwrap().view(5).ts_ms, 5);
         assert_eq!(play(&args("U1 C9 SIZE 10")).unwrap().opts.size, Some(10));
+        assert!(play(&args("U1 C9 DELTA")).unwrap().opts.delta);
+        assert!(!play(&args("U1 C9")).unwrap().opts.delta);
+        assert!(
+            record(&args("U1 C9 DELTA")).is_err(),
+            "DELTA is EDGE.PLAY's alone"
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ use redis_module::{
 use edge_model::codec::{decode_node, decode_user};
 use edge_model::federated::{decode_packed, encode_update};
 use edge_model::request::{self, ArgError, ViewRequest};
-use edge_model::{Engine, UserState};
+use edge_model::{CacheOutcome, Engine, UserState};
 
 use crate::datatype::USER_TYPE;
 use crate::state;
@@ -365,9 +365,28 @@ pub fn play(ctx: &Context, args: &Args) -> RedisResult {
     let out = with_user(ctx, args.key(), |e, u| e.play(u, &view, r.opts.size))?;
     replicate_with_ts(ctx, c"EDGE.PLAY", args, r.opts.ts, view.ts_ms);
     notify(ctx, c"edge.play", args.key());
+    let status = RedisValue::SimpleStringStatic(out.outcome.as_str());
+    if !r.opts.delta {
+        return Ok(RedisValue::Array(vec![
+            status,
+            string_array(out.prefetched),
+        ]));
+    }
+    // What a store holding the bytes must do, drops first: fetch the missed item if the
+    // cache admitted it and every prefetch; drop what left the cache.
+    let missed = out.outcome != CacheOutcome::Hit && out.admitted;
+    let fetch: Vec<String> = missed
+        .then(|| view.item.to_owned())
+        .into_iter()
+        .chain(out.prefetched.iter().cloned())
+        .collect();
+    let dropped: Vec<String> = out.dropped.iter().map(|k| k.to_string()).collect();
     Ok(RedisValue::Array(vec![
-        RedisValue::SimpleStringStatic(out.outcome.as_str()),
+        status,
         string_array(out.prefetched),
+        string_array(fetch),
+        string_array(dropped),
+        RedisValue::Integer(i64::from(out.dropped_overflow)),
     ]))
 }
 

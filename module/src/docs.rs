@@ -120,6 +120,7 @@ static DOCS: &[Doc] = &[
             opt("TS", Kind::Int),
             opt("DEVICE", Kind::Str),
             opt("SIZE", Kind::Int),
+            opt("DELTA", Kind::Flag),
         ],
     },
     Doc {

@@ -55,6 +55,61 @@ pub struct Edge {
     pub metrics: Metrics,
     /// Permits for background prefetch fetches.
     pub prefetch_permits: Arc<Semaphore>,
+    /// How many drops the module has sent: a prefetch fetch that started before its item
+    /// was dropped again does not store it.
+    pub drops: std::sync::atomic::AtomicU64,
+    /// The drop count at each item's last drop.
+    pub dropped_at: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+}
+
+impl Edge {
+    /// Builds the shared state.
+    pub fn new(
+        module: Arc<Module>,
+        origin: Origin,
+        store: Store,
+        prefetch_concurrency: usize,
+    ) -> Edge {
+        Edge {
+            module,
+            origin,
+            store,
+            flights: Flights::default(),
+            metrics: Metrics::new(),
+            prefetch_permits: Arc::new(Semaphore::new(prefetch_concurrency.max(1))),
+            drops: Default::default(),
+            dropped_at: Default::default(),
+        }
+    }
+
+    /// Follows the module's drops: removes the bytes, counting unused prefetches as waste.
+    fn apply_drops(&self, items: &[String]) {
+        if items.is_empty() {
+            return;
+        }
+        let mut at = self
+            .dropped_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for item in items {
+            let n = self.drops.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            at.insert(item.clone(), n);
+            match self.store.remove(item) {
+                Ok(Some(m)) if m.prefetched => self.metrics.prefetch_wasted_bytes.inc_by(m.len),
+                Ok(_) => {}
+                Err(e) => eprintln!("edge-server: could not drop {item}: {e}"),
+            }
+        }
+    }
+
+    /// Whether `item` was dropped after the drop count `since`.
+    fn dropped_since(&self, item: &str, since: u64) -> bool {
+        self.dropped_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(item)
+            .is_some_and(|&n| n > since)
+    }
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -217,6 +272,17 @@ async fn content(
         return Ok((r, outcome));
     }
     let play = play(edge, viewer.as_deref().unwrap_or_default(), item, size).await;
+    if let Some(p) = &play {
+        edge.apply_drops(&p.drop);
+        if p.resync {
+            eprintln!("edge-server: the module dropped more than it logged; the store keeps its own bound until it resynchronises");
+        }
+    }
+    // The store keeps a miss exactly when the module's cache admitted it (without the
+    // module, by its own bound).
+    let keep = play
+        .as_ref()
+        .is_none_or(|p| p.fetch.iter().any(|f| f == item));
     let (bytes, meta, outcome) = match edge.store.get(item) {
         Some((bytes, meta)) => {
             let outcome = if meta.prefetched {
@@ -228,7 +294,7 @@ async fn content(
             (bytes, meta, outcome)
         }
         None => {
-            let (bytes, meta) = fetch(edge, item, false)
+            let (bytes, meta) = fetch(edge, item, false, keep, None)
                 .await
                 .map_err(|e| origin_failure(&e))?;
             (bytes, meta, Outcome::Miss)
@@ -271,7 +337,13 @@ async fn play(edge: &Arc<Edge>, viewer: &str, item: &str, size: u64) -> Option<P
 }
 
 /// One shared origin fetch of `item`; the fetch that ran stores the bytes and counts them.
-async fn fetch(edge: &Arc<Edge>, item: &str, prefetch: bool) -> Result<(Bytes, Meta), OriginError> {
+async fn fetch(
+    edge: &Arc<Edge>,
+    item: &str,
+    prefetch: bool,
+    keep: bool,
+    drops_at_start: Option<u64>,
+) -> Result<(Bytes, Meta), OriginError> {
     // The fetch stores before it completes, and looks in the store first: a request that
     // missed just before another's fetch ended finds the bytes instead of fetching again.
     let (result, _) = edge
@@ -290,6 +362,10 @@ async fn fetch(edge: &Arc<Edge>, item: &str, prefetch: bool) -> Result<(Bytes, M
                 .origin_bytes
                 .with_label_values(&[reason])
                 .inc_by(bytes.len() as u64);
+            let stale = drops_at_start.is_some_and(|n| edge.dropped_since(item, n));
+            if !keep || stale {
+                return Ok(bytes);
+            }
             match edge.store.put(item, &bytes, prefetch) {
                 Ok(put) => {
                     for (_, len, unused_prefetch) in put.dropped {
@@ -317,6 +393,7 @@ fn spawn_prefetch(edge: &Arc<Edge>, item: String) {
         return;
     }
     let edge = Arc::clone(edge);
+    let drops = edge.drops.load(std::sync::atomic::Ordering::SeqCst);
     tokio::spawn(async move {
         let Ok(_permit) = Arc::clone(&edge.prefetch_permits).acquire_owned().await else {
             return;
@@ -324,7 +401,7 @@ fn spawn_prefetch(edge: &Arc<Edge>, item: String) {
         if edge.store.meta(&item).is_some() {
             return;
         }
-        if let Err(e) = fetch(&edge, &item, true).await {
+        if let Err(e) = fetch(&edge, &item, true, true, Some(drops)).await {
             eprintln!("edge-server: prefetch of {item} failed: {e}");
         }
     });

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use edge_server::flight::Flights;
 use edge_server::http::{serve, Edge};
-use edge_server::metrics::Metrics;
 use edge_server::module::Module;
 use edge_server::origin::{Origin, Source};
 use edge_server::store::Store;
@@ -66,18 +64,17 @@ fn run(cli: Cli) -> Result<(), String> {
     if cli.prefetch_concurrency == 0 {
         return Err("--prefetch-concurrency must be at least 1".into());
     }
-    let edge = Arc::new(Edge {
-        module: Arc::new(module),
-        origin: Origin {
-            source,
-            timeout: Duration::from_millis(cli.origin_timeout_ms.max(1)),
-            max_object_bytes: cli.max_object_bytes,
-        },
+    let origin = Origin {
+        source,
+        timeout: Duration::from_millis(cli.origin_timeout_ms.max(1)),
+        max_object_bytes: cli.max_object_bytes,
+    };
+    let edge = Arc::new(Edge::new(
+        Arc::new(module),
+        origin,
         store,
-        flights: Flights::default(),
-        metrics: Metrics::new(),
-        prefetch_permits: Arc::new(tokio::sync::Semaphore::new(cli.prefetch_concurrency)),
-    });
+        cli.prefetch_concurrency,
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(16)

@@ -6,13 +6,21 @@ use std::sync::{Mutex, PoisonError};
 
 use redis::Value;
 
-/// What the module answered for a view.
+/// What the module answered for a view (`EDGE.PLAY … DELTA`): its cache's decision and
+/// the change to its contents, which the store follows (drops first, then fetches).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Play {
     /// The module's cache held the item.
     pub hit: bool,
-    /// Items the module brought into its cache after the view: the store fetches them.
+    /// Items the module brought into its cache after the view (prefetches).
     pub prefetched: Vec<String>,
+    /// Items the store must hold now and may not: the missed item if the cache admitted
+    /// it, and every prefetch.
+    pub fetch: Vec<String>,
+    /// Items that left the module's cache since its previous play: the store drops them.
+    pub drop: Vec<String>,
+    /// More left than the module logged: the store should resynchronise.
+    pub resync: bool,
 }
 
 /// Why the module could not be asked.
@@ -88,6 +96,7 @@ impl Module {
                 .arg(item)
                 .arg("SIZE")
                 .arg(size)
+                .arg("DELTA")
                 .query(con)
                 .map_err(ModuleError::Redis)?;
             parse_play(&v)
@@ -120,7 +129,7 @@ impl Module {
     }
 }
 
-/// Reads EDGE.PLAY's reply `[HIT|MISS, [item…]]`.
+/// Reads EDGE.PLAY DELTA's reply `[HIT|MISS, [prefetched…], [fetch…], [drop…], resync]`.
 pub fn parse_play(v: &Value) -> Result<Play, ModuleError> {
     let bad = || ModuleError::Protocol(format!("{v:?}"));
     let text = |v: &Value| match v {
@@ -131,7 +140,7 @@ pub fn parse_play(v: &Value) -> Result<Play, ModuleError> {
     let Value::Array(a) = v else {
         return Err(bad());
     };
-    let [status, items] = a.as_slice() else {
+    let [status, prefetched, fetch, drop, resync] = a.as_slice() else {
         return Err(bad());
     };
     let hit = match text(status).as_deref() {
@@ -139,12 +148,21 @@ pub fn parse_play(v: &Value) -> Result<Play, ModuleError> {
         Some("MISS") => false,
         _ => return Err(bad()),
     };
-    let Value::Array(items) = items else {
-        return Err(bad());
+    let list = |v: &Value| -> Result<Vec<String>, ModuleError> {
+        let Value::Array(items) = v else {
+            return Err(bad());
+        };
+        items.iter().map(|i| text(i).ok_or_else(bad)).collect()
     };
-    let prefetched = items
-        .iter()
-        .map(|i| text(i).ok_or_else(bad))
-        .collect::<Result<_, _>>()?;
-    Ok(Play { hit, prefetched })
+    let resync = match resync {
+        Value::Int(n) => *n != 0,
+        _ => return Err(bad()),
+    };
+    Ok(Play {
+        hit,
+        prefetched: list(prefetched)?,
+        fetch: list(fetch)?,
+        drop: list(drop)?,
+        resync,
+    })
 }

@@ -521,3 +521,72 @@ fn the_store_keeps_its_byte_bound() {
     assert_eq!(metric(&rt, &edge, "edge_server_store_items", ""), 5.0);
     std::fs::remove_dir_all(origin).unwrap();
 }
+
+#[test]
+fn the_store_holds_what_the_modules_cache_holds() {
+    let rt = runtime();
+    // A cache of about six objects, so the module evicts all the time.
+    let mut redis = Server::start(
+        ServerOpts::new()
+            .module_arg("cache-capacity-bytes", "6000")
+            .module_arg("item-size-bytes", "1000")
+            .module_arg("prefetch-budget", "2"),
+    );
+    let items: Vec<(String, usize)> = (0..30).map(|i| (format!("K{i}"), 900 + 7 * i)).collect();
+    let refs: Vec<(&str, usize)> = items.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+    let origin = origin_dir(&refs);
+    let edge = Edge::start(
+        &redis,
+        origin.to_str().unwrap(),
+        "memory",
+        &["--max-store-bytes", "1000000"],
+    );
+    let mut rng = 11u64;
+    for _ in 0..300 {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let item = &items[((rng >> 33) % 12 + (rng >> 50) % 19) as usize % 30].0;
+        let viewer = format!("V{}", (rng >> 20) % 9);
+        let r = get(
+            &rt,
+            &edge,
+            &format!("/content/{item}"),
+            &[("x-viewer", &viewer)],
+        );
+        assert_eq!(r.status, StatusCode::OK);
+        // Let the background prefetches of this view land, as a viewer's think time would.
+        let mut last = -1.0;
+        for _ in 0..50 {
+            let n = metric(&rt, &edge, "edge_server_origin_fetches_total", "");
+            if n == last {
+                break;
+            }
+            last = n;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let cache_items = redis.edge_stat("edge_cache_items");
+    let cache_bytes = redis.edge_stat("edge_cache_bytes");
+    assert!(
+        cache_items >= 3,
+        "the module's cache holds {cache_items} items"
+    );
+    assert_eq!(
+        metric(&rt, &edge, "edge_server_store_items", "") as u64,
+        cache_items
+    );
+    assert_eq!(
+        metric(&rt, &edge, "edge_server_store_bytes", "") as u64,
+        cache_bytes
+    );
+    assert!(
+        metric(
+            &rt,
+            &edge,
+            "edge_server_origin_fetches_total",
+            "reason=\"prefetch\""
+        ) > 0.0
+    );
+    std::fs::remove_dir_all(origin).unwrap();
+}

@@ -221,7 +221,18 @@ pub struct EdgeCache {
     tick: u64,
     budget: Budget,
     stats: CacheStats,
+    /// Keys that left the cache (evicted or invalidated) since the last
+    /// [`EdgeCache::take_dropped`], oldest first, so a store holding the bytes can drop
+    /// them too. Transient: never persisted, at most [`DROPPED_MAX`] long.
+    dropped: Vec<Box<str>>,
+    /// Whether keys left while the log was full: a store must then resynchronise from the
+    /// cache's listing instead.
+    dropped_overflow: bool,
 }
+
+/// Longest log of dropped keys kept between two drains (a play drains it): a lowered
+/// capacity may evict the whole cache at once, and nobody may be draining.
+pub const DROPPED_MAX: usize = 4096;
 
 impl EdgeCache {
     /// An empty cache.
@@ -241,6 +252,8 @@ impl EdgeCache {
             core_bytes: 0,
             tick: 0,
             budget: Budget::default(),
+            dropped: Vec::new(),
+            dropped_overflow: false,
             stats: CacheStats::default(),
         }
     }
@@ -654,6 +667,18 @@ impl EdgeCache {
         let key = std::mem::take(&mut self.nodes.0[i as usize].key);
         self.index.remove(&fingerprint(key.as_bytes()));
         self.free.push(i);
+        if self.dropped.len() < DROPPED_MAX {
+            self.dropped.push(key);
+        } else {
+            self.dropped_overflow = true;
+        }
+    }
+
+    /// The keys that left the cache since the last call, oldest first, and whether some
+    /// were not logged (more than [`DROPPED_MAX`] between two calls); empties the log.
+    pub fn take_dropped(&mut self) -> (Vec<Box<str>>, bool) {
+        let overflow = std::mem::take(&mut self.dropped_overflow);
+        (std::mem::take(&mut self.dropped), overflow)
     }
 
     fn evict(&mut self, i: u32) {
