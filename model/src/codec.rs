@@ -75,9 +75,10 @@ pub const USER_VERSION: u16 = 2;
 /// and credit, version 3 the cache's demand clock and each item's demand, version 4 the
 /// popularity board's order, version 5 what the cache's split learned (share, ghosts) and
 /// the prefetch controller's window depth, version 6 the local-only rows of privacy-clipped
-/// views, version 7 the controller's count of the window's prefetches and their uses;
-/// older blobs still load (what they lack starts afresh).
-pub const NODE_VERSION: u16 = 7;
+/// views, version 7 the controller's count of the window's prefetches and their uses,
+/// version 8 the keys the cache dropped since its last play (what `EDGE.PLAY … DELTA`
+/// reports next); older blobs still load (what they lack starts afresh).
+pub const NODE_VERSION: u16 = 8;
 
 /// Appends little-endian fields to a buffer.
 #[derive(Debug, Default)]
@@ -648,6 +649,8 @@ pub fn encode_node(e: &mut Engine) -> Vec<u8> {
     encode_rows(&mut w, &g.local);
     // Version 7: the controller's window use.
     encode_window_use(&mut w, cache);
+    // Version 8: the drops the next play reports.
+    encode_dropped(&mut w, cache);
     w.finish()
 }
 
@@ -657,6 +660,16 @@ fn encode_window_use(w: &mut Writer, cache: &EdgeCache) {
     let b = cache.budget().parts();
     w.varint(u64::from(b.window_prefetches));
     w.varint(u64::from(b.window_used));
+}
+
+/// The version 8 section: the keys dropped since the last play, and the overflow flag.
+fn encode_dropped(w: &mut Writer, cache: &EdgeCache) {
+    let (keys, overflow) = cache.dropped();
+    w.varint(keys.len() as u64);
+    for k in keys {
+        w.str(k);
+    }
+    w.u8(u8::from(overflow));
 }
 
 /// The version 5 section: the controller's window depth and what the cache's split learned.
@@ -919,6 +932,23 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         budget.window_prefetches = count()?;
         budget.window_used = count()?;
     }
+    let mut dropped = (Vec::new(), false);
+    if version >= 8 {
+        let n = r.count(1)?;
+        if n > crate::cache::DROPPED_MAX {
+            return Err(CodecError::Invalid("too many dropped keys"));
+        }
+        let mut keys = Vec::with_capacity(n);
+        for _ in 0..n {
+            keys.push(Box::from(r.str(MAX_NAME_LEN)?));
+        }
+        let overflow = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(CodecError::Invalid("bad dropped-overflow flag")),
+        };
+        dropped = (keys, overflow);
+    }
     r.end()?;
     let mut cache = EdgeCache::new(config.cache_policy, config.cache_capacity_bytes);
     cache.configure(
@@ -931,6 +961,8 @@ pub fn decode_node(blob: &[u8], config: Config) -> Result<Engine, CodecError> {
         cache.adopt(l);
     }
     cache.restore(entries, cache_stats, tick, Budget::from_parts(budget));
+    // After the restore, which must not count as drops of its own.
+    cache.set_dropped(dropped.0, dropped.1);
     Ok(Engine::from_parts(config, global, cache, stats))
 }
 
@@ -988,6 +1020,32 @@ mod tests {
 
     /// A reloaded node answers every later play as the node that never stopped: the cache's
     /// learned split, both ghosts and the controller's window travel with it.
+    /// Drops logged between plays (a lowered capacity) survive a reload: the next play
+    /// reports the same delta on the reloaded node as on its twin.
+    #[test]
+    fn pending_drops_survive_a_reload() {
+        let (mut e, mut users) = trained();
+        let mut c = e.config().clone();
+        c.cache_capacity_bytes = 3;
+        e.set_config(c).unwrap();
+        let pending = e.cache().dropped().0.len();
+        assert!(pending > 0, "the lowered capacity evicted");
+        let blob = encode_node(&mut e);
+        let mut twin = decode_node(&blob, e.config().clone()).unwrap();
+        assert_eq!(encode_node(&mut twin), blob, "re-encodes byte for byte");
+        let mut other = users.clone();
+        let v = View {
+            item: "C3",
+            ts_ms: 10_000_000,
+            duration_s: None,
+            device: None,
+        };
+        let a = e.play(&mut users[0], &v, None);
+        let b = twin.play(&mut other[0], &v, None);
+        assert_eq!(a, b);
+        assert!(a.dropped.len() >= pending);
+    }
+
     #[test]
     fn a_reloaded_node_plays_on_exactly_as_its_twin() {
         let cfg = Config {
@@ -1051,10 +1109,11 @@ mod tests {
         );
     }
 
-    /// The version 7 section of `e`'s blob.
+    /// The version 7 and 8 sections of `e`'s blob.
     fn window_use_section(e: &mut Engine) -> Vec<u8> {
         let mut w = Writer::default();
         encode_window_use(&mut w, e.parts().1);
+        encode_dropped(&mut w, e.parts().1);
         w.buf
     }
 
@@ -1093,6 +1152,7 @@ mod tests {
         encode_learning(&mut w, cache);
         encode_rows(&mut w, &g.local);
         encode_window_use(&mut w, cache);
+        encode_dropped(&mut w, cache);
         w.buf
     }
 

@@ -205,7 +205,9 @@ fn stream(rng: &mut StdRng, n: usize, ts: &mut i64, round: &mut u64, settings: b
         .to_string();
         let cmd = match rng.random_range(0..100) {
             0..=39 => words(&["EDGE.RECORD", &user, &item, "TS", &t, "DURATION", "1200"]),
-            40..=64 => words(&["EDGE.PLAY", &user, &item, "TS", &t, "SIZE", "1000"]),
+            40..=52 => words(&["EDGE.PLAY", &user, &item, "TS", &t, "SIZE", "1000"]),
+            // DELTA replies carry the drops logged since the last play: a reload must keep them.
+            53..=64 => words(&["EDGE.PLAY", &user, &item, "TS", &t, "SIZE", "1000", "DELTA"]),
             65..=69 => words(&["EDGE.PREFETCH", &user, "K", "2"]),
             70..=72 => words(&["EDGE.FORGET", &user]),
             73..=74 => words(&["EXPIRE", &user, "100000"]),

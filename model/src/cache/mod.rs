@@ -674,6 +674,20 @@ impl EdgeCache {
         }
     }
 
+    /// The log of keys that left the cache, and whether it overflowed, for persistence: a
+    /// reloaded node must report the same drops at its next play as its twin.
+    pub fn dropped(&self) -> (&[Box<str>], bool) {
+        (&self.dropped, self.dropped_overflow)
+    }
+
+    /// Sets the log of dropped keys (a node being loaded), at most [`DROPPED_MAX`] of them.
+    pub fn set_dropped(&mut self, mut keys: Vec<Box<str>>, overflow: bool) {
+        let over = keys.len() > DROPPED_MAX;
+        keys.truncate(DROPPED_MAX);
+        self.dropped = keys;
+        self.dropped_overflow = overflow || over;
+    }
+
     /// The keys that left the cache since the last call, oldest first, and whether some
     /// were not logged (more than [`DROPPED_MAX`] between two calls); empties the log.
     pub fn take_dropped(&mut self) -> (Vec<Box<str>>, bool) {
