@@ -320,6 +320,31 @@ pub fn model_export(args: &[&[u8]]) -> Result<Option<u64>, ArgError> {
 }
 
 /// Commands without arguments (`EDGE.MODEL.INFO`).
+/// Most entries one `EDGE.CACHE.LIST` page returns.
+pub const MAX_PAGE: usize = 1000;
+
+/// `EDGE.CACHE.LIST [AFTER item] [COUNT n]`: the page's start (entries after this id, in
+/// id order; from the first without it) and its size (default 100).
+pub fn cache_list<'a>(args: &'a [&'a [u8]]) -> Result<(Option<&'a str>, usize), ArgError> {
+    let mut after = None;
+    let mut count = None;
+    let mut opts = Options::new(args);
+    while let Some(name) = opts.next(&["AFTER", "COUNT"])? {
+        match name {
+            "AFTER" => {
+                once(&after, name)?;
+                after = Some(id(opts.value(name)?, "item")?);
+            }
+            _ => {
+                once(&count, name)?;
+                count = Some(int_in(opts.value(name)?, name, 1, MAX_PAGE as i64)? as usize);
+            }
+        }
+    }
+    Ok((after, count.unwrap_or(100)))
+}
+
+/// Commands without arguments (`EDGE.MODEL.INFO`).
 pub fn no_args(args: &[&[u8]]) -> Result<(), ArgError> {
     if args.is_empty() {
         Ok(())

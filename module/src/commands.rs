@@ -5,7 +5,7 @@
 //! | `EDGE.RECORD user item [DURATION s] [TS ms] [DEVICE d]` | 1 | write deny-oom fast | learns a view |
 //! | `EDGE.PREDICT user [K k] [WITHSCORES] [INCLUDESEEN]` | 1 | readonly fast | top-k next items |
 //! | `EDGE.PREFETCH user [K k]` | 1 | write deny-oom fast | predicts and fills the edge cache |
-//! | `EDGE.PLAY user item [DURATION s] [TS ms] [DEVICE d] [SIZE bytes]` | 1 | write deny-oom fast | the live flow |
+//! | `EDGE.PLAY user item [DURATION s] [TS ms] [DEVICE d] [SIZE bytes] [DELTA]` | 1 | write deny-oom fast | the live flow |
 //! | `EDGE.USER user` | 1 | readonly | a readable view of one user |
 //! | `EDGE.FORGET user` | 1 | write fast | erases a user |
 //! | `EDGE.RESTORE user blob` | 1 | write deny-oom | loads a serialized user (AOF rewrite) |
@@ -13,6 +13,7 @@
 //! | `EDGE.MODEL.EXPORT [SINCE round]` | – | write | this node's model update for federation |
 //! | `EDGE.MODEL.IMPORT blob` | – | write deny-oom admin | merges peers' aggregate (idempotent per round) |
 //! | `EDGE.MODEL.INFO` | – | readonly | federation state: rounds, last import, table sizes |
+//! | `EDGE.CACHE.LIST [AFTER item] [COUNT n]` | – | readonly | a page of the edge cache's contents, with sizes |
 //!
 //! The user id is the Redis key, so hash slots, ACL key patterns, TTLs and `MEMORY USAGE`
 //! apply to it directly. Writes replicate with an explicit `TS`, so a replica or an AOF
@@ -79,6 +80,7 @@ const COMMANDS: &[Command] = &[
     command!(c"edge.model.export", model_export, c"write",               (0, 0, 0)),
     command!(c"edge.model.import", model_import, c"write deny-oom admin", (0, 0, 0)),
     command!(c"edge.model.info",   model_info,   c"readonly",            (0, 0, 0)),
+    command!(c"edge.cache.list",   cache_list,   c"readonly",            (0, 0, 0)),
 ];
 
 /// Registers [`COMMANDS`] with Redis.
@@ -562,6 +564,28 @@ pub fn model_import(ctx: &Context, args: &Args) -> RedisResult {
     }
     replicate_with_ts(ctx, c"EDGE.MODEL.IMPORT", args, given, now);
     Ok(RedisValue::Integer(i64::from(imported.applied)))
+}
+
+/// `EDGE.CACHE.LIST [AFTER item] [COUNT n]`: `[next, [item, size, …]]`, the cached items
+/// after `item` in id order; `next` is the AFTER of the following page, `""` after the last.
+/// What a store holding the bytes resynchronises from after a restart or a `resync`.
+pub fn cache_list(_ctx: &Context, args: &Args) -> RedisResult {
+    let (after, count) = parse(args.rest(), request::cache_list)?;
+    let engine = state::engine();
+    let page = engine.cache().page(after, count);
+    let next = match page.last() {
+        Some((k, _)) if page.len() == count => (*k).to_owned(),
+        _ => String::new(),
+    };
+    let mut items = Vec::with_capacity(2 * page.len());
+    for (k, size) in page {
+        items.push(RedisValue::BulkString(k.to_owned()));
+        items.push(RedisValue::Integer(size.min(i64::MAX as u64) as i64));
+    }
+    Ok(RedisValue::Array(vec![
+        RedisValue::BulkString(next),
+        RedisValue::Array(items),
+    ]))
 }
 
 /// `EDGE.MODEL.INFO`: federation state as field/value pairs, in a fixed order (a map

@@ -186,6 +186,15 @@ static DOCS: &[Doc] = &[
         access: Access::None,
         args: &[],
     },
+    Doc {
+        name: "edge.cache.list",
+        category: "read",
+        summary: "A page of the edge cache's contents (item, size), in id order, for a store to resynchronise from.",
+        complexity: "O(cached items)",
+        arity: -1,
+        access: Access::None,
+        args: &[opt("AFTER", Kind::Str), opt("COUNT", Kind::Int)],
+    },
 ];
 
 fn leak(s: &str) -> *const c_char {

@@ -275,7 +275,7 @@ async fn content(
     if let Some(p) = &play {
         edge.apply_drops(&p.drop);
         if p.resync {
-            eprintln!("edge-server: the module dropped more than it logged; the store keeps its own bound until it resynchronises");
+            spawn_resync(edge);
         }
     }
     // The store keeps a miss exactly when the module's cache admitted it (without the
@@ -386,6 +386,19 @@ async fn fetch(
         prefetched: false,
     });
     Ok((bytes, meta))
+}
+
+/// Drops what the module's cache no longer holds, from its listing (after the module
+/// dropped more than it could log).
+fn spawn_resync(edge: &Arc<Edge>) {
+    let edge = Arc::clone(edge);
+    tokio::task::spawn_blocking(move || match edge.module.cache_listing() {
+        Ok(held) => match edge.store.retain(|item| held.contains(item)) {
+            Ok(gone) => eprintln!("edge-server: resynchronised: dropped {} items", gone.len()),
+            Err(e) => eprintln!("edge-server: resynchronising the store failed: {e}"),
+        },
+        Err(e) => eprintln!("edge-server: could not list the module's cache: {e}"),
+    });
 }
 
 fn spawn_prefetch(edge: &Arc<Edge>, item: String) {

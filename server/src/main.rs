@@ -61,6 +61,18 @@ fn run(cli: Cli) -> Result<(), String> {
         Store::dir(PathBuf::from(&cli.store), max_store_bytes)
             .map_err(|e| format!("--store {}: {e}", cli.store))?
     };
+    // A store that outlived the module's view of it (a restart of either) keeps only what
+    // the module's cache holds.
+    let held = module.cache_listing().map_err(|e| e.to_string())?;
+    let dropped = store
+        .retain(|item| held.contains(item))
+        .map_err(|e| format!("--store {}: {e}", cli.store))?;
+    if !dropped.is_empty() {
+        eprintln!(
+            "edge-server: resynchronised with the module: dropped {} items the edge cache no longer holds",
+            dropped.len()
+        );
+    }
     if cli.prefetch_concurrency == 0 {
         return Err("--prefetch-concurrency must be at least 1".into());
     }

@@ -88,6 +88,34 @@ impl Module {
         })
     }
 
+    /// Every item the module's cache holds (`EDGE.CACHE.LIST`, page by page), for a store
+    /// resynchronising after a restart or a `resync` (blocking).
+    pub fn cache_listing(&self) -> Result<std::collections::HashSet<String>, ModuleError> {
+        let mut held = std::collections::HashSet::new();
+        let mut after = String::new();
+        loop {
+            let mut cmd = redis::cmd("EDGE.CACHE.LIST");
+            if !after.is_empty() {
+                cmd.arg("AFTER").arg(&after);
+            }
+            cmd.arg("COUNT").arg(1000);
+            let (next, flat): (String, Vec<Value>) =
+                self.with(|con| cmd.query(con).map_err(ModuleError::Redis))?;
+            for pair in flat.chunks(2) {
+                match &pair[0] {
+                    Value::BulkString(b) => {
+                        held.insert(String::from_utf8_lossy(b).into_owned());
+                    }
+                    other => return Err(ModuleError::Protocol(format!("{other:?}"))),
+                }
+            }
+            if next.is_empty() {
+                return Ok(held);
+            }
+            after = next;
+        }
+    }
+
     /// One view (blocking: call it from the blocking pool).
     pub fn play(&self, viewer: &str, item: &str, size: u64) -> Result<Play, ModuleError> {
         self.with(|con| {

@@ -231,6 +231,19 @@ impl Store {
         })
     }
 
+    /// Removes every item `keep` refuses; returns them with their sizes.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) -> std::io::Result<Vec<(String, u64)>> {
+        let mut inner = self.lock();
+        let gone: Vec<String> = inner.meta.keys().filter(|k| !keep(k)).cloned().collect();
+        let mut out = Vec::with_capacity(gone.len());
+        for item in gone {
+            if let Some(m) = Self::remove_locked(&mut inner, &item)? {
+                out.push((item, m.len));
+            }
+        }
+        Ok(out)
+    }
+
     /// Removes `item`; returns its description if it was held.
     pub fn remove(&self, item: &str) -> std::io::Result<Option<Meta>> {
         let mut inner = self.lock();

@@ -590,3 +590,37 @@ fn the_store_holds_what_the_modules_cache_holds() {
     );
     std::fs::remove_dir_all(origin).unwrap();
 }
+
+#[test]
+fn a_restarted_store_keeps_only_what_the_modules_cache_holds() {
+    let rt = runtime();
+    let redis = redis();
+    let origin = origin_dir(&[("A1", 100), ("A2", 200)]);
+    let store = origin.with_extension("resync");
+    let edge = Edge::start(
+        &redis,
+        origin.to_str().unwrap(),
+        store.to_str().unwrap(),
+        &[],
+    );
+    assert_eq!(
+        get(&rt, &edge, "/content/A1", &[("x-viewer", "U1")]).status,
+        StatusCode::OK
+    );
+    drop(edge);
+    // Bytes the module never decided to keep (left by another run, or dropped while the
+    // server was down) are dropped at start; what the module's cache holds stays.
+    std::fs::write(store.join("GHOST"), b"stale").unwrap();
+    let edge = Edge::start(
+        &redis,
+        origin.to_str().unwrap(),
+        store.to_str().unwrap(),
+        &[],
+    );
+    assert_eq!(stored(&store), vec![("A1".to_owned(), 100)]);
+    let r = get(&rt, &edge, "/content/A1", &[("x-viewer", "U2")]);
+    assert_eq!(r.header("x-edge-cache"), "HIT");
+    drop(edge);
+    std::fs::remove_dir_all(origin).unwrap();
+    std::fs::remove_dir_all(store).unwrap();
+}

@@ -301,3 +301,96 @@ fn play_replies_and_info_counters_agree() {
     assert_eq!(info["edge_cache_items"], cached.len().to_string());
     assert_eq!(info["edge_plays_total"], "12");
 }
+
+/// `EDGE.PLAY … DELTA` names exactly what a store must fetch and drop, and
+/// `EDGE.CACHE.LIST` pages through what the cache holds, on an LRU trace whose every
+/// eviction is known.
+#[test]
+fn play_deltas_and_the_cache_listing_follow_lru_exactly() {
+    let mut s = Server::start(
+        ServerOpts::new()
+            .module_arg("cache-policy", "lru")
+            .module_arg("cache-capacity-bytes", "3")
+            .module_arg("item-size-bytes", "1")
+            .module_arg("prefetch-k", "0")
+            .module_arg("prefetch-budget", "0"),
+    );
+    /// One play: item, SIZE, status, what to fetch, what to drop.
+    type Step<'a> = (&'a str, Option<u64>, &'a str, &'a [&'a str], &'a [&'a str]);
+    let trace: &[Step] = &[
+        ("a", None, "MISS", &["a"], &[]),
+        ("b", None, "MISS", &["b"], &[]),
+        ("c", None, "MISS", &["c"], &[]),
+        ("a", None, "HIT", &[], &[]),
+        ("d", None, "MISS", &["d"], &["b"]),
+        ("b", None, "MISS", &["b"], &["c"]),
+        ("a", None, "HIT", &[], &[]),
+        ("e", Some(2), "MISS", &["e"], &["d", "b"]),
+        ("a", None, "HIT", &[], &[]),
+        ("huge", Some(5), "MISS", &[], &[]),
+        ("e", None, "HIT", &[], &[]),
+        ("d", None, "MISS", &["d"], &["a"]),
+        ("a", None, "MISS", &["a"], &["e"]),
+    ];
+    for (t, (item, size, status, fetch, drop)) in trace.iter().enumerate() {
+        let mut c = redis::cmd("EDGE.PLAY");
+        c.arg("u").arg(*item).arg("TS").arg(1_000 + t as i64);
+        if let Some(n) = size {
+            c.arg("SIZE").arg(*n);
+        }
+        c.arg("DELTA");
+        let (st, prefetched, f, d, resync): (String, Vec<String>, Vec<String>, Vec<String>, i64) =
+            s.q(&mut c);
+        assert_eq!(
+            (st.as_str(), f, d, resync),
+            (
+                *status,
+                fetch.iter().map(|x| x.to_string()).collect(),
+                drop.iter().map(|x| x.to_string()).collect(),
+                0
+            ),
+            "play {t} of {item}"
+        );
+        assert!(prefetched.is_empty());
+    }
+    // Without DELTA the reply is today's two elements.
+    let plain: Vec<redis::Value> = s.q(redis::cmd("EDGE.PLAY")
+        .arg("u")
+        .arg("d")
+        .arg("TS")
+        .arg(99_999));
+    assert_eq!(plain.len(), 2);
+    // The cache holds [d a]; pages of one walk it in id order.
+    let page = |s: &mut Server, after: Option<&str>| -> (String, Vec<(String, u64)>) {
+        let mut c = redis::cmd("EDGE.CACHE.LIST");
+        if let Some(a) = after {
+            c.arg("AFTER").arg(a);
+        }
+        c.arg("COUNT").arg(1);
+        let (next, flat): (String, Vec<redis::Value>) = s.q(&mut c);
+        let items = flat
+            .chunks(2)
+            .map(|p| {
+                let k: String = redis::from_redis_value(p[0].clone()).unwrap();
+                let n: u64 = redis::from_redis_value(p[1].clone()).unwrap();
+                (k, n)
+            })
+            .collect();
+        (next, items)
+    };
+    assert_eq!(page(&mut s, None), ("a".into(), vec![("a".into(), 1)]));
+    assert_eq!(page(&mut s, Some("a")), ("d".into(), vec![("d".into(), 1)]));
+    assert_eq!(page(&mut s, Some("d")), (String::new(), vec![]));
+    let all: (String, Vec<redis::Value>) = s.q(&mut redis::cmd("EDGE.CACHE.LIST"));
+    assert_eq!((all.0.as_str(), all.1.len()), ("", 4), "one page, the end");
+    for bad in [
+        &["COUNT", "0"][..],
+        &["COUNT", "x"],
+        &["AFTER"],
+        &["LIMIT", "1"],
+    ] {
+        let mut c = redis::cmd("EDGE.CACHE.LIST");
+        c.arg(bad);
+        assert!(s.err(&c).starts_with("ERR"), "{bad:?}");
+    }
+}

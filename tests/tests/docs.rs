@@ -28,7 +28,7 @@ fn every_command_documents_its_summary_arguments_and_key() {
             vec!["user", "K", "WITHSCORES", "INCLUDESEEN"],
         ),
         ("edge.prefetch", vec!["user", "K"]),
-        ("edge.play", vec!["user", "item", "SIZE"]),
+        ("edge.play", vec!["user", "item", "SIZE", "DELTA"]),
         ("edge.user", vec!["user"]),
         ("edge.forget", vec!["user"]),
     ] {
@@ -48,6 +48,15 @@ fn every_command_documents_its_summary_arguments_and_key() {
         }
         let keys: Vec<String> = s.q(&mut getkeys);
         assert_eq!(keys, ["U42"], "{cmd}");
+    }
+    let docs: Value = s.q(redis::cmd("COMMAND").arg("DOCS").arg("edge.cache.list"));
+    let mut words = Vec::new();
+    leaves(&docs, &mut words);
+    for t in ["summary", "AFTER", "COUNT"] {
+        assert!(
+            words.iter().any(|w| w == t),
+            "edge.cache.list lacks {t}: {words:?}"
+        );
     }
     let info: Value = s.q(redis::cmd("COMMAND").arg("INFO").arg("edge.record"));
     let mut words = Vec::new();

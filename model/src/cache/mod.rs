@@ -728,6 +728,23 @@ impl EdgeCache {
         }
     }
 
+    /// Up to `count` cached keys with their sizes, in key order, starting after `after`
+    /// (from the first without it): a page of the listing a store resynchronises from.
+    /// O(entries) per page, whatever its size.
+    pub fn page(&self, after: Option<&str>, count: usize) -> Vec<(&str, u64)> {
+        let mut keys: Vec<(&str, u64)> = self
+            .nodes_in_use()
+            .map(|n| (&*n.key, n.size))
+            .filter(|(k, _)| after.is_none_or(|a| *k > a))
+            .collect();
+        if keys.len() > count {
+            keys.select_nth_unstable_by(count, |a, b| a.0.cmp(b.0));
+            keys.truncate(count);
+        }
+        keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        keys
+    }
+
     /// Every entry, oldest first within its segment, for persistence.
     pub fn entries(&self) -> Vec<CachedItem> {
         let mut idx: Vec<u32> = Vec::with_capacity(self.len());

@@ -294,3 +294,30 @@ fn a_fixed_share_never_moves_and_a_learned_one_survives_reconfiguration() {
         "a pinned share keeps no ghosts"
     );
 }
+
+#[test]
+fn pages_list_every_entry_once_in_key_order() {
+    let mut c = EdgeCache::new(CachePolicy::Lru, 100);
+    for i in 0..37 {
+        c.request(&format!("k{i:02}"), 1 + i % 3, 1.0);
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page: Vec<(String, u64)> = c
+            .page(after.as_deref(), 5)
+            .into_iter()
+            .map(|(k, s)| (k.to_owned(), s))
+            .collect();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 5);
+        after = page.last().map(|(k, _)| k.clone());
+        seen.extend(page);
+    }
+    let mut all: Vec<(String, u64)> = c.entries().into_iter().map(|e| (e.key, e.size)).collect();
+    all.sort();
+    assert_eq!(seen, all, "every entry once, in key order, with its size");
+    assert_eq!(seen.len(), 37);
+}
