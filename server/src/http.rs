@@ -55,11 +55,10 @@ pub struct Edge {
     pub metrics: Metrics,
     /// Permits for background prefetch fetches.
     pub prefetch_permits: Arc<Semaphore>,
-    /// How many drops the module has sent: a prefetch fetch that started before its item
-    /// was dropped again does not store it.
-    pub drops: std::sync::atomic::AtomicU64,
-    /// The drop count at each item's last drop.
-    pub dropped_at: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// Items with a prefetch fetch queued or running, and whether the module dropped the
+    /// item meanwhile (its bytes are then not stored). Bounded by the prefetches in
+    /// flight, and it keeps one item from being prefetched twice at once.
+    prefetching: std::sync::Mutex<std::collections::HashMap<String, bool>>,
 }
 
 impl Edge {
@@ -77,9 +76,14 @@ impl Edge {
             flights: Flights::default(),
             metrics: Metrics::new(),
             prefetch_permits: Arc::new(Semaphore::new(prefetch_concurrency.max(1))),
-            drops: Default::default(),
-            dropped_at: Default::default(),
+            prefetching: Default::default(),
         }
+    }
+
+    fn prefetching(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, bool>> {
+        self.prefetching
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Follows the module's drops: removes the bytes, counting unused prefetches as waste.
@@ -87,28 +91,17 @@ impl Edge {
         if items.is_empty() {
             return;
         }
-        let mut at = self
-            .dropped_at
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut prefetching = self.prefetching();
         for item in items {
-            let n = self.drops.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            at.insert(item.clone(), n);
+            if let Some(dropped) = prefetching.get_mut(item) {
+                *dropped = true;
+            }
             match self.store.remove(item) {
                 Ok(Some(m)) if m.prefetched => self.metrics.prefetch_wasted_bytes.inc_by(m.len),
                 Ok(_) => {}
                 Err(e) => eprintln!("edge-server: could not drop {item}: {e}"),
             }
         }
-    }
-
-    /// Whether `item` was dropped after the drop count `since`.
-    fn dropped_since(&self, item: &str, since: u64) -> bool {
-        self.dropped_at
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(item)
-            .is_some_and(|&n| n > since)
     }
 }
 
@@ -130,7 +123,7 @@ pub async fn handle(edge: Arc<Edge>, req: Request<Incoming>) -> Reply {
     match (req.method(), path.as_str()) {
         (&Method::GET, "/metrics") => {
             edge.metrics.store_bytes.set(edge.store.bytes() as i64);
-            edge.metrics.store_items.set(edge.store.list().len() as i64);
+            edge.metrics.store_items.set(edge.store.len() as i64);
             let mut r = Response::new(Full::new(Bytes::from(edge.metrics.render())));
             r.headers_mut().insert(
                 CONTENT_TYPE,
@@ -294,7 +287,7 @@ async fn content(
             (bytes, meta, outcome)
         }
         None => {
-            let (bytes, meta) = fetch(edge, item, false, keep, None)
+            let (bytes, meta) = fetch(edge, item, false, keep)
                 .await
                 .map_err(|e| origin_failure(&e))?;
             (bytes, meta, Outcome::Miss)
@@ -342,7 +335,6 @@ async fn fetch(
     item: &str,
     prefetch: bool,
     keep: bool,
-    drops_at_start: Option<u64>,
 ) -> Result<(Bytes, Meta), OriginError> {
     // The fetch stores before it completes, and looks in the store first: a request that
     // missed just before another's fetch ended finds the bytes instead of fetching again.
@@ -362,7 +354,7 @@ async fn fetch(
                 .origin_bytes
                 .with_label_values(&[reason])
                 .inc_by(bytes.len() as u64);
-            let stale = drops_at_start.is_some_and(|n| edge.dropped_since(item, n));
+            let stale = prefetch && edge.prefetching().get(item) == Some(&true);
             if !keep || stale {
                 return Ok(bytes);
             }
@@ -405,18 +397,19 @@ fn spawn_prefetch(edge: &Arc<Edge>, item: String) {
     if !valid_item(&item) || edge.store.meta(&item).is_some() {
         return;
     }
+    if edge.prefetching().insert(item.clone(), false).is_some() {
+        return;
+    }
     let edge = Arc::clone(edge);
-    let drops = edge.drops.load(std::sync::atomic::Ordering::SeqCst);
     tokio::spawn(async move {
-        let Ok(_permit) = Arc::clone(&edge.prefetch_permits).acquire_owned().await else {
-            return;
-        };
-        if edge.store.meta(&item).is_some() {
-            return;
+        if let Ok(_permit) = Arc::clone(&edge.prefetch_permits).acquire_owned().await {
+            if edge.store.meta(&item).is_none() {
+                if let Err(e) = fetch(&edge, &item, true, true).await {
+                    eprintln!("edge-server: prefetch of {item} failed: {e}");
+                }
+            }
         }
-        if let Err(e) = fetch(&edge, &item, true, true, Some(drops)).await {
-            eprintln!("edge-server: prefetch of {item} failed: {e}");
-        }
+        edge.prefetching().remove(&item);
     });
 }
 

@@ -154,6 +154,16 @@ impl Store {
         self.lock().bytes
     }
 
+    /// Items held.
+    pub fn len(&self) -> usize {
+        self.lock().meta.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Items held, with their sizes, sorted by id (for a consistency check).
     pub fn list(&self) -> Vec<(String, u64)> {
         let mut v: Vec<_> = self
@@ -186,13 +196,17 @@ impl Store {
 
     /// The bytes of `item`, if held, without marking it used.
     pub fn peek(&self, item: &str) -> Option<(Bytes, Meta)> {
-        let inner = self.lock();
-        let meta = inner.meta.get(item)?.clone();
-        let bytes = match &inner.backend {
-            Backend::Memory(m) => m.get(item)?.clone(),
-            Backend::Dir(d) => Bytes::from(std::fs::read(d.join(item)).ok()?),
+        let (path, meta) = {
+            let inner = self.lock();
+            let meta = inner.meta.get(item)?.clone();
+            match &inner.backend {
+                Backend::Memory(m) => return Some((m.get(item)?.clone(), meta)),
+                Backend::Dir(d) => (d.join(item), meta),
+            }
         };
-        Some((bytes, meta))
+        // A file is read without holding the lock; it is replaced by rename, so a read
+        // sees one whole object (and a removed one is simply not found).
+        Some((Bytes::from(std::fs::read(path).ok()?), meta))
     }
 
     /// Stores `bytes` as `item` (replacing what was there), dropping least recently used
