@@ -554,16 +554,22 @@ pub fn model_export(ctx: &Context, args: &Args) -> RedisResult {
 /// `EDGE.MODEL.IMPORT blob`: merges an aggregate of peers into the federated table.
 /// Replies 1 if applied, 0 if that round was already imported (nothing changes). A blob
 /// that fails validation is refused before anything is touched.
+///
+/// A large blob from a client that may block is decoded off the event loop and merged
+/// later, between two commands, where it is also replicated (see [`crate::import`]); the
+/// reply then comes when it has been merged.
 pub fn model_import(ctx: &Context, args: &Args) -> RedisResult {
     let (blob, given) = parse(args.rest(), request::model_import)?;
+    if crate::import::off_thread(ctx, blob.len()) {
+        crate::import::start(ctx, args.strings[1].0.inner, given);
+        return Ok(RedisValue::NoReply);
+    }
+    let started = std::time::Instant::now();
     let update = decode_packed(blob).map_err(|e| err(format_args!("invalid update blob: {e}")))?;
     let now = given.unwrap_or_else(state::now_ms);
-    let imported = state::engine().import_packed(&update, now, blob.len());
-    if imported.applied {
-        state::note_import(blob.len());
-    }
+    let applied = crate::import::apply(&update, now, blob.len(), started);
     replicate_with_ts(ctx, c"EDGE.MODEL.IMPORT", args, given, now);
-    Ok(RedisValue::Integer(i64::from(imported.applied)))
+    Ok(RedisValue::Integer(i64::from(applied)))
 }
 
 /// `EDGE.CACHE.LIST [AFTER item] [COUNT n]`: `[next, [item, size, …]]`, the cached items

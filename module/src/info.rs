@@ -95,7 +95,7 @@ pub fn add_sections(ctx: &InfoContext, for_crash_report: bool) -> RedisResult<()
         }
         dict.build_dictionary()?
     };
-    devices
+    let federation = devices
         .build_section()?
         .add_section("federation")
         .field("federation_rounds_total", f("rounds_imported"))?
@@ -109,7 +109,10 @@ pub fn add_sections(ctx: &InfoContext, for_crash_report: bool) -> RedisResult<()
         .field("export_round", f("export_round"))?
         .field("peer_rows", f("peer_rows"))?
         .field("peer_transitions", f("peer_transitions"))?
-        .field("peer_views", f("peer_views"))?
+        .field("peer_views", f("peer_views"))?;
+    crate::import::counters()
+        .into_iter()
+        .try_fold(federation, |b, (name, v)| b.field(name, v))?
         .build_section()?
         .build_info()?;
     Ok(())

@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod datatype;
 mod docs;
+mod import;
 mod info;
 mod state;
 

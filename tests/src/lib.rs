@@ -801,6 +801,32 @@ pub fn teach_series(s: &mut Server, viewers: usize) {
     }
 }
 
+/// The node model as an AOF rewrite writes it (the `EDGE.NODE.RESTORE` blob), for servers
+/// that keep an AOF without an RDB preamble: the whole model, for byte-for-byte comparisons.
+pub fn node_blob(s: &mut Server) -> Vec<u8> {
+    let _: String = s.q(&mut redis::cmd("BGREWRITEAOF"));
+    wait_background_done(s);
+    aof_commands(s.dir())
+        .into_iter()
+        .find(|c| c[0].eq_ignore_ascii_case(b"EDGE.NODE.RESTORE"))
+        .map(|c| c[1].clone())
+        .expect("a rewrite carries the node model")
+}
+
+/// Every key, with its `DUMP` and its top-10 predictions, as lines to compare between
+/// servers that must hold the same users.
+pub fn keys_snapshot(s: &mut Server) -> Vec<String> {
+    let mut keys: Vec<String> = s.q(redis::cmd("KEYS").arg("*"));
+    keys.sort();
+    let mut out = vec![format!("keys {keys:?}")];
+    for k in &keys {
+        let dump: Vec<u8> = s.q(redis::cmd("DUMP").arg(k));
+        let top: Vec<String> = s.q(redis::cmd("EDGE.PREDICT").arg(k).arg("K").arg(10));
+        out.push(format!("{k}: dump {dump:?} predict {top:?}"));
+    }
+    out
+}
+
 /// Waits until no RDB save or AOF rewrite is running or scheduled.
 pub fn wait_background_done(s: &mut Server) {
     s.wait_for("background save/rewrite to finish", |s| {

@@ -21,7 +21,9 @@ use edge_model::codec::{encode_user, Kind, Writer, USER_VERSION};
 use edge_model::federated::{decode_update, encode_update, Clock, Update, UpdateItem, UpdateRow};
 use edge_model::{Config, Engine, UserState, View};
 use edge_tests::redis::{self, Value};
-use edge_tests::{aof_commands, wait_background_done, Server, ServerOpts, PERSISTED_FIELDS};
+use edge_tests::{
+    keys_snapshot, node_blob, wait_background_done, Server, ServerOpts, PERSISTED_FIELDS,
+};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -246,30 +248,11 @@ fn send(s: &mut Server, cmd: &Cmd) -> redis::RedisResult<Value> {
     c.query(s.conn())
 }
 
-/// The node model as an AOF rewrite writes it (the `EDGE.NODE.RESTORE` blob), for servers
-/// that keep an AOF without an RDB preamble.
-fn node_blob(s: &mut Server) -> Vec<u8> {
-    let _: String = s.q(&mut redis::cmd("BGREWRITEAOF"));
-    wait_background_done(s);
-    aof_commands(s.dir())
-        .into_iter()
-        .find(|c| c[0].eq_ignore_ascii_case(b"EDGE.NODE.RESTORE"))
-        .map(|c| c[1].clone())
-        .expect("a rewrite carries the node model")
-}
-
 /// Everything a reload must keep: keys and their DUMPs, model state, predictions. A
 /// replayed AOF holds writes only, so `replayed` leaves out the count of predictions (reads).
 fn snapshot(s: &mut Server, replayed: bool) -> Vec<String> {
     s.wait_lazy_frees();
-    let mut keys: Vec<String> = s.q(redis::cmd("KEYS").arg("*"));
-    keys.sort();
-    let mut out = vec![format!("keys {keys:?}")];
-    for k in &keys {
-        let dump: Vec<u8> = s.q(redis::cmd("DUMP").arg(k));
-        let top: Vec<String> = s.q(redis::cmd("EDGE.PREDICT").arg(k).arg("K").arg(10));
-        out.push(format!("{k}: dump {dump:?} predict {top:?}"));
-    }
+    let mut out = keys_snapshot(s);
     let info = s.info("edge");
     for f in PERSISTED_FIELDS {
         if !(replayed && *f == "edge_predictions_total") {
