@@ -162,8 +162,16 @@ impl Board {
             .iter()
             .map(|(r, i)| (i.ranking_popularity(), r))
             .collect();
-        v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.slot.cmp(&b.1.slot)));
-        v.truncate(BOARD_LEN);
+        // Slots are unique, so this is a strict order: selecting the first BOARD_LEN and
+        // sorting only them gives what a full stable sort did.
+        let order = |a: &(f64, ItemRef), b: &(f64, ItemRef)| {
+            b.0.total_cmp(&a.0).then(a.1.slot.cmp(&b.1.slot))
+        };
+        if v.len() > BOARD_LEN {
+            v.select_nth_unstable_by(BOARD_LEN, order);
+            v.truncate(BOARD_LEN);
+        }
+        v.sort_unstable_by(order);
         let mut b = Board {
             items: v.iter().map(|&(_, r)| r).collect(),
             pos: Vec::new(),
@@ -538,7 +546,9 @@ impl GlobalModel {
                 (p, n, &*i.name, r)
             })
             .collect();
-        v.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2)));
+        // Names are unique, so this is a strict order: an unstable sort gives the same
+        // result without the stable sort's scratch buffer.
+        v.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2)));
         self.peer_order = v.into_iter().map(|(.., r)| r).collect();
     }
 
