@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use federator::edge::EdgeSpec;
-use federator::eval::{self, FedSetup};
+use federator::eval::{self, FedSetup, SplitBy};
 use federator::run::{self, parse_duration};
+use loadgen::logs::{CsvColumns, Format, ReadOptions, TimeUnit};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -63,10 +64,30 @@ struct RunArgs {
 
 #[derive(Args, Debug)]
 struct EvalArgs {
-    /// Directory holding MovieLens 100K's u.data and u.user.
-    #[arg(long)]
-    movielens: PathBuf,
-    /// Edges to split into (by the first digit of the zip code).
+    /// The log, in any format `loadgen eval` reads.
+    #[arg(required_unless_present = "movielens", conflicts_with = "movielens")]
+    log: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    format: Format,
+    /// Unit of numeric timestamps in the log.
+    #[arg(long, value_enum, default_value = "s")]
+    time_unit: TimeUnit,
+    #[command(flatten)]
+    csv: CsvColumns,
+    /// Directory holding MovieLens 100K's u.data and u.user: short for
+    /// `DIR/u.data --format movielens --split region`.
+    #[arg(long, value_name = "DIR")]
+    movielens: Option<PathBuf>,
+    /// How viewers are split into edges: `region` (MovieLens zip codes, from the u.user
+    /// beside u.data, into --edges regions) or `hash:N` (a stable hash of the viewer id).
+    #[arg(long, conflicts_with = "split_col")]
+    split: Option<SplitBy>,
+    /// Split by this CSV column or JSONL field: one edge per value, each viewer on the edge
+    /// its first line names.
+    #[arg(long, value_name = "COLUMN")]
+    split_col: Option<String>,
+    /// Edges of a region split (by the first digit of the zip code).
     #[arg(long, default_value_t = 3)]
     edges: usize,
     /// Events between federation rounds; a comma list runs each.
@@ -135,12 +156,39 @@ fn run_eval(a: EvalArgs) -> Result<(), String> {
     if a.edges < 2 {
         return Err("--edges must be at least 2".into());
     }
-    let split = eval::read_movielens(&a.movielens, a.edges)?;
+    let (path, format) = match (&a.movielens, &a.log) {
+        (Some(dir), _) => (dir.join("u.data"), Format::Movielens),
+        (None, Some(log)) => (log.clone(), a.format),
+        (None, None) => return Err("give a log file or --movielens DIR".into()),
+    };
+    let by = match (a.split, a.split_col) {
+        (Some(SplitBy::Region(_)), _) => SplitBy::Region(a.edges),
+        (Some(by), _) => by,
+        (None, Some(col)) => SplitBy::Column(col),
+        (None, None) if a.movielens.is_some() => SplitBy::Region(a.edges),
+        (None, None) => return Err(
+            "say how to split the log's viewers into edges: --split hash:N, --split-col COLUMN, \
+                 or --split region for MovieLens 100K"
+                .into(),
+        ),
+    };
+    let opts = ReadOptions {
+        time_unit: a.time_unit,
+        csv: a.csv,
+        ..ReadOptions::new(format)
+    };
+    let split = eval::read_split(&path, &opts, &by)?;
+    let sizes: Vec<String> = split
+        .names
+        .iter()
+        .zip(split.sizes())
+        .map(|(name, n)| format!("{name}: {n}"))
+        .collect();
     eprintln!(
-        "{} events, {} viewers; events per edge {:?}",
+        "{} events, {} viewers; events per edge: {}",
         split.events.len(),
         split.edge_of.len(),
-        split.sizes()
+        sizes.join(", ")
     );
     let mut all = vec![
         eval::replay(&split, true, None)?,

@@ -108,6 +108,9 @@ pub struct ReadOptions {
     pub strict: bool,
     /// Read at most this many events (0: all).
     pub limit: usize,
+    /// A CSV column or JSONL field that names each viewer's group (the site or region that
+    /// served them, for splitting a log into edges); a viewer keeps the first value seen.
+    pub group_col: Option<String>,
 }
 
 impl ReadOptions {
@@ -119,6 +122,7 @@ impl ReadOptions {
             csv: CsvColumns::default(),
             strict: false,
             limit: 0,
+            group_col: None,
         }
     }
 }
@@ -171,6 +175,11 @@ pub struct Log {
     pub malformed_count: u64,
     /// Lines read, including the header and blank lines.
     pub lines: u64,
+    /// Group names by index (see [`ReadOptions::group_col`]), in order of first appearance.
+    pub groups: Vec<String>,
+    /// Each viewer's group (the first value seen), by user index; empty without
+    /// [`ReadOptions::group_col`], `None` for a viewer none of whose lines named one.
+    pub user_group: Vec<Option<u32>>,
 }
 
 impl Log {
@@ -298,10 +307,27 @@ struct OwnedRaw {
     duration_s: Option<u32>,
     device: Option<String>,
     size: Option<u64>,
+    group: Option<String>,
 }
 
-fn parse_jsonl(line: &str, unit: TimeUnit) -> std::result::Result<OwnedRaw, String> {
-    let j: JsonLine = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+fn parse_jsonl(
+    line: &str,
+    unit: TimeUnit,
+    group_field: Option<&str>,
+) -> std::result::Result<OwnedRaw, String> {
+    let invalid = |e: serde_json::Error| format!("invalid JSON: {e}");
+    // Only a split by a field needs the fields the schema does not name.
+    let (j, group): (JsonLine, _) = match group_field {
+        None => (serde_json::from_str(line).map_err(invalid)?, None),
+        Some(f) => {
+            let v: serde_json::Value = serde_json::from_str(line).map_err(invalid)?;
+            let group = match v.get(f) {
+                None | Some(serde_json::Value::Null) => None,
+                Some(g) => Some(json_id(g, f)?),
+            };
+            (serde_json::from_value(v).map_err(invalid)?, group)
+        }
+    };
     let ts_ms = match &j.timestamp {
         serde_json::Value::String(s) => parse_ts(s, unit)?,
         serde_json::Value::Number(n) => parse_ts(&n.to_string(), unit)?,
@@ -326,6 +352,7 @@ fn parse_jsonl(line: &str, unit: TimeUnit) -> std::result::Result<OwnedRaw, Stri
         duration_s,
         device,
         size: j.size,
+        group,
     })
 }
 
@@ -366,10 +393,15 @@ struct CsvLayout {
     duration: Option<usize>,
     device: Option<usize>,
     size: Option<usize>,
+    group: Option<usize>,
     width: usize,
 }
 
-fn csv_layout(header: &str, c: &CsvColumns) -> std::result::Result<CsvLayout, String> {
+fn csv_layout(
+    header: &str,
+    c: &CsvColumns,
+    group: Option<&str>,
+) -> std::result::Result<CsvLayout, String> {
     let names: Vec<String> = split_csv(header.trim_start_matches('\u{feff}'), c.delimiter)
         .into_iter()
         .map(|s| s.trim().to_owned())
@@ -387,6 +419,7 @@ fn csv_layout(header: &str, c: &CsvColumns) -> std::result::Result<CsvLayout, St
         duration: opt(&c.duration_col, "--duration-col")?,
         device: opt(&c.device_col, "--device-col")?,
         size: opt(&c.size_col, "--size-col")?,
+        group: group.map(|g| find(g, "the split column")).transpose()?,
         width: 0,
     };
     let width = [
@@ -396,6 +429,7 @@ fn csv_layout(header: &str, c: &CsvColumns) -> std::result::Result<CsvLayout, St
         l.duration,
         l.device,
         l.size,
+        l.group,
     ]
     .into_iter()
     .flatten()
@@ -449,6 +483,10 @@ fn parse_csv_row(
         duration_s,
         device,
         size,
+        group: match l.group.map(|i| f[i].trim()) {
+            None | Some("") => None,
+            Some(v) => Some(check_id(v, "group")?.to_owned()),
+        },
     })
 }
 
@@ -477,6 +515,14 @@ pub fn read_from(reader: impl BufRead, path: &Path, opts: &ReadOptions) -> Resul
         Interner::default(),
         Interner::default(),
     );
+    if opts.format == Format::Movielens && opts.group_col.is_some() {
+        return Err(Error::Usage(format!(
+            "{}: MovieLens u.data has no columns beyond user, item, rating and time to split by",
+            path.display()
+        )));
+    }
+    let mut groups = Interner::default();
+    let mut user_group: Vec<Option<u32>> = Vec::new();
     let mut layout: Option<CsvLayout> = None;
     let mut seq: Vec<Event> = Vec::new();
     let bad = |log: &mut Log, line: u64, reason: String| -> Result<()> {
@@ -513,18 +559,20 @@ pub fn read_from(reader: impl BufRead, path: &Path, opts: &ReadOptions) -> Resul
                 duration_s: r.duration_s,
                 device: r.device.map(str::to_owned),
                 size: r.size,
+                group: None,
             }),
-            Format::Jsonl => parse_jsonl(text, opts.time_unit),
+            Format::Jsonl => parse_jsonl(text, opts.time_unit, opts.group_col.as_deref()),
             Format::Csv => match &layout {
                 None => {
-                    layout =
-                        Some(
-                            csv_layout(text, &opts.csv).map_err(|reason| Error::Malformed {
+                    layout = Some(
+                        csv_layout(text, &opts.csv, opts.group_col.as_deref()).map_err(
+                            |reason| Error::Malformed {
                                 path: PathBuf::from(path),
                                 line: line_no,
                                 reason,
-                            })?,
-                        );
+                            },
+                        )?,
+                    );
                     continue;
                 }
                 Some(l) => parse_csv_row(text, l, &opts.csv, opts.time_unit),
@@ -532,8 +580,18 @@ pub fn read_from(reader: impl BufRead, path: &Path, opts: &ReadOptions) -> Resul
         };
         match raw {
             Ok(r) => {
+                let user = users.get(&r.user);
+                if opts.group_col.is_some() {
+                    if user_group.len() <= user as usize {
+                        user_group.resize(user as usize + 1, None);
+                    }
+                    let g = &mut user_group[user as usize];
+                    if g.is_none() {
+                        *g = r.group.as_deref().map(|n| groups.get(n));
+                    }
+                }
                 seq.push(Event {
-                    user: users.get(&r.user),
+                    user,
                     item: items.get(&r.item),
                     ts_ms: r.ts_ms,
                     duration_s: r.duration_s,
@@ -570,8 +628,18 @@ pub fn read_from(reader: impl BufRead, path: &Path, opts: &ReadOptions) -> Resul
         .collect();
     seq.sort_by_key(|e| e.ts_ms); // stable: ties keep file order
     log.events = seq;
+    user_group.resize(
+        if opts.group_col.is_some() {
+            users.names.len()
+        } else {
+            0
+        },
+        None,
+    );
     log.users = users.names;
     log.devices = devices.names;
+    log.groups = groups.names;
+    log.user_group = user_group;
     Ok(log)
 }
 
@@ -652,6 +720,54 @@ mod tests {
         o.csv.user_col = "uid".into();
         assert!(matches!(read(t, &o), Err(Error::Malformed { line: 1, .. })));
         assert_eq!(split_csv("a,\"b,\"\"c\"\"\",", ','), ["a", "b,\"c\"", ""]);
+    }
+
+    #[test]
+    fn a_group_column_names_each_viewers_first_group() {
+        let t = "userId,movieId,timestamp,site\n1,5,10,paris\n2,6,11,\n1,7,12,lyon\n2,5,13,lyon\n3,5,14,\n";
+        let opts = ReadOptions {
+            group_col: Some("site".into()),
+            ..ReadOptions::new(Format::Csv)
+        };
+        let log = read(t, &opts).unwrap();
+        assert_eq!(log.groups, ["paris", "lyon"]);
+        let of = |u: &str| {
+            let i = log.users.iter().position(|x| x == u).unwrap();
+            log.user_group[i].map(|g| log.groups[g as usize].as_str())
+        };
+        assert_eq!(
+            (of("1"), of("2"), of("3")),
+            (Some("paris"), Some("lyon"), None)
+        );
+        let j = r#"{"user_id":"U1","content_id":"C1","timestamp":5,"region":7}
+{"user_id":"U2","content_id":"C1","timestamp":6}
+"#;
+        let opts = ReadOptions {
+            group_col: Some("region".into()),
+            ..ReadOptions::new(Format::Jsonl)
+        };
+        let log = read(j, &opts).unwrap();
+        assert_eq!(
+            (log.groups.clone(), log.user_group.clone()),
+            (vec!["7".to_owned()], vec![Some(0), None])
+        );
+        let missing = ReadOptions {
+            group_col: Some("zone".into()),
+            ..ReadOptions::new(Format::Csv)
+        };
+        assert!(matches!(
+            read(t, &missing),
+            Err(Error::Malformed { line: 1, .. })
+        ));
+        let ml = ReadOptions {
+            group_col: Some("zip".into()),
+            ..ReadOptions::new(Format::Movielens)
+        };
+        assert!(matches!(read("1\t2\t3\t4\n", &ml), Err(Error::Usage(_))));
+        assert!(read(t, &ReadOptions::new(Format::Csv))
+            .unwrap()
+            .user_group
+            .is_empty());
     }
 
     #[test]

@@ -314,6 +314,7 @@ impl LogArgs {
             csv: self.csv.clone(),
             strict: self.strict,
             limit: self.limit,
+            group_col: None,
         };
         let log = logs::read_log(&self.file, &opts)?;
         if log.malformed_count > 0 {
