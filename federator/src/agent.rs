@@ -1,0 +1,367 @@
+//! `federator agent`: the secure-aggregation agent that runs beside one edge, so that the
+//! edge's unmasked table and its pairwise seeds never leave the edge's machine.
+//!
+//! The agent listens on a loopback (or private) address; the aggregator connects to it
+//! each round (see [`crate::wire`] for the exchange). It exports from its edge, keeps that
+//! edge's tables, agrees a pairwise seed with every other agent of the round by x25519
+//! ([`crate::secure::pair_seed`]; the aggregator only relays public keys), sends only the
+//! masked vector, and imports "total minus mine" into its edge.
+//!
+//! It protects its edge against a confused or lying aggregator where it can: it never
+//! masks twice for one round (two masked vectors under one mask stream would reveal their
+//! difference), never masks among fewer than `--min-peers` agents (alone, the "masked"
+//! vector would be the table itself), refuses a set that lists it twice or not at all, and
+//! an index that leaves out its coordinates. What it cannot detect (a swapped public key)
+//! is in docs/federation.md.
+
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use edge_model::federated::{encode_update, Clock, EdgeTables, Update};
+use rand::Rng;
+use x25519_dalek::{PublicKey, StaticSecret};
+
+use crate::aggregate::FEDERATOR_NODE;
+use crate::edge;
+use crate::flat::{self, Flat, Key};
+use crate::secure::{self, Agent, Scales};
+use crate::wire::{self, FromAgent, ToAgent, WireClock, WireError};
+
+/// How an agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Its name in its own log lines.
+    pub name: String,
+    /// Its edge's Redis URL.
+    pub redis: String,
+    /// Bound on every exchange with the edge and on the wait for the aggregator's next
+    /// message.
+    pub timeout: Duration,
+    /// Fewest agents (itself included) it masks among.
+    pub min_peers: usize,
+    /// Frame size limit.
+    pub max_frame: usize,
+}
+
+/// What the agent holds for a round between masking and the sum.
+#[derive(Debug)]
+struct Pending {
+    round: u64,
+    own: Vec<u32>,
+    index: Vec<Key>,
+    scales: Scales,
+    clocks: (Clock, Clock),
+}
+
+/// One agent: its key pair, its copy of its edge's tables, and the rounds it masked for.
+pub struct AgentState {
+    opts: AgentOptions,
+    secret: StaticSecret,
+    public: [u8; 32],
+    tables: EdgeTables,
+    /// The latest round masked for, or imported by its edge (seen at the last export).
+    last_round: u64,
+}
+
+/// Why the agent refused a request: logged by it and sent to the aggregator.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentRefusal {
+    /// The request does not follow the protocol's order (a mask without a begin…).
+    OutOfOrder(&'static str),
+    /// A round at or below one already masked or imported: its mask stream is used.
+    Replayed {
+        /// The round asked.
+        round: u64,
+        /// The latest round used.
+        last: u64,
+    },
+    /// Fewer agents in the set than `--min-peers`.
+    TooFewPeers {
+        /// In the set.
+        got: usize,
+        /// `--min-peers`.
+        min: usize,
+    },
+    /// The set does not list this agent exactly once, or lists a key twice.
+    BadSet(&'static str),
+    /// Scales that are not positive and finite, or an index that is not sorted or misses
+    /// this edge's coordinates.
+    BadLayout(String),
+    /// The edge failed (export or import).
+    Edge(String),
+}
+
+impl std::fmt::Display for AgentRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AgentRefusal::OutOfOrder(w) => write!(f, "request out of order: {w}"),
+            AgentRefusal::Replayed { round, last } => write!(
+                f,
+                "round {round} is not above round {last}, already masked or imported: \
+                 masking again would reuse a mask stream"
+            ),
+            AgentRefusal::TooFewPeers { got, min } => write!(
+                f,
+                "asked to mask among {got} agents, fewer than --min-peers {min}: the masked \
+                 vector would hide too little"
+            ),
+            AgentRefusal::BadSet(w) => write!(f, "bad set of agents: {w}"),
+            AgentRefusal::BadLayout(w) => write!(f, "bad layout: {w}"),
+            AgentRefusal::Edge(e) => write!(f, "edge: {e}"),
+        }
+    }
+}
+
+fn clock((landmark_ms, half_life_ms): WireClock) -> Clock {
+    Clock {
+        landmark_ms,
+        half_life_ms,
+    }
+}
+
+/// A clock as it travels.
+pub fn wire_clock(c: Clock) -> WireClock {
+    (c.landmark_ms, c.half_life_ms)
+}
+
+impl AgentState {
+    /// An agent with a fresh key pair from the OS's entropy (a restarted agent has a new
+    /// key, so its old seeds are never reused).
+    pub fn new(opts: AgentOptions) -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        let secret = StaticSecret::from(bytes);
+        let public = PublicKey::from(&secret).to_bytes();
+        AgentState {
+            opts,
+            secret,
+            public,
+            tables: EdgeTables::default(),
+            last_round: 0,
+        }
+    }
+
+    /// Its public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.public
+    }
+
+    /// Phase 1: exports from the edge and describes the contribution.
+    fn begin(&mut self) -> Result<FromAgent, AgentRefusal> {
+        let e = |e: String| AgentRefusal::Edge(e);
+        let mut c = edge::connect(&self.opts.redis, self.opts.timeout).map_err(e)?;
+        let got = edge::export(&mut c, self.tables.round).map_err(e)?;
+        self.tables.apply(&got.update);
+        let imported = edge::model_info(&mut c)
+            .map_err(e)?
+            .iter()
+            .find(|(k, _)| k == "last_import_round")
+            .map_or(0, |(_, v)| (*v).max(0) as u64);
+        self.last_round = self.last_round.max(imported);
+        let f = flat::flatten(&self.tables, self.tables.rows_clock, self.tables.items_clock);
+        let header = Update {
+            node: self.opts.name.clone(),
+            round: got.update.round,
+            since: None,
+            settings: self.tables.settings,
+            rows_clock: self.tables.rows_clock,
+            items_clock: self.tables.items_clock,
+            items: Vec::new(),
+            rows: Vec::new(),
+        };
+        Ok(FromAgent::Meta {
+            public_key: self.public,
+            last_round: self.last_round,
+            header: encode_update(&header),
+            maxima: secure::maxima(&f),
+            keys: f.into_keys().collect(),
+        })
+    }
+
+    /// Phase 2: checks the request, then masks the table among `peers`.
+    fn mask(
+        &mut self,
+        round: u64,
+        peers: &[[u8; 32]],
+        index: Vec<Key>,
+        scales: Scales,
+        clocks: (WireClock, WireClock),
+    ) -> Result<(Pending, Vec<u32>), AgentRefusal> {
+        if round <= self.last_round {
+            return Err(AgentRefusal::Replayed {
+                round,
+                last: self.last_round,
+            });
+        }
+        let min = self.opts.min_peers.max(2);
+        if peers.len() < min {
+            return Err(AgentRefusal::TooFewPeers {
+                got: peers.len(),
+                min,
+            });
+        }
+        let mut sorted = peers.to_vec();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            return Err(AgentRefusal::BadSet("a public key is listed twice"));
+        }
+        let me = peers
+            .iter()
+            .position(|p| *p == self.public)
+            .ok_or(AgentRefusal::BadSet("this agent's public key is not in it"))?;
+        let top = secure::SCALE * 256.0;
+        if scales.iter().any(|s| !(s.is_finite() && *s > 0.0 && *s <= top)) {
+            return Err(AgentRefusal::BadLayout(format!(
+                "scales {scales:?} must be in (0, {top}]"
+            )));
+        }
+        if index.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(AgentRefusal::BadLayout(
+                "the index is not sorted without repeats".into(),
+            ));
+        }
+        let clocks = (clock(clocks.0), clock(clocks.1));
+        let f: Flat = flat::flatten(&self.tables, clocks.0, clocks.1);
+        let missing = f.keys().filter(|k| index.binary_search(k).is_err()).count();
+        if missing > 0 {
+            return Err(AgentRefusal::BadLayout(format!(
+                "the index leaves out {missing} of this edge's coordinates"
+            )));
+        }
+        let own = secure::encode(&f, &index, &scales).map_err(AgentRefusal::BadLayout)?;
+        let seeds = peers
+            .iter()
+            .enumerate()
+            .map(|(j, p)| {
+                if j == me {
+                    Ok([0u8; 32])
+                } else {
+                    secure::pair_seed(&self.secret, p)
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(AgentRefusal::BadLayout)?;
+        // Spent before anything leaves: this round's mask stream is never used again.
+        self.last_round = round;
+        let set: Vec<usize> = (0..peers.len()).collect();
+        let masked = Agent { index: me, seeds }.mask(&own, &set, round);
+        let pending = Pending {
+            round,
+            own,
+            index,
+            scales,
+            clocks,
+        };
+        Ok((pending, masked))
+    }
+
+    /// Phase 3: imports the sum minus this edge's own table.
+    fn import(&self, p: &Pending, round: u64, sum: &[u32]) -> Result<FromAgent, AgentRefusal> {
+        if round != p.round || sum.len() != p.own.len() {
+            return Err(AgentRefusal::OutOfOrder(
+                "a sum for another round or of another length than the masked vector",
+            ));
+        }
+        let others = secure::decode(&secure::minus(sum, &p.own), &p.index, &p.scales);
+        let update = flat::to_update(&others, FEDERATOR_NODE, round, p.clocks);
+        let mut c = edge::connect(&self.opts.redis, self.opts.timeout).map_err(AgentRefusal::Edge)?;
+        let applied =
+            edge::import(&mut c, &encode_update(&update)).map_err(AgentRefusal::Edge)?;
+        Ok(FromAgent::Imported { round, applied })
+    }
+
+    /// Serves one aggregator connection until it closes, errs or goes silent; every
+    /// problem is logged with the peer's address.
+    pub fn serve_one(&mut self, mut s: TcpStream) {
+        let peer = s
+            .peer_addr()
+            .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+        let _ = s.set_nodelay(true);
+        let name = self.opts.name.clone();
+        let log = |what: &dyn std::fmt::Display| eprintln!("agent {name}: {peer}: {what}");
+        let mut pending: Option<Pending> = None;
+        let mut begun = false;
+        loop {
+            let deadline = Instant::now() + self.opts.timeout;
+            let msg = match wire::recv::<ToAgent>(&mut s, deadline, self.opts.max_frame) {
+                Ok((m, _)) => m,
+                Err(WireError::Closed) => return,
+                Err(e) => {
+                    log(&format!("dropping the connection: {e}"));
+                    return;
+                }
+            };
+            let answer = match msg {
+                ToAgent::Begin => {
+                    pending = None;
+                    begun = true;
+                    self.begin()
+                }
+                ToAgent::Mask {
+                    round,
+                    peers,
+                    index,
+                    scales,
+                    clocks,
+                } if begun && pending.is_none() => {
+                    self.mask(round, &peers, index, scales, clocks).map(|(p, v)| {
+                        pending = Some(p);
+                        FromAgent::Masked { round, vector: v }
+                    })
+                }
+                ToAgent::Mask { .. } => Err(AgentRefusal::OutOfOrder("a mask without a begin")),
+                ToAgent::Sum { round, sum } => match pending.take() {
+                    Some(p) => {
+                        begun = false;
+                        self.import(&p, round, &sum)
+                    }
+                    None => Err(AgentRefusal::OutOfOrder("a sum before a masked vector")),
+                },
+            };
+            let (reply, stop) = match answer {
+                Ok(a) => (a, false),
+                Err(r) => {
+                    log(&format!("refused: {r}"));
+                    (FromAgent::Refused { why: r.to_string() }, true)
+                }
+            };
+            if let FromAgent::Imported { round, applied } = &reply {
+                log(&format!("round {round}: imported (applied: {applied})"));
+            }
+            if let Err(e) = wire::send(&mut s, &reply, self.opts.timeout) {
+                log(&format!("dropping the connection: {e}"));
+                return;
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+}
+
+/// Runs an agent on `listener` until the process is stopped: one aggregator connection at
+/// a time (each bounded by the timeout, so a silent one cannot hold the agent).
+pub fn serve(listener: TcpListener, opts: AgentOptions) -> Result<(), String> {
+    let mut st = AgentState::new(opts);
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("listener: {e}"))?;
+    eprintln!(
+        "agent {}: listening on {addr} for {}, public key {}",
+        st.opts.name,
+        st.opts.redis,
+        hex(&st.public)
+    );
+    for conn in listener.incoming() {
+        match conn {
+            Ok(s) => st.serve_one(s),
+            Err(e) => eprintln!("agent {}: accept: {e}", st.opts.name),
+        }
+    }
+    Ok(())
+}
+
+/// Lower-case hex, for logging public keys.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
