@@ -158,7 +158,11 @@ impl AgentState {
             .find(|(k, _)| k == "last_import_round")
             .map_or(0, |(_, v)| (*v).max(0) as u64);
         self.last_round = self.last_round.max(imported);
-        let f = flat::flatten(&self.tables, self.tables.rows_clock, self.tables.items_clock);
+        let f = flat::flatten(
+            &self.tables,
+            self.tables.rows_clock,
+            self.tables.items_clock,
+        );
         let header = Update {
             node: self.opts.name.clone(),
             round: got.update.round,
@@ -210,7 +214,10 @@ impl AgentState {
             .position(|p| *p == self.public)
             .ok_or(AgentRefusal::BadSet("this agent's public key is not in it"))?;
         let top = secure::SCALE * 256.0;
-        if scales.iter().any(|s| !(s.is_finite() && *s > 0.0 && *s <= top)) {
+        if scales
+            .iter()
+            .any(|s| !(s.is_finite() && *s > 0.0 && *s <= top))
+        {
             return Err(AgentRefusal::BadLayout(format!(
                 "scales {scales:?} must be in (0, {top}]"
             )));
@@ -264,9 +271,9 @@ impl AgentState {
         }
         let others = secure::decode(&secure::minus(sum, &p.own), &p.index, &p.scales);
         let update = flat::to_update(&others, FEDERATOR_NODE, round, p.clocks);
-        let mut c = edge::connect(&self.opts.redis, self.opts.timeout).map_err(AgentRefusal::Edge)?;
-        let applied =
-            edge::import(&mut c, &encode_update(&update)).map_err(AgentRefusal::Edge)?;
+        let mut c =
+            edge::connect(&self.opts.redis, self.opts.timeout).map_err(AgentRefusal::Edge)?;
+        let applied = edge::import(&mut c, &encode_update(&update)).map_err(AgentRefusal::Edge)?;
         Ok(FromAgent::Imported { round, applied })
     }
 
@@ -303,12 +310,12 @@ impl AgentState {
                     index,
                     scales,
                     clocks,
-                } if begun && pending.is_none() => {
-                    self.mask(round, &peers, index, scales, clocks).map(|(p, v)| {
+                } if begun && pending.is_none() => self
+                    .mask(round, &peers, index, scales, clocks)
+                    .map(|(p, v)| {
                         pending = Some(p);
                         FromAgent::Masked { round, vector: v }
-                    })
-                }
+                    }),
                 ToAgent::Mask { .. } => Err(AgentRefusal::OutOfOrder("a mask without a begin")),
                 ToAgent::Sum { round, sum } => match pending.take() {
                     Some(p) => {
@@ -364,4 +371,113 @@ pub fn serve(listener: TcpListener, opts: AgentOptions) -> Result<(), String> {
 /// Lower-case hex, for logging public keys.
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(items: &[(&str, u64)]) -> AgentState {
+        let mut a = AgentState::new(AgentOptions {
+            name: "t".into(),
+            redis: "redis://127.0.0.1:1".into(),
+            timeout: Duration::from_secs(1),
+            min_peers: 2,
+            max_frame: wire::MAX_FRAME,
+        });
+        for (n, v) in items {
+            a.tables
+                .items
+                .insert((*n).to_owned(), (*v, *v as f64 / 2.0));
+        }
+        a
+    }
+
+    fn layout(agents: &[&AgentState]) -> Vec<Key> {
+        let mut index: Vec<Key> = agents
+            .iter()
+            .flat_map(|a| flat::flatten(&a.tables, Clock::default(), Clock::default()).into_keys())
+            .collect();
+        index.sort();
+        index.dedup();
+        index
+    }
+
+    const SCALES: Scales = [256.0; 4];
+    const CLOCKS: (WireClock, WireClock) = ((0, 0), (0, 0));
+
+    #[test]
+    fn agents_agree_seeds_by_x25519_and_their_masks_cancel() {
+        let mut ags = [
+            agent(&[("a", 3), ("b", 1)]),
+            agent(&[("b", 5), ("c", 2)]),
+            agent(&[("a", 7), ("d", 4)]),
+        ];
+        let peers: Vec<[u8; 32]> = ags.iter().map(|a| a.public_key()).collect();
+        // Both sides of a pair derive the same seed; other pairs differ.
+        let s01 = secure::pair_seed(&ags[0].secret, &peers[1]).unwrap();
+        assert_eq!(s01, secure::pair_seed(&ags[1].secret, &peers[0]).unwrap());
+        assert_ne!(s01, secure::pair_seed(&ags[0].secret, &peers[2]).unwrap());
+        // A low-order point (all zeros) is refused.
+        assert!(secure::pair_seed(&ags[0].secret, &[0u8; 32]).is_err());
+
+        let index = layout(&[&ags[0], &ags[1], &ags[2]]);
+        let mut sum = vec![0u32; index.len()];
+        let mut own_sum = vec![0u32; index.len()];
+        let mut pendings = Vec::new();
+        for a in ags.iter_mut() {
+            let (p, masked) = a.mask(9, &peers, index.clone(), SCALES, CLOCKS).unwrap();
+            assert_ne!(masked, p.own, "a masked vector is not the table");
+            sum = secure::aggregate(&[sum, masked]);
+            own_sum = secure::aggregate(&[own_sum, p.own.clone()]);
+            pendings.push(p);
+        }
+        assert_eq!(sum, own_sum, "the masks cancel in the sum");
+        // Each agent's "others" is the sum of the other two tables.
+        let others = secure::minus(&sum, &pendings[0].own);
+        assert_eq!(
+            others,
+            secure::aggregate(&[pendings[1].own.clone(), pendings[2].own.clone()])
+        );
+    }
+
+    #[test]
+    fn an_agent_refuses_what_would_expose_its_table() {
+        let mut a = agent(&[("a", 3)]);
+        let b = agent(&[("b", 1)]);
+        let index = layout(&[&a, &b]);
+        let (me, other) = (a.public_key(), b.public_key());
+        let mut ask = |round: u64, peers: &[[u8; 32]], index: Vec<Key>, scales: Scales| {
+            a.mask(round, peers, index, scales, CLOCKS).map(|_| ())
+        };
+        assert!(matches!(
+            ask(1, &[me], index.clone(), SCALES),
+            Err(AgentRefusal::TooFewPeers { got: 1, min: 2 })
+        ));
+        assert!(matches!(
+            ask(1, &[me, me], index.clone(), SCALES),
+            Err(AgentRefusal::BadSet(_))
+        ));
+        assert!(matches!(
+            ask(1, &[other, [7; 32]], index.clone(), SCALES),
+            Err(AgentRefusal::BadSet(_))
+        ));
+        assert!(matches!(
+            ask(1, &[me, other], index[1..].to_vec(), SCALES),
+            Err(AgentRefusal::BadLayout(_))
+        ));
+        assert!(matches!(
+            ask(1, &[me, other], index.clone(), [f64::NAN; 4]),
+            Err(AgentRefusal::BadLayout(_))
+        ));
+        ask(5, &[me, other], index.clone(), SCALES).unwrap();
+        // The same round (or an older one) again would reuse its mask stream.
+        for r in [5, 4] {
+            assert!(matches!(
+                ask(r, &[me, other], index.clone(), SCALES),
+                Err(AgentRefusal::Replayed { last: 5, .. })
+            ));
+        }
+        ask(6, &[me, other], index, SCALES).unwrap();
+    }
 }

@@ -12,7 +12,9 @@ use edge_model::federated::{Clock, EdgeTables, Update, UpdateItem, UpdateRow};
 
 /// One coordinate of the flattened tables (named on the wire between agents and the
 /// aggregator, hence serde).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Key {
     /// An item's view count.
     Views(String),

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use federator::edge::EdgeSpec;
-use federator::remote::{self, AgentSpec};
-use federator::{agent, wire};
 use federator::eval::{self, FedSetup};
+use federator::remote::{self, AgentSpec};
 use federator::run::{self, parse_duration};
+use federator::{agent, wire};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -242,7 +242,11 @@ impl Aggregator<'_> {
                 other => Err(format!("expected its description, got {other:?}")),
             });
             match meta {
-                Ok(m) if set.iter().any(|(_, _, x): &(_, _, Offer)| x.public_key == m.public_key) => {
+                Ok(m)
+                    if set
+                        .iter()
+                        .any(|(_, _, x): &(_, _, Offer)| x.public_key == m.public_key) =>
+                {
                     log.missing
                         .insert(name, "its public key is another agent's: left out".into());
                 }
@@ -252,14 +256,22 @@ impl Aggregator<'_> {
                 }
             }
         }
-        log.answered = set.iter().map(|(i, _, _)| opts.agents[*i].name.clone()).collect();
+        log.answered = set
+            .iter()
+            .map(|(i, _, _)| opts.agents[*i].name.clone())
+            .collect();
         if set.len() < opts.min_edges.max(2) {
             log.skipped = true;
             return finish(log);
         }
-        let names: Vec<&str> = set.iter().map(|(i, _, _)| opts.agents[*i].name.as_str()).collect();
-        if let Err(r) = agree::agreed(names.iter().copied().zip(set.iter().map(|s| &s.2.tables)), None)
-        {
+        let names: Vec<&str> = set
+            .iter()
+            .map(|(i, _, _)| opts.agents[*i].name.as_str())
+            .collect();
+        if let Err(r) = agree::agreed(
+            names.iter().copied().zip(set.iter().map(|s| &s.2.tables)),
+            None,
+        ) {
             log.skipped = true;
             log.refused = Some(r.to_string());
             return finish(log);

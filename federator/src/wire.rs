@@ -174,7 +174,11 @@ pub fn frame<M: Serialize>(msg: &M) -> Result<Vec<u8>, WireError> {
 }
 
 /// Writes one message, giving up after `timeout`; returns the bytes sent.
-pub fn send<M: Serialize>(s: &mut TcpStream, msg: &M, timeout: Duration) -> Result<usize, WireError> {
+pub fn send<M: Serialize>(
+    s: &mut TcpStream,
+    msg: &M,
+    timeout: Duration,
+) -> Result<usize, WireError> {
     let f = frame(msg)?;
     s.set_write_timeout(Some(timeout.max(Duration::from_millis(1))))
         .map_err(io_err)?;
@@ -276,16 +280,21 @@ mod tests {
             recv::<ToAgent>(&mut b, soon(), 1024),
             Err(WireError::TooLarge { len, max: 1024 }) if len == u32::MAX as usize
         ));
-        let (mut a, mut b) = pair();
-        let junk = br#"{"kind":"begin","extra":1}"#;
-        let mut f = vec![VERSION];
-        f.extend_from_slice(&(junk.len() as u32).to_be_bytes());
-        f.extend_from_slice(junk);
-        a.write_all(&f).unwrap();
-        assert!(matches!(
-            recv::<ToAgent>(&mut b, soon(), MAX_FRAME),
-            Err(WireError::Malformed(_))
-        ));
+        for junk in [
+            &br#"{"kind":"launch"}"#[..],
+            b"not json",
+            br#"{"kind":"sum","round":1}"#,
+        ] {
+            let (mut a, mut b) = pair();
+            let mut f = vec![VERSION];
+            f.extend_from_slice(&(junk.len() as u32).to_be_bytes());
+            f.extend_from_slice(junk);
+            a.write_all(&f).unwrap();
+            assert!(matches!(
+                recv::<ToAgent>(&mut b, soon(), MAX_FRAME),
+                Err(WireError::Malformed(_))
+            ));
+        }
     }
 
     #[test]
