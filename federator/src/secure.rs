@@ -6,12 +6,14 @@
 //! on its own is uniformly random to the aggregator; in the sum of all of them every mask
 //! appears once with `+` and once with `−`, so the aggregator gets exactly `Σ x_i mod 2^32`.
 //!
-//! **Where this runs.** The edges are plain Redis nodes, so the masking step runs in the
-//! federator process, in [`Agent`], standing in for an edge-side agent that would sit next
-//! to each Redis node (it holds that edge's tables, its seeds, and subtracts its own table
-//! from the sum it gets back). The [`aggregate`] function is the only code that plays the
-//! aggregator; it receives only masked vectors. In this deployment the two share a process,
-//! so the property shown is the protocol's, not an isolation boundary.
+//! **Where this runs.** Two ways. With `federator agent` beside each edge
+//! ([`crate::agent`], [`crate::remote`]), each agent is its own process holding its edge's
+//! tables and its x25519 key; pairwise seeds come from key agreement ([`pair_seed`]) and
+//! the aggregator process receives only masked vectors. With `--secure` the masking runs in
+//! the federator process, in [`Agent`], standing in for those agents ([`pairwise_seeds`]);
+//! the [`aggregate`] function is the only code that plays the aggregator and receives only
+//! masked vectors, but the two share a process, so that mode shows the protocol, not an
+//! isolation boundary.
 //!
 //! **Threat model.** Honest-but-curious aggregator; agents follow the protocol. Any two
 //! colluding agents learn nothing about a third beyond the sum; the aggregator colluding
