@@ -15,6 +15,7 @@
 //! is in docs/federation.md.
 
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use edge_model::federated::{encode_update, Clock, EdgeTables, Update};
@@ -41,6 +42,12 @@ pub struct AgentOptions {
     pub min_peers: usize,
     /// Frame size limit.
     pub max_frame: usize,
+    /// Where its x25519 secret key is kept (created if absent), with the latest round it
+    /// masked for beside it (`PATH.round`); `None`: a fresh key per process.
+    pub key_file: Option<PathBuf>,
+    /// Pinned public keys of the other agents: when not empty, a set naming any other key
+    /// is refused (an aggregator swapping keys is caught).
+    pub peer_keys: Vec<[u8; 32]>,
 }
 
 /// What the agent holds for a round between masking and the sum.
@@ -87,8 +94,12 @@ pub enum AgentRefusal {
     /// Scales that are not positive and finite, or an index that is not sorted or misses
     /// this edge's coordinates.
     BadLayout(String),
+    /// A key in the set is not among the pinned `--peer-key`s.
+    Unpinned(String),
     /// The edge failed (export or import).
     Edge(String),
+    /// The round could not be recorded in the key file's state (so it is not masked).
+    State(String),
 }
 
 impl std::fmt::Display for AgentRefusal {
@@ -107,7 +118,13 @@ impl std::fmt::Display for AgentRefusal {
             ),
             AgentRefusal::BadSet(w) => write!(f, "bad set of agents: {w}"),
             AgentRefusal::BadLayout(w) => write!(f, "bad layout: {w}"),
+            AgentRefusal::Unpinned(k) => write!(
+                f,
+                "public key {k} is not among this agent's --peer-key: refused (an aggregator \
+                 relaying a key of its own would sit between the agents)"
+            ),
             AgentRefusal::Edge(e) => write!(f, "edge: {e}"),
+            AgentRefusal::State(e) => write!(f, "recording the round: {e}"),
         }
     }
 }
@@ -125,20 +142,23 @@ pub fn wire_clock(c: Clock) -> WireClock {
 }
 
 impl AgentState {
-    /// An agent with a fresh key pair from the OS's entropy (a restarted agent has a new
-    /// key, so its old seeds are never reused).
-    pub fn new(opts: AgentOptions) -> Self {
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
+    /// An agent with the key of `opts.key_file` (created there if absent) and the round it
+    /// last masked for, or a fresh key pair from the OS's entropy without a key file (a
+    /// restarted agent then has a new key, so its old seeds are never reused).
+    pub fn new(opts: AgentOptions) -> Result<Self, String> {
+        let (bytes, last_round) = match &opts.key_file {
+            Some(p) => (load_key(p)?, load_round(p)?),
+            None => (fresh_key(), 0),
+        };
         let secret = StaticSecret::from(bytes);
         let public = PublicKey::from(&secret).to_bytes();
-        AgentState {
+        Ok(AgentState {
             opts,
             secret,
             public,
             tables: EdgeTables::default(),
-            last_round: 0,
-        }
+            last_round,
+        })
     }
 
     /// Its public key.
@@ -209,6 +229,14 @@ impl AgentState {
         if sorted.windows(2).any(|w| w[0] == w[1]) {
             return Err(AgentRefusal::BadSet("a public key is listed twice"));
         }
+        if !self.opts.peer_keys.is_empty() {
+            if let Some(k) = peers
+                .iter()
+                .find(|p| **p != self.public && !self.opts.peer_keys.contains(p))
+            {
+                return Err(AgentRefusal::Unpinned(hex(k)));
+            }
+        }
         let me = peers
             .iter()
             .position(|p| *p == self.public)
@@ -249,6 +277,9 @@ impl AgentState {
             .collect::<Result<Vec<_>, _>>()
             .map_err(AgentRefusal::BadLayout)?;
         // Spent before anything leaves: this round's mask stream is never used again.
+        if let Some(p) = &self.opts.key_file {
+            save_round(p, round).map_err(AgentRefusal::State)?;
+        }
         self.last_round = round;
         let set: Vec<usize> = (0..peers.len()).collect();
         let masked = Agent { index: me, seeds }.mask(&own, &set, round);
@@ -349,7 +380,7 @@ impl AgentState {
 /// Runs an agent on `listener` until the process is stopped: one aggregator connection at
 /// a time (each bounded by the timeout, so a silent one cannot hold the agent).
 pub fn serve(listener: TcpListener, opts: AgentOptions) -> Result<(), String> {
-    let mut st = AgentState::new(opts);
+    let mut st = AgentState::new(opts)?;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("listener: {e}"))?;
@@ -368,6 +399,88 @@ pub fn serve(listener: TcpListener, opts: AgentOptions) -> Result<(), String> {
     Ok(())
 }
 
+fn fresh_key() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
+}
+
+/// The secret key in `path` (hex), or a fresh one written there (owner-only) if absent.
+pub fn load_key(path: &Path) -> Result<[u8; 32], String> {
+    let shown = path.display();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_key(text.trim()).map_err(|e| format!("key file {shown}: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = fresh_key();
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+            o.open(path)
+                .and_then(|mut f| {
+                    std::io::Write::write_all(&mut f, format!("{}\n", hex(&key)).as_bytes())?;
+                    f.sync_all()
+                })
+                .map_err(|e| format!("creating key file {shown}: {e}"))?;
+            Ok(key)
+        }
+        Err(e) => Err(format!("key file {shown}: {e}")),
+    }
+}
+
+/// The public key of a secret key.
+pub fn public_of(secret: [u8; 32]) -> [u8; 32] {
+    PublicKey::from(&StaticSecret::from(secret)).to_bytes()
+}
+
+fn round_file(key: &Path) -> PathBuf {
+    let mut p = key.as_os_str().to_owned();
+    p.push(".round");
+    PathBuf::from(p)
+}
+
+fn load_round(key: &Path) -> Result<u64, String> {
+    let p = round_file(key);
+    match std::fs::read_to_string(&p) {
+        Ok(t) => t
+            .trim()
+            .parse()
+            .map_err(|_| format!("{}: not a round number", p.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(format!("{}: {e}", p.display())),
+    }
+}
+
+/// Records `round` durably (written aside, synced, renamed) before its masked vector leaves.
+fn save_round(key: &Path, round: u64) -> Result<(), String> {
+    let p = round_file(key);
+    let tmp = p.with_extension("round.tmp");
+    std::fs::File::create(&tmp)
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, round.to_string().as_bytes())?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, &p))
+        .map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// A 32-byte key from 64 hex digits.
+pub fn parse_key(s: &str) -> Result<[u8; 32], String> {
+    let b = s.as_bytes();
+    if b.len() != 64 || !b.iter().all(u8::is_ascii_hexdigit) {
+        return Err(format!(
+            "expected 64 hex digits, got {:?}",
+            s.get(..16).unwrap_or(s)
+        ));
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(b.chunks(2)) {
+        let text = std::str::from_utf8(pair).map_err(|e| e.to_string())?;
+        *o = u8::from_str_radix(text, 16).map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
+
 /// Lower-case hex, for logging public keys.
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -384,7 +497,10 @@ mod tests {
             timeout: Duration::from_secs(1),
             min_peers: 2,
             max_frame: wire::MAX_FRAME,
-        });
+            key_file: None,
+            peer_keys: Vec::new(),
+        })
+        .unwrap();
         for (n, v) in items {
             a.tables
                 .items
@@ -479,5 +595,59 @@ mod tests {
             ));
         }
         ask(6, &[me, other], index, SCALES).unwrap();
+    }
+
+    #[test]
+    fn a_kept_key_and_its_last_round_survive_a_restart_and_pinned_keys_are_enforced() {
+        let dir = std::env::temp_dir().join(format!("agent-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("a.key");
+        let _ = std::fs::remove_file(&key);
+        let _ = std::fs::remove_file(round_file(&key));
+        let b = agent(&[("b", 1)]);
+        let stranger = agent(&[]);
+        let opts = |pins: Vec<[u8; 32]>| AgentOptions {
+            name: "a".into(),
+            redis: "redis://127.0.0.1:1".into(),
+            timeout: Duration::from_secs(1),
+            min_peers: 2,
+            max_frame: wire::MAX_FRAME,
+            key_file: Some(key.clone()),
+            peer_keys: pins,
+        };
+        let mut a = AgentState::new(opts(vec![b.public_key()])).unwrap();
+        a.tables.items.insert("a".into(), (3, 1.5));
+        let index = layout(&[&a, &b]);
+        let me = a.public_key();
+        assert_eq!(me, public_of(load_key(&key).unwrap()));
+        assert!(matches!(
+            a.mask(
+                3,
+                &[me, stranger.public_key()],
+                index.clone(),
+                SCALES,
+                CLOCKS
+            ),
+            Err(AgentRefusal::Unpinned(_))
+        ));
+        a.mask(3, &[me, b.public_key()], index.clone(), SCALES, CLOCKS)
+            .unwrap();
+        // Restarted from the same key file: the same key, and round 3 is spent.
+        let mut again = AgentState::new(opts(Vec::new())).unwrap();
+        again.tables = a.tables.clone();
+        assert_eq!(again.public_key(), me);
+        assert!(matches!(
+            again.mask(3, &[me, b.public_key()], index.clone(), SCALES, CLOCKS),
+            Err(AgentRefusal::Replayed { round: 3, last: 3 })
+        ));
+        // Without pins, any well-formed set is accepted.
+        again
+            .mask(4, &[stranger.public_key(), me], index, SCALES, CLOCKS)
+            .unwrap();
+        assert_eq!(load_round(&key).unwrap(), 4);
+        assert!(parse_key("zz").is_err() && parse_key(&hex(&me)).unwrap() == me);
+        std::fs::write(&key, "not a key").unwrap();
+        assert!(AgentState::new(opts(Vec::new())).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

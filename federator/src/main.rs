@@ -38,8 +38,8 @@ enum Cmd {
 #[derive(Args, Debug)]
 struct AgentArgs {
     /// Its edge: redis://host:port.
-    #[arg(long)]
-    redis: String,
+    #[arg(long, required_unless_present = "show_key")]
+    redis: Option<String>,
     /// Where the aggregator connects (HOST:PORT).
     #[arg(long, default_value = "127.0.0.1:7790")]
     listen: String,
@@ -52,6 +52,18 @@ struct AgentArgs {
     /// Fewest agents (itself included) it masks among.
     #[arg(long, default_value_t = 2)]
     min_peers: usize,
+    /// Keep its x25519 secret key here (created owner-only if absent) and the last round
+    /// it masked for beside it, so peers can pin its public key; default: a fresh key per
+    /// process.
+    #[arg(long, value_name = "PATH")]
+    key_file: Option<PathBuf>,
+    /// Pin another agent's public key (64 hex digits; repeat): a round whose set names any
+    /// other key is refused, so an aggregator cannot swap keys.
+    #[arg(long = "peer-key", value_name = "HEX", value_parser = agent::parse_key)]
+    peer_keys: Vec<[u8; 32]>,
+    /// Print the public key of --key-file (creating it) and exit.
+    #[arg(long, requires = "key_file")]
+    show_key: bool,
 }
 
 /// Secure aggregation with agents in their own processes (instead of `--edge`).
@@ -143,8 +155,13 @@ fn main() -> ExitCode {
 }
 
 fn run_agent(a: AgentArgs) -> Result<(), String> {
-    if !(a.redis.starts_with("redis://") || a.redis.starts_with("rediss://")) {
-        return Err(format!("--redis {:?}: expected redis://host:port", a.redis));
+    if let (true, Some(p)) = (a.show_key, &a.key_file) {
+        println!("{}", agent::hex(&agent::public_of(agent::load_key(p)?)));
+        return Ok(());
+    }
+    let redis = a.redis.unwrap_or_default();
+    if !(redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+        return Err(format!("--redis {redis:?}: expected redis://host:port"));
     }
     if a.min_peers < 2 {
         return Err("--min-peers must be at least 2 (alone, masking hides nothing)".into());
@@ -155,10 +172,12 @@ fn run_agent(a: AgentArgs) -> Result<(), String> {
         l,
         agent::AgentOptions {
             name: a.name,
-            redis: a.redis,
+            redis,
             timeout: a.timeout,
             min_peers: a.min_peers,
             max_frame: wire::MAX_FRAME,
+            key_file: a.key_file,
+            peer_keys: a.peer_keys,
         },
     )
 }

@@ -34,11 +34,16 @@ struct AgentProc {
 
 impl AgentProc {
     fn start(name: &str, edge: &Server) -> AgentProc {
+        Self::start_with(name, edge, &[])
+    }
+
+    fn start_with(name: &str, edge: &Server, extra: &[String]) -> AgentProc {
         let port = free_port();
         let log = temp(&format!("agent-{name}-{port}.log"));
         let child = Command::new(FEDERATOR)
             .args(["agent", "--redis", &url(edge), "--name", name])
             .args(["--listen", &format!("127.0.0.1:{port}"), "--timeout", "5s"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("agent log"))
@@ -303,5 +308,98 @@ fn an_agent_killed_before_masking_leaves_a_round_among_the_other_two() {
         predict(&mut edges[0], "probe", Some(1)),
         vec!["S2E1".to_owned()]
     );
+    let _ = std::fs::remove_file(&log);
+}
+
+/// Agents with kept keys that pin each other's public keys complete rounds; one asked to
+/// mask with a key it has not pinned (an aggregator standing between the agents) refuses,
+/// logs it, and still serves the next round.
+#[test]
+fn pinned_agents_refuse_a_swapped_key() {
+    use federator::wire::{self, FromAgent, ToAgent};
+    let mut edges: Vec<Server> = (0..2).map(|_| Server::start(ServerOpts::new())).collect();
+    watch(&mut edges[0], "a", "S0", 3, 1_000_000);
+    watch(&mut edges[1], "b", "S1", 3, 1_000_000);
+    let keys: Vec<PathBuf> = ["a", "b"]
+        .iter()
+        .map(|n| temp(&format!("{n}-{}.key", free_port())))
+        .collect();
+    let public: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            let mut cmd = Command::new(FEDERATOR);
+            cmd.args(["agent", "--show-key", "--key-file"]).arg(k);
+            let (ok, out) = run_bounded(&mut cmd, Duration::from_secs(10));
+            assert!(ok, "{out}");
+            out.trim().to_owned()
+        })
+        .collect();
+    let agents: Vec<AgentProc> = (0..2)
+        .map(|i| {
+            let extra = [
+                "--key-file".to_owned(),
+                keys[i].to_string_lossy().into_owned(),
+                "--peer-key".to_owned(),
+                public[1 - i].clone(),
+            ];
+            AgentProc::start_with(["a", "b"][i], &edges[i], &extra)
+        })
+        .collect();
+    assert!(
+        agents[0].stderr().contains(&public[0]),
+        "{}",
+        agents[0].stderr()
+    );
+    let specs = vec![agents[0].spec("a"), agents[1].spec("b")];
+    let log = temp("pinned.jsonl");
+    let out = aggregate(&specs, &log);
+    assert!(out.contains("round 1: answered 2/2"), "{out}");
+
+    // A lying aggregator relays a key of its own in place of b's.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", agents[0].port)).unwrap();
+    let t = Duration::from_secs(5);
+    let soon = || Instant::now() + t;
+    wire::send(&mut s, &ToAgent::Begin, t).unwrap();
+    let (meta, _) = wire::recv::<FromAgent>(&mut s, soon(), wire::MAX_FRAME).unwrap();
+    let FromAgent::Meta {
+        public_key,
+        last_round,
+        keys: index,
+        ..
+    } = meta
+    else {
+        panic!("expected a description, got {meta:?}")
+    };
+    assert_eq!(federator::agent::hex(&public_key), public[0]);
+    let mask = ToAgent::Mask {
+        round: last_round + 1,
+        peers: vec![public_key, federator::agent::public_of([9; 32])],
+        index,
+        scales: [256.0; 4],
+        clocks: ((0, 0), (0, 0)),
+    };
+    wire::send(&mut s, &mask, t).unwrap();
+    let (answer, _) = wire::recv::<FromAgent>(&mut s, soon(), wire::MAX_FRAME).unwrap();
+    assert!(
+        matches!(&answer, FromAgent::Refused { why } if why.contains("--peer-key")),
+        "{answer:?}"
+    );
+    drop(s);
+    assert!(
+        agents[0].stderr().contains("refused: public key"),
+        "{}",
+        agents[0].stderr()
+    );
+
+    let out = aggregate(&specs, &log);
+    assert!(out.contains("round 2: answered 2/2"), "{out}");
+    for e in &mut edges {
+        assert_eq!(info(e, "rounds_imported"), 2);
+    }
+    drop(agents);
+    for k in &keys {
+        let _ = std::fs::remove_file(k);
+        let _ = std::fs::remove_file(format!("{}.round", k.display()));
+    }
     let _ = std::fs::remove_file(&log);
 }
