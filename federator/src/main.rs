@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use federator::edge::EdgeSpec;
 use federator::eval::{self, FedSetup, SplitBy};
+use federator::remote::{self, AgentSpec};
 use federator::run::{self, parse_duration};
+use federator::{agent, wire};
 use loadgen::logs::{CsvColumns, Format, ReadOptions, TimeUnit};
 
 #[derive(Parser, Debug)]
@@ -28,6 +30,54 @@ struct Cli {
 enum Cmd {
     /// Local-only vs federated vs centralized on MovieLens 100K split by region.
     Eval(EvalArgs),
+    /// The secure-aggregation agent beside one edge: holds its seeds and unmasked table,
+    /// sends the aggregator only masked vectors.
+    Agent(AgentArgs),
+}
+
+/// `federator agent`: see `federator::agent`.
+#[derive(Args, Debug)]
+struct AgentArgs {
+    /// Its edge: redis://host:port.
+    #[arg(long, required_unless_present = "show_key")]
+    redis: Option<String>,
+    /// Where the aggregator connects (HOST:PORT).
+    #[arg(long, default_value = "127.0.0.1:7790")]
+    listen: String,
+    /// Its name in its log lines.
+    #[arg(long, default_value = "agent")]
+    name: String,
+    /// Bound on every exchange with the edge and on the wait for the aggregator.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: std::time::Duration,
+    /// Fewest agents (itself included) it masks among.
+    #[arg(long, default_value_t = 2)]
+    min_peers: usize,
+    /// Keep its x25519 secret key here (created owner-only if absent) and the last round
+    /// it masked for beside it, so peers can pin its public key; default: a fresh key per
+    /// process.
+    #[arg(long, value_name = "PATH")]
+    key_file: Option<PathBuf>,
+    /// Pin another agent's public key (64 hex digits; repeat): a round whose set names any
+    /// other key is refused, so an aggregator cannot swap keys.
+    #[arg(long = "peer-key", value_name = "HEX", value_parser = agent::parse_key)]
+    peer_keys: Vec<[u8; 32]>,
+    /// Print the public key of --key-file (creating it) and exit.
+    #[arg(long, requires = "key_file")]
+    show_key: bool,
+}
+
+/// Secure aggregation with agents in their own processes (instead of `--edge`).
+#[derive(Args, Debug)]
+struct AgentsArgs {
+    /// An agent (`federator agent`): NAME=HOST:PORT (repeat). The aggregator then receives
+    /// only masked vectors.
+    #[arg(long = "agent", value_name = "NAME=HOST:PORT", conflicts_with_all = ["edges", "secure", "dp_epsilon"])]
+    agents: Vec<AgentSpec>,
+    /// Debug: append every message received from the agents (and the layout sent) to FILE
+    /// as JSON lines.
+    #[arg(long, value_name = "FILE", requires = "agents")]
+    log_received: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -60,6 +110,8 @@ struct RunArgs {
     /// Write the JSON summary here (rewritten after every round).
     #[arg(long)]
     json: Option<PathBuf>,
+    #[command(flatten)]
+    remote: AgentsArgs,
 }
 
 #[derive(Args, Debug)]
@@ -111,6 +163,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = match cli.cmd {
         Some(Cmd::Eval(a)) => run_eval(a),
+        Some(Cmd::Agent(a)) => run_agent(a),
         None => run_federation(cli.run),
     };
     match out {
@@ -122,7 +175,38 @@ fn main() -> ExitCode {
     }
 }
 
+fn run_agent(a: AgentArgs) -> Result<(), String> {
+    if let (true, Some(p)) = (a.show_key, &a.key_file) {
+        println!("{}", agent::hex(&agent::public_of(agent::load_key(p)?)));
+        return Ok(());
+    }
+    let redis = a.redis.unwrap_or_default();
+    if !(redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+        return Err(format!("--redis {redis:?}: expected redis://host:port"));
+    }
+    if a.min_peers < 2 {
+        return Err("--min-peers must be at least 2 (alone, masking hides nothing)".into());
+    }
+    let l = std::net::TcpListener::bind(&a.listen)
+        .map_err(|e| format!("--listen {}: {e}", a.listen))?;
+    agent::serve(
+        l,
+        agent::AgentOptions {
+            name: a.name,
+            redis,
+            timeout: a.timeout,
+            min_peers: a.min_peers,
+            max_frame: wire::MAX_FRAME,
+            key_file: a.key_file,
+            peer_keys: a.peer_keys,
+        },
+    )
+}
+
 fn run_federation(a: RunArgs) -> Result<(), String> {
+    if !a.remote.agents.is_empty() {
+        return run_remote(a);
+    }
     if a.edges.len() < 2 {
         return Err("give at least two --edge NAME=redis://host:port".into());
     }
@@ -145,6 +229,28 @@ fn run_federation(a: RunArgs) -> Result<(), String> {
         json: a.json,
     };
     let s = run::run(&opts)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&s).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+fn run_remote(a: RunArgs) -> Result<(), String> {
+    if a.remote.agents.len() < 2 || a.min_edges < 2 {
+        return Err("secure aggregation needs at least two --agent and --min-edges 2".into());
+    }
+    let opts = remote::Options {
+        agents: a.remote.agents,
+        rounds: a.rounds,
+        interval: a.interval,
+        min_edges: a.min_edges,
+        timeout: a.timeout,
+        json: a.json,
+        log_received: a.remote.log_received,
+        max_frame: wire::MAX_FRAME,
+    };
+    let s = remote::run(&opts)?;
     println!(
         "{}",
         serde_json::to_string_pretty(&s).map_err(|e| e.to_string())?
