@@ -229,11 +229,21 @@ fn run_federation(a: RunArgs) -> Result<(), String> {
         json: a.json,
     };
     let s = run::run(&opts)?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&s).map_err(|e| e.to_string())?
-    );
-    Ok(())
+    print_out(&(serde_json::to_string_pretty(&s).map_err(|e| e.to_string())? + "\n"))
+}
+
+/// Writes `text` to stdout. A closed pipe (`federator eval … | head -1`) is not an error:
+/// the reader has what it wanted, so the rest is dropped quietly, where `println!` would
+/// panic (exit 101).
+fn print_out(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("writing to standard output: {e}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn run_remote(a: RunArgs) -> Result<(), String> {
@@ -318,12 +328,12 @@ fn run_eval(a: EvalArgs) -> Result<(), String> {
             )?);
         }
     }
-    println!(
-        "{:<36} {:>7} {:>7} {:>7} {:>6} {:>12} {:>12} {:>8}",
+    let mut table = format!(
+        "{:<36} {:>7} {:>7} {:>7} {:>6} {:>12} {:>12} {:>8}\n",
         "setup", "HR@10", "MRR@10", "hit", "rounds", "B in/round", "B out/round", "eps tot"
     );
     for f in &all {
-        println!(
+        table += &format!(
             "{:<36} {:>7.4} {:>7.4} {:>7.4} {:>6} {:>12.0} {:>12.0} {:>8}",
             if f.round_every > 0 {
                 format!("{} N={}", f.setup, f.round_every)
@@ -338,7 +348,9 @@ fn run_eval(a: EvalArgs) -> Result<(), String> {
             f.bytes_out_per_round,
             f.epsilon_total.map_or("-".into(), |e| format!("{e}")),
         );
+        table.push('\n');
     }
+    print_out(&table)?;
     if let Some(p) = a.json {
         let text = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
         std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;

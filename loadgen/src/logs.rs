@@ -34,6 +34,27 @@ pub enum Format {
     Csv,
 }
 
+impl Format {
+    /// The format's name and layout, for messages that say what a line should look like.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Format::Jsonl => {
+                "--format jsonl (one JSON object a line with user_id, content_id and timestamp)"
+            }
+            Format::Movielens => {
+                "--format movielens (user, item, rating and unix seconds, tab-separated)"
+            }
+            Format::Csv => "--format csv (a header line naming the columns, then rows)",
+        }
+    }
+}
+
+/// Default of `--max-malformed`: the share of malformed lines a log may have before it is
+/// refused. A real export with a few damaged lines passes; a file read in the wrong format
+/// (nearly every line malformed) or badly damaged stops the run instead of producing
+/// figures from what little parsed.
+pub const MAX_MALFORMED_SHARE: f64 = 0.01;
+
 /// Unit of numeric timestamps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -186,6 +207,27 @@ impl Log {
     /// The device name of an event.
     pub fn device(&self, e: &Event) -> Option<&str> {
         e.device.map(|d| self.devices[d as usize].as_str())
+    }
+
+    /// `Err` ([`Error::Unreadable`]) when no line gave an event although some were
+    /// malformed, or when more than `max_share` of the data lines (events plus malformed
+    /// lines) were malformed; the message names the count, the first bad line and the
+    /// format expected. A log that is merely empty is accepted.
+    pub fn check_malformed(&self, path: &Path, format: Format, max_share: f64) -> Result<()> {
+        let lines = self.events.len() as u64 + self.malformed_count;
+        let too_many = self.malformed_count > 0
+            && (self.events.is_empty() || self.malformed_count as f64 > max_share * lines as f64);
+        if !too_many {
+            return Ok(());
+        }
+        Err(Error::Unreadable {
+            path: path.to_owned(),
+            format: format.describe(),
+            malformed: self.malformed_count,
+            lines,
+            max_share,
+            first: self.malformed.first().map(|m| (m.line, m.reason.clone())),
+        })
     }
 
     /// Whether any event carries an item size.
@@ -692,6 +734,61 @@ mod tests {
             Err(Error::Malformed { line: 3, .. }) => {}
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_log_in_the_wrong_format_is_refused_with_its_first_bad_line() {
+        let jsonl = r#"{"user_id":"U1","content_id":"C1","timestamp":1}
+{"user_id":"U2","content_id":"C1","timestamp":2}
+"#;
+        let log = read(jsonl, &ReadOptions::new(Format::Movielens)).unwrap();
+        assert!(log.events.is_empty());
+        let e = log
+            .check_malformed(Path::new("v.jsonl"), Format::Movielens, 0.5)
+            .unwrap_err();
+        let m = e.to_string();
+        assert!(
+            matches!(
+                e,
+                Error::Unreadable {
+                    malformed: 2,
+                    lines: 2,
+                    ..
+                }
+            ),
+            "{m}"
+        );
+        assert!(m.contains("2 of 2 lines"), "{m}");
+        assert!(m.contains("line 1: expected 4 tab-separated fields"), "{m}");
+        assert!(m.contains("--format movielens (user"), "{m}");
+        assert!(m.contains("Pass --format jsonl, movielens or csv"), "{m}");
+        // Read right, the same file passes.
+        let ok = read(jsonl, &ReadOptions::new(Format::Jsonl)).unwrap();
+        assert!(ok
+            .check_malformed(Path::new("v.jsonl"), Format::Jsonl, 0.0)
+            .is_ok());
+    }
+
+    #[test]
+    fn a_few_bad_lines_pass_but_a_large_share_is_refused() {
+        let good: String = (0..99).map(|i| format!("1\t{i}\t5\t{i}\n")).collect();
+        let one_bad = format!("{good}oops\n");
+        let log = read(&one_bad, &ReadOptions::new(Format::Movielens)).unwrap();
+        assert_eq!((log.events.len(), log.malformed_count), (99, 1));
+        let p = Path::new("u.data");
+        assert!(log.check_malformed(p, Format::Movielens, 0.01).is_ok());
+        let e = log
+            .check_malformed(p, Format::Movielens, 0.005)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("1 of 100 lines") && e.contains("line 100"),
+            "{e}"
+        );
+        assert!(e.contains("--max-malformed"), "{e}");
+        // An empty file is no error: nothing in it is malformed.
+        let empty = read("\n\n", &ReadOptions::new(Format::Movielens)).unwrap();
+        assert!(empty.check_malformed(p, Format::Movielens, 0.0).is_ok());
     }
 
     #[test]

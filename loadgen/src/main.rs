@@ -56,7 +56,8 @@ struct SimulateArgs {
     /// Zipf exponent of title popularity.
     #[arg(long, default_value_t = 0.9)]
     zipf: f64,
-    /// Days the log spans (from 2025-04-01 UTC).
+    /// Days the log spans: sessions start on local days from 2025-04-01 in each viewer's
+    /// time zone (UTC-8 to UTC+9), so the log's UTC timestamps begin on 2025-03-31.
     #[arg(long, default_value_t = 30)]
     days: u32,
     /// Probability of watching the next episode after a full one.
@@ -204,6 +205,12 @@ fn simulate_cmd(a: SimulateArgs) -> Result<()> {
             "simulate needs somewhere to put the views: --out FILE.jsonl and/or --redis URL".into(),
         ));
     }
+    // Connect first: a wrong URL or a server without the module stops the run before the
+    // views are generated.
+    let mut con = match &a.redis {
+        Some(url) => Some((url, replay::connect(url, a.cluster.policy(), true)?)),
+        None => None,
+    };
     let w = simulate::generate(&SimOptions {
         users: a.users,
         items: a.items,
@@ -222,9 +229,15 @@ fn simulate_cmd(a: SimulateArgs) -> Result<()> {
     }
     let mut sent = None;
     let mut outcome = Ok(());
-    if let Some(url) = &a.redis {
-        let mut con = replay::connect(url, a.cluster.policy())?;
-        let r = replay::send_log(&mut con, &w.log, ReplayCommand::Play, a.pipeline, false)?;
+    if let Some((url, con)) = &mut con {
+        let r = replay::send_log(
+            con,
+            &w.log,
+            ReplayCommand::Play,
+            a.pipeline,
+            false,
+            "simulate",
+        )?;
         eprintln!(
             "sent {} views to {url} ({} errors, {:.0} events/s)",
             r.sent, r.errors, r.ops_per_sec
@@ -247,18 +260,20 @@ fn simulate_cmd(a: SimulateArgs) -> Result<()> {
 }
 
 fn replay_cmd(a: ReplayArgs) -> Result<()> {
+    let mut con = replay::connect(&a.redis, a.cluster.policy(), true)?;
     let log = a.log.read()?;
-    let mut con = replay::connect(&a.redis, a.cluster.policy())?;
-    let r = replay::send_log(&mut con, &log, a.command, a.pipeline, false)?;
-    println!(
-        "replayed {} events in {:.2} s ({:.0} events/s): {} ok, {} errors, {} malformed lines skipped",
+    let r = replay::send_log(&mut con, &log, a.command, a.pipeline, false, "replay")?;
+    let mut text = format!(
+        "replayed {} events in {:.2} s ({:.0} events/s): {} ok, {} errors, {} malformed lines skipped\n",
         r.sent, r.elapsed_s, r.ops_per_sec, r.ok, r.errors, r.malformed
     );
     let tally = r.tally();
     let resent = replay::resent_line(&r.resent);
     for line in resent.into_iter().chain(tally.lines()) {
-        println!("{line}");
+        text += &line;
+        text.push('\n');
     }
+    print_out(&text)?;
     write_json(&a.json, &r)?;
     tally.check("replay", r.sent)
 }
@@ -281,7 +296,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         seed: a.seed,
     };
     let r = bench::run(&o)?;
-    print!("{}", r.table());
+    print_out(&r.table())?;
     write_json(&a.json, &r)
 }
 
@@ -299,6 +314,11 @@ struct LogArgs {
     /// Stop at the first malformed line (by default they are counted and skipped).
     #[arg(long)]
     strict: bool,
+    /// Refuse the log when more than this share of its lines is malformed (0 to 1; a log
+    /// with no readable line is always refused): a higher share usually means the wrong
+    /// --format.
+    #[arg(long, default_value_t = logs::MAX_MALFORMED_SHARE, value_parser = parse_share)]
+    max_malformed: f64,
     /// Read only the first N events of the file (0: all).
     #[arg(long, default_value_t = 0)]
     limit: usize,
@@ -317,6 +337,7 @@ impl LogArgs {
             group_col: None,
         };
         let log = logs::read_log(&self.file, &opts)?;
+        log.check_malformed(&self.file, self.format, self.max_malformed)?;
         if log.malformed_count > 0 {
             eprintln!(
                 "{}: skipped {} malformed line(s):",
@@ -332,6 +353,25 @@ impl LogArgs {
         }
         Ok(log)
     }
+}
+
+/// A share from 0 to 1, as one argument.
+fn parse_share(s: &str) -> std::result::Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|x| (0.0..=1.0).contains(x))
+        .ok_or_else(|| format!("{s:?} is not a share from 0 to 1 (such as 0.01)"))
+}
+
+/// Writes `text` to stdout. A closed pipe comes back as an error that `main` turns into a
+/// quiet exit ([`Error::is_broken_pipe`]), where `print!` would panic.
+fn print_out(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("standard output", e))
 }
 
 /// A comma-separated list of positive integers, as one argument.
@@ -473,7 +513,7 @@ fn holdout_cmd(a: HoldoutArgs) -> Result<()> {
         pipeline: a.pipeline,
     };
     let report = loadgen::holdout::evaluate(&log, &opts)?;
-    print!("{}", report.table());
+    print_out(&report.table())?;
     write_json(&a.json, &report)?;
     Ok(())
 }
@@ -522,7 +562,7 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         malformed_examples: log.malformed.clone(),
     };
     let report = eval::evaluate(&log, input, &opts)?;
-    print!("{}", report.table());
+    print_out(&report.table())?;
     write_json(&a.json, &report)?;
     if let Some(p) = &a.plot {
         eval::plot::write_svg(&report, p)?;
@@ -541,6 +581,8 @@ fn main() -> ExitCode {
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
+        // `loadgen … | head`: the reader has what it wanted.
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("loadgen: error: {e}");
             ExitCode::FAILURE

@@ -68,7 +68,15 @@ impl Drop for TempDir {
 impl Server {
     /// Starts redis-server (`$REDIS_SERVER` or from PATH) with the module loaded.
     pub fn start() -> Server {
-        let module = module_path();
+        Self::launch(Some(module_path()))
+    }
+
+    /// Starts redis-server without the module: what loadgen must refuse up front.
+    pub fn start_without_module() -> Server {
+        Self::launch(None)
+    }
+
+    fn launch(module: Option<PathBuf>) -> Server {
         let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         let dir = TempDir::new("redis");
         for _attempt in 0..5 {
@@ -81,8 +89,11 @@ impl Server {
                 .args(["--save", "", "--appendonly", "no"])
                 .arg("--dir")
                 .arg(&dir.0)
-                .arg("--loadmodule")
-                .arg(&module)
+                .args(
+                    module
+                        .iter()
+                        .flat_map(|m| [std::ffi::OsStr::new("--loadmodule"), m.as_os_str()]),
+                )
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -110,7 +121,7 @@ impl Server {
             let _ = child.kill();
             let _ = child.wait();
         }
-        panic!("redis-server with {} did not come up", module.display());
+        panic!("redis-server with {module:?} did not come up");
     }
 
     /// `redis://127.0.0.1:<port>`.
