@@ -24,7 +24,7 @@ use std::time::Instant;
 use edge_model::federated::{decode_update, encode_update};
 use edge_model::hash::fingerprint;
 use edge_model::{CacheOutcome, Config, Engine, UserState, View};
-use loadgen::logs::{read_log, ReadOptions};
+use loadgen::logs::LogFlags;
 use serde::Serialize;
 
 use crate::aggregate::Aggregation;
@@ -153,15 +153,12 @@ fn read_zips(path: &Path) -> Result<HashMap<String, String>, String> {
 
 /// Reads a log as `loadgen eval` does (same formats, columns and order: time, ties in file
 /// order) and splits its viewers into edges.
-pub fn read_split(path: &Path, opts: &ReadOptions, by: &SplitBy) -> Result<Split, String> {
-    let opts = ReadOptions {
-        group_col: match by {
-            SplitBy::Column(c) => Some(c.clone()),
-            _ => None,
-        },
-        ..opts.clone()
+pub fn read_split(path: &Path, how: &LogFlags, by: &SplitBy) -> Result<Split, String> {
+    let group_col = match by {
+        SplitBy::Column(c) => Some(c.clone()),
+        _ => None,
     };
-    let log = read_log(path, &opts).map_err(|e| e.to_string())?;
+    let log = how.read(path, group_col).map_err(|e| e.to_string())?;
     if log.events.is_empty() {
         return Err(format!("{}: no events to replay", path.display()));
     }
@@ -404,6 +401,16 @@ pub fn federate(
 mod tests {
     use super::*;
 
+    /// The log flags a command line gives.
+    fn flags(args: &[&str]) -> LogFlags {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            how: LogFlags,
+        }
+        <Cli as clap::Parser>::parse_from(std::iter::once("eval").chain(args.iter().copied())).how
+    }
+
     /// A scratch directory of this test's own.
     fn scratch(name: &str) -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("federator-{name}-{}", std::process::id()));
@@ -425,7 +432,7 @@ mod tests {
             data += &format!("{}\t{}\t4\t{}\n", t % 4 + 1, 100 + t, 900 - t);
         }
         std::fs::write(dir.join("u.data"), &data).unwrap();
-        let ml = ReadOptions::new(loadgen::logs::Format::Movielens);
+        let ml = flags(&["--format", "movielens"]);
         let s = read_split(&dir.join("u.data"), &ml, &SplitBy::Region(3)).unwrap();
         assert_eq!(s.names, ["zip 0-3", "zip 4-6", "zip 7-9 + other"]);
         let by_id: Vec<(u32, usize)> = s
@@ -453,7 +460,7 @@ mod tests {
             "userId,movieId,timestamp,site\nA,1,5,paris\nB,2,6,lyon\nA,3,7,lyon\nC,4,8,\n",
         )
         .unwrap();
-        let csv = ReadOptions::new(loadgen::logs::Format::Csv);
+        let csv = flags(&["--format", "csv"]);
         let c = read_split(&dir.join("log.csv"), &csv, &SplitBy::Column("site".into())).unwrap();
         assert_eq!(c.names, ["paris", "lyon", "(no site)"]);
         assert_eq!(c.edge_of, [0, 1, 2]);

@@ -10,7 +10,7 @@ use federator::eval::{self, FedSetup, SplitBy};
 use federator::remote::{self, AgentSpec};
 use federator::run::{self, parse_duration};
 use federator::{agent, wire};
-use loadgen::logs::{CsvColumns, Format, ReadOptions, TimeUnit};
+use loadgen::logs::{Format, LogFlags};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -119,14 +119,8 @@ struct EvalArgs {
     /// The log, in any format `loadgen eval` reads.
     #[arg(required_unless_present = "movielens", conflicts_with = "movielens")]
     log: Option<PathBuf>,
-    /// Log format.
-    #[arg(long, value_enum, default_value = "jsonl")]
-    format: Format,
-    /// Unit of numeric timestamps in the log.
-    #[arg(long, value_enum, default_value = "s")]
-    time_unit: TimeUnit,
     #[command(flatten)]
-    csv: CsvColumns,
+    how: LogFlags,
     /// Directory holding MovieLens 100K's u.data and u.user: short for
     /// `DIR/u.data --format movielens --split region`.
     #[arg(long, value_name = "DIR")]
@@ -272,9 +266,13 @@ fn run_eval(a: EvalArgs) -> Result<(), String> {
     if a.edges < 2 {
         return Err("--edges must be at least 2".into());
     }
-    let (path, format) = match (&a.movielens, &a.log) {
-        (Some(dir), _) => (dir.join("u.data"), Format::Movielens),
-        (None, Some(log)) => (log.clone(), a.format),
+    let mut how = a.how;
+    let path = match (&a.movielens, &a.log) {
+        (Some(dir), _) => {
+            how.format = Format::Movielens;
+            dir.join("u.data")
+        }
+        (None, Some(log)) => log.clone(),
         (None, None) => return Err("give a log file or --movielens DIR".into()),
     };
     let by = match (a.split, a.split_col) {
@@ -288,12 +286,7 @@ fn run_eval(a: EvalArgs) -> Result<(), String> {
                 .into(),
         ),
     };
-    let opts = ReadOptions {
-        time_unit: a.time_unit,
-        csv: a.csv,
-        ..ReadOptions::new(format)
-    };
-    let split = eval::read_split(&path, &opts, &by)?;
+    let split = eval::read_split(&path, &how, &by)?;
     let sizes: Vec<String> = split
         .names
         .iter()

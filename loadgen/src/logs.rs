@@ -148,6 +148,71 @@ impl ReadOptions {
     }
 }
 
+/// How to read a log, as a command line says it: the one set of flags every tool that reads
+/// logs takes (`loadgen eval`, `replay`, `holdout`, `federator eval`), so they read alike.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogFlags {
+    /// Log format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: Format,
+    /// Unit of numeric timestamps in the log.
+    #[arg(long, value_enum, default_value = "s")]
+    pub time_unit: TimeUnit,
+    /// Stop at the first malformed line (by default they are counted and skipped).
+    #[arg(long)]
+    pub strict: bool,
+    /// Refuse the log when more than this share of its lines is malformed (0 to 1; a log
+    /// with no readable line is always refused): a higher share usually means the wrong
+    /// --format.
+    #[arg(long, default_value_t = MAX_MALFORMED_SHARE, value_parser = parse_share)]
+    pub max_malformed: f64,
+    /// Read only the first N events of the file (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub csv: CsvColumns,
+}
+
+impl LogFlags {
+    /// Reads `path` as the flags say, with `group_col` (see [`ReadOptions::group_col`]);
+    /// refuses a log with too many malformed lines and reports the skipped ones on stderr.
+    pub fn read(&self, path: &Path, group_col: Option<String>) -> Result<Log> {
+        let opts = ReadOptions {
+            format: self.format,
+            time_unit: self.time_unit,
+            csv: self.csv.clone(),
+            strict: self.strict,
+            limit: self.limit,
+            group_col,
+        };
+        let log = read_log(path, &opts)?;
+        log.check_malformed(path, self.format, self.max_malformed)?;
+        if log.malformed_count > 0 {
+            eprintln!(
+                "{}: skipped {} malformed line(s):",
+                path.display(),
+                log.malformed_count
+            );
+            for m in &log.malformed {
+                eprintln!("  line {}: {}", m.line, m.reason);
+            }
+            if log.malformed_count > log.malformed.len() as u64 {
+                eprintln!("  ...");
+            }
+        }
+        Ok(log)
+    }
+}
+
+/// A share from 0 to 1, as `--max-malformed` takes it.
+fn parse_share(s: &str) -> std::result::Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|x| (0.0..=1.0).contains(x))
+        .ok_or_else(|| format!("{s:?} is not a share from 0 to 1 (such as 0.01)"))
+}
+
 /// One view, with ids interned to dense indices into [`Log`]'s name tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Event {

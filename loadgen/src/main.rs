@@ -13,7 +13,7 @@ use loadgen::bench::{self, Baseline, BenchOptions, Mix};
 use loadgen::cluster::ClusterPolicy;
 use loadgen::error::{Error, Result};
 use loadgen::eval::{self, CapacityUnit, EvalOptions};
-use loadgen::logs::{self, CsvColumns, Format, ReadOptions, TimeUnit};
+use loadgen::logs::{self, LogFlags};
 use loadgen::replay::{self, ReplayCommand};
 use loadgen::simulate::{self, SimOptions};
 
@@ -303,65 +303,16 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
 /// Which log to read and how.
 #[derive(Args, Debug, Clone)]
 struct LogArgs {
-    /// Log format.
-    #[arg(long, value_enum, default_value = "jsonl")]
-    format: Format,
     /// The log file.
     file: PathBuf,
-    /// Unit of numeric timestamps in the log.
-    #[arg(long, value_enum, default_value = "s")]
-    time_unit: TimeUnit,
-    /// Stop at the first malformed line (by default they are counted and skipped).
-    #[arg(long)]
-    strict: bool,
-    /// Refuse the log when more than this share of its lines is malformed (0 to 1; a log
-    /// with no readable line is always refused): a higher share usually means the wrong
-    /// --format.
-    #[arg(long, default_value_t = logs::MAX_MALFORMED_SHARE, value_parser = parse_share)]
-    max_malformed: f64,
-    /// Read only the first N events of the file (0: all).
-    #[arg(long, default_value_t = 0)]
-    limit: usize,
     #[command(flatten)]
-    csv: CsvColumns,
+    how: LogFlags,
 }
 
 impl LogArgs {
     fn read(&self) -> Result<logs::Log> {
-        let opts = ReadOptions {
-            format: self.format,
-            time_unit: self.time_unit,
-            csv: self.csv.clone(),
-            strict: self.strict,
-            limit: self.limit,
-            group_col: None,
-        };
-        let log = logs::read_log(&self.file, &opts)?;
-        log.check_malformed(&self.file, self.format, self.max_malformed)?;
-        if log.malformed_count > 0 {
-            eprintln!(
-                "{}: skipped {} malformed line(s):",
-                self.file.display(),
-                log.malformed_count
-            );
-            for m in &log.malformed {
-                eprintln!("  line {}: {}", m.line, m.reason);
-            }
-            if log.malformed_count > log.malformed.len() as u64 {
-                eprintln!("  ...");
-            }
-        }
-        Ok(log)
+        self.how.read(&self.file, None)
     }
-}
-
-/// A share from 0 to 1, as one argument.
-fn parse_share(s: &str) -> std::result::Result<f64, String> {
-    s.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|x| (0.0..=1.0).contains(x))
-        .ok_or_else(|| format!("{s:?} is not a share from 0 to 1 (such as 0.01)"))
 }
 
 /// Writes `text` to stdout. A closed pipe comes back as an error that `main` turns into a
@@ -555,7 +506,7 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     };
     let input = eval::report::InputInfo {
         file: a.log.file.display().to_string(),
-        format: a.log.format,
+        format: a.log.how.format,
         users: log.users.len(),
         items: log.items.len(),
         malformed: log.malformed_count,
