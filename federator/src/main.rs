@@ -28,8 +28,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Local-only vs federated vs centralized on MovieLens 100K split by region.
-    Eval(EvalArgs),
+    /// Local-only vs federated vs centralized on a log split into edges (by MovieLens
+    /// region, by a hash of the viewer or by a column of the log).
+    Eval(Box<EvalArgs>),
     /// The secure-aggregation agent beside one edge: holds its seeds and unmasked table,
     /// sends the aggregator only masked vectors.
     Agent(AgentArgs),
@@ -156,7 +157,7 @@ struct EvalArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = match cli.cmd {
-        Some(Cmd::Eval(a)) => run_eval(a),
+        Some(Cmd::Eval(a)) => run_eval(*a),
         Some(Cmd::Agent(a)) => run_agent(a),
         None => run_federation(cli.run),
     };
