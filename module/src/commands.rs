@@ -472,7 +472,7 @@ pub fn forget(ctx: &Context, args: &Args) -> RedisResult {
 /// `EDGE.RESTORE user blob`: installs a serialized user, replacing one already there.
 pub fn restore(ctx: &Context, args: &Args) -> RedisResult {
     let blob = parse(args.rest(), |a| request::blob(a, true))?;
-    let user = decode_user(blob, crate::config::current().user_bounds())
+    let user = decode_user(blob, state::config().user_bounds())
         .map_err(|e| err(format_args!("invalid user blob: {e}")))?;
     let key = ctx.open_key_writable(args.key());
     key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
@@ -494,7 +494,7 @@ pub fn node_restore(ctx: &Context, args: &Args) -> RedisResult {
         ));
     }
     let blob = parse(args.rest(), |a| request::blob(a, false))?;
-    let engine = decode_node(blob, crate::config::current())
+    let engine = decode_node(blob, state::config())
         .map_err(|e| err(format_args!("invalid node blob: {e}")))?;
     state::install(engine);
     ctx.replicate_verbatim();

@@ -109,7 +109,7 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
     let Some(blob) = load_blob(rdb, "a stored user") else {
         return ptr::null_mut();
     };
-    match decode_user(&blob, crate::config::current().user_bounds()) {
+    match decode_user(&blob, crate::state::config().user_bounds()) {
         Ok(user) => {
             state::users_add(1);
             Box::into_raw(Box::new(user)).cast()
@@ -227,7 +227,7 @@ unsafe extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when:
     let Some(blob) = load_blob(rdb, "the node model") else {
         return raw::Status::Err as c_int;
     };
-    match decode_node(&blob, crate::config::current()) {
+    match decode_node(&blob, crate::state::config()) {
         Ok(engine) => {
             state::install(engine);
             raw::Status::Ok as c_int

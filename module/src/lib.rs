@@ -64,10 +64,6 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
             return Status::Err;
         }
     }
-    if let Err(e) = state::reconfigure(config::current()) {
-        ctx.log_warning(&format!("edge: {e}"));
-        return Status::Err;
-    }
     state::start_maintenance(ctx);
     Status::Ok
 }
