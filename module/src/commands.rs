@@ -1,19 +1,8 @@
 //! The EDGE.* commands: parse, call the engine, reply.
 //!
-//! | command | key | flags | does |
-//! |---|---|---|---|
-//! | `EDGE.RECORD user item [DURATION s] [TS ms] [DEVICE d]` | 1 | write deny-oom fast | learns a view |
-//! | `EDGE.PREDICT user [K k] [WITHSCORES] [INCLUDESEEN]` | 1 | readonly fast | top-k next items |
-//! | `EDGE.PREFETCH user [K k]` | 1 | write deny-oom fast | predicts and fills the edge cache |
-//! | `EDGE.PLAY user item [DURATION s] [TS ms] [DEVICE d] [SIZE bytes] [DELTA]` | 1 | write deny-oom fast | the live flow |
-//! | `EDGE.USER user` | 1 | readonly | a readable view of one user |
-//! | `EDGE.FORGET user` | 1 | write fast | erases a user |
-//! | `EDGE.RESTORE user blob` | 1 | write deny-oom | loads a serialized user (AOF rewrite) |
-//! | `EDGE.NODE.RESTORE blob` | – | write deny-oom admin | replaces the node model; only while an AOF loads |
-//! | `EDGE.MODEL.EXPORT [SINCE round]` | – | write | this node's model update for federation |
-//! | `EDGE.MODEL.IMPORT blob` | – | write deny-oom admin | merges peers' aggregate (idempotent per round) |
-//! | `EDGE.MODEL.INFO` | – | readonly | federation state: rounds, last import, table sizes |
-//! | `EDGE.CACHE.LIST [AFTER item] [COUNT n]` | – | readonly | a page of the edge cache's contents, with sizes |
+//! What each command is (name, handler, flags, keys, ACL categories, arity, arguments
+//! and `COMMAND DOCS`) is one row of [`COMMANDS`]; the README's command table is checked
+//! against what the server reports from it (tests/tests/docs.rs).
 //!
 //! The user id is the Redis key, so hash slots, ACL key patterns, TTLs and `MEMORY USAGE`
 //! apply to it directly. Writes replicate with an explicit `TS`, so a replica or an AOF
@@ -32,22 +21,25 @@ use edge_model::request::{self, ArgError, ViewRequest};
 use edge_model::{CacheOutcome, Engine, UserState};
 
 use crate::datatype::USER_TYPE;
+use crate::docs::{arg, opt, Access, Arg as DocArg, Doc, Kind};
 use crate::state;
 
 /// One row of the command table.
-struct Command {
-    name: &'static CStr,
+pub struct Command {
+    pub name: &'static CStr,
     /// What Redis calls: [`dispatch`] with the handler (see `command!`).
     run: raw::RedisModuleCmdFunc,
     flags: &'static CStr,
     /// First key, last key and step, as `RedisModule_CreateCommand` takes them.
     keys: (c_int, c_int, c_int),
+    /// ACL categories, arity, arguments and `COMMAND DOCS` (see [`crate::docs`]).
+    pub doc: Doc,
 }
 
 /// A row of [`COMMANDS`]: a C entry point per command, since Redis hands a command
 /// function no pointer of our own to tell them apart.
 macro_rules! command {
-    ($name:literal, $handler:path, $flags:literal, $keys:expr) => {
+    ($name:literal, $handler:path, $flags:literal, $keys:expr, $doc:expr) => {
         Command {
             name: $name,
             run: {
@@ -62,25 +54,126 @@ macro_rules! command {
             },
             flags: $flags,
             keys: $keys,
+            doc: $doc,
         }
     };
 }
 
-/// The command table (see the module doc above for what each does).
-#[rustfmt::skip]
-const COMMANDS: &[Command] = &[
-    command!(c"edge.record",       record,       c"write deny-oom fast", (1, 1, 1)),
-    command!(c"edge.predict",      predict,      c"readonly fast",       (1, 1, 1)),
-    command!(c"edge.prefetch",     prefetch,     c"write deny-oom fast", (1, 1, 1)),
-    command!(c"edge.play",         play,         c"write deny-oom fast", (1, 1, 1)),
-    command!(c"edge.user",         user,         c"readonly",            (1, 1, 1)),
-    command!(c"edge.forget",       forget,       c"write fast",          (1, 1, 1)),
-    command!(c"edge.restore",      restore,      c"write deny-oom",      (1, 1, 1)),
-    command!(c"edge.node.restore", node_restore, c"write deny-oom admin", (0, 0, 0)),
-    command!(c"edge.model.export", model_export, c"write",               (0, 0, 0)),
-    command!(c"edge.model.import", model_import, c"write deny-oom admin", (0, 0, 0)),
-    command!(c"edge.model.info",   model_info,   c"readonly",            (0, 0, 0)),
-    command!(c"edge.cache.list",   cache_list,   c"readonly",            (0, 0, 0)),
+const USER: DocArg = arg("user", Kind::Key);
+const VIEW: [DocArg; 5] = [
+    USER,
+    arg("item", Kind::Str),
+    opt("DURATION", "s", Kind::Int),
+    opt("TS", "ms", Kind::Int),
+    opt("DEVICE", "d", Kind::Str),
+];
+
+/// The command table: one row per command.
+pub const COMMANDS: &[Command] = &[
+    command!(c"edge.record", record, c"write deny-oom fast", (1, 1, 1), Doc {
+        category: "write",
+        summary: "Learns one view; a view much shorter than the item's usual watch time (a skip) teaches less.",
+        complexity: "O(learn-window)",
+        arity: -3,
+        access: Access::Update,
+        args: &VIEW,
+    }),
+    command!(c"edge.predict", predict, c"readonly fast", (1, 1, 1), Doc {
+        category: "read",
+        summary: "Up to k items the user is most likely to watch next, best first; seen items left out unless INCLUDESEEN; unknown users get the popular items; WITHSCORES is a map under RESP3.",
+        complexity: "O(score-window * successors-max + k log k)",
+        arity: -2,
+        access: Access::Read,
+        args: &[USER, opt("K", "k", Kind::Int), opt("WITHSCORES", "", Kind::Flag), opt("INCLUDESEEN", "", Kind::Flag)],
+    }),
+    command!(c"edge.prefetch", prefetch, c"write deny-oom fast", (1, 1, 1), Doc {
+        category: "write",
+        summary: "Predicts for a user and puts the top k into this node's edge cache; returns the items newly fetched.",
+        complexity: "O(score-window * successors-max + k log k)",
+        arity: -2,
+        access: Access::Read,
+        args: &[USER, opt("K", "k", Kind::Int)],
+    }),
+    command!(c"edge.play", play, c"write deny-oom fast", (1, 1, 1), Doc {
+        category: "write",
+        summary: "The live flow: HIT/MISS from the edge cache, learns the view, prefetches the next predictions; replies [status, [prefetched...]]. With DELTA, [status, [prefetched...], [fetch...], [drop...], resync]: what a store holding the bytes must do, drops first (the missed item if the cache admitted it and the prefetches; the keys that left the cache since the previous play, at most 4,096, resync 1 if more left).",
+        complexity: "O(learn-window + score-window * successors-max)",
+        arity: -3,
+        access: Access::Update,
+        args: &[
+            USER,
+            arg("item", Kind::Str),
+            opt("DURATION", "s", Kind::Int),
+            opt("TS", "ms", Kind::Int),
+            opt("DEVICE", "d", Kind::Str),
+            opt("SIZE", "bytes", Kind::Int),
+            opt("DELTA", "", Kind::Flag),
+        ],
+    }),
+    command!(c"edge.user", user, c"readonly", (1, 1, 1), Doc {
+        category: "read",
+        summary: "A readable view of one viewer: history, counts, strongest personal transitions.",
+        complexity: "O(history-len + personal-max)",
+        arity: 2,
+        access: Access::Read,
+        args: &[USER],
+    }),
+    command!(c"edge.forget", forget, c"write fast", (1, 1, 1), Doc {
+        category: "write",
+        summary: "Erases the viewer's key: history, seen set, personal transitions (privacy). What the viewer added to the node's aggregate counts stays, as anonymous sums; with federation those sums are all that ever left the edge.",
+        complexity: "O(history-len + seen-max)",
+        arity: 2,
+        access: Access::Delete,
+        args: &[USER],
+    }),
+    command!(c"edge.restore", restore, c"write deny-oom", (1, 1, 1), Doc {
+        category: "write",
+        summary: "Installs a serialized viewer (what an AOF rewrite emits).",
+        complexity: "O(size of the blob)",
+        arity: 3,
+        access: Access::Overwrite,
+        args: &[USER, arg("blob", Kind::Str)],
+    }),
+    command!(c"edge.node.restore", node_restore, c"write deny-oom admin", (0, 0, 0), Doc {
+        category: "write dangerous admin",
+        summary: "Replaces this node's model, cache and counters with a serialized node; only while an AOF loads (an AOF rewrite emits it).",
+        complexity: "O(size of the blob)",
+        arity: 2,
+        access: Access::None,
+        args: &[arg("blob", Kind::Str)],
+    }),
+    command!(c"edge.model.export", model_export, c"write", (0, 0, 0), Doc {
+        category: "write",
+        summary: "This node's global counts (never per-user data) as one checksummed blob, in full or changed since a round; opens a new round.",
+        complexity: "O(rows and items exported)",
+        arity: -1,
+        access: Access::None,
+        args: &[opt("SINCE", "round", Kind::Int)],
+    }),
+    command!(c"edge.model.import", model_import, c"write deny-oom admin", (0, 0, 0), Doc {
+        category: "write dangerous admin",
+        summary: "Merges a federator's aggregate of the other edges into the separate peers' table; 1 applied, 0 round already imported; a bad blob is refused with ERR and changes nothing. TS is the import's present (a peer clock ahead of it is held there); without it the server clock, which replicas and the AOF receive as TS.",
+        complexity: "O(size of the blob)",
+        arity: -2,
+        access: Access::None,
+        args: &[arg("blob", Kind::Str), opt("TS", "ms", Kind::Int)],
+    }),
+    command!(c"edge.model.info", model_info, c"readonly", (0, 0, 0), Doc {
+        category: "read",
+        summary: "Federation state: rounds imported, last import (round, ms, bytes), export round, own and peers' rows/transitions, items, byte counters.",
+        complexity: "O(items)",
+        arity: 1,
+        access: Access::None,
+        args: &[],
+    }),
+    command!(c"edge.cache.list", cache_list, c"readonly", (0, 0, 0), Doc {
+        category: "read",
+        summary: "A page of the edge cache's contents in id order, [next, [item, size, ...]] (next is the following page's AFTER, \"\" after the last; COUNT 1-1000, default 100): what a store resynchronises from.",
+        complexity: "O(cached items)",
+        arity: -1,
+        access: Access::None,
+        args: &[opt("AFTER", "item", Kind::Str), opt("COUNT", "n", Kind::Int)],
+    }),
 ];
 
 /// Registers [`COMMANDS`] with Redis.
@@ -399,51 +492,32 @@ pub fn user(ctx: &Context, args: &Args) -> RedisResult {
     let Some(u) = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)? else {
         return Ok(RedisValue::Null);
     };
-    let engine = state::engine();
-    let catalog = engine.catalog();
-    let name_of = |fp: u64| {
-        catalog
-            .lookup_fp_only(fp)
-            .and_then(|r| catalog.get(r))
-            .map_or_else(|| format!("#{fp:016x}"), |i| i.name.to_string())
-    };
-    let history: Vec<RedisValue> = u
-        .history()
-        .iter()
-        .rev()
-        .map(|h| {
-            RedisValue::Array(vec![
-                RedisValue::BulkString(h.item.to_string()),
-                RedisValue::Integer(h.ts_ms),
-            ])
-        })
+    let r = state::engine().user_report(u);
+    let bulk = RedisValue::BulkString;
+    let history = r
+        .history
+        .into_iter()
+        .map(|(item, ts)| RedisValue::Array(vec![bulk(item), RedisValue::Integer(ts)]))
         .collect();
-    let mut personal: Vec<_> = u.personal().collect();
-    personal.sort_by(|a, b| b.weight.total_cmp(&a.weight));
-    let transitions: Vec<RedisValue> = personal
-        .iter()
-        .take(10)
-        .map(|t| {
-            RedisValue::Array(vec![
-                RedisValue::BulkString(name_of(t.prev)),
-                RedisValue::BulkString(name_of(t.next)),
-                RedisValue::Float(f64::from(t.weight)),
-            ])
+    let transitions = r
+        .transitions
+        .into_iter()
+        .map(|(prev, next, w)| {
+            RedisValue::Array(vec![bulk(prev), bulk(next), RedisValue::Float(w)])
         })
         .collect();
     let field = |s: &str| RedisValue::SimpleString(s.to_owned());
     Ok(RedisValue::Array(vec![
         field("records"),
-        RedisValue::Integer(u.records() as i64),
+        RedisValue::Integer(r.records as i64),
         field("first_seen_ms"),
-        RedisValue::Integer(u.first_ts_ms()),
+        RedisValue::Integer(r.first_seen_ms),
         field("last_seen_ms"),
-        RedisValue::Integer(u.last().map_or(0, |h| h.ts_ms)),
+        RedisValue::Integer(r.last_seen_ms),
         field("device"),
-        u.device()
-            .map_or(RedisValue::Null, |d| RedisValue::BulkString(d.to_owned())),
+        r.device.map_or(RedisValue::Null, bulk),
         field("seen_items"),
-        RedisValue::Integer(u.seen_len() as i64),
+        RedisValue::Integer(r.seen_items as i64),
         field("history"),
         RedisValue::Array(history),
         field("transitions"),

@@ -36,7 +36,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ctx.log_warning(&format!("edge: {e}"));
         return Status::Err;
     }
-    docs::register(ctx);
+    docs::register(ctx, commands::COMMANDS);
     if let Err(e) = guard_forks() {
         ctx.log_warning(&format!("edge: {e}"));
         return Status::Err;

@@ -23,6 +23,8 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 pub use redis;
+
+pub mod readme;
 use redis::{Connection, RedisError, Value};
 
 /// How long a server may take to accept connections (or to finish a sync) before a test
