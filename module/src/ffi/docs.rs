@@ -2,8 +2,8 @@
 //!
 //! Debian's Redis 7.0 has `RedisModule_SetCommandInfo`; older servers do not, and then the
 //! commands still work with their legacy key positions. The API is looked up at load time,
-//! so one build serves both. This is the one file (with `datatype.rs` and `lib.rs`) where
-//! the module builds C structures for Redis; Redis copies what it is given, and the strings
+//! so one build serves both. Here, in the FFI room, the module builds the C structures for
+//! Redis from the command table's rows; Redis copies what it is given, and the strings
 //! are leaked once at load anyway, so nothing it points to can dangle.
 
 use std::ffi::{c_char, c_int, CString};
@@ -172,7 +172,7 @@ fn access_flags(a: Access) -> Option<u32> {
 /// Attaches summaries, arguments and key specs to every documented command. A server
 /// without the API (before 7.0) is left with the legacy key positions; a refusal is logged,
 /// never fatal: documentation must not keep the module from loading.
-pub fn register(ctx: &Context, commands: &[crate::commands::Command]) {
+pub fn register(ctx: &Context, commands: &[crate::ffi::command::Command]) {
     // SAFETY: the API table is filled by RedisModule_Init before OnLoad and not written
     // again; this runs on the main thread during OnLoad.
     let (set_info, get_command, set_categories) = unsafe {
