@@ -163,6 +163,36 @@ pub fn module_path() -> PathBuf {
     so
 }
 
+/// A directory under the system temp dir, removed on drop: for what a test writes beside
+/// a server (reports, logs, configuration files).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A fresh, empty directory whose name carries `tag`, unique in this process.
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "edge-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).expect("create a temp dir");
+        TempDir(p)
+    }
+
+    /// A path inside it.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A free loopback port, found by binding port 0 and releasing it.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -355,6 +385,11 @@ impl Server {
     /// The loopback port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `redis://127.0.0.1:<port>`, for a client outside the harness (loadgen, exporter).
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
     }
 
     /// The server's working directory (RDB, AOF and log live here).
