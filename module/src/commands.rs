@@ -26,9 +26,9 @@ const USER: DocArg = arg("user", Kind::Key);
 const VIEW: [DocArg; 5] = [
     USER,
     arg("item", Kind::Str),
-    opt("DURATION", "s", Kind::Int),
-    opt("TS", "ms", Kind::Int),
-    opt("DEVICE", "d", Kind::Str),
+    opt("DURATION", Kind::Int),
+    opt("TS", Kind::Int),
+    opt("DEVICE", Kind::Str),
 ];
 
 /// The command table: one row per command.
@@ -47,7 +47,7 @@ pub const COMMANDS: &[Command] = &[
         complexity: "O(score-window * successors-max + k log k)",
         arity: -2,
         access: Access::Read,
-        args: &[USER, opt("K", "k", Kind::Int), opt("WITHSCORES", "", Kind::Flag), opt("INCLUDESEEN", "", Kind::Flag)],
+        args: &[USER, opt("K", Kind::Int), opt("WITHSCORES", Kind::Flag), opt("INCLUDESEEN", Kind::Flag)],
     }),
     command!(c"edge.prefetch", prefetch, c"write deny-oom fast", (1, 1, 1), Doc {
         category: "write",
@@ -55,7 +55,7 @@ pub const COMMANDS: &[Command] = &[
         complexity: "O(score-window * successors-max + k log k)",
         arity: -2,
         access: Access::Read,
-        args: &[USER, opt("K", "k", Kind::Int)],
+        args: &[USER, opt("K", Kind::Int)],
     }),
     command!(c"edge.play", play, c"write deny-oom fast", (1, 1, 1), Doc {
         category: "write",
@@ -66,11 +66,11 @@ pub const COMMANDS: &[Command] = &[
         args: &[
             USER,
             arg("item", Kind::Str),
-            opt("DURATION", "s", Kind::Int),
-            opt("TS", "ms", Kind::Int),
-            opt("DEVICE", "d", Kind::Str),
-            opt("SIZE", "bytes", Kind::Int),
-            opt("DELTA", "", Kind::Flag),
+            opt("DURATION", Kind::Int),
+            opt("TS", Kind::Int),
+            opt("DEVICE", Kind::Str),
+            opt("SIZE", Kind::Int),
+            opt("DELTA", Kind::Flag),
         ],
     }),
     command!(c"edge.user", user, c"readonly", (1, 1, 1), Doc {
@@ -111,7 +111,7 @@ pub const COMMANDS: &[Command] = &[
         complexity: "O(rows and items exported)",
         arity: -1,
         access: Access::None,
-        args: &[opt("SINCE", "round", Kind::Int)],
+        args: &[opt("SINCE", Kind::Int)],
     }),
     command!(c"edge.model.import", model_import, c"write deny-oom admin", (0, 0, 0), Doc {
         category: "write dangerous admin",
@@ -119,7 +119,7 @@ pub const COMMANDS: &[Command] = &[
         complexity: "O(size of the blob)",
         arity: -2,
         access: Access::None,
-        args: &[arg("blob", Kind::Str), opt("TS", "ms", Kind::Int)],
+        args: &[arg("blob", Kind::Str), opt("TS", Kind::Int)],
     }),
     command!(c"edge.model.info", model_info, c"readonly", (0, 0, 0), Doc {
         category: "read",
@@ -135,7 +135,7 @@ pub const COMMANDS: &[Command] = &[
         complexity: "O(cached items)",
         arity: -1,
         access: Access::None,
-        args: &[opt("AFTER", "item", Kind::Str), opt("COUNT", "n", Kind::Int)],
+        args: &[opt("AFTER", Kind::Str), opt("COUNT", Kind::Int)],
     }),
 ];
 

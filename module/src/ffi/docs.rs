@@ -17,8 +17,6 @@ pub struct Arg {
     kind: Kind,
     /// The keyword before the value (`K 10`), for options.
     token: Option<&'static str>,
-    /// What the usage line calls the value (`TS ms`).
-    display: Option<&'static str>,
     optional: bool,
 }
 
@@ -60,19 +58,18 @@ pub const fn arg(name: &'static str, kind: Kind) -> Arg {
         name,
         kind,
         token: None,
-        display: None,
         optional: false,
     }
 }
 
-/// An optional `TOKEN value` argument; `value` names the value in usage lines (`""` for a
-/// flag without one).
-pub const fn opt(token: &'static str, value: &'static str, kind: Kind) -> Arg {
+/// An optional `TOKEN value` argument (a bare `TOKEN` for [`Kind::Flag`]). No
+/// `display_text`: Redis 7.0 does not report it and Valkey shows it in place of the name,
+/// so the two would document the same command differently.
+pub const fn opt(token: &'static str, kind: Kind) -> Arg {
     Arg {
         name: token,
         kind,
         token: Some(token),
-        display: if value.is_empty() { None } else { Some(value) },
         optional: true,
     }
 }
@@ -102,7 +99,7 @@ fn c_arg(a: &Arg) -> raw::RedisModuleCommandArg {
         },
         deprecated_since: ptr::null(),
         subargs: ptr::null_mut(),
-        display_text: a.display.map_or(ptr::null(), leak),
+        display_text: ptr::null(),
     }
 }
 
