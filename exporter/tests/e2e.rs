@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use edge_tests::{free_port, module_path, TempDir};
 use serde_json::Value;
 
 const PASSWORD: &str = "e2e-Secret-7f3a";
@@ -67,62 +68,11 @@ impl Drop for Proc {
     }
 }
 
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let p = std::env::temp_dir().join(format!(
-            "edge-exporter-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
         .to_path_buf()
-}
-
-fn module_path() -> PathBuf {
-    if let Ok(p) = std::env::var("EDGE_MODULE") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    // <target>/debug/deps/e2e-<hash> → <target>/debug/libedgecache.so
-    let p = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("libedgecache.so");
-    assert!(
-        p.exists(),
-        "{} not found: run `cargo build -p edge-module` first or set EDGE_MODULE",
-        p.display()
-    );
-    p
 }
 
 fn tool(env: &str, default: &str) -> String {
