@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end on this machine: build the module and tools, start redis-server
 # with the module on a free local port, simulate viewers through EDGE.PLAY, show a viewer's
-# predictions and the edge cache's hit ratio, and serve Prometheus metrics from the exporter.
+# predictions and the edge cache's hit ratio beside demand-cache baselines (LRU and the best
+# of LFU, ARC, S3-FIFO, W-TinyLFU) on the same views, serve Prometheus metrics from the
+# exporter, and end with commands to try next.
 #
 #   scripts/demo.sh            run, print the results, stop everything
 #   scripts/demo.sh --keep     leave redis-server and the exporter running (Ctrl-C stops them)
@@ -17,8 +19,8 @@ server=${REDIS_SERVER:-redis-server}
 
 command -v "$server" >/dev/null || { echo "redis-server not found: apt-get install redis-server" >&2; exit 1; }
 
-echo "== building (release)"
-cargo build --release -q -p edge-module -p loadgen -p exporter
+echo "== building (release; the first build takes several minutes, cargo shows its progress)"
+cargo build --release -p edge-module -p loadgen -p exporter
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
@@ -62,13 +64,43 @@ cli INFO edge | tr -d '\r' | python3 -c '
 import sys
 f = dict(l.split(":", 1) for l in sys.stdin if ":" in l and not l.startswith("#"))
 h, m, p = (int(f[k]) for k in ("edge_cache_hits_total", "edge_cache_misses_total", "edge_prefetches_total"))
-print(f"     hit ratio {h/(h+m):.3f} with {(m+p)/(h+m):.2f} origin fetches per request")'
+print(f"     hit ratio {h/(h+m):.3f} with {(m+p)/(h+m):.2f} origin fetches per request")' | tee "$work/edge.txt"
+
+echo "== the same views through demand caches of the same size (50 items; loadgen eval, in process)"
+./target/release/loadgen eval "$work/views.jsonl" --cache-items 50 --jobs 1 \
+  --policies lru,lfu,arc,s3fifo,w-tinylfu,belady --json "$work/eval.json" >/dev/null
+python3 - "$work/eval.json" "$work/edge.txt" <<'PY'
+import json, sys
+rows = {c["policy"]: c for c in json.load(open(sys.argv[1]))["caches"]}
+edge = open(sys.argv[2]).read().split()
+demand = [c for p, c in rows.items() if p != "belady" and not p.startswith("edge")]
+best = max(demand, key=lambda c: c["hit_ratio"])
+def line(name, ratio, fetches):
+    print(f"     {name:<44} hit ratio {ratio:.3f} with {fetches:.2f} origin fetches per request")
+line("edge (this server, EDGE.PLAY)", float(edge[2]), float(edge[4]))
+line("LRU", rows["lru"]["hit_ratio"], rows["lru"]["origin_fetches_per_request"])
+line(f"best demand policy ({best['policy']})", best["hit_ratio"], best["origin_fetches_per_request"])
+line("Belady (offline optimum: knows the future)", rows["belady"]["hit_ratio"],
+     rows["belady"]["origin_fetches_per_request"])
+PY
 
 echo "== metrics endpoint: http://127.0.0.1:$mport/metrics"
 ./target/release/exporter --redis "redis://127.0.0.1:$port" --listen "127.0.0.1:$mport" &
 pids+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$mport/health" >/dev/null 2>&1 && break; sleep 0.05; done
 curl -s "http://127.0.0.1:$mport/metrics" | grep -E '^edge_(up|cache_hits_total|records_total|predict_latency_seconds_count)' | sed 's/^/     /'
+
+cat <<NEXT
+== what to try next
+     scripts/demo.sh --keep           keep the server and the exporter running, then (PORT as it prints):
+       redis-cli -p PORT EDGE.PREDICT $user K 10
+       ./target/release/loadgen bench --redis redis://127.0.0.1:PORT --baseline get,zset
+     ./target/release/loadgen simulate --help      other workloads: --rewatch, --flash, --shift, --churn
+     ./target/release/loadgen eval --format movielens DIR/u.data --cache-items 50,100,200 \\
+         --sweep prefetch-budget=1,5 --plot eval.svg
+                                      the README's figures on MovieLens 100K, with the trade-off plot
+                                      (../shared/data/get-movielens-100k DIR downloads it)
+NEXT
 
 if $keep; then
   echo "== running: redis-cli -p $port EDGE.PREDICT $user ; curl http://127.0.0.1:$mport/metrics (Ctrl-C stops)"

@@ -156,11 +156,14 @@ pub const RESERVED_NAMES: &[&str] = &[
     "edge_command_duration_seconds_total",
     "edge_command_rejected_calls_total",
     "edge_command_failed_calls_total",
+    "edge_exporter_build_info",
+    "edge_exporter_scrape_duration_seconds",
+    "edge_exporter_scrape_errors_total",
 ];
 
-/// Label names that dictionary keys must not take over (the target label and the
-/// histogram's own label).
-const RESERVED_LABELS: &[&str] = &["edge", "le", "quantile", "command"];
+/// Label names that dictionary keys and text fields must not take over (the target label,
+/// the histogram's own label, and the exporter's `command`, `kind` and `version`).
+const RESERVED_LABELS: &[&str] = &["edge", "le", "quantile", "command", "kind", "version"];
 
 /// Types a parsed `INFO edge` reply. Fields not starting with `edge_`, with invalid
 /// names, or colliding with the exporter's own series are skipped.

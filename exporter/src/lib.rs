@@ -3,38 +3,48 @@
 //! scrape and serves them as Prometheus metrics labelled by edge.
 //!
 //! The split keeps the parts that need a server apart from the parts that can be tested
-//! alone: [`info`] (parsing, pure), [`metrics`] (families and exposition, pure),
-//! [`scrape`] (Redis I/O under timeouts) and [`server`] (HTTP).
+//! alone: [`info`] (parsing, pure), [`catalog`] (what each metric means), [`metrics`]
+//! (families and exposition, pure), [`scrape`] (Redis I/O under timeouts) and [`server`]
+//! (HTTP).
 
+pub mod catalog;
 pub mod info;
 pub mod metrics;
 pub mod scrape;
 pub mod server;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use metrics::EdgeScrape;
-use scrape::Target;
+use metrics::{EdgeScrape, SelfReport};
+use scrape::{ScrapeError, Target};
 
 /// The exporter's state: what to scrape and how long an edge may take. Scrapes are
-/// stateless; the only thing remembered between them is which bad histograms were
-/// already logged, so a broken edge does not fill the log every scrape.
+/// stateless; what is remembered between them is which bad histograms were already
+/// logged, so a broken edge does not fill the log every scrape, and how many scrapes
+/// failed, by edge and kind, for `edge_exporter_scrape_errors_total`.
 pub struct Exporter {
     targets: Vec<Arc<Target>>,
     timeout: Duration,
     /// `(edge, INFO field)` of the invalid histograms already logged.
     warned: Mutex<HashSet<(String, String)>>,
+    /// Failed scrapes since start; every edge and kind is present from the start (at 0).
+    errors: Mutex<BTreeMap<(String, ScrapeError), u64>>,
 }
 
 impl Exporter {
     /// Creates an exporter; `timeout` bounds connect, each read/write, and each scrape.
     pub fn new(targets: Vec<Target>, timeout: Duration) -> Self {
+        let errors = targets
+            .iter()
+            .flat_map(|t| ScrapeError::ALL.map(|k| ((t.name.clone(), k), 0)))
+            .collect();
         Exporter {
             targets: targets.into_iter().map(Arc::new).collect(),
             timeout,
             warned: Mutex::new(HashSet::new()),
+            errors: Mutex::new(errors),
         }
     }
 
@@ -46,11 +56,30 @@ impl Exporter {
     /// Scrapes every edge now and renders the Prometheus text exposition. Blocks for up
     /// to the timeout: async callers run it on a blocking thread.
     pub fn metrics(&self) -> String {
+        let start = Instant::now();
         let scrapes = scrape::scrape_all(&self.targets, self.timeout);
         for msg in self.new_dropped_histograms(&scrapes) {
             eprintln!("exporter: {msg}");
         }
-        metrics::render(&scrapes)
+        let report = SelfReport {
+            scrape_seconds: start.elapsed().as_secs_f64(),
+            errors: self.count_errors(&scrapes),
+        };
+        metrics::render(&scrapes, &report)
+    }
+
+    /// Adds the failures in `scrapes` to the totals and returns all of them.
+    fn count_errors(&self, scrapes: &[EdgeScrape]) -> Vec<(String, ScrapeError, u64)> {
+        let mut errors = self.errors.lock().unwrap_or_else(PoisonError::into_inner);
+        for s in scrapes {
+            if let Some(kind) = s.error {
+                *errors.entry((s.edge.clone(), kind)).or_default() += 1;
+            }
+        }
+        errors
+            .iter()
+            .map(|((edge, kind), n)| (edge.clone(), *kind, *n))
+            .collect()
     }
 
     /// What to log about histograms left out of `scrapes`: each edge and field is told
@@ -83,6 +112,25 @@ impl Exporter {
 mod tests {
     use super::*;
     use crate::info::{classify, parse_info};
+
+    #[test]
+    fn failed_scrapes_are_counted_by_edge_and_kind() {
+        // Port 1 on loopback refuses at once.
+        let t = Target::parse("gone=redis://127.0.0.1:1", None, None).unwrap();
+        let exporter = Exporter::new(vec![t], Duration::from_millis(500));
+        let line = |kind: &str, n: u32| {
+            format!("edge_exporter_scrape_errors_total{{edge=\"gone\",kind=\"{kind}\"}} {n}")
+        };
+        let first = exporter.metrics();
+        let second = exporter.metrics();
+        for (page, n) in [(&first, 1), (&second, 2)] {
+            assert!(page.lines().any(|l| l == line("connect", n)), "{page}");
+            for other in ["timeout", "auth", "no_module", "other"] {
+                assert!(page.lines().any(|l| l == line(other, 0)), "{page}");
+            }
+        }
+        assert!(second.contains("edge_exporter_scrape_duration_seconds "));
+    }
 
     #[test]
     fn a_dropped_histogram_is_logged_once_per_edge() {

@@ -34,8 +34,10 @@ struct Args {
     #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true)]
     redis_password: Option<String>,
 
-    /// Address to serve /metrics and /health on.
-    #[arg(long, env = "EXPORTER_LISTEN", default_value = "127.0.0.1:9121")]
+    /// Address to serve /metrics and /health on. The port is outside 9100-9999 (the
+    /// Prometheus default-port-allocations wiki lists that range as fully taken), so the
+    /// exporter runs beside redis_exporter (9121) on one host.
+    #[arg(long, env = "EXPORTER_LISTEN", default_value = "127.0.0.1:19121")]
     listen: String,
 
     /// PEM file of CA certificates to trust for rediss:// targets instead of the system

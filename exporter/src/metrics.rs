@@ -11,7 +11,9 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, Registry, TextEncoder};
 
+use crate::catalog::help_for;
 use crate::info::{CommandStat, EdgeStats, Labelled, Sample};
+use crate::scrape::ScrapeError;
 
 /// What one scrape of one edge produced; `stats` is `None` when the edge was down.
 #[derive(Debug, Clone, Default)]
@@ -27,48 +29,24 @@ pub struct EdgeScrape {
     pub stats: Option<EdgeStats>,
     /// `INFO commandstats` for the module's commands.
     pub commands: Vec<CommandStat>,
+    /// Why the edge is down, when it is.
+    pub error: Option<ScrapeError>,
+    /// The module's version from `INFO modules`, when the edge lets the exporter read it.
+    pub module_version: Option<String>,
 }
 
-/// HELP text for the fields the module exposes today; unknown fields get a generic text
-/// naming their INFO source, so a new module field still passes `promtool check metrics`.
-fn known_help(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "edge_users" => "Viewers with a model key on this edge.",
-        "edge_items" => "Items in the global catalog.",
-        "edge_transitions" => "Item-to-item transitions held by the global model.",
-        "edge_records_total" => "Viewing events recorded (EDGE.RECORD).",
-        "edge_skips_total" => "Recorded views short enough to count as skips.",
-        "edge_predictions_total" => "Prediction requests answered (EDGE.PREDICT).",
-        "edge_plays_total" => "Play requests served through the edge cache (EDGE.PLAY).",
-        "edge_forgets_total" => "Viewers whose history was forgotten.",
-        "edge_cache_hits_total" => "Plays served from the edge cache.",
-        "edge_cache_misses_total" => "Plays that missed the edge cache.",
-        "edge_prefetches_total" => "Items prefetched into the cache from predictions.",
-        "edge_prefetch_used_total" => "Prefetched items later played from the cache.",
-        "edge_prefetch_unused_evicted_total" => "Prefetched items evicted without being played.",
-        "edge_cache_evictions_total" => "Items evicted from the edge cache.",
-        "edge_cache_items" => "Items currently in the edge cache.",
-        "edge_cache_bytes" => "Bytes currently held by the edge cache.",
-        "edge_cache_capacity_bytes" => "Configured edge cache capacity in bytes.",
-        "edge_model_memory_bytes" => "Approximate memory used by the prediction model.",
-        "edge_learner_batches_total" => "Batches of row updates applied on the learner thread, off the server's main thread.",
-        "edge_learner_fork_waits_total" => "Forks (BGSAVE, AOF rewrite, full sync) that waited for a batch on the learner thread.",
-        "edge_prefetch_budget" => "Origin fetches per request the prefetcher may spend (0: fixed prefetch-k).",
-        "edge_prefetch_price" => "Confidence a prediction needs to be prefetched, set by the budget controller.",
-        "edge_prefetch_depth" => "Predictions the prefetcher looks at per play.",
-        "edge_prefetch_credit" => "Origin fetches the budget controller can spend now (negative: overspent).",
-        "edge_predict_latency_seconds" => "Time spent computing EDGE.PREDICT answers, in seconds (memoized answers count as under a microsecond).",
-        "edge_device_views_total" => "Viewing events recorded, by device.",
-        _ => return None,
-    })
+/// What the exporter says about itself next to the edges' series: how long the scrape
+/// took, what failed since it started, and which build it is.
+#[derive(Debug, Clone, Default)]
+pub struct SelfReport {
+    /// Wall time of the whole scrape (all edges, concurrently).
+    pub scrape_seconds: f64,
+    /// Failed scrapes since the exporter started, per edge and kind (zeros included).
+    pub errors: Vec<(String, ScrapeError, u64)>,
 }
 
-fn help_for(name: &str, source: &str, kind: &str) -> String {
-    known_help(name).map_or_else(
-        || format!("{kind} from INFO edge field {source}."),
-        str::to_owned,
-    )
-}
+/// The exporter's own version, as `edge_exporter_build_info` reports it.
+pub const EXPORTER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn label(name: &str, value: &str) -> LabelPair {
     let mut l = LabelPair::default();
@@ -130,9 +108,32 @@ impl Families {
 }
 
 /// Builds all metric families for one scrape, sorted by name.
-pub fn families(scrapes: &[EdgeScrape]) -> Vec<MetricFamily> {
+pub fn families(scrapes: &[EdgeScrape], report: &SelfReport) -> Vec<MetricFamily> {
     use MetricType::{COUNTER, GAUGE, HISTOGRAM};
     let mut f = Families::default();
+    f.value(
+        "edge_exporter_build_info",
+        "The exporter's version as a label; always 1. Compare with edge_module_info's version when an upgrade misbehaves.",
+        GAUGE,
+        vec![label("version", EXPORTER_VERSION)],
+        1.0,
+    );
+    f.value(
+        "edge_exporter_scrape_duration_seconds",
+        "Wall time of the scrape that produced this page, all edges together: it must stay below Prometheus' scrape_timeout.",
+        GAUGE,
+        Vec::new(),
+        report.scrape_seconds,
+    );
+    for (edge, kind, n) in &report.errors {
+        f.value(
+            "edge_exporter_scrape_errors_total",
+            "Scrapes of an edge that failed since the exporter started, by kind: connect (nothing listens), timeout, auth (credentials refused), no_module (Redis without edgecache), other.",
+            COUNTER,
+            vec![label("edge", edge), label("kind", kind.as_str())],
+            *n as f64,
+        );
+    }
     for s in scrapes {
         let edge = s.edge.as_str();
         let e = || vec![label("edge", edge)];
@@ -184,9 +185,12 @@ pub fn families(scrapes: &[EdgeScrape]) -> Vec<MetricFamily> {
             }
             let mut labels = e();
             labels.extend(st.info_labels.iter().map(|(k, v)| label(k, v)));
+            if let Some(v) = &s.module_version {
+                labels.push(label("version", v));
+            }
             f.value(
                 "edge_module_info",
-                "Non-numeric INFO edge fields (such as the cache policy) as labels; always 1.",
+                "The module's version (from INFO modules) and its non-numeric INFO edge fields (such as the cache policy) as labels; always 1.",
                 GAUGE,
                 labels,
                 1.0,
@@ -238,18 +242,18 @@ impl Collector for Snapshot {
 
 /// A registry holding one scrape, so callers can gather it the standard way (and the
 /// registry's sorting and merging rules apply).
-pub fn build_registry(scrapes: &[EdgeScrape]) -> Registry {
+pub fn build_registry(scrapes: &[EdgeScrape], report: &SelfReport) -> Registry {
     let r = Registry::new();
-    r.register(Box::new(Snapshot(families(scrapes))))
+    r.register(Box::new(Snapshot(families(scrapes, report))))
         .expect("a fresh registry accepts one collector");
     r
 }
 
 /// The Prometheus text exposition of one scrape.
-pub fn render(scrapes: &[EdgeScrape]) -> String {
+pub fn render(scrapes: &[EdgeScrape], report: &SelfReport) -> String {
     let mut buf = Vec::new();
     TextEncoder::new()
-        .encode(&build_registry(scrapes).gather(), &mut buf)
+        .encode(&build_registry(scrapes, report).gather(), &mut buf)
         .expect("families built here always have a name and metrics");
     String::from_utf8(buf).expect("text encoder writes UTF-8")
 }
@@ -269,6 +273,8 @@ mod tests {
                 "cmdstat_edge.record:calls=15,usec=150,usec_per_call=10.00,rejected_calls=0,failed_calls=1\n",
                 "edge.",
             ),
+            error: None,
+            module_version: Some("1".into()),
         }
     }
 
@@ -281,7 +287,7 @@ mod tests {
 
     #[test]
     fn renders_the_sample() {
-        let t = render(&[sample_scrape("edge-a")]);
+        let t = render(&[sample_scrape("edge-a")], &SelfReport::default());
         has_line(&t, "# TYPE edge_records_total counter");
         has_line(&t, "edge_records_total{edge=\"edge-a\"} 15");
         has_line(&t, "# TYPE edge_users gauge");
@@ -307,7 +313,7 @@ mod tests {
         );
         has_line(
             &t,
-            "edge_module_info{edge=\"edge-a\",cache_policy=\"predictive\"} 1",
+            "edge_module_info{edge=\"edge-a\",cache_policy=\"predictive\",version=\"1\"} 1",
         );
         has_line(
             &t,
@@ -326,12 +332,52 @@ mod tests {
     }
 
     #[test]
+    fn every_sample_field_has_real_help() {
+        let t = render(&[sample_scrape("a")], &SelfReport::default());
+        for help in t.lines().filter(|l| l.starts_with("# HELP ")) {
+            assert!(!help.contains(crate::catalog::UNDOCUMENTED), "{help}");
+            assert!(!help.contains("from INFO edge field"), "{help}");
+        }
+    }
+
+    #[test]
+    fn the_exporter_reports_on_itself() {
+        let report = SelfReport {
+            scrape_seconds: 0.25,
+            errors: vec![
+                ("a".into(), ScrapeError::Connect, 0),
+                ("b".into(), ScrapeError::Connect, 3),
+                ("b".into(), ScrapeError::Timeout, 1),
+            ],
+        };
+        let t = render(&[sample_scrape("a")], &report);
+        has_line(
+            &t,
+            &format!("edge_exporter_build_info{{version=\"{EXPORTER_VERSION}\"}} 1"),
+        );
+        has_line(&t, "edge_exporter_scrape_duration_seconds 0.25");
+        has_line(
+            &t,
+            "edge_exporter_scrape_errors_total{edge=\"a\",kind=\"connect\"} 0",
+        );
+        has_line(
+            &t,
+            "edge_exporter_scrape_errors_total{edge=\"b\",kind=\"connect\"} 3",
+        );
+        has_line(
+            &t,
+            "edge_exporter_scrape_errors_total{edge=\"b\",kind=\"timeout\"} 1",
+        );
+        has_line(&t, "# TYPE edge_exporter_scrape_errors_total counter");
+    }
+
+    #[test]
     fn a_down_edge_still_reports_up_zero_next_to_a_live_one() {
         let down = EdgeScrape {
             edge: "10.0.0.9:6379".into(),
             ..EdgeScrape::default()
         };
-        let t = render(&[sample_scrape("a"), down]);
+        let t = render(&[sample_scrape("a"), down], &SelfReport::default());
         has_line(&t, "edge_up{edge=\"a\"} 1");
         has_line(&t, "edge_up{edge=\"10.0.0.9:6379\"} 0");
         assert_eq!(t.matches("# TYPE edge_up gauge").count(), 1);
@@ -340,7 +386,10 @@ mod tests {
 
     #[test]
     fn families_merge_edges_and_are_sorted() {
-        let fams = families(&[sample_scrape("a"), sample_scrape("b")]);
+        let fams = families(
+            &[sample_scrape("a"), sample_scrape("b")],
+            &SelfReport::default(),
+        );
         let names: Vec<&str> = fams.iter().map(|f| f.name()).collect();
         let mut sorted = names.clone();
         sorted.sort();
@@ -364,7 +413,7 @@ edge_predict_latency_us_count:4\n";
             stats: Some(classify(&parse_info(text))),
             ..EdgeScrape::default()
         };
-        let t = render(&[s, sample_scrape("b")]);
+        let t = render(&[s, sample_scrape("b")], &SelfReport::default());
         assert!(
             !t.contains("edge_predict_latency_seconds_bucket{edge=\"a\""),
             "{t}"
@@ -384,7 +433,7 @@ edge_predict_latency_us_count:4\n";
         let mut s = sample_scrape("a");
         let st = s.stats.as_mut().unwrap();
         st.labelled_counters[0].values = vec![("Smart \"TV\"\n".into(), 1.0)];
-        let t = render(&[s]);
+        let t = render(&[s], &SelfReport::default());
         has_line(
             &t,
             "edge_device_views_total{edge=\"a\",device=\"Smart \\\"TV\\\"\\n\"} 1",

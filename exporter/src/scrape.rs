@@ -96,32 +96,41 @@ impl Target {
             .fold(msg, |m, s| m.replace(s.as_str(), "***"))
     }
 
-    /// Reads `INFO edge` and `INFO commandstats` with `timeout` on connect and each
-    /// read/write. Any error marks the edge down, and so does a server without the
-    /// module: `edge_up` means "this edge serves EDGE commands", not "a Redis answers".
+    /// Reads `INFO edge`, `INFO commandstats` and `INFO modules` with `timeout` on
+    /// connect and each read/write. Any error marks the edge down, and so does a server
+    /// without the module: `edge_up` means "this edge serves EDGE commands", not "a Redis
+    /// answers". The failure's kind is kept for `edge_exporter_scrape_errors_total`.
     pub fn scrape(&self, timeout: Duration) -> EdgeScrape {
         let start = Instant::now();
         let result = self
             .read(timeout)
-            .map_err(|e| self.scrub(e.to_string()))
-            .and_then(|(info, cmds)| module_replies(&info, &cmds));
+            .map_err(|e| (ScrapeError::of(&e), self.scrub(e.to_string())))
+            .and_then(|replies| {
+                module_replies(&replies.info, &replies.commandstats)
+                    .map(|(stats, commands)| (stats, commands, replies.modules))
+                    .map_err(|e| (ScrapeError::NoModule, e))
+            });
         let mut out = EdgeScrape {
             edge: self.name.clone(),
             duration_seconds: start.elapsed().as_secs_f64(),
             ..EdgeScrape::default()
         };
         match result {
-            Ok((stats, commands)) => {
+            Ok((stats, commands, modules)) => {
                 out.up = true;
                 out.stats = Some(stats);
                 out.commands = commands;
+                out.module_version = modules.as_deref().and_then(module_version);
             }
-            Err(e) => eprintln!("exporter: scrape of edge {} failed: {e}", self.name),
+            Err((kind, e)) => {
+                eprintln!("exporter: scrape of edge {} failed: {e}", self.name);
+                out.error = Some(kind);
+            }
         }
         out
     }
 
-    fn read(&self, timeout: Duration) -> redis::RedisResult<(String, String)> {
+    fn read(&self, timeout: Duration) -> redis::RedisResult<Replies> {
         let tls = matches!(self.info.addr(), ConnectionAddr::TcpTls { .. });
         let client = match &self.root_cert {
             Some(pem) if tls => redis::Client::build_with_tls(
@@ -137,9 +146,94 @@ impl Target {
         con.set_read_timeout(Some(timeout))?;
         con.set_write_timeout(Some(timeout))?;
         let info: String = redis::cmd("INFO").arg("edge").query(&mut con)?;
-        let cmds: String = redis::cmd("INFO").arg("commandstats").query(&mut con)?;
-        Ok((info, cmds))
+        let commandstats: String = redis::cmd("INFO").arg("commandstats").query(&mut con)?;
+        // Only for the version label: an ACL that refuses it costs the label, not the edge.
+        let modules = redis::cmd("INFO").arg("modules").query(&mut con).ok();
+        Ok(Replies {
+            info,
+            commandstats,
+            modules,
+        })
     }
+}
+
+/// What one scrape reads from an edge.
+struct Replies {
+    info: String,
+    commandstats: String,
+    modules: Option<String>,
+}
+
+/// Why a scrape of an edge failed, as the `kind` label of
+/// `edge_exporter_scrape_errors_total`: each points at a different fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ScrapeError {
+    /// Nothing accepted the connection (wrong address, Redis down, firewall).
+    Connect,
+    /// The edge did not answer within `--timeout` (overloaded, hung, or a network black
+    /// hole).
+    Timeout,
+    /// The edge refused the credentials (`REDIS_USER` / `REDIS_PASSWORD`).
+    Auth,
+    /// Redis answered, but without the edgecache module's INFO: the module is not loaded.
+    NoModule,
+    /// Any other error (a dropped connection, a TLS failure, an error reply).
+    Other,
+}
+
+impl ScrapeError {
+    /// Every kind, in label order: each edge exports all of them (zeros included) so a
+    /// `rate()` over them has data from the first scrape.
+    pub const ALL: [ScrapeError; 5] = [
+        ScrapeError::Connect,
+        ScrapeError::Timeout,
+        ScrapeError::Auth,
+        ScrapeError::NoModule,
+        ScrapeError::Other,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScrapeError::Connect => "connect",
+            ScrapeError::Timeout => "timeout",
+            ScrapeError::Auth => "auth",
+            ScrapeError::NoModule => "no_module",
+            ScrapeError::Other => "other",
+        }
+    }
+
+    /// Sorts a client error into a kind.
+    fn of(e: &redis::RedisError) -> ScrapeError {
+        let text = e.to_string();
+        if e.kind() == redis::ErrorKind::AuthenticationFailed
+            || ["NOAUTH", "WRONGPASS", "NOPERM"]
+                .iter()
+                .any(|code| text.contains(code))
+        {
+            ScrapeError::Auth
+        } else if e.is_timeout() {
+            ScrapeError::Timeout
+        } else if e.is_connection_refusal() {
+            ScrapeError::Connect
+        } else {
+            ScrapeError::Other
+        }
+    }
+}
+
+/// The edgecache module's version from an `INFO modules` reply
+/// (`module:name=edge,ver=1,api=1,…`), if the module is listed.
+pub fn module_version(modules: &str) -> Option<String> {
+    modules.lines().find_map(|line| {
+        let fields = line.trim().strip_prefix("module:")?;
+        let get = |key: &str| {
+            fields
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        };
+        (get("name")? == "edge").then(|| get("ver").map(str::to_owned))?
+    })
 }
 
 /// Types the two INFO replies of an edge, or says why the edge is not an edgecache edge:
@@ -232,6 +326,7 @@ pub fn scrape_all(targets: &[Arc<Target>], timeout: Duration) -> Vec<EdgeScrape>
                 EdgeScrape {
                     edge: t.name.clone(),
                     duration_seconds: start.elapsed().as_secs_f64(),
+                    error: Some(ScrapeError::Timeout),
                     ..EdgeScrape::default()
                 }
             })
@@ -303,11 +398,14 @@ cmdstat_edge.record:calls=4,usec=40,usec_per_call=10.00,rejected_calls=0,failed_
         let sections = vec![
             ("edge", crate::info::SAMPLE),
             ("commandstats", COMMANDSTATS),
+            ("modules", "module:name=edge,ver=1,api=1,filters=0\r\n"),
         ];
         let addr = fake_redis(sections, 1);
         let t = Target::parse(&format!("m=redis://{addr}"), None, None).unwrap();
         let r = t.scrape(Duration::from_secs(2));
         assert!(r.up, "{r:?}");
+        assert_eq!(r.error, None);
+        assert_eq!(r.module_version.as_deref(), Some("1"));
         assert_eq!(r.stats.unwrap().counters.len(), 11);
         assert_eq!(r.commands.len(), 1);
     }
@@ -319,6 +417,7 @@ cmdstat_edge.record:calls=4,usec=40,usec_per_call=10.00,rejected_calls=0,failed_
         let t = Target::parse(&format!("plain=redis://{addr}"), None, None).unwrap();
         let r = t.scrape(Duration::from_secs(2));
         assert!(!r.up, "{r:?}");
+        assert_eq!(r.error, Some(ScrapeError::NoModule));
         assert!(r.stats.is_none());
         assert!(r.commands.is_empty());
     }
@@ -383,6 +482,7 @@ cmdstat_edge.record:calls=4,usec=40,usec_per_call=10.00,rejected_calls=0,failed_
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].edge, "x");
         assert!(!r[0].up);
+        assert_eq!(r[0].error, Some(ScrapeError::Connect));
     }
 
     #[test]
@@ -406,5 +506,18 @@ cmdstat_edge.record:calls=4,usec=40,usec_per_call=10.00,rejected_calls=0,failed_
         );
         assert_eq!((r[0].edge.as_str(), r[0].up), ("slow", false));
         assert_eq!((r[1].edge.as_str(), r[1].up), ("dead", false));
+        assert_eq!(r[0].error, Some(ScrapeError::Timeout));
+        assert_eq!(r[1].error, Some(ScrapeError::Connect));
+    }
+
+    #[test]
+    fn the_module_version_comes_from_info_modules() {
+        let reply = "# Modules\r\n\
+module:name=other,ver=7,api=1,filters=0,usedby=[],using=[],options=[]\r\n\
+module:name=edge,ver=3,api=1,filters=0,usedby=[],using=[],options=[handle-io-errors|handle-repl-async-load]\r\n";
+        assert_eq!(module_version(reply).as_deref(), Some("3"));
+        assert_eq!(module_version("# Modules\r\n"), None);
+        assert_eq!(module_version("module:name=edgex,ver=2\n"), None);
+        assert_eq!(module_version("module:name=edge\n"), None);
     }
 }

@@ -1,5 +1,5 @@
 //! The HTTP side: `/metrics`, `/health` (and `/healthz`) and a landing page, served by
-//! hyper's HTTP/1 server on a small tokio runtime.
+//! the accept loop shared with edge-server ([`edge_httpd`]) on a small tokio runtime.
 //!
 //! What keeps one client from hurting the others (issue 12):
 //!
@@ -15,20 +15,17 @@
 //! * at most [`MAX_CONNECTIONS`] connections are served at once; further clients wait in
 //!   the listen backlog.
 
-use std::convert::Infallible;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use edge_httpd::plain;
 use http_body_util::Full;
-use hyper::body::{Body, Bytes, Incoming};
-use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use crate::Exporter;
 
@@ -47,10 +44,6 @@ pub const MAX_HEADERS: usize = 64;
 /// waiting for it (so it also ends idle keep-alive connections). Slow-header clients
 /// cannot hold connection slots for long.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Read buffer cap per connection (hyper's default is about 400 KiB): room for one full
-/// request head and a few pipelined small ones.
-const MAX_BUF_BYTES: usize = 2 * MAX_HEADER_BYTES;
 
 /// Tokio worker threads: they only parse requests and copy bytes, so two are plenty on
 /// the small machines the exporter runs on.
@@ -94,16 +87,13 @@ impl HttpServer {
     }
 }
 
-/// The hyper settings every connection is served with.
-fn http_config() -> http1::Builder {
-    let mut b = http1::Builder::new();
-    b.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_header_size(MAX_HEADER_BYTES)
-        .max_headers(MAX_HEADERS)
-        .max_buf_size(MAX_BUF_BYTES);
-    b
-}
+/// What a client may send, enforced by the shared accept loop ([`edge_httpd::serve`]).
+const LIMITS: edge_httpd::Limits = edge_httpd::Limits {
+    max_connections: MAX_CONNECTIONS,
+    max_header_bytes: MAX_HEADER_BYTES,
+    max_headers: MAX_HEADERS,
+    header_read_timeout: HEADER_READ_TIMEOUT,
+};
 
 async fn accept_loop(listener: TcpListener, exporter: Arc<Exporter>) -> io::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -111,36 +101,11 @@ async fn accept_loop(listener: TcpListener, exporter: Arc<Exporter>) -> io::Resu
         exporter,
         scrape: Arc::new(SharedScrape::default()),
     });
-    let http = http_config();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let slot = Arc::clone(&slots)
-            .acquire_owned()
-            .await
-            .expect("the connection semaphore is never closed");
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                // Out of file descriptors and the like: wait instead of spinning.
-                eprintln!("exporter: accepting a connection failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    edge_httpd::serve(listener, LIMITS, "exporter", move |req| {
         let app = Arc::clone(&app);
-        let service = service_fn(move |req| {
-            let app = Arc::clone(&app);
-            async move { Ok::<_, Infallible>(app.handle(req).await) }
-        });
-        let conn = http.serve_connection(TokioIo::new(stream), service);
-        tokio::spawn(async move {
-            // Client errors (bad requests, resets, timeouts) concern that client only;
-            // hyper has already answered what deserved an answer.
-            let _ = conn.await;
-            drop(slot);
-        });
-    }
+        async move { app.handle(req).await }
+    })
+    .await
 }
 
 /// What one in-flight scrape will publish: `None` until it finishes.
@@ -219,24 +184,9 @@ fn reply(status: StatusCode, content_type: &'static str, body: Bytes) -> Respons
     r
 }
 
-fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    reply(status, PLAIN, Bytes::from_static(body.as_bytes()))
-}
-
 impl App {
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        // No route takes a body. Refusing before reading means a client's claimed
-        // length (or endless chunks) costs nothing; the connection is closed because its
-        // unread body would otherwise be taken for the next request.
-        if !req.body().is_end_stream() {
-            let mut r = plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request bodies are not accepted\n",
-            );
-            r.headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
-            return r;
-        }
+        // Requests with a body never get here: the shared accept loop refuses them.
         // HEAD gets the GET headers; hyper leaves the body out.
         if !matches!(*req.method(), Method::GET | Method::HEAD) {
             let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");

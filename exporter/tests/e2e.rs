@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use edge_tests::{free_port, module_path, TempDir};
 use serde_json::Value;
 
 const PASSWORD: &str = "e2e-Secret-7f3a";
@@ -67,62 +68,11 @@ impl Drop for Proc {
     }
 }
 
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let p = std::env::temp_dir().join(format!(
-            "edge-exporter-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
         .to_path_buf()
-}
-
-fn module_path() -> PathBuf {
-    if let Ok(p) = std::env::var("EDGE_MODULE") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    // <target>/debug/deps/e2e-<hash> → <target>/debug/libedgecache.so
-    let p = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("libedgecache.so");
-    assert!(
-        p.exists(),
-        "{} not found: run `cargo build -p edge-module` first or set EDGE_MODULE",
-        p.display()
-    );
-    p
 }
 
 fn tool(env: &str, default: &str) -> String {
@@ -291,11 +241,15 @@ fn spawn_exporter(dir: &Path, targets: &str, timeout_secs: u32) -> (Proc, u16) {
 fn start_prometheus(dir: &Path, exporter_port: u16) -> (Proc, u16) {
     let monitoring = repo_root().join("monitoring");
     let config = fs::read_to_string(monitoring.join("prometheus.yml")).unwrap();
-    for needle in ["exporter:9121", "scrape_interval: 5s", "scrape_timeout: 4s"] {
+    for needle in [
+        "exporter:19121",
+        "scrape_interval: 5s",
+        "scrape_timeout: 4s",
+    ] {
         assert!(config.contains(needle), "prometheus.yml lost {needle:?}");
     }
     let config = config
-        .replace("exporter:9121", &format!("127.0.0.1:{exporter_port}"))
+        .replace("exporter:19121", &format!("127.0.0.1:{exporter_port}"))
         .replace("scrape_interval: 5s", "scrape_interval: 1s")
         .replace("scrape_timeout: 4s", "scrape_timeout: 1s");
     fs::write(dir.join("prometheus.yml"), config).unwrap();
@@ -339,6 +293,24 @@ fn dashboard_exprs() -> Vec<String> {
         }
         assert_eq!(p["datasource"]["uid"], "edge-prometheus", "{}", p["title"]);
         assert!(p["gridPos"]["w"].as_u64().unwrap() > 0);
+        // Every panel says what its numbers are, and a second axis says it too.
+        let unit = p["fieldConfig"]["defaults"]["unit"].as_str();
+        assert!(
+            unit.is_some_and(|u| !u.is_empty()),
+            "panel {} has no unit",
+            p["title"]
+        );
+        for o in p["fieldConfig"]["overrides"].as_array().unwrap() {
+            let props = o["properties"].as_array().unwrap();
+            let has = |id: &str| props.iter().any(|q| q["id"] == id);
+            if has("custom.axisPlacement") {
+                assert!(
+                    has("unit"),
+                    "panel {}: a right axis without a unit",
+                    p["title"]
+                );
+            }
+        }
         let targets = p["targets"].as_array().unwrap();
         assert!(!targets.is_empty(), "panel {} has no query", p["title"]);
         for t in targets {
@@ -564,10 +536,54 @@ fn exporter_prometheus_and_dashboard_end_to_end() {
     .unwrap();
     assert!(p99 > 0.0 && p99 <= 0.01, "p99 {p99}");
 
-    // The exposition itself is lint-clean.
+    // The exposition itself is lint-clean, and every family the live module gives has
+    // its catalogued HELP, not the stand-in a field newer than the catalog gets.
     let (status, metrics) = http_get(exp_port, "/metrics").unwrap();
     assert_eq!(status, 200);
     promtool_check_metrics(&metrics);
+    let helps: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("# HELP "))
+        .collect();
+    assert!(helps.len() > 40, "{metrics}");
+    for help in helps {
+        assert!(
+            !help.contains(exporter::catalog::UNDOCUMENTED),
+            "a metric without real help: {help}"
+        );
+    }
+    // The import time is a timestamp (0: never imported), under its timestamp name.
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "edge_federation_last_import_timestamp_seconds{edge=\"e2e\"} 0"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("edge_federation_last_import_seconds"));
+    // Self-metrics: the build, the module's version, and failures by kind (the ghost
+    // edge refuses every connection; the live one never fails).
+    let build = format!(
+        r#"edge_exporter_build_info{{version="{}"}}"#,
+        exporter::metrics::EXPORTER_VERSION
+    );
+    assert_eq!(prom_value(prom_port, &build), Some(1.0));
+    assert_eq!(
+        prom_value(
+            prom_port,
+            r#"edge_module_info{edge="e2e",cache_policy="predictive",version="1"}"#
+        ),
+        Some(1.0)
+    );
+    let refused = r#"edge_exporter_scrape_errors_total{edge="ghost",kind="connect"}"#;
+    assert!(prom_value(prom_port, refused).unwrap() >= 1.0);
+    assert_eq!(
+        prom_value(
+            prom_port,
+            r#"sum(edge_exporter_scrape_errors_total{edge="e2e"})"#
+        ),
+        Some(0.0)
+    );
+    assert!(prom_value(prom_port, "edge_exporter_scrape_duration_seconds").unwrap() > 0.0);
 
     // Every dashboard expression returns data from the live Prometheus (after a few more
     // scrapes, so the rate windows hold at least two samples of the new values).
@@ -857,7 +873,13 @@ fn a_redis_without_the_module_is_down() {
         metrics.lines().any(|l| l == "edge_up{edge=\"plain\"} 0"),
         "a Redis without the module must be down:\n{metrics}"
     );
-    assert!(!metrics.contains("edge_module_info"), "{metrics}");
+    assert!(!metrics.contains("edge_module_info{"), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "edge_exporter_scrape_errors_total{edge=\"plain\",kind=\"no_module\"} 1"),
+        "the failure counts as no_module:\n{metrics}"
+    );
     promtool_check_metrics(&metrics);
     assert!(
         exporter.log().contains("module"),

@@ -12,16 +12,19 @@
 //! edge (and the centralized node) has a 100-item cache of unit-size items and the default
 //! prefetch budget, so the hit ratio is per node at equal capacity.
 //!
-//! MovieLens 100K is split by the first digit of the viewer's zip code in `u.user`, a
-//! natural non-IID split: with `E` edges, digit `d` goes to edge `d·E/10`, non-numeric zips
-//! to the last (for 3 edges: 0–3, 4–6, 7–9 + non-numeric).
+//! Any log `loadgen eval` reads can be split ([`SplitBy`]). MovieLens 100K is split by the
+//! first digit of the viewer's zip code in `u.user`, a natural non-IID split: with `E`
+//! edges, digit `d` goes to edge `d·E/10`, non-numeric zips to the last (for 3 edges: 0–3,
+//! 4–6, 7–9 + non-numeric); other logs by a column of their own or by a hash of the viewer.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
 use edge_model::federated::{decode_update, encode_update};
+use edge_model::hash::fingerprint;
 use edge_model::{CacheOutcome, Config, Engine, UserState, View};
+use loadgen::logs::LogFlags;
 use serde::Serialize;
 
 use crate::aggregate::Aggregation;
@@ -47,6 +50,8 @@ pub struct Split {
     pub edge_of: Vec<usize>,
     /// Number of edges.
     pub edges: usize,
+    /// What each edge holds, for the report (`zip 0-3`, `hash 1`, a column's value).
+    pub names: Vec<String>,
 }
 
 impl Split {
@@ -60,6 +65,41 @@ impl Split {
     }
 }
 
+/// How a log's viewers are assigned to edges: a viewer is served by one edge, as a user key
+/// lives on one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SplitBy {
+    /// MovieLens 100K's regions: the first digit of each viewer's zip code, from the
+    /// `u.user` beside `u.data` (a natural non-IID split), into this many edges.
+    Region(usize),
+    /// A stable hash of the viewer id into this many edges (an IID split, as Redis
+    /// Cluster's hash slots give).
+    Hash(usize),
+    /// A column (CSV) or field (JSONL) of the log: one edge per distinct value, each viewer
+    /// on the edge its first line names; viewers whose lines name none share one more edge.
+    Column(String),
+}
+
+impl std::str::FromStr for SplitBy {
+    type Err = String;
+
+    /// `region` (with `--edges`, applied by the caller) or `hash:N`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let edges = |n: &str| match n.parse::<usize>() {
+            Ok(n) if (2..=1024).contains(&n) => Ok(n),
+            _ => Err(format!("{n:?} is not a number of edges from 2 to 1024")),
+        };
+        match s.split_once(':') {
+            None if s == "region" => Ok(SplitBy::Region(3)),
+            Some(("region", n)) => Ok(SplitBy::Region(edges(n)?)),
+            Some(("hash", n)) => Ok(SplitBy::Hash(edges(n)?)),
+            _ => Err(format!(
+                "unknown split {s:?}: use region[:N] (MovieLens zip codes), hash:N, or --split-col COLUMN"
+            )),
+        }
+    }
+}
+
 /// The edge of a zip code among `edges`.
 pub fn region(zip: &str, edges: usize) -> usize {
     match zip.chars().next().and_then(|c| c.to_digit(10)) {
@@ -68,53 +108,113 @@ pub fn region(zip: &str, edges: usize) -> usize {
     }
 }
 
-/// Reads MovieLens 100K (`u.data`, `u.user`) from `dir`, split into `edges` regions.
-pub fn read_movielens(dir: &Path, edges: usize) -> Result<Split, String> {
-    let read = |f: &str| {
-        std::fs::read_to_string(dir.join(f)).map_err(|e| format!("{}: {e}", dir.join(f).display()))
-    };
-    let users = read("u.user")?;
-    let mut zip: HashMap<String, String> = HashMap::new();
+/// Names of the regions [`region`] makes: the zip digits each edge takes.
+fn region_names(edges: usize) -> Vec<String> {
+    (0..edges)
+        .map(|k| {
+            let d: Vec<u32> = (0..10)
+                .filter(|&d| region(&d.to_string(), edges) == k)
+                .collect();
+            let mut name = match (d.first(), d.last()) {
+                (Some(a), Some(b)) if a != b => format!("zip {a}-{b}"),
+                (Some(a), _) => format!("zip {a}"),
+                _ => "zip -".to_owned(),
+            };
+            if k == edges - 1 {
+                name += " + other";
+            }
+            name
+        })
+        .collect()
+}
+
+/// Reads `u.user`'s zip codes: viewer id → zip.
+fn read_zips(path: &Path) -> Result<HashMap<String, String>, String> {
+    let users = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "{}: {e} (a region split needs MovieLens 100K's u.user beside u.data)",
+            path.display()
+        )
+    })?;
+    let mut zip = HashMap::new();
     for (n, line) in users.lines().enumerate() {
         let f: Vec<&str> = line.split('|').collect();
         if f.len() < 5 {
-            return Err(format!("u.user line {}: expected 5 fields", n + 1));
+            return Err(format!(
+                "{} line {}: expected 5 fields",
+                path.display(),
+                n + 1
+            ));
         }
         zip.insert(f[0].to_owned(), f[4].trim().to_owned());
     }
-    let data = read("u.data")?;
-    let mut ids: HashMap<String, u32> = HashMap::new();
-    let mut edge_of = Vec::new();
-    let mut events = Vec::new();
-    for (n, line) in data.lines().enumerate() {
-        let f: Vec<&str> = line.split('\t').collect();
-        let bad = || {
-            format!(
-                "u.data line {}: expected user, item, rating, seconds",
-                n + 1
-            )
-        };
-        if f.len() < 4 {
-            return Err(bad());
-        }
-        let ts: i64 = f[3].trim().parse().map_err(|_| bad())?;
-        let next = ids.len() as u32;
-        let user = *ids.entry(f[0].to_owned()).or_insert_with(|| {
-            let z = zip.get(f[0]).map_or("", String::as_str);
-            edge_of.push(region(z, edges));
-            next
-        });
-        events.push(Event {
-            user,
-            item: f[1].to_owned(),
-            ts_ms: ts * 1000,
-        });
+    Ok(zip)
+}
+
+/// Reads a log as `loadgen eval` does (same formats, columns and order: time, ties in file
+/// order) and splits its viewers into edges.
+pub fn read_split(path: &Path, how: &LogFlags, by: &SplitBy) -> Result<Split, String> {
+    let group_col = match by {
+        SplitBy::Column(c) => Some(c.clone()),
+        _ => None,
+    };
+    let log = how.read(path, group_col).map_err(|e| e.to_string())?;
+    if log.events.is_empty() {
+        return Err(format!("{}: no events to replay", path.display()));
     }
-    events.sort_by_key(|e| e.ts_ms);
+    let (edge_of, names): (Vec<usize>, Vec<String>) = match by {
+        SplitBy::Region(edges) => {
+            let zips = read_zips(&path.with_file_name("u.user"))?;
+            let edge_of = log
+                .users
+                .iter()
+                .map(|u| region(zips.get(u).map_or("", String::as_str), *edges))
+                .collect();
+            (edge_of, region_names(*edges))
+        }
+        SplitBy::Hash(edges) => {
+            let edge_of = log
+                .users
+                .iter()
+                .map(|u| (fingerprint(u.as_bytes()) % *edges as u64) as usize)
+                .collect();
+            (edge_of, (0..*edges).map(|k| format!("hash {k}")).collect())
+        }
+        SplitBy::Column(col) => {
+            let mut names = log.groups.clone();
+            let none = names.len();
+            let edge_of: Vec<usize> = log
+                .user_group
+                .iter()
+                .map(|g| g.map_or(none, |g| g as usize))
+                .collect();
+            if edge_of.contains(&none) {
+                names.push(format!("(no {col})"));
+            }
+            (edge_of, names)
+        }
+    };
+    if names.len() < 2 {
+        return Err(format!(
+            "{}: the split gives {} edge(s) ({names:?}); federation needs at least 2",
+            path.display(),
+            names.len()
+        ));
+    }
+    let events = log
+        .events
+        .iter()
+        .map(|e| Event {
+            user: e.user,
+            item: log.items[e.item as usize].clone(),
+            ts_ms: e.ts_ms,
+        })
+        .collect();
     Ok(Split {
         events,
         edge_of,
-        edges,
+        edges: names.len(),
+        names,
     })
 }
 
@@ -301,6 +401,91 @@ pub fn federate(
 mod tests {
     use super::*;
 
+    /// The log flags a command line gives.
+    fn flags(args: &[&str]) -> LogFlags {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            how: LogFlags,
+        }
+        <Cli as clap::Parser>::parse_from(std::iter::once("eval").chain(args.iter().copied())).how
+    }
+
+    /// A scratch directory of this test's own.
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("federator-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_log_splits_by_region_hash_or_column() {
+        let dir = scratch("split");
+        // Viewers 1 and 2 in zip 0xxxx, 3 in 5xxxx, 4 abroad; two views each.
+        std::fs::write(
+            dir.join("u.user"),
+            "1|20|M|x|02139\n2|30|F|x|10001\n3|40|M|x|55414\n4|50|F|x|T8H1N\n",
+        )
+        .unwrap();
+        let mut data = String::new();
+        for t in 0..8 {
+            data += &format!("{}\t{}\t4\t{}\n", t % 4 + 1, 100 + t, 900 - t);
+        }
+        std::fs::write(dir.join("u.data"), &data).unwrap();
+        let ml = flags(&["--format", "movielens"]);
+        let s = read_split(&dir.join("u.data"), &ml, &SplitBy::Region(3)).unwrap();
+        assert_eq!(s.names, ["zip 0-3", "zip 4-6", "zip 7-9 + other"]);
+        let by_id: Vec<(u32, usize)> = s
+            .events
+            .iter()
+            .map(|e| (e.user, s.edge_of[e.user as usize]))
+            .collect();
+        assert_eq!(s.events.len(), 8);
+        assert_eq!(s.events[0].ts_ms, 893_000, "time order");
+        // users are numbered in file order: 1, 2, 3, 4
+        assert_eq!(s.edge_of, [0, 0, 1, 2], "{by_id:?}");
+        assert_eq!(s.sizes(), [4, 2, 2]);
+
+        let h = read_split(&dir.join("u.data"), &ml, &SplitBy::Hash(2)).unwrap();
+        let again = read_split(&dir.join("u.data"), &ml, &SplitBy::Hash(2)).unwrap();
+        assert_eq!(h.edge_of, again.edge_of);
+        let expect: Vec<usize> = ["1", "2", "3", "4"]
+            .iter()
+            .map(|u| (fingerprint(u.as_bytes()) % 2) as usize)
+            .collect();
+        assert_eq!(h.edge_of, expect);
+
+        std::fs::write(
+            dir.join("log.csv"),
+            "userId,movieId,timestamp,site\nA,1,5,paris\nB,2,6,lyon\nA,3,7,lyon\nC,4,8,\n",
+        )
+        .unwrap();
+        let csv = flags(&["--format", "csv"]);
+        let c = read_split(&dir.join("log.csv"), &csv, &SplitBy::Column("site".into())).unwrap();
+        assert_eq!(c.names, ["paris", "lyon", "(no site)"]);
+        assert_eq!(c.edge_of, [0, 1, 2]);
+        let one = read_split(&dir.join("u.data"), &ml, &SplitBy::Column("zip".into()));
+        assert!(one.is_err());
+        std::fs::remove_file(dir.join("u.user")).unwrap();
+        let err = read_split(&dir.join("u.data"), &ml, &SplitBy::Region(3)).unwrap_err();
+        assert!(err.contains("u.user"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn splits_parse_with_clear_errors() {
+        assert_eq!("region".parse(), Ok(SplitBy::Region(3)));
+        assert_eq!("hash:4".parse(), Ok(SplitBy::Hash(4)));
+        assert!("hash:1"
+            .parse::<SplitBy>()
+            .unwrap_err()
+            .contains("2 to 1024"));
+        assert!("zip"
+            .parse::<SplitBy>()
+            .unwrap_err()
+            .contains("--split-col"));
+    }
+
     #[test]
     fn zip_codes_split_into_three_regions() {
         assert_eq!(region("02139", 3), 0);
@@ -338,6 +523,7 @@ mod tests {
             events,
             edge_of: (0..users).map(|u| (u % 3) as usize).collect(),
             edges: 3,
+            names: vec!["a".into(), "b".into(), "c".into()],
         };
         let local = replay(&split, false, None).unwrap();
         let fed = replay(

@@ -10,8 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use edge_model::federated::{Clock, EdgeTables, Update, UpdateItem, UpdateRow};
 
-/// One coordinate of the flattened tables.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// One coordinate of the flattened tables (named on the wire between agents and the
+/// aggregator, hence serde).
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Key {
     /// An item's view count.
     Views(String),

@@ -13,13 +13,18 @@
 //!   pairwise masking.
 //! - [`edge`] and [`run`]: talking to edges, rounds with deadlines, logs and the JSON
 //!   summary.
+//! - [`agent`], [`remote`], [`wire`]: secure aggregation across processes: the agent beside
+//!   each edge, the aggregator that receives only masked vectors, and their protocol.
 //! - [`eval`]: local-only vs federated vs centralized on a real log split by region.
 
+pub mod agent;
 pub mod aggregate;
 pub mod agree;
 pub mod dp;
 pub mod edge;
 pub mod eval;
 pub mod flat;
+pub mod remote;
 pub mod run;
 pub mod secure;
+pub mod wire;

@@ -6,8 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use federator::edge::EdgeSpec;
-use federator::eval::{self, FedSetup};
+use federator::eval::{self, FedSetup, SplitBy};
+use federator::remote::{self, AgentSpec};
 use federator::run::{self, parse_duration};
+use federator::{agent, wire};
+use loadgen::logs::{Format, LogFlags};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,8 +28,57 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Local-only vs federated vs centralized on MovieLens 100K split by region.
-    Eval(EvalArgs),
+    /// Local-only vs federated vs centralized on a log split into edges (by MovieLens
+    /// region, by a hash of the viewer or by a column of the log).
+    Eval(Box<EvalArgs>),
+    /// The secure-aggregation agent beside one edge: holds its seeds and unmasked table,
+    /// sends the aggregator only masked vectors.
+    Agent(AgentArgs),
+}
+
+/// `federator agent`: see `federator::agent`.
+#[derive(Args, Debug)]
+struct AgentArgs {
+    /// Its edge: redis://host:port.
+    #[arg(long, required_unless_present = "show_key")]
+    redis: Option<String>,
+    /// Where the aggregator connects (HOST:PORT).
+    #[arg(long, default_value = "127.0.0.1:7790")]
+    listen: String,
+    /// Its name in its log lines.
+    #[arg(long, default_value = "agent")]
+    name: String,
+    /// Bound on every exchange with the edge and on the wait for the aggregator.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: std::time::Duration,
+    /// Fewest agents (itself included) it masks among.
+    #[arg(long, default_value_t = 2)]
+    min_peers: usize,
+    /// Keep its x25519 secret key here (created owner-only if absent) and the last round
+    /// it masked for beside it, so peers can pin its public key; default: a fresh key per
+    /// process.
+    #[arg(long, value_name = "PATH")]
+    key_file: Option<PathBuf>,
+    /// Pin another agent's public key (64 hex digits; repeat): a round whose set names any
+    /// other key is refused, so an aggregator cannot swap keys.
+    #[arg(long = "peer-key", value_name = "HEX", value_parser = agent::parse_key)]
+    peer_keys: Vec<[u8; 32]>,
+    /// Print the public key of --key-file (creating it) and exit.
+    #[arg(long, requires = "key_file")]
+    show_key: bool,
+}
+
+/// Secure aggregation with agents in their own processes (instead of `--edge`).
+#[derive(Args, Debug)]
+struct AgentsArgs {
+    /// An agent (`federator agent`): NAME=HOST:PORT (repeat). The aggregator then receives
+    /// only masked vectors.
+    #[arg(long = "agent", value_name = "NAME=HOST:PORT", conflicts_with_all = ["edges", "secure", "dp_epsilon"])]
+    agents: Vec<AgentSpec>,
+    /// Debug: append every message received from the agents (and the layout sent) to FILE
+    /// as JSON lines.
+    #[arg(long, value_name = "FILE", requires = "agents")]
+    log_received: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -59,14 +111,30 @@ struct RunArgs {
     /// Write the JSON summary here (rewritten after every round).
     #[arg(long)]
     json: Option<PathBuf>,
+    #[command(flatten)]
+    remote: AgentsArgs,
 }
 
 #[derive(Args, Debug)]
 struct EvalArgs {
-    /// Directory holding MovieLens 100K's u.data and u.user.
-    #[arg(long)]
-    movielens: PathBuf,
-    /// Edges to split into (by the first digit of the zip code).
+    /// The log, in any format `loadgen eval` reads.
+    #[arg(required_unless_present = "movielens", conflicts_with = "movielens")]
+    log: Option<PathBuf>,
+    #[command(flatten)]
+    how: LogFlags,
+    /// Directory holding MovieLens 100K's u.data and u.user: short for
+    /// `DIR/u.data --format movielens --split region`.
+    #[arg(long, value_name = "DIR")]
+    movielens: Option<PathBuf>,
+    /// How viewers are split into edges: `region` (MovieLens zip codes, from the u.user
+    /// beside u.data, into --edges regions) or `hash:N` (a stable hash of the viewer id).
+    #[arg(long, conflicts_with = "split_col")]
+    split: Option<SplitBy>,
+    /// Split by this CSV column or JSONL field: one edge per value, each viewer on the edge
+    /// its first line names.
+    #[arg(long, value_name = "COLUMN")]
+    split_col: Option<String>,
+    /// Edges of a region split (by the first digit of the zip code).
     #[arg(long, default_value_t = 3)]
     edges: usize,
     /// Events between federation rounds; a comma list runs each.
@@ -89,7 +157,8 @@ struct EvalArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = match cli.cmd {
-        Some(Cmd::Eval(a)) => run_eval(a),
+        Some(Cmd::Eval(a)) => run_eval(*a),
+        Some(Cmd::Agent(a)) => run_agent(a),
         None => run_federation(cli.run),
     };
     match out {
@@ -101,7 +170,38 @@ fn main() -> ExitCode {
     }
 }
 
+fn run_agent(a: AgentArgs) -> Result<(), String> {
+    if let (true, Some(p)) = (a.show_key, &a.key_file) {
+        println!("{}", agent::hex(&agent::public_of(agent::load_key(p)?)));
+        return Ok(());
+    }
+    let redis = a.redis.unwrap_or_default();
+    if !(redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+        return Err(format!("--redis {redis:?}: expected redis://host:port"));
+    }
+    if a.min_peers < 2 {
+        return Err("--min-peers must be at least 2 (alone, masking hides nothing)".into());
+    }
+    let l = std::net::TcpListener::bind(&a.listen)
+        .map_err(|e| format!("--listen {}: {e}", a.listen))?;
+    agent::serve(
+        l,
+        agent::AgentOptions {
+            name: a.name,
+            redis,
+            timeout: a.timeout,
+            min_peers: a.min_peers,
+            max_frame: wire::MAX_FRAME,
+            key_file: a.key_file,
+            peer_keys: a.peer_keys,
+        },
+    )
+}
+
 fn run_federation(a: RunArgs) -> Result<(), String> {
+    if !a.remote.agents.is_empty() {
+        return run_remote(a);
+    }
     if a.edges.len() < 2 {
         return Err("give at least two --edge NAME=redis://host:port".into());
     }
@@ -124,6 +224,38 @@ fn run_federation(a: RunArgs) -> Result<(), String> {
         json: a.json,
     };
     let s = run::run(&opts)?;
+    print_out(&(serde_json::to_string_pretty(&s).map_err(|e| e.to_string())? + "\n"))
+}
+
+/// Writes `text` to stdout. A closed pipe (`federator eval … | head -1`) is not an error:
+/// the reader has what it wanted, so the rest is dropped quietly, where `println!` would
+/// panic (exit 101).
+fn print_out(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("writing to standard output: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn run_remote(a: RunArgs) -> Result<(), String> {
+    if a.remote.agents.len() < 2 || a.min_edges < 2 {
+        return Err("secure aggregation needs at least two --agent and --min-edges 2".into());
+    }
+    let opts = remote::Options {
+        agents: a.remote.agents,
+        rounds: a.rounds,
+        interval: a.interval,
+        min_edges: a.min_edges,
+        timeout: a.timeout,
+        json: a.json,
+        log_received: a.remote.log_received,
+        max_frame: wire::MAX_FRAME,
+    };
+    let s = remote::run(&opts)?;
     println!(
         "{}",
         serde_json::to_string_pretty(&s).map_err(|e| e.to_string())?
@@ -135,12 +267,38 @@ fn run_eval(a: EvalArgs) -> Result<(), String> {
     if a.edges < 2 {
         return Err("--edges must be at least 2".into());
     }
-    let split = eval::read_movielens(&a.movielens, a.edges)?;
+    let mut how = a.how;
+    let path = match (&a.movielens, &a.log) {
+        (Some(dir), _) => {
+            how.format = Format::Movielens;
+            dir.join("u.data")
+        }
+        (None, Some(log)) => log.clone(),
+        (None, None) => return Err("give a log file or --movielens DIR".into()),
+    };
+    let by = match (a.split, a.split_col) {
+        (Some(SplitBy::Region(_)), _) => SplitBy::Region(a.edges),
+        (Some(by), _) => by,
+        (None, Some(col)) => SplitBy::Column(col),
+        (None, None) if a.movielens.is_some() => SplitBy::Region(a.edges),
+        (None, None) => return Err(
+            "say how to split the log's viewers into edges: --split hash:N, --split-col COLUMN, \
+                 or --split region for MovieLens 100K"
+                .into(),
+        ),
+    };
+    let split = eval::read_split(&path, &how, &by)?;
+    let sizes: Vec<String> = split
+        .names
+        .iter()
+        .zip(split.sizes())
+        .map(|(name, n)| format!("{name}: {n}"))
+        .collect();
     eprintln!(
-        "{} events, {} viewers; events per edge {:?}",
+        "{} events, {} viewers; events per edge: {}",
         split.events.len(),
         split.edge_of.len(),
-        split.sizes()
+        sizes.join(", ")
     );
     let mut all = vec![
         eval::replay(&split, true, None)?,
@@ -164,12 +322,12 @@ fn run_eval(a: EvalArgs) -> Result<(), String> {
             )?);
         }
     }
-    println!(
-        "{:<36} {:>7} {:>7} {:>7} {:>6} {:>12} {:>12} {:>8}",
+    let mut table = format!(
+        "{:<36} {:>7} {:>7} {:>7} {:>6} {:>12} {:>12} {:>8}\n",
         "setup", "HR@10", "MRR@10", "hit", "rounds", "B in/round", "B out/round", "eps tot"
     );
     for f in &all {
-        println!(
+        table += &format!(
             "{:<36} {:>7.4} {:>7.4} {:>7.4} {:>6} {:>12.0} {:>12.0} {:>8}",
             if f.round_every > 0 {
                 format!("{} N={}", f.setup, f.round_every)
@@ -184,7 +342,9 @@ fn run_eval(a: EvalArgs) -> Result<(), String> {
             f.bytes_out_per_round,
             f.epsilon_total.map_or("-".into(), |e| format!("{e}")),
         );
+        table.push('\n');
     }
+    print_out(&table)?;
     if let Some(p) = a.json {
         let text = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
         std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;

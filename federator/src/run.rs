@@ -42,7 +42,7 @@ pub struct Options {
 }
 
 /// One round, as logged.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RoundLog {
     /// The federator round id pushed (0 when skipped).
     pub round: u64,
@@ -198,24 +198,10 @@ pub fn run(opts: &Options) -> Result<Summary, String> {
         bytes_out_total: 0,
         rounds: Vec::new(),
     };
-    let total = opts
-        .rounds
-        .unwrap_or(if opts.interval.is_some() { u64::MAX } else { 1 });
-    let mut next = Instant::now();
-    for k in 0..total {
-        if k > 0 {
-            if let Some(iv) = opts.interval {
-                next += iv;
-                thread::sleep(next.saturating_duration_since(Instant::now()));
-            }
-        }
+    every(opts.rounds, opts.interval, || {
         let log = round(opts, &mut agg)?;
         eprintln!("{}", log_line(&log, n));
-        summary.rounds_attempted += 1;
-        summary.rounds_skipped += u64::from(log.skipped);
-        summary.bytes_in_total += log.bytes_in;
-        summary.bytes_out_total += log.bytes_out;
-        summary.rounds.push(log);
+        summary.add(log);
         summary.dp = agg.dp.as_ref().map(|d| DpSummary {
             epsilon_per_round: d.epsilon,
             epsilon_total: d.total_epsilon(),
@@ -228,8 +214,41 @@ pub fn run(opts: &Options) -> Result<Summary, String> {
         if let Some(path) = &opts.json {
             write_json(path, &summary)?;
         }
-    }
+        Ok(())
+    })?;
     Ok(summary)
+}
+
+/// Runs `round` `rounds` times (default: once, or forever with an interval), starting
+/// one every `interval`.
+pub fn every(
+    rounds: Option<u64>,
+    interval: Option<Duration>,
+    mut round: impl FnMut() -> Result<(), String>,
+) -> Result<(), String> {
+    let total = rounds.unwrap_or(if interval.is_some() { u64::MAX } else { 1 });
+    let mut next = Instant::now();
+    for k in 0..total {
+        if k > 0 {
+            if let Some(iv) = interval {
+                next += iv;
+                thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+        }
+        round()?;
+    }
+    Ok(())
+}
+
+impl Summary {
+    /// Counts a finished round in.
+    pub fn add(&mut self, log: RoundLog) {
+        self.rounds_attempted += 1;
+        self.rounds_skipped += u64::from(log.skipped);
+        self.bytes_in_total += log.bytes_in;
+        self.bytes_out_total += log.bytes_out;
+        self.rounds.push(log);
+    }
 }
 
 /// Writes the summary atomically (a reader never sees half a file).
@@ -241,7 +260,8 @@ pub fn write_json(path: &std::path::Path, s: &Summary) -> Result<(), String> {
         .map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
-fn log_line(l: &RoundLog, n: usize) -> String {
+/// The round's log line (`federator: round 3: answered 3/3 […]…`).
+pub fn log_line(l: &RoundLog, n: usize) -> String {
     let missing: Vec<String> = l.missing.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     let head = if let Some(why) = &l.refused {
         format!("round refused ({why})")
@@ -291,21 +311,7 @@ pub fn round(opts: &Options, agg: &mut Aggregation) -> Result<RoundLog, String> 
             0..n,
         )
     };
-    let mut log = RoundLog {
-        round: 0,
-        answered: Vec::new(),
-        missing: BTreeMap::new(),
-        skipped: false,
-        pushed: Vec::new(),
-        push_errors: BTreeMap::new(),
-        bytes_in: 0,
-        bytes_out: 0,
-        duration_ms: 0.0,
-        epsilon: 0.0,
-        refused: None,
-        sensitivity: None,
-        laplace_scale: None,
-    };
+    let mut log = RoundLog::default();
     let mut answered = Vec::new();
     for (i, r) in exports {
         let name = opts.edges[i].name.clone();

@@ -6,12 +6,14 @@
 //! on its own is uniformly random to the aggregator; in the sum of all of them every mask
 //! appears once with `+` and once with `−`, so the aggregator gets exactly `Σ x_i mod 2^32`.
 //!
-//! **Where this runs.** The edges are plain Redis nodes, so the masking step runs in the
-//! federator process, in [`Agent`], standing in for an edge-side agent that would sit next
-//! to each Redis node (it holds that edge's tables, its seeds, and subtracts its own table
-//! from the sum it gets back). The [`aggregate`] function is the only code that plays the
-//! aggregator; it receives only masked vectors. In this deployment the two share a process,
-//! so the property shown is the protocol's, not an isolation boundary.
+//! **Where this runs.** Two ways. With `federator agent` beside each edge
+//! ([`crate::agent`], [`crate::remote`]), each agent is its own process holding its edge's
+//! tables and its x25519 key; pairwise seeds come from key agreement ([`pair_seed`]) and
+//! the aggregator process receives only masked vectors. With `--secure` the masking runs in
+//! the federator process, in [`Agent`], standing in for those agents ([`pairwise_seeds`]);
+//! the [`aggregate`] function is the only code that plays the aggregator and receives only
+//! masked vectors, but the two share a process, so that mode shows the protocol, not an
+//! isolation boundary.
 //!
 //! **Threat model.** Honest-but-curious aggregator; agents follow the protocol. Any two
 //! colluding agents learn nothing about a third beyond the sum; the aggregator colluding
@@ -47,8 +49,9 @@ pub struct Agent {
     pub seeds: Vec<[u8; 32]>,
 }
 
-/// Pairwise seeds for `n` agents: `seeds[i][j] == seeds[j][i]`. Stands in for a key
-/// agreement (Diffie–Hellman) between agents; drawn from the OS's entropy.
+/// Pairwise seeds for `n` agents: `seeds[i][j] == seeds[j][i]`. For the in-process
+/// `--secure` mode and the evaluation, where all agents share a process; agents in their own
+/// processes derive them with [`pair_seed`] instead.
 pub fn pairwise_seeds(n: usize, rng: &mut impl Rng) -> Vec<Vec<[u8; 32]>> {
     let mut s = vec![vec![[0u8; 32]; n]; n];
     for (i, j) in (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))) {
@@ -83,15 +86,30 @@ fn kind(k: &Key) -> usize {
     }
 }
 
+/// The largest value of each kind of count in `f` (what an agent reveals to set the
+/// scales: a magnitude, not anyone's count in particular).
+pub fn maxima(f: &Flat) -> [f64; 4] {
+    let mut max = [0.0f64; 4];
+    for (k, v) in f {
+        let m = &mut max[kind(k)];
+        *m = m.max(*v);
+    }
+    max
+}
+
 /// The scales for `parts` (see [`Scales`]).
 pub fn scales<'a>(parts: impl IntoIterator<Item = &'a Flat>, edges: usize) -> Scales {
     let mut max = [0.0f64; 4];
     for f in parts {
-        for (k, v) in f {
-            let m = &mut max[kind(k)];
-            *m = m.max(*v);
+        for (m, v) in max.iter_mut().zip(maxima(f)) {
+            *m = m.max(v);
         }
     }
+    scales_for(max, edges)
+}
+
+/// The scales at which `edges` tables whose kinds peak at `max` sum without wrapping.
+pub fn scales_for(max: [f64; 4], edges: usize) -> Scales {
     let room = (u32::MAX as f64) / edges.max(1) as f64;
     max.map(|m| {
         let mut s = SCALE * 256.0;
@@ -100,6 +118,37 @@ pub fn scales<'a>(parts: impl IntoIterator<Item = &'a Flat>, edges: usize) -> Sc
         }
         s
     })
+}
+
+/// The pairwise mask seed of two agents from an x25519 key agreement: the shared secret
+/// through HKDF-SHA256, bound to both public keys (in a fixed order, so both sides derive
+/// the same seed). The aggregator only relays public keys and never learns the seed.
+/// Refuses a peer key of low order (whose shared secret would be known to anyone).
+pub fn pair_seed(
+    secret: &x25519_dalek::StaticSecret,
+    theirs: &[u8; 32],
+) -> Result<[u8; 32], String> {
+    let mine = x25519_dalek::PublicKey::from(secret).to_bytes();
+    let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(*theirs));
+    if !shared.was_contributory() {
+        return Err("a peer public key of low order: refused".to_owned());
+    }
+    let (a, b) = if mine <= *theirs {
+        (mine, *theirs)
+    } else {
+        (*theirs, mine)
+    };
+    let mut info = [0u8; 64];
+    info[..32].copy_from_slice(&a);
+    info[32..].copy_from_slice(&b);
+    let hk = hkdf::Hkdf::<sha2::Sha256>::new(
+        Some(b"edgecache secure aggregation v1"),
+        shared.as_bytes(),
+    );
+    let mut seed = [0u8; 32];
+    hk.expand(&info, &mut seed)
+        .map_err(|e| format!("HKDF: {e}"))?;
+    Ok(seed)
 }
 
 /// Fixed-point encoding of `x` over the coordinates `index`.
@@ -141,11 +190,16 @@ impl Agent {
 
     /// What this agent's edge imports: the unmasked sum minus its own contribution.
     pub fn others(&self, sum: &[u32], own: &[u32]) -> Vec<u32> {
-        sum.iter()
-            .zip(own)
-            .map(|(s, o)| s.wrapping_sub(*o))
-            .collect()
+        minus(sum, own)
     }
+}
+
+/// `sum − own` mod 2^32: the others' total, for an agent that knows its own contribution.
+pub fn minus(sum: &[u32], own: &[u32]) -> Vec<u32> {
+    sum.iter()
+        .zip(own)
+        .map(|(s, o)| s.wrapping_sub(*o))
+        .collect()
 }
 
 /// The aggregator's whole job: the sum of masked vectors, mod 2^32.

@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 
 use edge_tests::{predict, record, run_bounded, Server, ServerOpts};
 
-const FEDERATOR: &str = env!("CARGO_BIN_EXE_federator");
+mod support;
+use support::{info, url, watch, PLAN};
 
-fn url(s: &Server) -> String {
-    format!("redis://127.0.0.1:{}", s.port())
-}
+const FEDERATOR: &str = env!("CARGO_BIN_EXE_federator");
 
 /// `--edge NAME=URL` for each named server.
 fn edge_args(edges: &[(&str, String)]) -> Vec<String> {
@@ -48,20 +47,6 @@ impl Drop for Service {
     }
 }
 
-/// Viewers of `prefix` watching `series` episodes 0..6 in order.
-fn watch(s: &mut Server, prefix: &str, series: &str, users: usize, t0: i64) {
-    for u in 0..users {
-        for ep in 0..6 {
-            record(
-                s,
-                &format!("{prefix}{u}"),
-                &format!("{series}E{ep}"),
-                t0 + (u * 10 + ep) as i64,
-            );
-        }
-    }
-}
-
 /// Polls `cond` every 50 ms for at most 10 s.
 fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -71,33 +56,12 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn info(s: &mut Server, field: &str) -> i64 {
-    let flat: Vec<redis::Value> = s.q(&mut redis::cmd("EDGE.MODEL.INFO"));
-    flat.chunks(2)
-        .find(|p| {
-            redis::from_redis_value::<String>(p[0].clone())
-                .ok()
-                .as_deref()
-                == Some(field)
-        })
-        .map(|p| redis::from_redis_value(p[1].clone()).expect("integer"))
-        .unwrap_or_else(|| panic!("EDGE.MODEL.INFO has no {field}"))
-}
-
 #[test]
 fn rounds_converge_to_the_centralized_model() {
     let mut edges: Vec<Server> = (0..3).map(|_| Server::start(ServerOpts::new())).collect();
     let mut central = Server::start(ServerOpts::new());
     // Each region watches its own series, and some of the others'.
-    let plan = [
-        ("a", "S0", 0usize),
-        ("b", "S1", 1),
-        ("c", "S2", 2),
-        ("x", "S1", 0),
-        ("y", "S2", 1),
-        ("z", "S0", 2),
-    ];
-    for (k, (prefix, series, e)) in plan.iter().enumerate() {
+    for (k, (prefix, series, e)) in PLAN.iter().enumerate() {
         let t0 = 1_000_000 + k as i64 * 1000;
         watch(&mut edges[*e], prefix, series, 4, t0);
         watch(&mut central, prefix, series, 4, t0);

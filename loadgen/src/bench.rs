@@ -279,7 +279,7 @@ fn run_workload(o: &BenchOptions, kind: Kind) -> Result<WorkloadResult> {
     } else {
         None
     });
-    let pb = crate::progress::bar(total.unwrap_or(0), kind.name());
+    let pb = crate::progress::bar(total.unwrap_or(0), kind.name(), "commands");
     std::thread::scope(|s| {
         for c in 0..clients {
             let (merged, errors, pb) = (&merged, &errors, &pb);
@@ -290,7 +290,7 @@ fn run_workload(o: &BenchOptions, kind: Kind) -> Result<WorkloadResult> {
                 mix: o.mix,
             };
             s.spawn(move || {
-                let mut con = match connect(&o.url, o.cluster) {
+                let mut con = match connect(&o.url, o.cluster, false) {
                     Ok(c) => c,
                     Err(e) => {
                         errors.lock().expect("not poisoned").push(e);
@@ -403,7 +403,7 @@ const POPULATED_USERS: u64 = 100_000;
 /// ZREVRANGE. A read of a missing key replies with nothing and costs next to nothing, so a
 /// baseline over unfilled keys would be measured doing less work than the module.
 fn populate(o: &BenchOptions) -> Result<()> {
-    let mut con = connect(&o.url, o.cluster)?;
+    let mut con = connect(&o.url, o.cluster, false)?;
     let zipf = Zipf::new(o.items.max(1) as f64, o.zipf)
         .map_err(|e| Error::Usage(format!("--zipf: {e}")))?;
     let mut g = Gen {

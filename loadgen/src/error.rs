@@ -47,6 +47,36 @@ pub enum Error {
         /// The first error's text.
         first: String,
     },
+    /// Too many lines of an input log were malformed (all of them, or more than
+    /// `--max-malformed`): most likely the file is in another format than `--format` says,
+    /// and a table of zeros would hide that.
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The format it was read as, with its layout.
+        format: &'static str,
+        /// Malformed lines.
+        malformed: u64,
+        /// Non-blank data lines read (events plus malformed lines).
+        lines: u64,
+        /// The share of malformed lines accepted.
+        max_share: f64,
+        /// The first malformed line: its number and why it was rejected.
+        first: Option<(u64, String)>,
+    },
+    /// A server URL that the client cannot use.
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The server answers but does not have the edgecache module loaded: every EDGE.*
+    /// command would fail, so the run stops before sending any.
+    NoModule {
+        /// The server's URL.
+        url: String,
+    },
     /// Command-line values that cannot work together.
     Usage(String),
     /// The model refused a configuration.
@@ -107,9 +137,58 @@ impl fmt::Display for Error {
                  first: {first}. The server lacks those views or has them out of order: \
                  fix the cause and replay into a flushed server"
             ),
+            Error::Unreadable {
+                path,
+                format,
+                malformed,
+                lines,
+                max_share,
+                first,
+            } => {
+                write!(
+                    f,
+                    "{}: {malformed} of {lines} lines are malformed when read as {format}",
+                    path.display()
+                )?;
+                if let Some((line, reason)) = first {
+                    write!(f, "; the first is line {line}: {reason}")?;
+                }
+                if malformed == lines {
+                    write!(f, ". No event could be read: is the file in another format? Pass --format jsonl, movielens or csv")
+                } else {
+                    write!(
+                        f,
+                        ". More than {:.1} % malformed usually means the wrong --format (jsonl, movielens or csv); \
+                         to accept the rest anyway, raise --max-malformed (a share, 0 to 1)",
+                        max_share * 100.0
+                    )
+                }
+            }
+            Error::BadUrl { url, reason } => write!(
+                f,
+                "{url:?} is not a server URL ({reason}): write redis://host:port (for example \
+                 redis://127.0.0.1:6379, with redis://user:password@host:port/db for a password \
+                 and database), redis+unix:///path/to/redis.sock for a Unix socket, or \
+                 redis+cluster://host:port,host:port for a Redis Cluster"
+            ),
+            Error::NoModule { url } => write!(
+                f,
+                "the server at {url} does not have the edgecache module loaded (it does not know \
+                 EDGE.PLAY): start it with redis-server --loadmodule /path/to/libedgecache.so \
+                 (built by cargo build --release -p edge-module into target/release/), or load it \
+                 into the running server with MODULE LOAD /path/to/libedgecache.so"
+            ),
             Error::Usage(m) => write!(f, "{m} (see --help)"),
             Error::Config(m) => write!(f, "invalid engine setting: {m}"),
         }
+    }
+}
+
+impl Error {
+    /// Whether this is a write to a closed pipe (`loadgen … | head`): the reader has all it
+    /// wanted, so `main` exits quietly and successfully, as ripgrep does.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
     }
 }
 

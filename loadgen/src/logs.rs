@@ -34,6 +34,27 @@ pub enum Format {
     Csv,
 }
 
+impl Format {
+    /// The format's name and layout, for messages that say what a line should look like.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Format::Jsonl => {
+                "--format jsonl (one JSON object a line with user_id, content_id and timestamp)"
+            }
+            Format::Movielens => {
+                "--format movielens (user, item, rating and unix seconds, tab-separated)"
+            }
+            Format::Csv => "--format csv (a header line naming the columns, then rows)",
+        }
+    }
+}
+
+/// Default of `--max-malformed`: the share of malformed lines a log may have before it is
+/// refused. A real export with a few damaged lines passes; a file read in the wrong format
+/// (nearly every line malformed) or badly damaged stops the run instead of producing
+/// figures from what little parsed.
+pub const MAX_MALFORMED_SHARE: f64 = 0.01;
+
 /// Unit of numeric timestamps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -108,6 +129,9 @@ pub struct ReadOptions {
     pub strict: bool,
     /// Read at most this many events (0: all).
     pub limit: usize,
+    /// A CSV column or JSONL field that names each viewer's group (the site or region that
+    /// served them, for splitting a log into edges); a viewer keeps the first value seen.
+    pub group_col: Option<String>,
 }
 
 impl ReadOptions {
@@ -119,8 +143,74 @@ impl ReadOptions {
             csv: CsvColumns::default(),
             strict: false,
             limit: 0,
+            group_col: None,
         }
     }
+}
+
+/// How to read a log, as a command line says it: the one set of flags every tool that reads
+/// logs takes (`loadgen eval`, `replay`, `holdout`, `federator eval`), so they read alike.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogFlags {
+    /// Log format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: Format,
+    /// Unit of numeric timestamps in the log.
+    #[arg(long, value_enum, default_value = "s")]
+    pub time_unit: TimeUnit,
+    /// Stop at the first malformed line (by default they are counted and skipped).
+    #[arg(long)]
+    pub strict: bool,
+    /// Refuse the log when more than this share of its lines is malformed (0 to 1; a log
+    /// with no readable line is always refused): a higher share usually means the wrong
+    /// --format.
+    #[arg(long, default_value_t = MAX_MALFORMED_SHARE, value_parser = parse_share)]
+    pub max_malformed: f64,
+    /// Read only the first N events of the file (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub csv: CsvColumns,
+}
+
+impl LogFlags {
+    /// Reads `path` as the flags say, with `group_col` (see [`ReadOptions::group_col`]);
+    /// refuses a log with too many malformed lines and reports the skipped ones on stderr.
+    pub fn read(&self, path: &Path, group_col: Option<String>) -> Result<Log> {
+        let opts = ReadOptions {
+            format: self.format,
+            time_unit: self.time_unit,
+            csv: self.csv.clone(),
+            strict: self.strict,
+            limit: self.limit,
+            group_col,
+        };
+        let log = read_log(path, &opts)?;
+        log.check_malformed(path, self.format, self.max_malformed)?;
+        if log.malformed_count > 0 {
+            eprintln!(
+                "{}: skipped {} malformed line(s):",
+                path.display(),
+                log.malformed_count
+            );
+            for m in &log.malformed {
+                eprintln!("  line {}: {}", m.line, m.reason);
+            }
+            if log.malformed_count > log.malformed.len() as u64 {
+                eprintln!("  ...");
+            }
+        }
+        Ok(log)
+    }
+}
+
+/// A share from 0 to 1, as `--max-malformed` takes it.
+fn parse_share(s: &str) -> std::result::Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|x| (0.0..=1.0).contains(x))
+        .ok_or_else(|| format!("{s:?} is not a share from 0 to 1 (such as 0.01)"))
 }
 
 /// One view, with ids interned to dense indices into [`Log`]'s name tables.
@@ -171,12 +261,38 @@ pub struct Log {
     pub malformed_count: u64,
     /// Lines read, including the header and blank lines.
     pub lines: u64,
+    /// Group names by index (see [`ReadOptions::group_col`]), in order of first appearance.
+    pub groups: Vec<String>,
+    /// Each viewer's group (the first value seen), by user index; empty without
+    /// [`ReadOptions::group_col`], `None` for a viewer none of whose lines named one.
+    pub user_group: Vec<Option<u32>>,
 }
 
 impl Log {
     /// The device name of an event.
     pub fn device(&self, e: &Event) -> Option<&str> {
         e.device.map(|d| self.devices[d as usize].as_str())
+    }
+
+    /// `Err` ([`Error::Unreadable`]) when no line gave an event although some were
+    /// malformed, or when more than `max_share` of the data lines (events plus malformed
+    /// lines) were malformed; the message names the count, the first bad line and the
+    /// format expected. A log that is merely empty is accepted.
+    pub fn check_malformed(&self, path: &Path, format: Format, max_share: f64) -> Result<()> {
+        let lines = self.events.len() as u64 + self.malformed_count;
+        let too_many = self.malformed_count > 0
+            && (self.events.is_empty() || self.malformed_count as f64 > max_share * lines as f64);
+        if !too_many {
+            return Ok(());
+        }
+        Err(Error::Unreadable {
+            path: path.to_owned(),
+            format: format.describe(),
+            malformed: self.malformed_count,
+            lines,
+            max_share,
+            first: self.malformed.first().map(|m| (m.line, m.reason.clone())),
+        })
     }
 
     /// Whether any event carries an item size.
@@ -298,10 +414,27 @@ struct OwnedRaw {
     duration_s: Option<u32>,
     device: Option<String>,
     size: Option<u64>,
+    group: Option<String>,
 }
 
-fn parse_jsonl(line: &str, unit: TimeUnit) -> std::result::Result<OwnedRaw, String> {
-    let j: JsonLine = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+fn parse_jsonl(
+    line: &str,
+    unit: TimeUnit,
+    group_field: Option<&str>,
+) -> std::result::Result<OwnedRaw, String> {
+    let invalid = |e: serde_json::Error| format!("invalid JSON: {e}");
+    // Only a split by a field needs the fields the schema does not name.
+    let (j, group): (JsonLine, _) = match group_field {
+        None => (serde_json::from_str(line).map_err(invalid)?, None),
+        Some(f) => {
+            let v: serde_json::Value = serde_json::from_str(line).map_err(invalid)?;
+            let group = match v.get(f) {
+                None | Some(serde_json::Value::Null) => None,
+                Some(g) => Some(json_id(g, f)?),
+            };
+            (serde_json::from_value(v).map_err(invalid)?, group)
+        }
+    };
     let ts_ms = match &j.timestamp {
         serde_json::Value::String(s) => parse_ts(s, unit)?,
         serde_json::Value::Number(n) => parse_ts(&n.to_string(), unit)?,
@@ -326,6 +459,7 @@ fn parse_jsonl(line: &str, unit: TimeUnit) -> std::result::Result<OwnedRaw, Stri
         duration_s,
         device,
         size: j.size,
+        group,
     })
 }
 
@@ -366,10 +500,15 @@ struct CsvLayout {
     duration: Option<usize>,
     device: Option<usize>,
     size: Option<usize>,
+    group: Option<usize>,
     width: usize,
 }
 
-fn csv_layout(header: &str, c: &CsvColumns) -> std::result::Result<CsvLayout, String> {
+fn csv_layout(
+    header: &str,
+    c: &CsvColumns,
+    group: Option<&str>,
+) -> std::result::Result<CsvLayout, String> {
     let names: Vec<String> = split_csv(header.trim_start_matches('\u{feff}'), c.delimiter)
         .into_iter()
         .map(|s| s.trim().to_owned())
@@ -387,6 +526,7 @@ fn csv_layout(header: &str, c: &CsvColumns) -> std::result::Result<CsvLayout, St
         duration: opt(&c.duration_col, "--duration-col")?,
         device: opt(&c.device_col, "--device-col")?,
         size: opt(&c.size_col, "--size-col")?,
+        group: group.map(|g| find(g, "the split column")).transpose()?,
         width: 0,
     };
     let width = [
@@ -396,6 +536,7 @@ fn csv_layout(header: &str, c: &CsvColumns) -> std::result::Result<CsvLayout, St
         l.duration,
         l.device,
         l.size,
+        l.group,
     ]
     .into_iter()
     .flatten()
@@ -449,6 +590,10 @@ fn parse_csv_row(
         duration_s,
         device,
         size,
+        group: match l.group.map(|i| f[i].trim()) {
+            None | Some("") => None,
+            Some(v) => Some(check_id(v, "group")?.to_owned()),
+        },
     })
 }
 
@@ -477,6 +622,14 @@ pub fn read_from(reader: impl BufRead, path: &Path, opts: &ReadOptions) -> Resul
         Interner::default(),
         Interner::default(),
     );
+    if opts.format == Format::Movielens && opts.group_col.is_some() {
+        return Err(Error::Usage(format!(
+            "{}: MovieLens u.data has no columns beyond user, item, rating and time to split by",
+            path.display()
+        )));
+    }
+    let mut groups = Interner::default();
+    let mut user_group: Vec<Option<u32>> = Vec::new();
     let mut layout: Option<CsvLayout> = None;
     let mut seq: Vec<Event> = Vec::new();
     let bad = |log: &mut Log, line: u64, reason: String| -> Result<()> {
@@ -513,18 +666,20 @@ pub fn read_from(reader: impl BufRead, path: &Path, opts: &ReadOptions) -> Resul
                 duration_s: r.duration_s,
                 device: r.device.map(str::to_owned),
                 size: r.size,
+                group: None,
             }),
-            Format::Jsonl => parse_jsonl(text, opts.time_unit),
+            Format::Jsonl => parse_jsonl(text, opts.time_unit, opts.group_col.as_deref()),
             Format::Csv => match &layout {
                 None => {
-                    layout =
-                        Some(
-                            csv_layout(text, &opts.csv).map_err(|reason| Error::Malformed {
+                    layout = Some(
+                        csv_layout(text, &opts.csv, opts.group_col.as_deref()).map_err(
+                            |reason| Error::Malformed {
                                 path: PathBuf::from(path),
                                 line: line_no,
                                 reason,
-                            })?,
-                        );
+                            },
+                        )?,
+                    );
                     continue;
                 }
                 Some(l) => parse_csv_row(text, l, &opts.csv, opts.time_unit),
@@ -532,8 +687,18 @@ pub fn read_from(reader: impl BufRead, path: &Path, opts: &ReadOptions) -> Resul
         };
         match raw {
             Ok(r) => {
+                let user = users.get(&r.user);
+                if opts.group_col.is_some() {
+                    if user_group.len() <= user as usize {
+                        user_group.resize(user as usize + 1, None);
+                    }
+                    let g = &mut user_group[user as usize];
+                    if g.is_none() {
+                        *g = r.group.as_deref().map(|n| groups.get(n));
+                    }
+                }
                 seq.push(Event {
-                    user: users.get(&r.user),
+                    user,
                     item: items.get(&r.item),
                     ts_ms: r.ts_ms,
                     duration_s: r.duration_s,
@@ -570,8 +735,18 @@ pub fn read_from(reader: impl BufRead, path: &Path, opts: &ReadOptions) -> Resul
         .collect();
     seq.sort_by_key(|e| e.ts_ms); // stable: ties keep file order
     log.events = seq;
+    user_group.resize(
+        if opts.group_col.is_some() {
+            users.names.len()
+        } else {
+            0
+        },
+        None,
+    );
     log.users = users.names;
     log.devices = devices.names;
+    log.groups = groups.names;
+    log.user_group = user_group;
     Ok(log)
 }
 
@@ -627,6 +802,61 @@ mod tests {
     }
 
     #[test]
+    fn a_log_in_the_wrong_format_is_refused_with_its_first_bad_line() {
+        let jsonl = r#"{"user_id":"U1","content_id":"C1","timestamp":1}
+{"user_id":"U2","content_id":"C1","timestamp":2}
+"#;
+        let log = read(jsonl, &ReadOptions::new(Format::Movielens)).unwrap();
+        assert!(log.events.is_empty());
+        let e = log
+            .check_malformed(Path::new("v.jsonl"), Format::Movielens, 0.5)
+            .unwrap_err();
+        let m = e.to_string();
+        assert!(
+            matches!(
+                e,
+                Error::Unreadable {
+                    malformed: 2,
+                    lines: 2,
+                    ..
+                }
+            ),
+            "{m}"
+        );
+        assert!(m.contains("2 of 2 lines"), "{m}");
+        assert!(m.contains("line 1: expected 4 tab-separated fields"), "{m}");
+        assert!(m.contains("--format movielens (user"), "{m}");
+        assert!(m.contains("Pass --format jsonl, movielens or csv"), "{m}");
+        // Read right, the same file passes.
+        let ok = read(jsonl, &ReadOptions::new(Format::Jsonl)).unwrap();
+        assert!(ok
+            .check_malformed(Path::new("v.jsonl"), Format::Jsonl, 0.0)
+            .is_ok());
+    }
+
+    #[test]
+    fn a_few_bad_lines_pass_but_a_large_share_is_refused() {
+        let good: String = (0..99).map(|i| format!("1\t{i}\t5\t{i}\n")).collect();
+        let one_bad = format!("{good}oops\n");
+        let log = read(&one_bad, &ReadOptions::new(Format::Movielens)).unwrap();
+        assert_eq!((log.events.len(), log.malformed_count), (99, 1));
+        let p = Path::new("u.data");
+        assert!(log.check_malformed(p, Format::Movielens, 0.01).is_ok());
+        let e = log
+            .check_malformed(p, Format::Movielens, 0.005)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("1 of 100 lines") && e.contains("line 100"),
+            "{e}"
+        );
+        assert!(e.contains("--max-malformed"), "{e}");
+        // An empty file is no error: nothing in it is malformed.
+        let empty = read("\n\n", &ReadOptions::new(Format::Movielens)).unwrap();
+        assert!(empty.check_malformed(p, Format::Movielens, 0.0).is_ok());
+    }
+
+    #[test]
     fn jsonl_seed_schema() {
         let t = r#"{"user_id":"U001","device":"TV","content_id":"C456","duration":42,"timestamp":"2025-04-12 22:30:00"}
 {"user_id":"U002","content_id":"C1","timestamp":1744497000}
@@ -652,6 +882,54 @@ mod tests {
         o.csv.user_col = "uid".into();
         assert!(matches!(read(t, &o), Err(Error::Malformed { line: 1, .. })));
         assert_eq!(split_csv("a,\"b,\"\"c\"\"\",", ','), ["a", "b,\"c\"", ""]);
+    }
+
+    #[test]
+    fn a_group_column_names_each_viewers_first_group() {
+        let t = "userId,movieId,timestamp,site\n1,5,10,paris\n2,6,11,\n1,7,12,lyon\n2,5,13,lyon\n3,5,14,\n";
+        let opts = ReadOptions {
+            group_col: Some("site".into()),
+            ..ReadOptions::new(Format::Csv)
+        };
+        let log = read(t, &opts).unwrap();
+        assert_eq!(log.groups, ["paris", "lyon"]);
+        let of = |u: &str| {
+            let i = log.users.iter().position(|x| x == u).unwrap();
+            log.user_group[i].map(|g| log.groups[g as usize].as_str())
+        };
+        assert_eq!(
+            (of("1"), of("2"), of("3")),
+            (Some("paris"), Some("lyon"), None)
+        );
+        let j = r#"{"user_id":"U1","content_id":"C1","timestamp":5,"region":7}
+{"user_id":"U2","content_id":"C1","timestamp":6}
+"#;
+        let opts = ReadOptions {
+            group_col: Some("region".into()),
+            ..ReadOptions::new(Format::Jsonl)
+        };
+        let log = read(j, &opts).unwrap();
+        assert_eq!(
+            (log.groups.clone(), log.user_group.clone()),
+            (vec!["7".to_owned()], vec![Some(0), None])
+        );
+        let missing = ReadOptions {
+            group_col: Some("zone".into()),
+            ..ReadOptions::new(Format::Csv)
+        };
+        assert!(matches!(
+            read(t, &missing),
+            Err(Error::Malformed { line: 1, .. })
+        ));
+        let ml = ReadOptions {
+            group_col: Some("zip".into()),
+            ..ReadOptions::new(Format::Movielens)
+        };
+        assert!(matches!(read("1\t2\t3\t4\n", &ml), Err(Error::Usage(_))));
+        assert!(read(t, &ReadOptions::new(Format::Csv))
+            .unwrap()
+            .user_group
+            .is_empty());
     }
 
     #[test]

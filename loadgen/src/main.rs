@@ -13,7 +13,7 @@ use loadgen::bench::{self, Baseline, BenchOptions, Mix};
 use loadgen::cluster::ClusterPolicy;
 use loadgen::error::{Error, Result};
 use loadgen::eval::{self, CapacityUnit, EvalOptions};
-use loadgen::logs::{self, CsvColumns, Format, ReadOptions, TimeUnit};
+use loadgen::logs::{self, LogFlags};
 use loadgen::replay::{self, ReplayCommand};
 use loadgen::simulate::{self, SimOptions};
 
@@ -56,7 +56,8 @@ struct SimulateArgs {
     /// Zipf exponent of title popularity.
     #[arg(long, default_value_t = 0.9)]
     zipf: f64,
-    /// Days the log spans (from 2025-04-01 UTC).
+    /// Days the log spans: sessions start on local days from 2025-04-01 in each viewer's
+    /// time zone (UTC-8 to UTC+9), so the log's UTC timestamps begin on 2025-03-31.
     #[arg(long, default_value_t = 30)]
     days: u32,
     /// Probability of watching the next episode after a full one.
@@ -204,6 +205,12 @@ fn simulate_cmd(a: SimulateArgs) -> Result<()> {
             "simulate needs somewhere to put the views: --out FILE.jsonl and/or --redis URL".into(),
         ));
     }
+    // Connect first: a wrong URL or a server without the module stops the run before the
+    // views are generated.
+    let mut con = match &a.redis {
+        Some(url) => Some((url, replay::connect(url, a.cluster.policy(), true)?)),
+        None => None,
+    };
     let w = simulate::generate(&SimOptions {
         users: a.users,
         items: a.items,
@@ -222,9 +229,15 @@ fn simulate_cmd(a: SimulateArgs) -> Result<()> {
     }
     let mut sent = None;
     let mut outcome = Ok(());
-    if let Some(url) = &a.redis {
-        let mut con = replay::connect(url, a.cluster.policy())?;
-        let r = replay::send_log(&mut con, &w.log, ReplayCommand::Play, a.pipeline, false)?;
+    if let Some((url, con)) = &mut con {
+        let r = replay::send_log(
+            con,
+            &w.log,
+            ReplayCommand::Play,
+            a.pipeline,
+            false,
+            "simulate",
+        )?;
         eprintln!(
             "sent {} views to {url} ({} errors, {:.0} events/s)",
             r.sent, r.errors, r.ops_per_sec
@@ -247,18 +260,20 @@ fn simulate_cmd(a: SimulateArgs) -> Result<()> {
 }
 
 fn replay_cmd(a: ReplayArgs) -> Result<()> {
+    let mut con = replay::connect(&a.redis, a.cluster.policy(), true)?;
     let log = a.log.read()?;
-    let mut con = replay::connect(&a.redis, a.cluster.policy())?;
-    let r = replay::send_log(&mut con, &log, a.command, a.pipeline, false)?;
-    println!(
-        "replayed {} events in {:.2} s ({:.0} events/s): {} ok, {} errors, {} malformed lines skipped",
+    let r = replay::send_log(&mut con, &log, a.command, a.pipeline, false, "replay")?;
+    let mut text = format!(
+        "replayed {} events in {:.2} s ({:.0} events/s): {} ok, {} errors, {} malformed lines skipped\n",
         r.sent, r.elapsed_s, r.ops_per_sec, r.ok, r.errors, r.malformed
     );
     let tally = r.tally();
     let resent = replay::resent_line(&r.resent);
     for line in resent.into_iter().chain(tally.lines()) {
-        println!("{line}");
+        text += &line;
+        text.push('\n');
     }
+    print_out(&text)?;
     write_json(&a.json, &r)?;
     tally.check("replay", r.sent)
 }
@@ -281,56 +296,33 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         seed: a.seed,
     };
     let r = bench::run(&o)?;
-    print!("{}", r.table());
+    print_out(&r.table())?;
     write_json(&a.json, &r)
 }
 
 /// Which log to read and how.
 #[derive(Args, Debug, Clone)]
 struct LogArgs {
-    /// Log format.
-    #[arg(long, value_enum, default_value = "jsonl")]
-    format: Format,
     /// The log file.
     file: PathBuf,
-    /// Unit of numeric timestamps in the log.
-    #[arg(long, value_enum, default_value = "s")]
-    time_unit: TimeUnit,
-    /// Stop at the first malformed line (by default they are counted and skipped).
-    #[arg(long)]
-    strict: bool,
-    /// Read only the first N events of the file (0: all).
-    #[arg(long, default_value_t = 0)]
-    limit: usize,
     #[command(flatten)]
-    csv: CsvColumns,
+    how: LogFlags,
 }
 
 impl LogArgs {
     fn read(&self) -> Result<logs::Log> {
-        let opts = ReadOptions {
-            format: self.format,
-            time_unit: self.time_unit,
-            csv: self.csv.clone(),
-            strict: self.strict,
-            limit: self.limit,
-        };
-        let log = logs::read_log(&self.file, &opts)?;
-        if log.malformed_count > 0 {
-            eprintln!(
-                "{}: skipped {} malformed line(s):",
-                self.file.display(),
-                log.malformed_count
-            );
-            for m in &log.malformed {
-                eprintln!("  line {}: {}", m.line, m.reason);
-            }
-            if log.malformed_count > log.malformed.len() as u64 {
-                eprintln!("  ...");
-            }
-        }
-        Ok(log)
+        self.how.read(&self.file, None)
     }
+}
+
+/// Writes `text` to stdout. A closed pipe comes back as an error that `main` turns into a
+/// quiet exit ([`Error::is_broken_pipe`]), where `print!` would panic.
+fn print_out(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("standard output", e))
 }
 
 /// A comma-separated list of positive integers, as one argument.
@@ -472,7 +464,7 @@ fn holdout_cmd(a: HoldoutArgs) -> Result<()> {
         pipeline: a.pipeline,
     };
     let report = loadgen::holdout::evaluate(&log, &opts)?;
-    print!("{}", report.table());
+    print_out(&report.table())?;
     write_json(&a.json, &report)?;
     Ok(())
 }
@@ -514,14 +506,14 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     };
     let input = eval::report::InputInfo {
         file: a.log.file.display().to_string(),
-        format: a.log.format,
+        format: a.log.how.format,
         users: log.users.len(),
         items: log.items.len(),
         malformed: log.malformed_count,
         malformed_examples: log.malformed.clone(),
     };
     let report = eval::evaluate(&log, input, &opts)?;
-    print!("{}", report.table());
+    print_out(&report.table())?;
     write_json(&a.json, &report)?;
     if let Some(p) = &a.plot {
         eval::plot::write_svg(&report, p)?;
@@ -540,6 +532,8 @@ fn main() -> ExitCode {
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
+        // `loadgen … | head`: the reader has what it wanted.
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("loadgen: error: {e}");
             ExitCode::FAILURE

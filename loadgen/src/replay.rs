@@ -220,16 +220,18 @@ pub fn cluster_nodes(url: &str) -> Vec<String> {
 }
 
 /// Sends every event of `log` through `con`, `pipeline` per round trip. Prints throughput
-/// about once a second (a progress bar on a terminal, a line otherwise, unless `quiet`).
+/// about once a second (a progress bar on a terminal, a line otherwise, unless `quiet`),
+/// under `label`: the subcommand the person ran (`replay`, `simulate`).
 pub fn send_log(
     con: &mut Conn,
     log: &Log,
     command: ReplayCommand,
     pipeline: usize,
     quiet: bool,
+    label: &str,
 ) -> Result<ReplayReport> {
     let start = Instant::now();
-    let pb = crate::progress::bar(log.events.len() as u64, "replay");
+    let pb = crate::progress::bar(log.events.len() as u64, label, "events");
     let lines = !quiet && !std::io::stderr().is_terminal();
     let mut last_print = Instant::now();
     let mut r = ReplayReport {
@@ -277,10 +279,10 @@ pub fn send_log(
             last_print = Instant::now();
             let secs = start.elapsed().as_secs_f64();
             eprintln!(
-                "replay: {}/{} events, {:.0} events/s, {} errors",
+                "{label}: {}/{} events, {}, {} errors",
                 r.sent,
                 log.events.len(),
-                r.sent as f64 / secs,
+                crate::progress::rate(r.sent as f64 / secs, "events"),
                 tally.total
             );
         }
@@ -297,18 +299,84 @@ pub fn send_log(
     Ok(r)
 }
 
+/// URL schemes a server URL may have (the client is built without TLS).
+const SCHEMES: [&str; 3] = ["redis://", "redis+unix://", "unix://"];
+
+/// Checks that `url` names one server in a form the client takes, before any connection,
+/// so that a typo gets a message that shows what a URL looks like ([`Error::BadUrl`]).
+pub fn parse_url(url: &str) -> Result<redis::Client> {
+    let bad = |reason: String| Error::BadUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    if !SCHEMES.iter().any(|s| url.starts_with(s)) {
+        let reason = match url.split_once("://") {
+            Some(("rediss", _)) => "TLS (rediss://) is not built into loadgen".to_owned(),
+            Some((scheme, _)) => format!("unknown scheme {scheme}://"),
+            None => "no scheme such as redis://".to_owned(),
+        };
+        return Err(bad(reason));
+    }
+    redis::Client::open(url).map_err(|e| bad(e.to_string()))
+}
+
+/// Fails with [`Error::NoModule`] unless the server behind `con` knows `EDGE.PLAY`
+/// (`COMMAND INFO` answers nil for an unknown command), so that a run against a server
+/// without the module stops before its first event instead of counting one error per view.
+pub fn require_module(con: &mut redis::Connection, url: &str) -> Result<()> {
+    let info: Vec<redis::Value> = redis::cmd("COMMAND")
+        .arg("INFO")
+        .arg("EDGE.PLAY")
+        .query(con)
+        .map_err(|e| Error::redis(format!("asking {url} for EDGE.PLAY (COMMAND INFO)"), e))?;
+    match info.first() {
+        Some(redis::Value::Nil) | None => Err(Error::NoModule {
+            url: url.to_owned(),
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+/// A connection to the one server at `url`: the URL checked ([`parse_url`]), the
+/// connection made with a 5 s timeout, and, when `need_module`, the module asked for
+/// ([`require_module`]).
+pub fn connect_node(url: &str, need_module: bool) -> Result<redis::Connection> {
+    let mut con = parse_url(url)?
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .map_err(|e| Error::redis(format!("connecting to {url}"), e))?;
+    if need_module {
+        require_module(&mut con, url)?;
+    }
+    Ok(con)
+}
+
 /// Opens a connection to `url` (a cluster when [`is_cluster_url`], whose commands are
-/// retried as `policy` says), with a message that says what to check on failure.
-pub fn connect(url: &str, policy: ClusterPolicy) -> Result<Conn> {
+/// retried as `policy` says), with a message that says what to check on failure. With
+/// `need_module`, the server must have the module loaded ([`require_module`]); so must
+/// every seed node of a cluster that answers (one that does not is left to the cluster
+/// client, which tries the others). `bench` does not ask: its plain-Redis baselines run
+/// on any server.
+pub fn connect(url: &str, policy: ClusterPolicy, need_module: bool) -> Result<Conn> {
     if is_cluster_url(url) {
-        return ClusterClient::connect(&cluster_nodes(url), policy)
+        let nodes = cluster_nodes(url);
+        if nodes.is_empty() {
+            return Err(Error::BadUrl {
+                url: url.to_owned(),
+                reason: "no host:port after redis+cluster://".into(),
+            });
+        }
+        for node in &nodes {
+            let client = parse_url(node)?;
+            if !need_module {
+                continue;
+            }
+            if let Ok(mut con) = client.get_connection_with_timeout(Duration::from_secs(5)) {
+                require_module(&mut con, node)?;
+            }
+        }
+        return ClusterClient::connect(&nodes, policy)
             .map(|c| Conn::Cluster(Box::new(c)))
             .map_err(|e| Error::redis(format!("connecting to cluster {url}"), e));
     }
-    let client =
-        redis::Client::open(url).map_err(|e| Error::redis(format!("parsing URL {url}"), e))?;
-    client
-        .get_connection_with_timeout(Duration::from_secs(5))
-        .map(Conn::Node)
-        .map_err(|e| Error::redis(format!("connecting to {url}"), e))
+    connect_node(url, need_module).map(Conn::Node)
 }

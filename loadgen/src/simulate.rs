@@ -78,7 +78,8 @@ pub struct SimOptions {
     pub seed: u64,
     /// Zipf exponent of title popularity.
     pub zipf: f64,
-    /// Days the log spans, starting 2025-04-01 UTC.
+    /// Days the log spans: local days from 2025-04-01 in each viewer's time zone (UTC-8 to
+    /// UTC+9), so the first UTC timestamps fall on 2025-03-31 (from 15:00).
     pub days: u32,
     /// Probability of watching the next episode after a full episode.
     pub binge: f64,
@@ -445,7 +446,7 @@ pub fn write_jsonl(log: &Log, path: &Path) -> Result<()> {
             duration: e.duration_s,
             timestamp: format_ms(e.ts_ms),
         };
-        serde_json::to_writer(&mut w, &line).expect("serializable");
+        serde_json::to_writer(&mut w, &line).map_err(|e| Error::io(path, e.into()))?;
         w.write_all(b"\n").map_err(|e| Error::io(path, e))?;
     }
     w.flush().map_err(|e| Error::io(path, e))
@@ -520,6 +521,28 @@ mod tests {
             last[e.user as usize] = Some(e.item);
         }
         assert!(next_ep > 300, "only {next_ep} next-episode transitions");
+    }
+
+    #[test]
+    fn the_log_starts_where_the_help_says() {
+        // One local day, 2025-04-01, in zones UTC-8 to UTC+9: UTC times from 2025-03-31
+        // 15:00 on, and the first of them before 2025-04-01 00:00 UTC.
+        let o = SimOptions {
+            users: 200,
+            items: 100,
+            events: 3000,
+            days: 1,
+            ..SimOptions::default()
+        };
+        let log = generate(&o).unwrap().log;
+        let first = log.events[0].ts_ms;
+        let day = days_from_civil(2025, 4, 1) * 86_400_000;
+        assert!(first >= day - 9 * 3_600_000, "{}", format_ms(first));
+        assert!(
+            format_ms(first).starts_with("2025-03-31"),
+            "{}",
+            format_ms(first)
+        );
     }
 
     /// Share of views that return to an item the viewer watched before.

@@ -7,9 +7,6 @@ use crate::error::ConfigError;
 /// top-k heap is sized by it.
 pub const MAX_K: usize = 1000;
 
-/// Milliseconds in a day, for the half-life defaults.
-const DAY_MS: u64 = 86_400_000;
-
 /// The smallest nonzero `model-memory-max`: an empty model's tables and the cache's
 /// bookkeeping take some hundreds of KiB, and a bound below them could never be kept.
 pub const MODEL_MEMORY_MIN: u64 = 1 << 20;
@@ -139,69 +136,81 @@ pub struct Weights {
     pub skip_weight: f64,
 }
 
+/// The defaults of the settings among these fields come from their declarations (see
+/// [`Config::default`]).
 impl Default for Learning {
     fn default() -> Self {
-        Learning {
-            window: 10,
-            decay: 0.8,
-            reverse: 0.5,
-            simultaneous_ms: 0,
-            group_inner: 0.95,
-            admission: 0.25,
-        }
+        Config::default().learning
     }
 }
 
+/// As for [`Learning`].
 impl Default for Scoring {
     fn default() -> Self {
-        Scoring {
-            window: 10,
-            decay: 0.6,
-            row_norm: 0.6,
-            affinity: 0.1,
-            affinity_rate: 0.1,
-        }
+        Config::default().scoring
     }
 }
 
+/// As for [`Learning`].
 impl Default for Weights {
     fn default() -> Self {
-        Weights {
-            global: 1.0,
-            personal: 0.5,
-            federated: 1.0,
-            skip_weight: 0.25,
-        }
+        Config::default().weights
     }
 }
 
 impl Default for Config {
+    /// The declared defaults of [`crate::settings::SETTINGS`], applied over the fields no
+    /// setting names.
     fn default() -> Self {
-        Config {
-            default_k: 10,
-            prefetch_k: 3,
-            history_len: 20,
-            seen_max: 2048,
-            personal_max: 32,
+        let mut c = Config {
+            default_k: 0,
+            prefetch_k: 0,
+            history_len: 0,
+            seen_max: 0,
+            personal_max: 0,
             half_life_ms: 0,
-            popularity_half_life_ms: 7 * DAY_MS,
-            successors_max: 128,
-            items_max: 1_000_000,
+            popularity_half_life_ms: 0,
+            successors_max: 0,
+            items_max: 0,
             model_memory_max: 0,
-            cache_capacity_bytes: 1 << 30,
+            cache_capacity_bytes: 0,
             cache_policy: CachePolicy::Predictive,
             prefetch_share_pct: 0,
-            prefetch_budget: 1.0,
+            prefetch_budget: 0.0,
             predict_staleness: 0,
-            default_item_size: 1 << 20,
-            skip_threshold_pct: 25,
+            default_item_size: 0,
+            skip_threshold_pct: 0,
             dp_clip: 0,
-            learning: Learning::default(),
-            scoring: Scoring::default(),
-            weights: Weights::default(),
-            learner_thread: true,
-            cache_memory: 100,
+            // The two fields no setting names have their defaults here.
+            learning: Learning {
+                window: 0,
+                decay: 0.0,
+                reverse: 0.0,
+                simultaneous_ms: 0,
+                group_inner: 0.95,
+                admission: 0.0,
+            },
+            scoring: Scoring {
+                window: 0,
+                decay: 0.0,
+                row_norm: 0.0,
+                affinity: 0.0,
+                affinity_rate: 0.1,
+            },
+            weights: Weights {
+                global: 0.0,
+                personal: 0.0,
+                federated: 0.0,
+                skip_weight: 0.0,
+            },
+            learner_thread: false,
+            cache_memory: 0,
+        };
+        for s in crate::settings::SETTINGS {
+            let v = s.parse(s.default).expect("declared defaults parse");
+            s.apply(&mut c, v);
         }
+        c
     }
 }
 
@@ -267,108 +276,29 @@ impl Config {
         }
     }
 
-    /// Rejects settings that would make memory unbounded or scoring meaningless.
+    /// Rejects settings that would make memory unbounded or scoring meaningless: every
+    /// setting's range comes from its declaration in [`crate::settings::SETTINGS`]; the
+    /// checks below are the ones a range cannot say.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for s in crate::settings::SETTINGS {
+            s.check(self)?;
+        }
         check(
-            (1..=MAX_K).contains(&self.default_k),
-            "default-k",
-            "1..=1000",
-        )?;
-        check(self.prefetch_k <= 100, "prefetch-k", "0..=100")?;
-        check(
-            (1..=256).contains(&self.history_len),
-            "history-len",
-            "1..=256",
-        )?;
-        check(self.seen_max <= 1_000_000, "seen-max", "0..=1000000")?;
-        check(
-            self.cache_memory <= 1_000_000,
-            "cache-memory",
-            "0..=1000000",
-        )?;
-        check(self.personal_max <= 4096, "personal-max", "0..=4096")?;
-        check(
-            (2..=4096).contains(&self.successors_max),
-            "successors-max",
-            "2..=4096",
-        )?;
-        check(
-            (16..=100_000_000).contains(&self.items_max),
-            "items-max",
-            "16..=100000000",
-        )?;
-        check(
-            self.model_memory_max == 0
-                || (MODEL_MEMORY_MIN..=1 << 50).contains(&self.model_memory_max),
+            self.model_memory_max == 0 || self.model_memory_max >= MODEL_MEMORY_MIN,
             "model-memory-max",
             "0 (unbounded) or 1048576..=2^50 bytes",
         )?;
+        // Not settings: fixed by the build, but decoded peers' settings pass here too.
         check(
-            self.prefetch_share_pct <= 100,
-            "prefetch-share-pct",
-            "0..=100",
-        )?;
-        check(
-            self.prefetch_budget.is_finite() && (0.0..=1000.0).contains(&self.prefetch_budget),
-            "prefetch-budget",
-            "a number in [0, 1000]",
-        )?;
-        check(self.default_item_size >= 1, "item-size-bytes", ">= 1")?;
-        check(
-            self.skip_threshold_pct <= 100,
-            "skip-threshold-pct",
-            "0..=100",
-        )?;
-        let l = &self.learning;
-        check((1..=256).contains(&l.window), "learn-window", "1..=256")?;
-        check(
-            unit(l.decay) && l.decay > 0.0,
-            "learn-decay",
-            "a number in (0, 1]",
-        )?;
-        check(unit(l.reverse), "reverse-weight", "a number in [0, 1]")?;
-        check(l.simultaneous_ms >= -1, "simultaneous-ms", ">= -1")?;
-        check(
-            unit(l.group_inner) && l.group_inner > 0.0,
+            unit(self.learning.group_inner) && self.learning.group_inner > 0.0,
             "group-inner",
             "a number in (0, 1]",
         )?;
         check(
-            l.admission.is_finite() && (0.0..=10.0).contains(&l.admission),
-            "admission",
-            "a number in [0, 10]",
-        )?;
-        let s = &self.scoring;
-        check((1..=256).contains(&s.window), "score-window", "1..=256")?;
-        check(
-            unit(s.decay) && s.decay > 0.0,
-            "score-decay",
-            "a number in (0, 1]",
-        )?;
-        check(
-            s.row_norm.is_finite() && (0.0..=2.0).contains(&s.row_norm),
-            "row-norm",
-            "a number in [0, 2]",
-        )?;
-        check(
-            s.affinity.is_finite() && (0.0..=10.0).contains(&s.affinity),
-            "affinity",
-            "a number in [0, 10]",
-        )?;
-        check(
-            unit(s.affinity_rate) && s.affinity_rate > 0.0,
+            unit(self.scoring.affinity_rate) && self.scoring.affinity_rate > 0.0,
             "affinity-rate",
             "a number in (0, 1]",
         )?;
-        let w = &self.weights;
-        for (v, name) in [
-            (w.global, "weight-global"),
-            (w.personal, "weight-personal"),
-            (w.federated, "weight-federated"),
-        ] {
-            check(v.is_finite() && v >= 0.0, name, "a finite number >= 0")?;
-        }
-        check(unit(w.skip_weight), "skip-weight", "a number in [0, 1]")?;
         Ok(())
     }
 }

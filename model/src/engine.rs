@@ -104,8 +104,8 @@ pub const MAINTENANCE_ROW_ENTRIES: u64 = 1 << 15;
 
 /// Live items up to which a thinned-out catalog (under one live slot in eight) is
 /// compacted in the middle of a shrink, in a step of its own: that costs a pass over the
-/// slots and the rows of these items (3.5 ms for a million slots in a release build, plus
-/// about 2 µs per row kept), and makes sampling cheap again.
+/// slots and the rows of these items (`edge_maintenance_step_max_us` shows what it took;
+/// docs/durability.md has the measurement), and makes sampling cheap again.
 const SPARSE_COMPACTION_MAX: usize = 1 << 10;
 
 /// The fewest items a memory bound shrinks the catalog to: `items-max`'s own minimum, so

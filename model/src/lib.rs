@@ -26,6 +26,7 @@ pub mod federated;
 pub mod global;
 pub mod hash;
 pub mod packed;
+pub mod report;
 pub mod request;
 pub mod scoring;
 pub mod settings;

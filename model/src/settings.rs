@@ -1,12 +1,14 @@
 //! Every operator-facing setting, by name, in one table.
 //!
-//! The module registers `CONFIG SET/GET edge.<name>` and load arguments from this table,
+//! Each setting is declared once in [`SETTINGS`]: name, field, default, range and help.
+//! [`Config::default`] is built from the defaults, [`Config::validate`] checks every range
+//! from it, the module registers `CONFIG SET/GET edge.<name>` and load arguments from it,
 //! `loadgen eval --sweep name=…` applies the same names to an in-process engine, and the
-//! README's table is checked against it, so a setting is added or renamed in exactly one
-//! place.
+//! README's settings table and redis.conf's settings block are generated from it (a test
+//! fails when the committed files differ), so a setting is added or renamed in one place.
 
 use crate::cache::CachePolicy;
-use crate::config::Config;
+use crate::config::{Config, MAX_K};
 use crate::error::ConfigError;
 
 /// What values a setting takes.
@@ -35,13 +37,27 @@ pub enum Value {
     Choice(usize),
 }
 
+/// The part of redis.conf a setting is listed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// How views are learned and ranked.
+    Prediction,
+    /// The edge cache and its prefetcher.
+    Cache,
+}
+
 /// One setting: its name, range, meaning, and how it reads and writes a [`Config`].
 pub struct Setting {
     /// Name as users spell it (`CONFIG SET edge.<name>`).
     pub name: &'static str,
+    /// Where redis.conf lists it.
+    pub group: Group,
     /// Accepted values.
     pub kind: Kind,
-    /// One line for `--help` and the README.
+    /// The default, as an operator would write it (`1gb`); [`Config::default`] is built
+    /// from these.
+    pub default: &'static str,
+    /// What it does, for `--help`, the README and redis.conf.
     pub help: &'static str,
     get: fn(&Config) -> Value,
     set: fn(&mut Config, Value),
@@ -72,33 +88,75 @@ impl Setting {
         }
     }
 
+    /// What the setting accepts, for error messages ("an integer between 1 and 1000").
+    pub fn expected(&self) -> String {
+        match self.kind {
+            Kind::Int { min, max } => format!("an integer between {min} and {max}"),
+            Kind::Bytes { min, max } => {
+                format!("a size in bytes between {min} and {max} (such as 1048576, 512kb, 1gb)")
+            }
+            Kind::Float { min, max } => format!("a number between {min} and {max}"),
+            Kind::Choice(words) => format!("one of {}", words.join(", ")),
+        }
+    }
+
+    /// Whether `v` lies in the setting's range (what [`Config::validate`] checks).
+    pub fn accepts(&self, v: Value) -> bool {
+        match (self.kind, v) {
+            (Kind::Int { min, max } | Kind::Bytes { min, max }, Value::Int(v)) => {
+                (min..=max).contains(&v)
+            }
+            (Kind::Float { min, max }, Value::Float(v)) => {
+                v.is_finite() && (min..=max).contains(&v)
+            }
+            (Kind::Choice(words), Value::Choice(i)) => i < words.len(),
+            _ => false,
+        }
+    }
+
+    /// The range as the README and redis.conf show it (`1..1000`, `0..2^50`, `lru|predictive`).
+    pub fn range(&self) -> String {
+        fn n(v: i64) -> String {
+            if v >= 1 << 20 && v.count_ones() == 1 {
+                format!("2^{}", v.trailing_zeros())
+            } else {
+                v.to_string()
+            }
+        }
+        match self.kind {
+            Kind::Int { min, max } | Kind::Bytes { min, max } => format!("{}..{}", n(min), n(max)),
+            Kind::Float { min, max } => format!("{min}..{max}"),
+            Kind::Choice(words) => words.join("|"),
+        }
+    }
+
     /// Parses `text` for this setting, checking its range.
     pub fn parse(&self, text: &str) -> Result<Value, ConfigError> {
         let t = text.trim();
-        let bad = |expected: String| ConfigError {
-            name: self.name,
-            expected,
-        };
-        match self.kind {
-            Kind::Int { min, max } => match t.parse::<i64>() {
-                Ok(v) if (min..=max).contains(&v) => Ok(Value::Int(v)),
-                _ => Err(bad(format!("an integer between {min} and {max}"))),
-            },
-            Kind::Bytes { min, max } => match parse_bytes(t) {
-                Some(v) if (min..=max).contains(&v) => Ok(Value::Int(v)),
-                _ => Err(bad(format!(
-                    "a size in bytes between {min} and {max} (such as 1048576, 512kb, 1gb)"
-                ))),
-            },
-            Kind::Float { min, max } => match t.parse::<f64>() {
-                Ok(v) if v.is_finite() && (min..=max).contains(&v) => Ok(Value::Float(v)),
-                _ => Err(bad(format!("a number between {min} and {max}"))),
-            },
+        let v = match self.kind {
+            Kind::Int { .. } => t.parse::<i64>().ok().map(Value::Int),
+            Kind::Bytes { .. } => parse_bytes(t).map(Value::Int),
+            Kind::Float { .. } => t.parse::<f64>().ok().map(Value::Float),
             Kind::Choice(words) => words
                 .iter()
                 .position(|w| w.eq_ignore_ascii_case(t))
-                .map(Value::Choice)
-                .ok_or_else(|| bad(format!("one of {}", words.join(", ")))),
+                .map(Value::Choice),
+        };
+        v.filter(|&v| self.accepts(v)).ok_or_else(|| ConfigError {
+            name: self.name,
+            expected: self.expected(),
+        })
+    }
+
+    /// Checks this setting's value in `c` against its range.
+    pub fn check(&self, c: &Config) -> Result<(), ConfigError> {
+        if self.accepts(self.get(c)) {
+            Ok(())
+        } else {
+            Err(ConfigError {
+                name: self.name,
+                expected: self.expected(),
+            })
         }
     }
 
@@ -150,128 +208,239 @@ const POLICIES: &[&str] = &["lru", "predictive"];
 const YES_NO: &[&str] = &["yes", "no"];
 const YEAR_SECS: i64 = 366 * 86_400;
 
-/// An integer setting; `Bytes` ones also take Redis's size units.
-macro_rules! int_setting {
-    ($name:literal, $min:expr, $max:expr, $help:literal, |$c:ident| $get:expr, |$c2:ident, $v:ident| $set:expr) => {
-        int_setting!(Int, $name, $min, $max, $help, |$c| $get, |$c2, $v| $set)
-    };
-    ($kind:ident, $name:literal, $min:expr, $max:expr, $help:literal, |$c:ident| $get:expr, |$c2:ident, $v:ident| $set:expr) => {
+/// One declaration: name, group, range, default (as it is written), help, and the field.
+/// Integers are read as `i64` and written back with `as`; a value that does not fit is out
+/// of range for every setting, so [`Config::validate`] refuses it.
+macro_rules! setting {
+    (@make $group:ident, $name:literal, $kind:expr, $default:literal, $help:literal,
+     $get:expr, $set:expr) => {
         Setting {
             name: $name,
-            kind: Kind::$kind {
-                min: $min,
-                max: $max,
-            },
+            group: Group::$group,
+            kind: $kind,
+            default: $default,
             help: $help,
-            get: |$c| Value::Int($get as i64),
-            set: |$c2, v| {
-                let $v = int(v);
-                $set
-            },
+            get: $get,
+            set: $set,
         }
+    };
+    ($group:ident, Int, $name:literal, $min:expr, $max:expr, $default:literal, $help:literal,
+     |$c:ident| $field:expr, $ty:ty) => {
+        setting!(@make $group, $name, Kind::Int { min: $min, max: $max }, $default, $help,
+            |$c| Value::Int($field as i64), |$c, v| $field = int(v) as $ty)
+    };
+    ($group:ident, Bytes, $name:literal, $min:expr, $max:expr, $default:literal, $help:literal,
+     |$c:ident| $field:expr, $ty:ty) => {
+        setting!(@make $group, $name, Kind::Bytes { min: $min, max: $max }, $default, $help,
+            |$c| Value::Int($field as i64), |$c, v| $field = int(v) as $ty)
+    };
+    ($group:ident, Float, $name:literal, $min:expr, $max:expr, $default:literal, $help:literal,
+     |$c:ident| $field:expr) => {
+        setting!(@make $group, $name, Kind::Float { min: $min, max: $max }, $default, $help,
+            |$c| Value::Float($field), |$c, v| $field = float(v))
     };
 }
 
-macro_rules! float_setting {
-    ($name:literal, $min:expr, $max:expr, $help:literal, |$c:ident| $get:expr, |$c2:ident, $v:ident| $set:expr) => {
-        Setting {
-            name: $name,
-            kind: Kind::Float {
-                min: $min,
-                max: $max,
-            },
-            help: $help,
-            get: |$c| Value::Float($get),
-            set: |$c2, v| {
-                let $v = float(v);
-                $set
-            },
-        }
-    };
-}
-
-/// The table. Order is the README's order.
+/// The table: the one declaration of every setting. Order is the README's order; the
+/// README's settings table and redis.conf's settings block are generated from it
+/// (`cargo run -p edge-model --example settings -- --write`), and a test fails when the
+/// committed files differ from what it generates.
+#[rustfmt::skip]
 pub static SETTINGS: &[Setting] = &[
-    int_setting!("default-k", 1, 1000, "k of EDGE.PREDICT when none is given",
-        |c| c.default_k, |c, v| c.default_k = v as usize),
-    int_setting!("prefetch-k", 0, 100, "predictions prefetched per play when prefetch-budget is 0",
-        |c| c.prefetch_k, |c, v| c.prefetch_k = v as usize),
-    float_setting!("prefetch-budget", 0.0, 1000.0, "origin fetches per request (misses + prefetches) the prefetcher may spend on its most confident predictions; 0 turns the controller off",
-        |c| c.prefetch_budget, |c, v| c.prefetch_budget = v),
-    int_setting!("prefetch-share-pct", 0, 100, "percent of the cache reserved for prefetches; 0 = learned online under a budget (from 10 % at 1 fetch/request, 95 % at 5), derived from prefetch-k without one",
-        |c| c.prefetch_share_pct, |c, v| c.prefetch_share_pct = v as u32),
-    int_setting!(Bytes, "cache-capacity-bytes", 0, 1 << 50, "edge cache capacity in bytes",
-        |c| c.cache_capacity_bytes, |c, v| c.cache_capacity_bytes = v as u64),
-    Setting {
-        name: "cache-policy",
-        kind: Kind::Choice(POLICIES),
-        help: "lru (baseline) or predictive (frequency core + protected prefetch segment)",
-        get: |c| Value::Choice(match c.cache_policy {
+    setting!(Prediction, Int, "default-k", 1, MAX_K as i64, "10",
+        "k of EDGE.PREDICT when none is given",
+        |c| c.default_k, usize),
+    setting!(Cache, Int, "prefetch-k", 0, 100, "3",
+        "predictions prefetched per play when `prefetch-budget` is 0",
+        |c| c.prefetch_k, usize),
+    setting!(Cache, Float, "prefetch-budget", 0.0, 1000.0, "1",
+        "origin fetches per request (misses + prefetches) the prefetcher may spend; a controller buys the most confident predictions within it. 0: fixed `prefetch-k`",
+        |c| c.prefetch_budget),
+    setting!(Cache, Int, "prefetch-share-pct", 0, 100, "0",
+        "percent of the cache reserved for prefetches; 0 (auto): learned online from ghosts of recent evictions under a budget (starting at 10 % for one fetch per request, 95 % for five), derived from `prefetch-k` without one",
+        |c| c.prefetch_share_pct, u32),
+    setting!(Cache, Bytes, "cache-capacity-bytes", 0, 1 << 50, "1gb",
+        "edge cache capacity; sizes take Redis's units (`41943040`, `40mb`, `1gb`)",
+        |c| c.cache_capacity_bytes, u64),
+    setting!(@make Cache, "cache-policy", Kind::Choice(POLICIES), "predictive",
+        "`lru` (the baseline) or `predictive` (frequency core plus a protected segment of prefetched predictions)",
+        |c| Value::Choice(match c.cache_policy {
             CachePolicy::Lru => 0,
             CachePolicy::Predictive => 1,
         }),
-        set: |c, v| c.cache_policy = if int(v) == 0 { CachePolicy::Lru } else { CachePolicy::Predictive },
-    },
-    int_setting!("cache-memory", 0, 1_000_000, "half-life of the request frequencies that order the cache, in capacities' worth of views (capacity / item-size-bytes items); 0 = never forget",
-        |c| c.cache_memory, |c, v| c.cache_memory = v as u32),
-    int_setting!(Bytes, "item-size-bytes", 1, 1 << 40, "size assumed for an item when EDGE.PLAY gives no SIZE",
-        |c| c.default_item_size, |c, v| c.default_item_size = v as u64),
-    int_setting!("predict-staleness", 0, 1_000_000_000, "views elsewhere a memoized prediction may lag behind (0: always exact)",
-        |c| c.predict_staleness, |c, v| c.predict_staleness = v as u64),
-    int_setting!("history-len", 1, 256, "recent views kept per user (bounds both windows)",
-        |c| c.history_len, |c, v| c.history_len = v as usize),
-    int_setting!("seen-max", 0, 1_000_000, "distinct items remembered per user for 'already seen'",
-        |c| c.seen_max, |c, v| c.seen_max = v as usize),
-    int_setting!("personal-max", 0, 4096, "personal transitions kept per user",
-        |c| c.personal_max, |c, v| c.personal_max = v as usize),
-    int_setting!("successors-max", 2, 4096, "neighbours kept per item (Space-Saving row width): the bound on the co-occurrence table",
-        |c| c.successors_max, |c, v| c.successors_max = v as usize),
-    int_setting!("items-max", 16, 100_000_000, "items tracked; the least popular are evicted beyond it, peers' first",
-        |c| c.items_max, |c, v| c.items_max = v as usize),
-    int_setting!("model-memory-max", 0, 1 << 50, "bytes the node model may hold; the least popular items are evicted beyond it, in bounded steps (0: unbounded, items-max alone bounds it)",
-        |c| c.model_memory_max, |c, v| c.model_memory_max = v as u64),
-    int_setting!("half-life-secs", 0, 10 * YEAR_SECS, "half-life of the co-occurrence evidence (0: no decay)",
-        |c| c.half_life_ms / 1000, |c, v| c.half_life_ms = v as u64 * 1000),
-    int_setting!("popularity-half-life-secs", 0, 10 * YEAR_SECS, "half-life of item popularity (fallback ranking, item eviction; 0: all-time)",
-        |c| c.popularity_half_life_ms / 1000, |c, v| c.popularity_half_life_ms = v as u64 * 1000),
-    int_setting!("learn-window", 1, 256, "earlier views each new view is linked to",
-        |c| c.learning.window, |c, v| c.learning.window = v as usize),
-    float_setting!("learn-decay", 1e-6, 1.0, "link weight factor per step back",
-        |c| c.learning.decay, |c, v| c.learning.decay = v),
-    float_setting!("reverse-weight", 0.0, 1.0, "weight of the reverse link (new view -> earlier one)",
-        |c| c.learning.reverse, |c, v| c.learning.reverse = v),
-    int_setting!("simultaneous-ms", -1, 86_400_000, "views of a user this close in time are one unordered group (-1: never)",
-        |c| c.learning.simultaneous_ms, |c, v| c.learning.simultaneous_ms = v),
-    float_setting!("admission", 0.0, 10.0, "a newcomer enters a full row only with this fraction of its lightest entry",
-        |c| c.learning.admission, |c, v| c.learning.admission = v),
-    int_setting!("score-window", 1, 256, "recent views whose neighbours are scored",
-        |c| c.scoring.window, |c, v| c.scoring.window = v as usize),
-    float_setting!("score-decay", 1e-6, 1.0, "scoring weight factor per step back",
-        |c| c.scoring.decay, |c, v| c.scoring.decay = v),
-    float_setting!("row-norm", 0.0, 2.0, "row normalizer exponent (0: raw co-occurrence, 1: conditional probability)",
-        |c| c.scoring.row_norm, |c, v| c.scoring.row_norm = v),
-    float_setting!("affinity", 0.0, 10.0, "damping of candidates far from the user's usual popularity level",
-        |c| c.scoring.affinity, |c, v| c.scoring.affinity = v),
-    float_setting!("weight-global", 0.0, 1e6, "weight of this node's own evidence",
-        |c| c.weights.global, |c, v| c.weights.global = v),
-    float_setting!("weight-federated", 0.0, 1e6, "weight of the evidence learned from peer edges",
-        |c| c.weights.federated, |c, v| c.weights.federated = v),
-    float_setting!("weight-personal", 0.0, 1e6, "weight of the user's own transitions (rewatches, with INCLUDESEEN)",
-        |c| c.weights.personal, |c, v| c.weights.personal = v),
-    int_setting!("skip-threshold-pct", 0, 100, "a view shorter than this share of the item's usual watch time is a skip",
-        |c| c.skip_threshold_pct, |c, v| c.skip_threshold_pct = v as u32),
-    int_setting!("dp-clip", 0, 1_000_000, "views per user per federation round that reach the exported model (0: unlimited)",
-        |c| c.dp_clip, |c, v| c.dp_clip = v as u32),
-    float_setting!("skip-weight", 0.0, 1.0, "what a skip teaches, relative to a full view",
-        |c| c.weights.skip_weight, |c, v| c.weights.skip_weight = v),
-    Setting {
-        name: "learner-thread",
-        kind: Kind::Choice(YES_NO),
-        help: "apply learning's batches of row updates on a thread of their own (no: on the recording thread, e.g. on one core)",
-        get: |c| Value::Choice(usize::from(!c.learner_thread)),
-        set: |c, v| c.learner_thread = int(v) == 0,
-    },
+        |c, v| c.cache_policy = if int(v) == 0 { CachePolicy::Lru } else { CachePolicy::Predictive }),
+    setting!(Cache, Int, "cache-memory", 0, 1_000_000, "100",
+        "half-life of the request frequencies that order the cache, in capacities' worth of views (capacity ÷ `item-size-bytes` items): counted in requests, not seconds, so it means the same at any traffic. 0: never forget",
+        |c| c.cache_memory, u32),
+    setting!(Cache, Bytes, "item-size-bytes", 1, 1 << 40, "1mb",
+        "size assumed for an item when EDGE.PLAY gives no SIZE",
+        |c| c.default_item_size, u64),
+    setting!(Prediction, Int, "predict-staleness", 0, 1_000_000_000, "0",
+        "views elsewhere a memoized prediction may lag behind (0: always exact)",
+        |c| c.predict_staleness, u64),
+    setting!(Prediction, Int, "history-len", 1, 256, "20",
+        "recent views kept per user (bounds both windows)",
+        |c| c.history_len, usize),
+    setting!(Prediction, Int, "seen-max", 0, 1_000_000, "2048",
+        "distinct items remembered per user to leave out what was already watched (0: none)",
+        |c| c.seen_max, usize),
+    setting!(Prediction, Int, "personal-max", 0, 4096, "32",
+        "personal transitions kept per user",
+        |c| c.personal_max, usize),
+    setting!(Prediction, Int, "successors-max", 2, 4096, "128",
+        "neighbours kept per item (Space-Saving row width), the bound on the co-occurrence table",
+        |c| c.successors_max, usize),
+    setting!(Prediction, Int, "items-max", 16, 100_000_000, "1000000",
+        "items tracked; the least popular are evicted beyond it, peers' items first (an import never evicts an item of this edge's own)",
+        |c| c.items_max, usize),
+    setting!(Prediction, Int, "model-memory-max", 0, 1 << 50, "0",
+        "bytes the node model may hold (`edge_model_memory_bytes`): 0 (unbounded, `items-max` alone bounds it) or at least 1048576; beyond it the least popular items are evicted, peers' first, in steps of at most 2,048 items per event-loop cycle, until the model fits again (measured about once a second). Set it below `maxmemory` when the server evicts keys",
+        |c| c.model_memory_max, u64),
+    setting!(@make Prediction, "half-life-secs", Kind::Int { min: 0, max: 10 * YEAR_SECS }, "0",
+        "half-life of the co-occurrence evidence in seconds (0: no decay)",
+        |c| Value::Int((c.half_life_ms / 1000) as i64),
+        |c, v| c.half_life_ms = (int(v) as u64).saturating_mul(1000)),
+    setting!(@make Prediction, "popularity-half-life-secs", Kind::Int { min: 0, max: 10 * YEAR_SECS }, "604800",
+        "half-life of item popularity in seconds, 7 days by default (fallback ranking, item eviction; the cache has `cache-memory`; 0: all-time)",
+        |c| Value::Int((c.popularity_half_life_ms / 1000) as i64),
+        |c, v| c.popularity_half_life_ms = (int(v) as u64).saturating_mul(1000)),
+    setting!(Prediction, Int, "learn-window", 1, 256, "10",
+        "earlier views each new view is linked to",
+        |c| c.learning.window, usize),
+    setting!(Prediction, Float, "learn-decay", 1e-6, 1.0, "0.8",
+        "link weight factor per step back",
+        |c| c.learning.decay),
+    setting!(Prediction, Float, "reverse-weight", 0.0, 1.0, "0.5",
+        "weight of the reverse link (new view -> earlier one)",
+        |c| c.learning.reverse),
+    setting!(Prediction, Int, "simultaneous-ms", -1, 86_400_000, "0",
+        "views of a user this close in time are one unordered group (-1: never)",
+        |c| c.learning.simultaneous_ms, i64),
+    setting!(Prediction, Float, "admission", 0.0, 10.0, "0.25",
+        "a newcomer enters a full row only with this fraction of its lightest entry",
+        |c| c.learning.admission),
+    setting!(Prediction, Int, "score-window", 1, 256, "10",
+        "recent views whose neighbours are scored (see `model/src/scoring.rs`)",
+        |c| c.scoring.window, usize),
+    setting!(Prediction, Float, "score-decay", 1e-6, 1.0, "0.6",
+        "scoring weight factor per step back",
+        |c| c.scoring.decay),
+    setting!(Prediction, Float, "row-norm", 0.0, 2.0, "0.6",
+        "row normalizer exponent (0: raw co-occurrence, 1: conditional probability)",
+        |c| c.scoring.row_norm),
+    setting!(Prediction, Float, "affinity", 0.0, 10.0, "0.1",
+        "damping of candidates far from the user's usual popularity level",
+        |c| c.scoring.affinity),
+    setting!(Prediction, Float, "weight-global", 0.0, 1e6, "1",
+        "weight of this node's own evidence",
+        |c| c.weights.global),
+    setting!(Prediction, Float, "weight-federated", 0.0, 1e6, "1",
+        "weight of the evidence learned from peer edges",
+        |c| c.weights.federated),
+    setting!(Prediction, Float, "weight-personal", 0.0, 1e6, "0.5",
+        "weight of the user's own transitions (rewatches, with INCLUDESEEN)",
+        |c| c.weights.personal),
+    setting!(Prediction, Int, "skip-threshold-pct", 0, 100, "25",
+        "a view shorter than this percentage of the item's usual watch time is a skip",
+        |c| c.skip_threshold_pct, u32),
+    setting!(Prediction, Int, "dp-clip", 0, 1_000_000, "0",
+        "views per user per federation round that reach the exported model (0: unlimited): bounds one viewer's influence for differential privacy; the rest still teach this edge (a local-only table that exports never read)",
+        |c| c.dp_clip, u32),
+    setting!(Prediction, Float, "skip-weight", 0.0, 1.0, "0.25",
+        "what a skip teaches, relative to a full view",
+        |c| c.weights.skip_weight),
+    setting!(@make Prediction, "learner-thread", Kind::Choice(YES_NO), "yes",
+        "apply learning's batches of row updates on a thread of their own; `no` keeps them on the thread that records (one core)",
+        |c| Value::Choice(usize::from(!c.learner_thread)),
+        |c, v| c.learner_thread = int(v) == 0),
 ];
+
+/// The lines around the generated part of a document: the generator replaces what lies
+/// between them, and a test fails when the committed text differs.
+pub struct Generated {
+    /// The line that opens the generated part.
+    pub begin: &'static str,
+    /// The line that closes it.
+    pub end: &'static str,
+}
+
+/// Where README.md's settings table goes.
+pub const README_MARKS: Generated = Generated {
+    begin: "<!-- settings: generated from model/src/settings.rs by `cargo run -p edge-model --example settings -- --write` -->",
+    end: "<!-- /settings -->",
+};
+
+/// Where redis.conf's settings block goes.
+pub const CONF_MARKS: Generated = Generated {
+    begin: "# (generated from model/src/settings.rs by `cargo run -p edge-model --example settings -- --write`)",
+    end: "# (end of generated settings)",
+};
+
+impl Generated {
+    /// `doc` with the text between the marks replaced by `body`; `None` if a mark is missing.
+    pub fn splice(&self, doc: &str, body: &str) -> Option<String> {
+        let b = doc.find(self.begin)? + self.begin.len();
+        let e = b + doc[b..].find(self.end)?;
+        Some(format!("{}\n{body}{}", &doc[..b], &doc[e..]))
+    }
+}
+
+/// README.md's settings table, one row per setting.
+pub fn readme_table() -> String {
+    let mut out = String::from("| setting | default | range | meaning |\n|---|---|---|---|\n");
+    for s in SETTINGS {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            s.name,
+            s.default,
+            s.range(),
+            s.help
+        ));
+    }
+    out
+}
+
+/// redis.conf's settings block: every setting with its default and range, by group,
+/// wrapped to 92 columns.
+pub fn conf_block() -> String {
+    const INDENT: usize = 34;
+    const WIDTH: usize = 92;
+    let mut out = String::new();
+    for (group, title) in [
+        (Group::Prediction, "Prediction"),
+        (Group::Cache, "Edge cache"),
+    ] {
+        out.push_str(&format!("# {title}\n"));
+        for s in SETTINGS.iter().filter(|s| s.group == group) {
+            let head = format!("#   {} {}", s.name, s.default);
+            let text = format!("{} [{}]", s.help.replace('`', ""), s.range());
+            let mut line = if head.len() + 1 < INDENT {
+                format!("{head:<INDENT$}")
+            } else {
+                out.push_str(&head);
+                out.push('\n');
+                format!("#{:<w$}", "", w = INDENT - 1)
+            };
+            let mut empty = true;
+            for word in text.split_whitespace() {
+                if !empty && line.len() + 1 + word.len() > WIDTH {
+                    out.push_str(&line);
+                    out.push('\n');
+                    line = format!("#{:<w$}", "", w = INDENT - 1);
+                    empty = true;
+                }
+                if !empty {
+                    line.push(' ');
+                }
+                line.push_str(word);
+                empty = false;
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
 
 /// Looks a setting up by name.
 pub fn find(name: &str) -> Option<&'static Setting> {
@@ -329,22 +498,123 @@ mod tests {
     }
 
     #[test]
-    fn readme_and_redis_conf_document_every_setting() {
+    fn readme_and_redis_conf_hold_what_the_declaration_generates() {
         let readme = include_str!("../../README.md");
         let conf = include_str!("../../redis.conf");
+        let stale = "is stale: run `cargo run -p edge-model --example settings -- --write`";
+        assert_eq!(
+            README_MARKS.splice(readme, &readme_table()).as_deref(),
+            Some(readme),
+            "README.md's settings table {stale}"
+        );
+        assert_eq!(
+            CONF_MARKS.splice(conf, &conf_block()).as_deref(),
+            Some(conf),
+            "redis.conf's settings block {stale}"
+        );
+    }
+
+    /// Every declared range is what validate enforces: the edges are accepted, one step
+    /// beyond them is refused (through `set`, and through validate on a Config built
+    /// directly, which is how a decoded peer's settings arrive).
+    #[test]
+    fn validate_enforces_every_declared_range_at_its_edges() {
         for s in SETTINGS {
-            assert!(
-                readme.contains(&format!("`{}`", s.name)),
-                "README.md lacks {}",
-                s.name
-            );
-            assert!(
-                conf.contains(&format!("#   {} ", s.name)),
-                "redis.conf lacks {}",
-                s.name
-            );
+            let (inside, outside): (Vec<Value>, Vec<Value>) = match s.kind {
+                Kind::Int { min, max } | Kind::Bytes { min, max } => (
+                    vec![Value::Int(min), Value::Int(max)],
+                    vec![Value::Int(min - 1), Value::Int(max + 1)],
+                ),
+                Kind::Float { min, max } => (
+                    vec![Value::Float(min), Value::Float(max)],
+                    vec![
+                        Value::Float(min - min.abs().max(1e-9) * 0.5),
+                        Value::Float(max * 1.5),
+                        Value::Float(f64::NAN),
+                    ],
+                ),
+                Kind::Choice(w) => ((0..w.len()).map(Value::Choice).collect(), vec![]),
+            };
+            for v in inside {
+                let mut c = Config::default();
+                s.apply(&mut c, v);
+                if s.name == "model-memory-max" && v == Value::Int(1 << 50) {
+                    assert_eq!(c.validate(), Ok(()), "{}", s.name);
+                    continue;
+                }
+                assert_eq!(c.validate(), Ok(()), "{} = {v:?}", s.name);
+                let mut d = Config::default();
+                d.set(s.name, &s.show(&c))
+                    .unwrap_or_else(|e| panic!("{} = {v:?}: {e}", s.name));
+                assert_eq!(d, c, "{}", s.name);
+            }
+            for v in outside {
+                let mut c = Config::default();
+                s.apply(&mut c, v);
+                // Negative values of unsigned fields wrap to huge ones: refused all the same.
+                assert_eq!(
+                    c.validate().map_err(|e| e.name),
+                    Err(s.name),
+                    "{} = {v:?} passed validate",
+                    s.name
+                );
+                let text = match v {
+                    Value::Int(i) => i.to_string(),
+                    Value::Float(f) => f.to_string(),
+                    Value::Choice(i) => i.to_string(),
+                };
+                assert_eq!(
+                    Config::default().set(s.name, &text).map_err(|e| e.name),
+                    Err(s.name),
+                    "{} = {text} was set",
+                    s.name
+                );
+            }
         }
-        // The loadmodule line itself must load.
+        // The ranges that validate once left unchecked, one step past their edges.
+        let ten_years_ms = (10 * YEAR_SECS as u64 + 1) * 1000;
+        type Case = (&'static str, fn(&mut Config, u64), u64);
+        let cases: [Case; 7] = [
+            (
+                "item-size-bytes",
+                |c, v| c.default_item_size = v,
+                (1 << 40) + 1,
+            ),
+            (
+                "cache-capacity-bytes",
+                |c, v| c.cache_capacity_bytes = v,
+                (1 << 50) + 1,
+            ),
+            (
+                "predict-staleness",
+                |c, v| c.predict_staleness = v,
+                1_000_000_001,
+            ),
+            ("half-life-secs", |c, v| c.half_life_ms = v, ten_years_ms),
+            (
+                "popularity-half-life-secs",
+                |c, v| c.popularity_half_life_ms = v,
+                ten_years_ms,
+            ),
+            ("dp-clip", |c, v| c.dp_clip = v as u32, 1_000_001),
+            (
+                "model-memory-max",
+                |c, v| c.model_memory_max = v,
+                MODEL_MEMORY_MIN_FOR_TEST - 1,
+            ),
+        ];
+        for (name, set, v) in cases {
+            let mut c = Config::default();
+            set(&mut c, v);
+            assert_eq!(c.validate().unwrap_err().name, name);
+        }
+    }
+
+    const MODEL_MEMORY_MIN_FOR_TEST: u64 = crate::config::MODEL_MEMORY_MIN;
+
+    #[test]
+    fn redis_conf_loadmodule_line_loads() {
+        let conf = include_str!("../../redis.conf");
         let line = conf
             .lines()
             .find(|l| l.starts_with("loadmodule "))

@@ -326,8 +326,8 @@ impl UserState {
     ///
     /// A returning viewer's state is cold, and learning walks it part by part (history,
     /// seen set, own transitions), each part waiting for the one before. Read here first,
-    /// with no load depending on another, the misses overlap: in process a record drops
-    /// from about 1.45 to 1.25 µs.
+    /// with no load depending on another, the misses overlap (the criterion `record` bench in
+    /// `model/benches` measures a record with it).
     pub fn warm(&self, fp: u64, window: usize) -> u64 {
         let mut acc = u64::from(self.seen.contains(&fp));
         for h in self.history.iter().rev().take(window) {

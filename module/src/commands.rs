@@ -1,202 +1,143 @@
 //! The EDGE.* commands: parse, call the engine, reply.
 //!
-//! | command | key | flags | does |
-//! |---|---|---|---|
-//! | `EDGE.RECORD user item [DURATION s] [TS ms] [DEVICE d]` | 1 | write deny-oom fast | learns a view |
-//! | `EDGE.PREDICT user [K k] [WITHSCORES] [INCLUDESEEN]` | 1 | readonly fast | top-k next items |
-//! | `EDGE.PREFETCH user [K k]` | 1 | write deny-oom fast | predicts and fills the edge cache |
-//! | `EDGE.PLAY user item [DURATION s] [TS ms] [DEVICE d] [SIZE bytes] [DELTA]` | 1 | write deny-oom fast | the live flow |
-//! | `EDGE.USER user` | 1 | readonly | a readable view of one user |
-//! | `EDGE.FORGET user` | 1 | write fast | erases a user |
-//! | `EDGE.RESTORE user blob` | 1 | write deny-oom | loads a serialized user (AOF rewrite) |
-//! | `EDGE.NODE.RESTORE blob` | – | write deny-oom admin | replaces the node model; only while an AOF loads |
-//! | `EDGE.MODEL.EXPORT [SINCE round]` | – | write | this node's model update for federation |
-//! | `EDGE.MODEL.IMPORT blob` | – | write deny-oom admin | merges peers' aggregate (idempotent per round) |
-//! | `EDGE.MODEL.INFO` | – | readonly | federation state: rounds, last import, table sizes |
-//! | `EDGE.CACHE.LIST [AFTER item] [COUNT n]` | – | readonly | a page of the edge cache's contents, with sizes |
+//! What each command is (name, handler, flags, keys, ACL categories, arity, arguments
+//! and `COMMAND DOCS`) is one row of [`COMMANDS`]; the README's command table is checked
+//! against what the server reports from it (tests/tests/docs.rs).
 //!
 //! The user id is the Redis key, so hash slots, ACL key patterns, TTLs and `MEMORY USAGE`
 //! apply to it directly. Writes replicate with an explicit `TS`, so a replica or an AOF
 //! replay learns exactly what the master learned even when the client relied on the clock.
 
-use std::ffi::{c_int, CStr};
-use std::mem::ManuallyDrop;
-
-use redis_module::{
-    raw, Context, ContextFlags, NotifyEvent, RedisError, RedisResult, RedisString, RedisValue,
-};
+use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
 use edge_model::codec::{decode_node, decode_user};
 use edge_model::federated::{decode_packed, encode_update};
 use edge_model::request::{self, ArgError, ViewRequest};
 use edge_model::{CacheOutcome, Engine, UserState};
 
-use crate::datatype::USER_TYPE;
+use crate::ffi::command::{
+    command, node_id, notify, replicate_with_ts, reply_fields, reply_list, Args, Command,
+};
+use crate::ffi::datatype::USER_TYPE;
+use crate::ffi::docs::{arg, opt, Access, Arg as DocArg, Doc, Kind};
 use crate::state;
 
-/// One row of the command table.
-struct Command {
-    name: &'static CStr,
-    /// What Redis calls: [`dispatch`] with the handler (see `command!`).
-    run: raw::RedisModuleCmdFunc,
-    flags: &'static CStr,
-    /// First key, last key and step, as `RedisModule_CreateCommand` takes them.
-    keys: (c_int, c_int, c_int),
-}
-
-/// A row of [`COMMANDS`]: a C entry point per command, since Redis hands a command
-/// function no pointer of our own to tell them apart.
-macro_rules! command {
-    ($name:literal, $handler:path, $flags:literal, $keys:expr) => {
-        Command {
-            name: $name,
-            run: {
-                extern "C" fn run(
-                    ctx: *mut raw::RedisModuleCtx,
-                    argv: *mut *mut raw::RedisModuleString,
-                    argc: c_int,
-                ) -> c_int {
-                    dispatch(ctx, argv, argc, $handler)
-                }
-                Some(run)
-            },
-            flags: $flags,
-            keys: $keys,
-        }
-    };
-}
-
-/// The command table (see the module doc above for what each does).
-#[rustfmt::skip]
-const COMMANDS: &[Command] = &[
-    command!(c"edge.record",       record,       c"write deny-oom fast", (1, 1, 1)),
-    command!(c"edge.predict",      predict,      c"readonly fast",       (1, 1, 1)),
-    command!(c"edge.prefetch",     prefetch,     c"write deny-oom fast", (1, 1, 1)),
-    command!(c"edge.play",         play,         c"write deny-oom fast", (1, 1, 1)),
-    command!(c"edge.user",         user,         c"readonly",            (1, 1, 1)),
-    command!(c"edge.forget",       forget,       c"write fast",          (1, 1, 1)),
-    command!(c"edge.restore",      restore,      c"write deny-oom",      (1, 1, 1)),
-    command!(c"edge.node.restore", node_restore, c"write deny-oom admin", (0, 0, 0)),
-    command!(c"edge.model.export", model_export, c"write",               (0, 0, 0)),
-    command!(c"edge.model.import", model_import, c"write deny-oom admin", (0, 0, 0)),
-    command!(c"edge.model.info",   model_info,   c"readonly",            (0, 0, 0)),
-    command!(c"edge.cache.list",   cache_list,   c"readonly",            (0, 0, 0)),
+const USER: DocArg = arg("user", Kind::Key);
+const VIEW: [DocArg; 5] = [
+    USER,
+    arg("item", Kind::Str),
+    opt("DURATION", Kind::Int),
+    opt("TS", Kind::Int),
+    opt("DEVICE", Kind::Str),
 ];
 
-/// Registers [`COMMANDS`] with Redis.
-pub fn register(ctx: &Context) -> Result<(), String> {
-    // SAFETY: the API table is filled by RedisModule_Init before OnLoad and never written
-    // again; names and flags are NUL-terminated constants; `run` has the C signature.
-    let create = unsafe { raw::RedisModule_CreateCommand }.ok_or("no command API")?;
-    for c in COMMANDS {
-        let (first, last, step) = c.keys;
-        // SAFETY: as above, with the context Redis gave OnLoad.
-        let rc = unsafe {
-            create(
-                ctx.get_raw(),
-                c.name.as_ptr(),
-                c.run,
-                c.flags.as_ptr(),
-                first,
-                last,
-                step,
-            )
-        };
-        if rc != raw::REDISMODULE_OK as c_int {
-            return Err(format!("cannot create command {:?}", c.name));
-        }
-    }
-    Ok(())
-}
-
-/// One argument of the running command, borrowed from the client for the call.
-///
-/// The crate's own command wrapper collects the arguments into a new `Vec`, taking and
-/// dropping a reference on each: two allocator calls and two API calls per argument on
-/// every EDGE.RECORD. Redis keeps the strings alive until the command returns, so they
-/// can simply be viewed.
-struct Arg(ManuallyDrop<RedisString>);
-
-/// The running command's arguments (its name first), viewed as Redis strings (to open
-/// keys and replicate) and as bytes (for the grammar), both built once per call.
-pub struct Args<'a> {
-    strings: &'a [Arg],
-    bytes: &'a [&'a [u8]],
-}
-
-impl<'a> Args<'a> {
-    /// The arguments after the command name, for the grammar.
-    fn rest(&self) -> &'a [&'a [u8]] {
-        self.bytes.get(1..).unwrap_or_default()
-    }
-
-    /// The key (the first argument). Only after the grammar accepted the arguments,
-    /// which every command with a key checks for.
-    fn key(&self) -> &'a RedisString {
-        &self.strings[1].0
-    }
-
-    /// The client's strings after the command name, as Redis holds them.
-    fn raw_rest(&self) -> impl Iterator<Item = *mut raw::RedisModuleString> + 'a {
-        self.strings.iter().skip(1).map(|a| a.0.inner)
-    }
-}
-
-/// A command handler: the context and the arguments.
-type Handler = fn(&Context, &Args) -> RedisResult;
-
-/// No command takes more than a dozen arguments, so they are viewed from the stack; a
-/// longer line goes to the heap and still gets its arity error from the grammar.
-const INLINE_ARGS: usize = 16;
-
-/// Runs `handler` on the command Redis called, and replies with its result as the crate's
-/// own wrapper does. The arguments are viewed, not owned: Redis keeps `argv` and its
-/// strings alive until the command returns, and nothing here frees them or lets a view
-/// outlive the call (the handler gets slices borrowed from this frame).
-fn dispatch(
-    ctx: *mut raw::RedisModuleCtx,
-    argv: *mut *mut raw::RedisModuleString,
-    argc: c_int,
-    handler: Handler,
-) -> c_int {
-    let context = Context::new(ctx);
-    let argv: &[*mut raw::RedisModuleString] = match usize::try_from(argc) {
-        // SAFETY: Redis passes `argc` valid string pointers that live until the command
-        // returns; they are only viewed (`Arg` never frees them).
-        Ok(n) if n > 0 && !argv.is_null() => unsafe { std::slice::from_raw_parts(argv, n) },
-        _ => &[],
-    };
-    let view = |p: &*mut raw::RedisModuleString| {
-        Arg(ManuallyDrop::new(RedisString::from_redis_module_string(
-            ctx, *p,
-        )))
-    };
-    let n = argv.len();
-    let result = if n <= INLINE_ARGS {
-        let strings: [Arg; INLINE_ARGS] =
-            std::array::from_fn(|i| view(argv.get(i).unwrap_or(&std::ptr::null_mut())));
-        let bytes: [&[u8]; INLINE_ARGS] =
-            std::array::from_fn(|i| if i < n { strings[i].0.as_slice() } else { &[] });
-        handler(
-            &context,
-            &Args {
-                strings: &strings[..n],
-                bytes: &bytes[..n],
-            },
-        )
-    } else {
-        let strings: Vec<Arg> = argv.iter().map(view).collect();
-        let bytes: Vec<&[u8]> = strings.iter().map(|a| a.0.as_slice()).collect();
-        handler(
-            &context,
-            &Args {
-                strings: &strings,
-                bytes: &bytes,
-            },
-        )
-    };
-    context.reply(result) as c_int
-}
+/// The command table: one row per command.
+pub const COMMANDS: &[Command] = &[
+    command!(c"edge.record", record, c"write deny-oom fast", (1, 1, 1), Doc {
+        category: "write",
+        summary: "Learns one view; a view much shorter than the item's usual watch time (a skip) teaches less.",
+        complexity: "O(learn-window)",
+        arity: -3,
+        access: Access::Update,
+        args: &VIEW,
+    }),
+    command!(c"edge.predict", predict, c"readonly fast", (1, 1, 1), Doc {
+        category: "read",
+        summary: "Up to k items the user is most likely to watch next, best first; seen items left out unless INCLUDESEEN; unknown users get the popular items; WITHSCORES is a map under RESP3.",
+        complexity: "O(score-window * successors-max + k log k)",
+        arity: -2,
+        access: Access::Read,
+        args: &[USER, opt("K", Kind::Int), opt("WITHSCORES", Kind::Flag), opt("INCLUDESEEN", Kind::Flag)],
+    }),
+    command!(c"edge.prefetch", prefetch, c"write deny-oom fast", (1, 1, 1), Doc {
+        category: "write",
+        summary: "Predicts for a user and puts the top k into this node's edge cache; returns the items newly fetched.",
+        complexity: "O(score-window * successors-max + k log k)",
+        arity: -2,
+        access: Access::Read,
+        args: &[USER, opt("K", Kind::Int)],
+    }),
+    command!(c"edge.play", play, c"write deny-oom fast", (1, 1, 1), Doc {
+        category: "write",
+        summary: "The live flow: HIT/MISS from the edge cache, learns the view, prefetches the next predictions; replies [status, [prefetched...]]. With DELTA, [status, [prefetched...], [fetch...], [drop...], resync]: what a store holding the bytes must do, drops first (the missed item if the cache admitted it and the prefetches; the keys that left the cache since the previous play, at most 4,096, resync 1 if more left).",
+        complexity: "O(learn-window + score-window * successors-max)",
+        arity: -3,
+        access: Access::Update,
+        args: &[
+            USER,
+            arg("item", Kind::Str),
+            opt("DURATION", Kind::Int),
+            opt("TS", Kind::Int),
+            opt("DEVICE", Kind::Str),
+            opt("SIZE", Kind::Int),
+            opt("DELTA", Kind::Flag),
+        ],
+    }),
+    command!(c"edge.user", user, c"readonly", (1, 1, 1), Doc {
+        category: "read",
+        summary: "A readable view of one viewer: history, counts, strongest personal transitions.",
+        complexity: "O(history-len + personal-max)",
+        arity: 2,
+        access: Access::Read,
+        args: &[USER],
+    }),
+    command!(c"edge.forget", forget, c"write fast", (1, 1, 1), Doc {
+        category: "write",
+        summary: "Erases the viewer's key: history, seen set, personal transitions (privacy). What the viewer added to the node's aggregate counts stays, as anonymous sums; with federation those sums are all that ever left the edge.",
+        complexity: "O(history-len + seen-max)",
+        arity: 2,
+        access: Access::Delete,
+        args: &[USER],
+    }),
+    command!(c"edge.restore", restore, c"write deny-oom", (1, 1, 1), Doc {
+        category: "write",
+        summary: "Installs a serialized viewer (what an AOF rewrite emits).",
+        complexity: "O(size of the blob)",
+        arity: 3,
+        access: Access::Overwrite,
+        args: &[USER, arg("blob", Kind::Str)],
+    }),
+    command!(c"edge.node.restore", node_restore, c"write deny-oom admin", (0, 0, 0), Doc {
+        category: "write dangerous admin",
+        summary: "Replaces this node's model, cache and counters with a serialized node; only while an AOF loads (an AOF rewrite emits it).",
+        complexity: "O(size of the blob)",
+        arity: 2,
+        access: Access::None,
+        args: &[arg("blob", Kind::Str)],
+    }),
+    command!(c"edge.model.export", model_export, c"write", (0, 0, 0), Doc {
+        category: "write",
+        summary: "This node's global counts (never per-user data) as one checksummed blob, in full or changed since a round; opens a new round.",
+        complexity: "O(rows and items exported)",
+        arity: -1,
+        access: Access::None,
+        args: &[opt("SINCE", Kind::Int)],
+    }),
+    command!(c"edge.model.import", model_import, c"write deny-oom admin", (0, 0, 0), Doc {
+        category: "write dangerous admin",
+        summary: "Merges a federator's aggregate of the other edges into the separate peers' table; 1 applied, 0 round already imported; a bad blob is refused with ERR and changes nothing. TS is the import's present (a peer clock ahead of it is held there); without it the server clock, which replicas and the AOF receive as TS.",
+        complexity: "O(size of the blob)",
+        arity: -2,
+        access: Access::None,
+        args: &[arg("blob", Kind::Str), opt("TS", Kind::Int)],
+    }),
+    command!(c"edge.model.info", model_info, c"readonly", (0, 0, 0), Doc {
+        category: "read",
+        summary: "Federation state: rounds imported, last import (round, ms, bytes), export round, own and peers' rows/transitions, items, byte counters.",
+        complexity: "O(items)",
+        arity: 1,
+        access: Access::None,
+        args: &[],
+    }),
+    command!(c"edge.cache.list", cache_list, c"readonly", (0, 0, 0), Doc {
+        category: "read",
+        summary: "A page of the edge cache's contents in id order, [next, [item, size, ...]] (next is the following page's AFTER, \"\" after the last; COUNT 1-1000, default 100): what a store resynchronises from.",
+        complexity: "O(cached items)",
+        arity: -1,
+        access: Access::None,
+        args: &[opt("AFTER", Kind::Str), opt("COUNT", Kind::Int)],
+    }),
+];
 
 /// An error reply with the conventional prefix.
 fn err(msg: impl std::fmt::Display) -> RedisError {
@@ -240,65 +181,6 @@ fn with_user<R>(
     Ok(out)
 }
 
-/// Propagates a write with its timestamp made explicit.
-///
-/// Straight through the C API: this runs on every record and play, and the safe wrappers
-/// would copy the command name and each argument into Rust allocations first.
-fn replicate_with_ts(ctx: &Context, name: &CStr, args: &Args, given: Option<i64>, ts: i64) {
-    if given.is_some() {
-        ctx.replicate_verbatim();
-        return;
-    }
-    let c = ctx.get_raw();
-    // SAFETY: the API table is filled before any command runs and never written again; the
-    // context is this command's. The two created strings are freed below, after Redis has
-    // taken its own references to them; the client's strings outlive the call.
-    unsafe {
-        // Present in every server this module loads into (Redis 6.2+): a missing one would
-        // silently stop replication and AOF, so it is a bug worth stopping on.
-        const API: &str = "Redis module API (Redis 6.2+)";
-        let create = raw::RedisModule_CreateString.expect(API);
-        let from_ll = raw::RedisModule_CreateStringFromLongLong.expect(API);
-        let replicate = raw::RedisModule_Replicate.expect(API);
-        let free = raw::RedisModule_FreeString.expect(API);
-        let added = [create(c, c"TS".as_ptr(), 2), from_ll(c, ts)];
-        // The client's own strings go out as they are, from the stack (the grammar accepts
-        // fewer arguments than it holds; a longer line would go to the heap).
-        let mut inline = [std::ptr::null_mut(); INLINE_ARGS + 2];
-        let mut heap = Vec::new();
-        let argv = args.raw_rest().chain(added);
-        let n = args.strings.len() + 1;
-        let argv: &mut [*mut raw::RedisModuleString] = if n <= inline.len() {
-            inline.iter_mut().zip(argv).for_each(|(slot, p)| *slot = p);
-            &mut inline[..n]
-        } else {
-            heap.extend(argv);
-            &mut heap
-        };
-        replicate(
-            c,
-            name.as_ptr(),
-            c"v".as_ptr(),
-            argv.as_mut_ptr(),
-            argv.len(),
-        );
-        added.into_iter().for_each(|s| free(c, s));
-    }
-}
-
-fn notify(ctx: &Context, event: &CStr, key: &RedisString) {
-    // SAFETY: as above; `event` is a NUL-terminated constant and `key` the client's string.
-    unsafe {
-        let notify = raw::RedisModule_NotifyKeyspaceEvent.expect("Redis module API");
-        notify(
-            ctx.get_raw(),
-            NotifyEvent::MODULE.bits(),
-            event.as_ptr(),
-            key.inner,
-        );
-    }
-}
-
 /// `EDGE.RECORD user item [DURATION s] [TS ms] [DEVICE d]`
 pub fn record(ctx: &Context, args: &Args) -> RedisResult {
     let r: ViewRequest = parse(args.rest(), request::record)?;
@@ -320,27 +202,6 @@ pub fn predict(ctx: &Context, args: &Args) -> RedisResult {
         reply_list(ctx, list.top(k), r.with_scores)
     });
     Ok(RedisValue::NoReply)
-}
-
-/// Replies a ranked list straight from the engine's memory: item ids, or with scores
-/// `item → score` pairs (a map under RESP3, a flat array under RESP2).
-fn reply_list<'a>(
-    ctx: &Context,
-    list: impl ExactSizeIterator<Item = (&'a [u8], f64)>,
-    with_scores: bool,
-) {
-    let c = ctx.get_raw();
-    if with_scores {
-        raw::reply_with_map(c, list.len() as _);
-    } else {
-        raw::reply_with_array(c, list.len() as _);
-    }
-    for (item, score) in list {
-        raw::reply_with_string_buffer(c, item.as_ptr().cast(), item.len());
-        if with_scores {
-            raw::reply_with_double(c, score);
-        }
-    }
 }
 
 fn string_array(items: Vec<String>) -> RedisValue {
@@ -399,51 +260,32 @@ pub fn user(ctx: &Context, args: &Args) -> RedisResult {
     let Some(u) = key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)? else {
         return Ok(RedisValue::Null);
     };
-    let engine = state::engine();
-    let catalog = engine.catalog();
-    let name_of = |fp: u64| {
-        catalog
-            .lookup_fp_only(fp)
-            .and_then(|r| catalog.get(r))
-            .map_or_else(|| format!("#{fp:016x}"), |i| i.name.to_string())
-    };
-    let history: Vec<RedisValue> = u
-        .history()
-        .iter()
-        .rev()
-        .map(|h| {
-            RedisValue::Array(vec![
-                RedisValue::BulkString(h.item.to_string()),
-                RedisValue::Integer(h.ts_ms),
-            ])
-        })
+    let r = state::engine().user_report(u);
+    let bulk = RedisValue::BulkString;
+    let history = r
+        .history
+        .into_iter()
+        .map(|(item, ts)| RedisValue::Array(vec![bulk(item), RedisValue::Integer(ts)]))
         .collect();
-    let mut personal: Vec<_> = u.personal().collect();
-    personal.sort_by(|a, b| b.weight.total_cmp(&a.weight));
-    let transitions: Vec<RedisValue> = personal
-        .iter()
-        .take(10)
-        .map(|t| {
-            RedisValue::Array(vec![
-                RedisValue::BulkString(name_of(t.prev)),
-                RedisValue::BulkString(name_of(t.next)),
-                RedisValue::Float(f64::from(t.weight)),
-            ])
+    let transitions = r
+        .transitions
+        .into_iter()
+        .map(|(prev, next, w)| {
+            RedisValue::Array(vec![bulk(prev), bulk(next), RedisValue::Float(w)])
         })
         .collect();
     let field = |s: &str| RedisValue::SimpleString(s.to_owned());
     Ok(RedisValue::Array(vec![
         field("records"),
-        RedisValue::Integer(u.records() as i64),
+        RedisValue::Integer(r.records as i64),
         field("first_seen_ms"),
-        RedisValue::Integer(u.first_ts_ms()),
+        RedisValue::Integer(r.first_seen_ms),
         field("last_seen_ms"),
-        RedisValue::Integer(u.last().map_or(0, |h| h.ts_ms)),
+        RedisValue::Integer(r.last_seen_ms),
         field("device"),
-        u.device()
-            .map_or(RedisValue::Null, |d| RedisValue::BulkString(d.to_owned())),
+        r.device.map_or(RedisValue::Null, bulk),
         field("seen_items"),
-        RedisValue::Integer(u.seen_len() as i64),
+        RedisValue::Integer(r.seen_items as i64),
         field("history"),
         RedisValue::Array(history),
         field("transitions"),
@@ -472,7 +314,7 @@ pub fn forget(ctx: &Context, args: &Args) -> RedisResult {
 /// `EDGE.RESTORE user blob`: installs a serialized user, replacing one already there.
 pub fn restore(ctx: &Context, args: &Args) -> RedisResult {
     let blob = parse(args.rest(), |a| request::blob(a, true))?;
-    let user = decode_user(blob, crate::config::current().user_bounds())
+    let user = decode_user(blob, state::config().user_bounds())
         .map_err(|e| err(format_args!("invalid user blob: {e}")))?;
     let key = ctx.open_key_writable(args.key());
     key.get_value::<UserState>(&USER_TYPE).map_err(wrong_type)?;
@@ -494,48 +336,11 @@ pub fn node_restore(ctx: &Context, args: &Args) -> RedisResult {
         ));
     }
     let blob = parse(args.rest(), |a| request::blob(a, false))?;
-    let engine = decode_node(blob, crate::config::current())
+    let engine = decode_node(blob, state::config())
         .map_err(|e| err(format_args!("invalid node blob: {e}")))?;
     state::install(engine);
     ctx.replicate_verbatim();
     Ok(RedisValue::SimpleStringStatic("OK"))
-}
-
-/// This node's id in the updates it exports: its cluster node id in cluster mode, else the
-/// server's `run_id`. Only a label for logs (the federator keys edges by its own names):
-/// `run_id` changes on restart, and an export round carries on from the persisted model.
-fn node_id(ctx: &Context) -> String {
-    if ctx.get_flags().contains(ContextFlags::CLUSTER) {
-        // SAFETY: the API table is filled once before OnLoad and never written again. The
-        // function, when present, returns the node's 40-byte name (not NUL-terminated) or
-        // NULL outside cluster mode.
-        unsafe {
-            if let Some(get) = raw::RedisModule_GetMyClusterID {
-                let p = get();
-                if !p.is_null() {
-                    let name = std::slice::from_raw_parts(
-                        p.cast::<u8>(),
-                        raw::REDISMODULE_NODE_ID_LEN as usize,
-                    );
-                    return String::from_utf8_lossy(name).into_owned();
-                }
-            }
-        }
-    }
-    // SAFETY: as above; reading whether the optional API exists races with nothing.
-    let has_info = unsafe {
-        let (a, b) = (
-            raw::RedisModule_GetServerInfo,
-            raw::RedisModule_ServerInfoGetField,
-        );
-        a.is_some() && b.is_some()
-    };
-    if has_info {
-        if let Some(id) = ctx.server_info("server").field("run_id") {
-            return id.to_string_lossy();
-        }
-    }
-    "edge".to_owned()
 }
 
 /// `EDGE.MODEL.EXPORT [SINCE round]`: this node's global counts (never per-user data) as
@@ -561,7 +366,7 @@ pub fn model_export(ctx: &Context, args: &Args) -> RedisResult {
 pub fn model_import(ctx: &Context, args: &Args) -> RedisResult {
     let (blob, given) = parse(args.rest(), request::model_import)?;
     if crate::import::off_thread(ctx, blob.len()) {
-        crate::import::start(ctx, args.strings[1].0.inner, given);
+        crate::import::start(ctx, args, given);
         return Ok(RedisValue::NoReply);
     }
     let started = std::time::Instant::now();
@@ -599,11 +404,6 @@ pub fn cache_list(_ctx: &Context, args: &Args) -> RedisResult {
 pub fn model_info(ctx: &Context, args: &Args) -> RedisResult {
     parse(args.rest(), request::no_args)?;
     let fields = state::federation(&mut state::engine());
-    let c = ctx.get_raw();
-    raw::reply_with_map(c, fields.len() as _);
-    for (name, v) in fields {
-        raw::reply_with_string_buffer(c, name.as_ptr().cast(), name.len());
-        raw::reply_with_long_long(c, v.min(i64::MAX as u64) as i64);
-    }
+    reply_fields(ctx, &fields);
     Ok(RedisValue::NoReply)
 }

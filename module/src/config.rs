@@ -3,12 +3,10 @@
 //! The settings themselves (names, ranges, meaning) live in one table,
 //! [`edge_model::settings::SETTINGS`]; this file only binds each entry to Redis's module
 //! config API. Integers register as numeric configs (Redis checks their range), reals and
-//! words as string configs checked by the table's parser. Every change is validated against
-//! the whole [`Config`] before it is accepted, then applied to the engine, so lowered bounds
-//! (cache capacity, items, successors) take effect at once and a refused change changes
-//! nothing.
-
-use std::sync::{LazyLock, Mutex, MutexGuard};
+//! words as string configs checked by the table's parser. The engine owns the one
+//! configuration: a change is parsed here and handed to it, validated there once against
+//! the whole [`Config`], so lowered bounds (cache capacity, items, successors) take effect at
+//! once and a refused change changes nothing.
 
 use redis_module::configuration::{
     get_i64_default_config_value, register_i64_configuration, register_string_configuration,
@@ -17,39 +15,28 @@ use redis_module::configuration::{
 use redis_module::{ConfigurationValue, Context, RedisError, RedisString};
 
 use edge_model::settings::{Kind, Setting, Value, SETTINGS};
-use edge_model::Config;
-
-/// The configuration the settings describe; the engine's copy follows it.
-static DESIRED: LazyLock<Mutex<Config>> = LazyLock::new(|| Mutex::new(Config::default()));
-
-fn desired() -> MutexGuard<'static, Config> {
-    DESIRED.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The configuration currently in force.
-pub fn current() -> Config {
-    desired().clone()
-}
+use edge_model::{Config, ConfigError};
 
 /// Binds one table entry to Redis: Redis keeps a `&'static` to it and calls `get`/`set`.
+/// It holds no value of its own: it reads the engine's configuration and hands a parsed
+/// value to [`crate::state::reconfigure`], which validates and applies it.
 struct Binding(&'static Setting);
 
+/// The reply for a refused value, naming the setting as CONFIG SET spells it.
+fn refused(e: ConfigError) -> RedisError {
+    RedisError::String(format!("edge.{} must be {}", e.name, e.expected))
+}
+
 impl Binding {
-    /// Applies `v` if the whole configuration stays valid.
+    /// Hands `v` to the engine, which adopts it if the whole configuration stays valid.
     fn store(&self, v: Value) -> Result<(), RedisError> {
-        let mut c = desired();
-        let mut next = c.clone();
-        self.0.apply(&mut next, v);
-        next.validate()
-            .map_err(|e| RedisError::String(format!("edge.{} must be {}", e.name, e.expected)))?;
-        *c = next;
-        Ok(())
+        crate::state::reconfigure(|c| self.0.apply(c, v)).map_err(refused)
     }
 }
 
 impl ConfigurationValue<i64> for Binding {
     fn get(&self, _: &ConfigurationContext) -> i64 {
-        match self.0.get(&desired()) {
+        match self.0.get(&crate::state::config()) {
             Value::Int(v) => v,
             Value::Float(f) => f as i64,
             Value::Choice(i) => i as i64,
@@ -62,22 +49,11 @@ impl ConfigurationValue<i64> for Binding {
 
 impl ConfigurationValue<RedisString> for Binding {
     fn get(&self, _: &ConfigurationContext) -> RedisString {
-        RedisString::create(None, self.0.show(&desired()))
+        RedisString::create(None, self.0.show(&crate::state::config()))
     }
     fn set(&self, _: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
         let text = std::str::from_utf8(val.as_slice()).unwrap_or("");
-        let v = self
-            .0
-            .parse(text)
-            .map_err(|e| RedisError::String(format!("edge.{} must be {}", e.name, e.expected)))?;
-        self.store(v)
-    }
-}
-
-/// Called by Redis after any `edge.*` setting changed: the engine adopts the new config.
-fn on_changed<G, T: ConfigurationValue<G>>(_: &ConfigurationContext, name: &str, _: &'static T) {
-    if let Err(e) = crate::state::reconfigure(current()) {
-        redis_module::logging::log_warning(format!("edge: setting {name} not applied: {e}"));
+        self.store(self.0.parse(text).map_err(refused)?)
     }
 }
 
@@ -121,28 +97,12 @@ pub fn register(ctx: &Context, args: &[RedisString]) -> Result<(), String> {
                 };
                 let initial = get_i64_default_config_value(args, s.name, default)
                     .map_err(|e| format!("{}: {e}", s.name))?;
-                register_i64_configuration(
-                    ctx,
-                    s.name,
-                    binding,
-                    initial,
-                    min,
-                    max,
-                    flags,
-                    Some(Box::new(on_changed::<i64, Binding>)),
-                );
+                register_i64_configuration(ctx, s.name, binding, initial, min, max, flags, None);
             }
             Kind::Bytes { .. } | Kind::Float { .. } | Kind::Choice(_) => {
                 let default = s.show(&Config::default());
                 let initial = arg_value(args, s.name).unwrap_or(&default).to_owned();
-                register_string_configuration(
-                    ctx,
-                    s.name,
-                    binding,
-                    &initial,
-                    flags,
-                    Some(Box::new(on_changed::<RedisString, Binding>)),
-                );
+                register_string_configuration(ctx, s.name, binding, &initial, flags, None);
             }
         }
     }

@@ -20,7 +20,6 @@
 //! holds the model without it, exactly as a server that has not received it yet: there is
 //! no pending state to carry.
 
-use std::ffi::{c_char, c_int, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Mutex;
@@ -28,8 +27,10 @@ use std::time::Instant;
 
 use edge_model::federated::decode_packed;
 use edge_model::packed::Packed;
-use redis_module::{raw, Context, ContextFlags};
+use redis_module::{Context, ContextFlags};
 
+use crate::ffi::blocking::Blocked;
+use crate::ffi::command::Args;
 use crate::state;
 
 /// Blobs from this size on are decoded off the event loop (about 5 ms of decoding in a
@@ -91,35 +92,18 @@ pub fn apply(update: &Packed, now_ms: i64, bytes: usize, started: Instant) -> bo
 
 /// A large import handed to the decoding thread.
 struct Job {
-    blocked: *mut raw::RedisModuleBlockedClient,
-    /// The client's blob argument, retained: Redis leaves a string with other references
-    /// unchanged, and it is released under the GIL once the import is done.
-    blob: *mut raw::RedisModuleString,
+    /// The client, blocked on its blob.
+    blocked: Blocked,
     /// The TS the client gave, if any.
     given: Option<i64>,
 }
 
-// SAFETY: the blocked client handle is meant to be unblocked from another thread; the
-// retained string is only read (never written) off the main thread, and only released with
-// the GIL held.
-unsafe impl Send for Job {}
-
 /// Blocks the client and queues its blob for decoding; the reply comes from the thread
 /// once the import has been merged (or refused).
-pub fn start(ctx: &Context, blob: *mut raw::RedisModuleString, given: Option<i64>) {
-    const API: &str = "Redis module API (Redis 6.2+)";
-    let c = ctx.get_raw();
-    // SAFETY: the API table is filled before any command runs and never written again; the
-    // context is this command's and `blob` one of its arguments, retained here so that it
-    // outlives the command.
-    let blocked = unsafe {
-        raw::RedisModule_RetainString.expect(API)(std::ptr::null_mut(), blob);
-        raw::RedisModule_BlockClient.expect(API)(c, None, None, None, 0)
-    };
+pub fn start(ctx: &Context, args: &Args, given: Option<i64>) {
     PENDING.fetch_add(1, Ordering::Relaxed);
     let job = Job {
-        blocked,
-        blob,
+        blocked: Blocked::block(ctx, args, 0),
         given,
     };
     let mut queue = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
@@ -137,87 +121,36 @@ pub fn start(ctx: &Context, blob: *mut raw::RedisModuleString, given: Option<i64
 
 /// On the decoding thread: decode, then merge, replicate and reply with the GIL held.
 fn run(job: Job) {
-    const API: &str = "Redis module API (Redis 6.2+)";
     let t = Instant::now();
-    // SAFETY: the retained string stays alive and unchanged until it is freed below.
-    let bytes: &[u8] = unsafe {
-        let mut len = 0usize;
-        let p = raw::RedisModule_StringPtrLen.expect(API)(job.blob, &mut len);
-        std::slice::from_raw_parts(p.cast::<u8>(), len)
-    };
-    let decoded = decode_packed(bytes);
+    let decoded = decode_packed(job.blocked.arg());
     DECODE_MAX_US.fetch_max(t.elapsed().as_micros() as u64, Ordering::Relaxed);
     DECODED.fetch_add(1, Ordering::Relaxed);
-    let len = bytes.len();
-    // SAFETY: the thread-safe context belongs to the blocked client and is used only on
-    // this thread; everything between Lock and Unlock runs with the GIL held, so the
-    // engine, replication and the retained string's refcount are touched as from a
-    // command. The client is unblocked once, after its reply.
-    unsafe {
-        let ts = raw::RedisModule_GetThreadSafeContext.expect(API)(job.blocked);
-        raw::RedisModule_ThreadSafeContextLock.expect(API)(ts);
-        let flags = raw::RedisModule_GetContextFlags.expect(API)(ts);
-        let reply: Result<bool, String> = match &decoded {
+    let len = job.blocked.arg().len();
+    job.blocked.finish(|server| {
+        let flags = server.flags();
+        let reply = match &decoded {
             Err(e) => Err(format!("ERR invalid update blob: {e}")),
             // A server that became a replica, or started loading a dataset, while the blob
             // decoded takes its model from its master or its files: an import now would
             // diverge from them.
-            Ok(_) if flags & raw::REDISMODULE_CTX_FLAGS_SLAVE as c_int != 0 => Err(
+            Ok(_) if flags.contains(ContextFlags::SLAVE) => Err(
                 "ERR this server became a replica while the import was decoding; nothing changed"
                     .to_owned(),
             ),
-            Ok(_) if flags & raw::REDISMODULE_CTX_FLAGS_LOADING as c_int != 0 => Err(
+            Ok(_) if flags.contains(ContextFlags::LOADING) => Err(
                 "ERR the server started loading while the import was decoding; nothing changed"
                     .to_owned(),
             ),
             Ok(update) => {
                 let now = job.given.unwrap_or_else(state::now_ms);
                 let applied = apply(update, now, len, Instant::now());
-                replicate(ts, job.blob, now);
-                Ok(applied)
+                server.replicate_with_ts(c"EDGE.MODEL.IMPORT", now);
+                Ok(i64::from(applied))
             }
         };
-        raw::RedisModule_FreeString.expect(API)(std::ptr::null_mut(), job.blob);
         PENDING.fetch_sub(1, Ordering::Relaxed);
-        raw::RedisModule_ThreadSafeContextUnlock.expect(API)(ts);
-        match reply {
-            Ok(applied) => {
-                raw::RedisModule_ReplyWithLongLong.expect(API)(ts, i64::from(applied));
-            }
-            Err(msg) => {
-                let msg = CString::new(msg).unwrap_or_default();
-                raw::RedisModule_ReplyWithError.expect(API)(ts, msg.as_ptr());
-            }
-        }
-        raw::RedisModule_FreeThreadSafeContext.expect(API)(ts);
-        raw::RedisModule_UnblockClient.expect(API)(job.blocked, std::ptr::null_mut());
-    }
+        reply
+    });
     // The decoded aggregate is freed here, off the event loop.
     drop(decoded);
-}
-
-/// Propagates the import where it took effect, with its TS explicit: from a thread-safe
-/// context Redis writes it to the replication stream and the AOF at once.
-///
-/// # Safety
-/// The GIL is held, `ts` is a thread-safe context and `blob` a live string.
-unsafe fn replicate(ts: *mut raw::RedisModuleCtx, blob: *mut raw::RedisModuleString, now: i64) {
-    const API: &str = "Redis module API (Redis 6.2+)";
-    // SAFETY: as the caller promises; the created strings are freed after Redis took its
-    // own references.
-    unsafe {
-        let create = raw::RedisModule_CreateString.expect(API);
-        let from_ll = raw::RedisModule_CreateStringFromLongLong.expect(API);
-        let free = raw::RedisModule_FreeString.expect(API);
-        let added = [create(ts, c"TS".as_ptr(), 2), from_ll(ts, now)];
-        let mut argv = [blob, added[0], added[1]];
-        raw::RedisModule_Replicate.expect(API)(
-            ts,
-            c"EDGE.MODEL.IMPORT".as_ptr(),
-            c"v".as_ptr() as *const c_char,
-            argv.as_mut_ptr(),
-            argv.len(),
-        );
-        added.into_iter().for_each(|s| free(ts, s));
-    }
 }

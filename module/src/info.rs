@@ -100,7 +100,7 @@ pub fn add_sections(ctx: &InfoContext, for_crash_report: bool) -> RedisResult<()
         .add_section("federation")
         .field("federation_rounds_total", f("rounds_imported"))?
         .field("federation_last_import_round", f("last_import_round"))?
-        .field("federation_last_import_ms", f("last_import_ms"))?
+        .field("federation_last_import_timestamp_ms", f("last_import_ms"))?
         .field("federation_last_import_bytes", f("last_import_bytes"))?
         .field("federation_imports_total", f("imports_total"))?
         .field("federation_import_bytes_total", f("import_bytes_total"))?

@@ -13,9 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use edge_model::{Config, Engine};
 use redis_module::Context;
 
-static ENGINE: LazyLock<Mutex<Engine>> = LazyLock::new(|| {
-    Mutex::new(Engine::new(crate::config::current()).expect("defaults are valid"))
-});
+static ENGINE: LazyLock<Mutex<Engine>> =
+    LazyLock::new(|| Mutex::new(Engine::new(Config::default()).expect("defaults are valid")));
 
 thread_local! {
     /// The engine lock, held by the forking thread from just before `fork()` until just
@@ -95,8 +94,14 @@ pub fn now_ms() -> i64 {
 /// Replaces the engine with an empty one under the current configuration (FLUSHALL, and
 /// before an RDB or replication load so nothing stale survives it).
 pub fn reset() {
-    let cfg = crate::config::current();
-    *engine() = Engine::new(cfg).expect("validated configuration");
+    let mut e = engine();
+    let cfg = e.config().clone();
+    *e = Engine::new(cfg).expect("validated configuration");
+}
+
+/// The configuration in force: the engine's, which is its only copy.
+pub fn config() -> Config {
+    engine().config().clone()
 }
 
 /// Installs an engine decoded from persisted state.
@@ -104,14 +109,17 @@ pub fn install(e: Engine) {
     *engine() = e;
 }
 
-/// Applies a configuration change; returns the validation error, if any.
+/// Applies a configuration change (`change` edits a copy of the engine's configuration);
+/// returns the validation error, if any, and then nothing changed.
 ///
 /// A change that leaves maintenance (a lowered `items-max` or `successors-max`) takes its
 /// first bounded step here, before the reply: a shrink that fits in one step is then done
 /// when `CONFIG SET` returns, at the same point of the command stream on every server
 /// given it, and only a larger one goes on between commands on the timer.
-pub fn reconfigure(cfg: Config) -> Result<(), edge_model::ConfigError> {
+pub fn reconfigure(change: impl FnOnce(&mut Config)) -> Result<(), edge_model::ConfigError> {
     let mut e = engine();
+    let mut cfg = e.config().clone();
+    change(&mut cfg);
     e.set_config(cfg)?;
     if e.maintenance_due() {
         maintenance_step(&mut e);

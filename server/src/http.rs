@@ -105,16 +105,11 @@ impl Edge {
     }
 }
 
-type Reply = Response<Full<Bytes>>;
+use edge_httpd::Reply;
 
+/// A plain-text reply of one line.
 fn plain(status: StatusCode, text: impl Into<String>) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::from(text.into() + "\n")));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
+    edge_httpd::plain(status, text.into() + "\n")
 }
 
 /// Answers one request.
@@ -481,57 +476,25 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// Largest request head accepted (request line and headers), in bytes.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
+/// Most header lines in one request (hyper's default, which the edge always had).
+pub const MAX_HEADERS: usize = 100;
+
 /// Time a client has to send a request head (also ends idle keep-alive connections).
 pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// What a client may send, enforced by the accept loop shared with the exporter.
+const LIMITS: edge_httpd::Limits = edge_httpd::Limits {
+    max_connections: MAX_CONNECTIONS,
+    max_header_bytes: MAX_HEADER_BYTES,
+    max_headers: MAX_HEADERS,
+    header_read_timeout: HEADER_READ_TIMEOUT,
+};
+
 /// Serves `edge` on `listener` until the process ends. Request bodies are never read: the
-/// edge has no use for them, and a request announcing one gets `413`.
+/// edge has no use for them, and a request announcing one gets `413` ([`edge_httpd`]).
 pub async fn serve(listener: tokio::net::TcpListener, edge: Arc<Edge>) -> std::io::Result<()> {
-    use hyper::body::Body as _;
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_header_size(MAX_HEADER_BYTES)
-        .max_buf_size(2 * MAX_HEADER_BYTES);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let slot = Arc::clone(&slots)
-            .acquire_owned()
-            .await
-            .expect("the connection semaphore is never closed");
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                eprintln!("edge-server: accepting a connection failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let edge = Arc::clone(&edge);
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let edge = Arc::clone(&edge);
-            async move {
-                let reply = if req.body().size_hint().lower() > 0
-                    || req.body().size_hint().upper().is_none()
-                {
-                    let mut r = plain(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "request bodies are not accepted",
-                    );
-                    r.headers_mut()
-                        .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
-                    r
-                } else {
-                    handle(edge, req).await
-                };
-                Ok::<_, std::convert::Infallible>(reply)
-            }
-        });
-        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-        tokio::spawn(async move {
-            let _ = conn.await;
-            drop(slot);
-        });
-    }
+    edge_httpd::serve(listener, LIMITS, "edge-server", move |req| {
+        handle(Arc::clone(&edge), req)
+    })
+    .await
 }

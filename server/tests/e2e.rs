@@ -279,6 +279,43 @@ fn bad_requests_get_clear_errors() {
     std::fs::remove_dir_all(origin).unwrap();
 }
 
+/// The limits of the accept loop shared with the exporter (`edge-httpd`) hold here too: a
+/// request announcing a body is refused unread and its connection closed, an oversized
+/// head gets 431, neither reaches the module, and the edge keeps serving.
+#[test]
+fn bodies_and_oversized_heads_are_refused_before_any_view() {
+    use std::io::{Read, Write};
+    let rt = runtime();
+    let redis = redis();
+    let origin = origin_dir(&[("C1", 10)]);
+    let edge = Edge::start(&redis, origin.to_str().unwrap(), "memory", &[]);
+    let raw = |request: String| {
+        let mut s = std::net::TcpStream::connect(edge.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).expect("an answer and a close");
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let head = "GET /content/C1 HTTP/1.1\r\nHost: x\r\nX-Viewer: U1\r\n";
+    for extra in [
+        "Content-Length: 99999999999\r\n\r\n",
+        "Transfer-Encoding: chunked\r\n\r\n7fffffff\r\n",
+    ] {
+        let r = raw(format!("{head}{extra}"));
+        assert!(r.starts_with("HTTP/1.1 413 "), "{extra:?} -> {r:?}");
+    }
+    let big = format!("{head}X-Big: {}\r\n\r\n", "a".repeat(20 * 1024));
+    let r = raw(big);
+    assert!(r.starts_with("HTTP/1.1 431 "), "{r:?}");
+    let mut con = redis.connect();
+    let info: String = redis::cmd("INFO").arg("edge").query(&mut con).unwrap();
+    assert!(info.contains("edge_plays_total:0"), "{info}");
+    let r = get(&rt, &edge, "/content/C1", &[("x-viewer", "U1")]);
+    assert_eq!(r.status, StatusCode::OK);
+    std::fs::remove_dir_all(origin).unwrap();
+}
+
 /// An HTTP origin: objects by path, a delay before each answer, failures on demand, and a
 /// count of GETs by path.
 #[derive(Default)]

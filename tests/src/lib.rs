@@ -23,6 +23,8 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 pub use redis;
+
+pub mod readme;
 use redis::{Connection, RedisError, Value};
 
 /// How long a server may take to accept connections (or to finish a sync) before a test
@@ -64,6 +66,7 @@ pub struct ServerOpts {
     config: Vec<(String, String)>,
     debug: bool,
     cluster: bool,
+    without_module: bool,
     files: Vec<(String, Vec<u8>)>,
 }
 
@@ -127,6 +130,12 @@ impl ServerOpts {
         self
     }
 
+    /// Starts the server without the module: what a client must refuse up front.
+    pub fn without_module(mut self) -> Self {
+        self.without_module = true;
+        self
+    }
+
     /// Uses another server binary (Valkey).
     pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
         self.binary = Some(path.into());
@@ -159,6 +168,36 @@ pub fn module_path() -> PathBuf {
         so.display()
     );
     so
+}
+
+/// A directory under the system temp dir, removed on drop: for what a test writes beside
+/// a server (reports, logs, configuration files).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A fresh, empty directory whose name carries `tag`, unique in this process.
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "edge-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).expect("create a temp dir");
+        TempDir(p)
+    }
+
+    /// A path inside it.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A free loopback port, found by binding port 0 and releasing it.
@@ -275,10 +314,12 @@ impl Server {
             .arg("--dir")
             .arg(&self.dir)
             .arg("--logfile")
-            .arg(self.log_path())
-            .arg("--loadmodule")
-            .arg(module_path())
-            .args(&self.opts.module_args);
+            .arg(self.log_path());
+        if !self.opts.without_module {
+            cmd.arg("--loadmodule")
+                .arg(module_path())
+                .args(&self.opts.module_args);
+        }
         if self.opts.debug {
             cmd.args(["--enable-debug-command", "local"]);
         }
@@ -353,6 +394,11 @@ impl Server {
     /// The loopback port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `redis://127.0.0.1:<port>`, for a client outside the harness (loadgen, exporter).
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
     }
 
     /// The server's working directory (RDB, AOF and log live here).

@@ -287,3 +287,55 @@ fn info_edge_is_complete_and_consistent() {
     assert_eq!(count, n("edge_predictions_total"));
     assert_eq!(count, 3 + 4);
 }
+
+/// Every declared range, at its edges, through CONFIG SET on a real server: both edges are
+/// accepted and read back, one step beyond either is refused and changes nothing.
+#[test]
+fn config_set_enforces_every_declared_range_at_its_edges() {
+    use edge_model::settings::{Kind, SETTINGS};
+    let mut s = Server::start(ServerOpts::new());
+    for setting in SETTINGS {
+        let name = format!("edge.{}", setting.name);
+        let (inside, outside): (Vec<String>, Vec<String>) = match setting.kind {
+            Kind::Int { min, max } | Kind::Bytes { min, max } => (
+                vec![min.to_string(), max.to_string()],
+                vec![(min - 1).to_string(), (max + 1).to_string()],
+            ),
+            Kind::Float { min, max } => (
+                vec![min.to_string(), max.to_string()],
+                vec![
+                    (min - min.abs().max(1e-9) * 0.5).to_string(),
+                    (max * 1.5).to_string(),
+                ],
+            ),
+            Kind::Choice(words) => (words.iter().map(|w| w.to_string()).collect(), vec![]),
+        };
+        let before = config_get(&mut s, &name);
+        for v in &inside {
+            config_set(&mut s, &name, v);
+            let got = config_get(&mut s, &name);
+            assert_eq!(
+                got.parse::<f64>().ok(),
+                v.parse::<f64>().ok(),
+                "{name} {v} -> {got}"
+            );
+            if got.parse::<f64>().is_err() {
+                assert_eq!(got, *v, "{name}");
+            }
+            config_set(&mut s, &name, &before);
+        }
+        for v in &outside {
+            let e = s.err(redis::cmd("CONFIG").arg("SET").arg(&name).arg(v));
+            assert!(e.contains(setting.name), "{name} {v}: {e}");
+            assert_eq!(config_get(&mut s, &name), before, "{name} {v} changed it");
+        }
+    }
+    // A value between the range's edges that the declaration alone cannot refuse.
+    let e = s.err(
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("edge.model-memory-max")
+            .arg("1048575"),
+    );
+    assert!(e.contains("model-memory-max must be 0 (unbounded)"), "{e}");
+}

@@ -70,3 +70,22 @@ fn every_command_documents_its_summary_arguments_and_key() {
         "{words:?}"
     );
 }
+
+/// The README's command table is what the module's one command table makes the server
+/// report: regenerate it with `cargo run -p edge-tests --example readme -- --write`.
+#[test]
+fn readme_command_table_is_what_the_server_reports() {
+    use edge_tests::readme::{command_table, COMMAND_MARKS};
+    let mut s = Server::start(ServerOpts::new());
+    let table = command_table(&mut s);
+    assert!(
+        table.contains("| `EDGE.PLAY user item [DURATION duration]"),
+        "{table}"
+    );
+    let readme = include_str!("../../README.md");
+    assert_eq!(
+        COMMAND_MARKS.splice(readme, &table).as_deref(),
+        Some(readme),
+        "README.md's command table is stale: run `cargo run -p edge-tests --example readme -- --write`"
+    );
+}

@@ -253,9 +253,22 @@ pub fn evaluate(log: &Log, input: InputInfo, opts: &EvalOptions) -> Result<EvalR
     if in_process {
         jobs.extend((0..specs.len()).map(Job::Edge));
     }
+    // Connect before any work, so that a wrong URL or a server without the module stops
+    // the run at once with a message that says so.
+    let mut con = match &opts.redis {
+        Some(url) => Some(crate::replay::connect_node(url, true)?),
+        None => None,
+    };
+    // The bar counts the events each pass goes through: the predictor baselines, every
+    // demand cache and every edge run read the whole log once.
     let n_ev = log.events.len() as u64;
-    let edge_work = specs.len() as u64 * n_ev;
-    let pb = crate::progress::bar(edge_work + n_ev, "eval");
+    let demand_runs = jobs.len() - if in_process { specs.len() } else { 0 };
+    let passes = 1 + demand_runs + specs.len();
+    let pb = crate::progress::bar(passes as u64 * n_ev, "eval", "events");
+    pb.set_message(format!(
+        "in {passes} passes: predictors, {demand_runs} demand caches, {} edge runs",
+        specs.len()
+    ));
     let results: Mutex<Vec<Option<Done>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
     let errors: Mutex<Vec<Error>> = Mutex::new(Vec::new());
     let cursor = AtomicUsize::new(0);
@@ -268,6 +281,7 @@ pub fn evaluate(log: &Log, input: InputInfo, opts: &EvalOptions) -> Result<EvalR
             let done = match job {
                 Job::Demand(p, cap) => {
                     let (r, h) = run_demand(log, *p, *cap, unit, opts.item_size, &next);
+                    pb.inc(n_ev);
                     Done::Demand(r, h)
                 }
                 Job::Edge(i) => match edge::run_in_process(log, &specs[*i].2, &|n| pb.inc(n)) {
@@ -284,14 +298,9 @@ pub fn evaluate(log: &Log, input: InputInfo, opts: &EvalOptions) -> Result<EvalR
         let handles: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
         predictor_scores = score_predictors(log, opts.k);
         pb.inc(n_ev);
-        if let Some(url) = &opts.redis {
-            let client = redis::Client::open(url.as_str())
-                .map_err(|e| Error::redis(format!("opening {url}"), e))?;
-            let mut con = client
-                .get_connection()
-                .map_err(|e| Error::redis(format!("connecting to {url}"), e))?;
+        if let Some(con) = &mut con {
             for (_, _, spec) in &specs {
-                redis_runs.push(edge::run_redis(&mut con, log, spec, opts.pipeline, &|n| {
+                redis_runs.push(edge::run_redis(con, log, spec, opts.pipeline, &|n| {
                     pb.inc(n)
                 })?);
             }

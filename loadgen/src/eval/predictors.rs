@@ -9,7 +9,8 @@
 //! Popularity ties are broken by item index ascending, which is natural id order (see
 //! [`crate::logs::Event::item`]); Markov ties by first appearance in the row. Items the
 //! user has already seen are never predicted. With these rules the figures on MovieLens
-//! 100K match the reference exactly (HR@10 0.0770 / 0.0976 / 0.1048).
+//! 100K match `../shared/notes/reference-figures.md` exactly (docs/prediction.md has them,
+//! with the command).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet};

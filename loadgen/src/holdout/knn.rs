@@ -10,9 +10,9 @@
 //!   neighbourhood fall back to popularity, so the list always has k items.
 //!
 //! Both are exact and deterministic: ties are broken by fitted popularity, then by item
-//! index (natural id order), so the figures reproduce across tools. On MovieLens 100K,
-//! fitted on the first 80 % of the events, item-kNN gives HR@10 0.1865 and MRR@10 0.0693
-//! on the last 20 % (`../shared/notes/reference-figures.md`).
+//! index (natural id order), so the figures reproduce across tools: on MovieLens 100K they
+//! match `../shared/notes/reference-figures.md` exactly (docs/prediction.md, `loadgen
+//! holdout`).
 
 use std::cell::RefCell;
 use std::collections::HashSet;

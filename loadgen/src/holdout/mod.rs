@@ -359,10 +359,7 @@ fn edge_through_server(
     first: usize,
     url: &str,
 ) -> Result<Vec<Vec<u32>>> {
-    let client = redis::Client::open(url).map_err(|e| Error::redis(format!("open {url}"), e))?;
-    let mut con = client
-        .get_connection()
-        .map_err(|e| Error::redis(format!("connect to {url}"), e))?;
+    let mut con = crate::replay::connect_node(url, true)?;
     for (name, value) in &opts.settings {
         redis::cmd("CONFIG")
             .arg("SET")

@@ -1,135 +1,39 @@
-//! A real redis-server with the edgecache module, on a free loopback port, for the
-//! end-to-end tests. Killed and reaped on drop.
+//! The end-to-end tests' helpers: the server comes from the shared harness (`edge-tests`,
+//! tests/src/lib.rs); this adds running the loadgen binary and reading its reports.
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
-/// The module's shared library: `$EDGE_MODULE`, or next to the test executable
-/// (`<target>/debug/deps/` → `<target>/debug/libedgecache.so`).
-pub fn module_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("EDGE_MODULE") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target profile directory");
-    let p = dir.join("libedgecache.so");
-    assert!(
-        p.exists(),
-        "{} not found: run cargo build -p edge-module (with the same CARGO_TARGET_DIR), or set EDGE_MODULE",
-        p.display()
-    );
-    p
-}
+// Re-exported under the old names, for tests that use them.
+#[allow(unused_imports)]
+pub use edge_tests::{module_path, TempDir};
 
-/// A running server.
-pub struct Server {
-    child: Child,
-    /// Its port on 127.0.0.1.
-    pub port: u16,
-    _dir: TempDir,
-}
-
-/// A directory removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    /// A fresh directory under the system temp dir.
-    pub fn new(tag: &str) -> Self {
-        let p =
-            std::env::temp_dir().join(format!("loadgen-{tag}-{}-{}", std::process::id(), unique()));
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-    /// A path inside it.
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// A running server with the module (the shared harness's [`edge_tests::Server`]), under
+/// the names these tests have always used.
+pub struct Server(edge_tests::Server);
 
 impl Server {
-    /// Starts redis-server (`$REDIS_SERVER` or from PATH) with the module loaded.
+    /// Starts `$REDIS_SERVER` (or redis-server) with the module on a free loopback port.
     pub fn start() -> Server {
-        let module = module_path();
-        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let dir = TempDir::new("redis");
-        for _attempt in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("free port")
-                .port();
-            let mut child = Command::new(&bin)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(&dir.0)
-                .arg("--loadmodule")
-                .arg(&module)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("starting {bin}: {e} (install redis-server or set REDIS_SERVER)")
-                });
-            let url = format!("redis://127.0.0.1:{port}");
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // exited (port taken?): retry on another port
-                }
-                let up = redis::Client::open(url.as_str())
-                    .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
-                    .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
-                if up.is_ok() {
-                    return Server {
-                        child,
-                        port,
-                        _dir: dir,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("redis-server with {} did not come up", module.display());
+        Server(edge_tests::Server::start(edge_tests::ServerOpts::new()))
+    }
+
+    /// Starts redis-server without the module: what loadgen must refuse up front.
+    pub fn start_without_module() -> Server {
+        Server(edge_tests::Server::start(
+            edge_tests::ServerOpts::new().without_module(),
+        ))
     }
 
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        self.0.url()
     }
 
     /// A connection.
     pub fn con(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .and_then(|c| c.get_connection())
-            .expect("connect")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.connect()
     }
 }
 

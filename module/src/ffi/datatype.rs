@@ -2,11 +2,10 @@
 //! RDB aux data; and the `edge-node` type, which exists only inside an AOF rewrite (see
 //! [`add_node_carrier`]).
 //!
-//! This is where the module meets Redis's persistence C API, so this file holds the
-//! `unsafe` of the crate. Every callback decodes with [`edge_model::codec`], which validates
-//! lengths and checksums and never panics, and returns NULL (a load error Redis reports)
+//! This is where the module meets Redis's persistence C API, in the module's FFI room.
+//! Every callback decodes with [`edge_model::codec`], which validates lengths and checksums and never panics, and returns NULL (a load error Redis reports)
 //! rather than trusting a corrupt payload. A payload cut short (a truncated file, a broken
-//! replication stream) is an IO error Redis hands back to the module, because `lib.rs`
+//! replication stream) is an IO error Redis hands back to the module, because `ffi/server.rs`
 //! declares `REDISMODULE_OPTIONS_HANDLE_IO_ERRORS`; every load callback checks for it.
 
 use std::ffi::CStr;
@@ -57,7 +56,7 @@ pub static USER_TYPE: RedisType = RedisType::new(
 /// Reads one string from the RDB (or replication stream), or `None`, logged, if the read
 /// failed: the input ended early or was cut off mid-value.
 ///
-/// A read failure is only reported to the module because `lib.rs` declares
+/// A read failure is only reported to the module because `ffi/server.rs` declares
 /// `REDISMODULE_OPTIONS_HANDLE_IO_ERRORS`; without it Redis panics inside the read (the
 /// "Guru Meditation ... Read performed by module 'edge'" crash). With it, Redis 7.0's
 /// `moduleLoadString` marks the IO failed and returns NULL, and every later read returns at
@@ -109,7 +108,7 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
     let Some(blob) = load_blob(rdb, "a stored user") else {
         return ptr::null_mut();
     };
-    match decode_user(&blob, crate::config::current().user_bounds()) {
+    match decode_user(&blob, crate::state::config().user_bounds()) {
         Ok(user) => {
             state::users_add(1);
             Box::into_raw(Box::new(user)).cast()
@@ -227,7 +226,7 @@ unsafe extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, encver: c_int, when:
     let Some(blob) = load_blob(rdb, "the node model") else {
         return raw::Status::Err as c_int;
     };
-    match decode_node(&blob, crate::config::current()) {
+    match decode_node(&blob, crate::state::config()) {
         Ok(engine) => {
             state::install(engine);
             raw::Status::Ok as c_int

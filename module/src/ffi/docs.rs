@@ -2,8 +2,8 @@
 //!
 //! Debian's Redis 7.0 has `RedisModule_SetCommandInfo`; older servers do not, and then the
 //! commands still work with their legacy key positions. The API is looked up at load time,
-//! so one build serves both. This is the one file (with `datatype.rs` and `lib.rs`) where
-//! the module builds C structures for Redis; Redis copies what it is given, and the strings
+//! so one build serves both. Here, in the FFI room, the module builds the C structures for
+//! Redis from the command table's rows; Redis copies what it is given, and the strings
 //! are leaked once at load anyway, so nothing it points to can dangle.
 
 use std::ffi::{c_char, c_int, CString};
@@ -12,7 +12,7 @@ use std::ptr;
 use redis_module::{raw, Context};
 
 /// One argument as `COMMAND DOCS` shows it.
-struct Arg {
+pub struct Arg {
     name: &'static str,
     kind: Kind,
     /// The keyword before the value (`K 10`), for options.
@@ -20,8 +20,9 @@ struct Arg {
     optional: bool,
 }
 
+/// What an argument holds.
 #[derive(Clone, Copy)]
-enum Kind {
+pub enum Kind {
     Key,
     Str,
     Int,
@@ -30,7 +31,7 @@ enum Kind {
 
 /// How a command uses its key.
 #[derive(Clone, Copy)]
-enum Access {
+pub enum Access {
     None,
     Read,
     Update,
@@ -38,20 +39,21 @@ enum Access {
     Delete,
 }
 
-struct Doc {
-    name: &'static str,
+/// What `COMMAND DOCS` and the ACL say about one command (see `commands::COMMANDS`).
+pub struct Doc {
     /// ACL categories (`read` or `write`, matching the command's flags, and `dangerous
     /// admin` for the commands that change the node as a whole), set where the server can
     /// attach categories to module commands (Redis 7.2+, Valkey).
-    category: &'static str,
-    summary: &'static str,
-    complexity: &'static str,
-    arity: c_int,
-    access: Access,
-    args: &'static [Arg],
+    pub category: &'static str,
+    pub summary: &'static str,
+    pub complexity: &'static str,
+    pub arity: c_int,
+    pub access: Access,
+    pub args: &'static [Arg],
 }
 
-const fn arg(name: &'static str, kind: Kind) -> Arg {
+/// A required positional argument.
+pub const fn arg(name: &'static str, kind: Kind) -> Arg {
     Arg {
         name,
         kind,
@@ -60,7 +62,10 @@ const fn arg(name: &'static str, kind: Kind) -> Arg {
     }
 }
 
-const fn opt(token: &'static str, kind: Kind) -> Arg {
+/// An optional `TOKEN value` argument (a bare `TOKEN` for [`Kind::Flag`]). No
+/// `display_text`: Redis 7.0 does not report it and Valkey shows it in place of the name,
+/// so the two would document the same command differently.
+pub const fn opt(token: &'static str, kind: Kind) -> Arg {
     Arg {
         name: token,
         kind,
@@ -68,134 +73,6 @@ const fn opt(token: &'static str, kind: Kind) -> Arg {
         optional: true,
     }
 }
-
-const USER: Arg = arg("user", Kind::Key);
-const VIEW: [Arg; 5] = [
-    USER,
-    arg("item", Kind::Str),
-    opt("DURATION", Kind::Int),
-    opt("TS", Kind::Int),
-    opt("DEVICE", Kind::Str),
-];
-
-static DOCS: &[Doc] = &[
-    Doc {
-        name: "edge.record",
-        category: "write",
-        summary: "Learns that a user viewed an item (a short view, a skip, teaches less).",
-        complexity: "O(learn-window)",
-        arity: -3,
-        access: Access::Update,
-        args: &VIEW,
-    },
-    Doc {
-        name: "edge.predict",
-        category: "read",
-        summary: "Returns the items a user is most likely to watch next, best first.",
-        complexity: "O(score-window * successors-max + k log k)",
-        arity: -2,
-        access: Access::Read,
-        args: &[USER, opt("K", Kind::Int), opt("WITHSCORES", Kind::Flag), opt("INCLUDESEEN", Kind::Flag)],
-    },
-    Doc {
-        name: "edge.prefetch",
-        category: "write",
-        summary: "Predicts for a user and brings the top k into this node's edge cache.",
-        complexity: "O(score-window * successors-max + k log k)",
-        arity: -2,
-        access: Access::Read,
-        args: &[USER, opt("K", Kind::Int)],
-    },
-    Doc {
-        name: "edge.play",
-        category: "write",
-        summary: "Serves a view from the edge cache (HIT/MISS), learns it, and prefetches what comes next.",
-        complexity: "O(learn-window + score-window * successors-max)",
-        arity: -3,
-        access: Access::Update,
-        args: &[
-            USER,
-            arg("item", Kind::Str),
-            opt("DURATION", Kind::Int),
-            opt("TS", Kind::Int),
-            opt("DEVICE", Kind::Str),
-            opt("SIZE", Kind::Int),
-            opt("DELTA", Kind::Flag),
-        ],
-    },
-    Doc {
-        name: "edge.user",
-        category: "read",
-        summary: "Shows what the node knows about a user: history, counts, personal transitions.",
-        complexity: "O(history-len + personal-max)",
-        arity: 2,
-        access: Access::Read,
-        args: &[USER],
-    },
-    Doc {
-        name: "edge.forget",
-        category: "write",
-        summary: "Erases everything the node keeps about a user.",
-        complexity: "O(history-len + seen-max)",
-        arity: 2,
-        access: Access::Delete,
-        args: &[USER],
-    },
-    Doc {
-        name: "edge.restore",
-        category: "write",
-        summary: "Installs a serialized user (what an AOF rewrite emits).",
-        complexity: "O(size of the blob)",
-        arity: 3,
-        access: Access::Overwrite,
-        args: &[USER, arg("blob", Kind::Str)],
-    },
-    Doc {
-        name: "edge.node.restore",
-        category: "write dangerous admin",
-        summary: "Replaces this node's model, cache and counters with a serialized node (AOF rewrite).",
-        complexity: "O(size of the blob)",
-        arity: 2,
-        access: Access::None,
-        args: &[arg("blob", Kind::Str)],
-    },
-    Doc {
-        name: "edge.model.export",
-        category: "write",
-        summary: "This node's global counts for federation (never per-user data), in full or changed since a round; opens a new round.",
-        complexity: "O(rows and items exported)",
-        arity: -1,
-        access: Access::None,
-        args: &[opt("SINCE", Kind::Int)],
-    },
-    Doc {
-        name: "edge.model.import",
-        category: "write dangerous admin",
-        summary: "Merges a federator's aggregate of peer edges into the federated table; a round already imported changes nothing. TS is the import's 'now' (the server clock without one; replicas get it).",
-        complexity: "O(size of the blob)",
-        arity: -2,
-        access: Access::None,
-        args: &[arg("blob", Kind::Str), opt("TS", Kind::Int)],
-    },
-    Doc {
-        name: "edge.model.info",
-        category: "read",
-        summary: "Federation state: rounds imported, the last import, table sizes, bytes.",
-        complexity: "O(items)",
-        arity: 1,
-        access: Access::None,
-        args: &[],
-    },
-    Doc {
-        name: "edge.cache.list",
-        category: "read",
-        summary: "A page of the edge cache's contents (item, size), in id order, for a store to resynchronise from.",
-        complexity: "O(cached items)",
-        arity: -1,
-        access: Access::None,
-        args: &[opt("AFTER", Kind::Str), opt("COUNT", Kind::Int)],
-    },
-];
 
 fn leak(s: &str) -> *const c_char {
     CString::new(s).expect("no NUL in docs").into_raw()
@@ -292,7 +169,7 @@ fn access_flags(a: Access) -> Option<u32> {
 /// Attaches summaries, arguments and key specs to every documented command. A server
 /// without the API (before 7.0) is left with the legacy key positions; a refusal is logged,
 /// never fatal: documentation must not keep the module from loading.
-pub fn register(ctx: &Context) {
+pub fn register(ctx: &Context, commands: &[crate::ffi::command::Command]) {
     // SAFETY: the API table is filled by RedisModule_Init before OnLoad and not written
     // again; this runs on the main thread during OnLoad.
     let (set_info, get_command, set_categories) = unsafe {
@@ -313,7 +190,9 @@ pub fn register(ctx: &Context) {
             sizeof_keyspec: std::mem::size_of::<raw::RedisModuleCommandKeySpec>(),
             sizeof_arg: std::mem::size_of::<raw::RedisModuleCommandArg>(),
         }));
-    for d in DOCS {
+    for c in commands {
+        let d = &c.doc;
+        let label = c.name.to_str().expect("command names are ASCII");
         let mut args: Vec<raw::RedisModuleCommandArg> = d.args.iter().map(c_arg).collect();
         args.push(terminator_arg());
         let specs: Vec<raw::RedisModuleCommandKeySpec> = match access_flags(d.access) {
@@ -336,26 +215,25 @@ pub fn register(ctx: &Context) {
             },
             args: Box::leak(args.into_boxed_slice()).as_mut_ptr(),
         }));
-        let name = CString::new(d.name).expect("no NUL");
         // SAFETY: `name` is a NUL-terminated command this module registered; `info` and
         // everything it points to are leaked, so valid for as long as Redis may read them,
         // and laid out as the version block (`sizeof_*`) declares.
         let ok = unsafe {
-            let cmd = get_command(ctx.get_raw(), name.as_ptr());
+            let cmd = get_command(ctx.get_raw(), c.name.as_ptr());
             !cmd.is_null() && set_info(cmd, info) == raw::REDISMODULE_OK as c_int
         };
         if !ok {
-            ctx.log_warning(&format!("edge: COMMAND DOCS for {} refused", d.name));
+            ctx.log_warning(&format!("edge: COMMAND DOCS for {label} refused"));
         }
         if let Some(set_categories) = set_categories {
             let cat = CString::new(d.category).expect("no NUL");
             // SAFETY: as above for the command; the category string outlives the call.
             let ok = unsafe {
-                let cmd = get_command(ctx.get_raw(), name.as_ptr());
+                let cmd = get_command(ctx.get_raw(), c.name.as_ptr());
                 !cmd.is_null() && set_categories(cmd, cat.as_ptr()) == raw::REDISMODULE_OK as c_int
             };
             if !ok {
-                ctx.log_warning(&format!("edge: ACL category of {} refused", d.name));
+                ctx.log_warning(&format!("edge: ACL category of {label} refused"));
             }
         }
     }
