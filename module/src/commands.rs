@@ -59,7 +59,7 @@ pub const COMMANDS: &[Command] = &[
     }),
     command!(c"edge.play", play, c"write deny-oom fast", (1, 1, 1), Doc {
         category: "write",
-        summary: "The live flow: HIT/MISS from the edge cache, learns the view, prefetches the next predictions; replies [status, [prefetched...]]. With DELTA, [status, [prefetched...], [fetch...], [drop...], resync]: what a store holding the bytes must do, drops first (the missed item if the cache admitted it and the prefetches; the keys that left the cache since the previous play, at most 4,096, resync 1 if more left).",
+        summary: "The live flow: HIT/MISS from the edge cache, learns the view, prefetches the next predictions; replies [status, [prefetched...]]. With DELTA also what a store holding the bytes must fetch and drop, and whether it must resync.",
         complexity: "O(learn-window + score-window * successors-max)",
         arity: -3,
         access: Access::Update,
@@ -83,7 +83,7 @@ pub const COMMANDS: &[Command] = &[
     }),
     command!(c"edge.forget", forget, c"write fast", (1, 1, 1), Doc {
         category: "write",
-        summary: "Erases the viewer's key: history, seen set, personal transitions (privacy). What the viewer added to the node's aggregate counts stays, as anonymous sums; with federation those sums are all that ever left the edge.",
+        summary: "Erases the viewer's key: history, seen set, personal transitions. What the viewer added to the node's counts stays, as anonymous sums (all that federation ever sends).",
         complexity: "O(history-len + seen-max)",
         arity: 2,
         access: Access::Delete,
@@ -115,7 +115,7 @@ pub const COMMANDS: &[Command] = &[
     }),
     command!(c"edge.model.import", model_import, c"write deny-oom admin", (0, 0, 0), Doc {
         category: "write dangerous admin",
-        summary: "Merges a federator's aggregate of the other edges into the separate peers' table; 1 applied, 0 round already imported; a bad blob is refused with ERR and changes nothing. TS is the import's present (a peer clock ahead of it is held there); without it the server clock, which replicas and the AOF receive as TS.",
+        summary: "Merges a federator's aggregate of the other edges into the peers' table: 1 applied, 0 round already imported; a bad blob is refused and changes nothing. TS is the import's present (default: the server clock, replicated as TS).",
         complexity: "O(size of the blob)",
         arity: -2,
         access: Access::None,
@@ -131,7 +131,7 @@ pub const COMMANDS: &[Command] = &[
     }),
     command!(c"edge.cache.list", cache_list, c"readonly", (0, 0, 0), Doc {
         category: "read",
-        summary: "A page of the edge cache's contents in id order, [next, [item, size, ...]] (next is the following page's AFTER, \"\" after the last; COUNT 1-1000, default 100): what a store resynchronises from.",
+        summary: "A page of the edge cache's contents in id order, [next, [item, size, ...]] (next: the following page's AFTER, \"\" after the last; COUNT 1-1000, default 100): what a store resynchronises from.",
         complexity: "O(cached items)",
         arity: -1,
         access: Access::None,
