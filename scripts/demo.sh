@@ -3,10 +3,12 @@
 # with the module on a free local port, simulate viewers through EDGE.PLAY, show a viewer's
 # predictions and the edge cache's hit ratio beside demand-cache baselines (LRU and the best
 # of LFU, ARC, S3-FIFO, W-TinyLFU) on the same views, serve Prometheus metrics from the
-# exporter, and end with commands to try next.
+# exporter, serve real bytes through edge-server (the HTTP edge) in front of an origin of
+# files, and end with commands to try next.
 #
 #   scripts/demo.sh            run, print the results, stop everything
-#   scripts/demo.sh --keep     leave redis-server and the exporter running (Ctrl-C stops them)
+#   scripts/demo.sh --keep     leave redis-server, the exporter and edge-server (with the
+#                              viewer's page) running; Ctrl-C stops them
 #
 # Environment: USERS, ITEMS, EVENTS, SEED size the simulation; REDIS_SERVER picks the server.
 set -euo pipefail
@@ -20,7 +22,7 @@ server=${REDIS_SERVER:-redis-server}
 command -v "$server" >/dev/null || { echo "redis-server not found: apt-get install redis-server" >&2; exit 1; }
 
 echo "== building (release; the first build takes several minutes, cargo shows its progress)"
-cargo build --release -p edge-module -p loadgen -p exporter
+cargo build --release -p edge-module -p loadgen -p exporter -p edge-server
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
@@ -90,9 +92,51 @@ pids+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$mport/health" >/dev/null 2>&1 && break; sleep 0.05; done
 curl -s "http://127.0.0.1:$mport/metrics" | grep -E '^edge_(up|cache_hits_total|records_total|predict_latency_seconds_count)' | sed 's/^/     /'
 
+# The HTTP edge on a server of its own, whose cache is measured in bytes: 50 titles' worth.
+size=65536 views=${HTTP_VIEWS:-2000}
+hport=$(free_port)
+eport=$(free_port)
+echo "== the HTTP edge: edge-server on 127.0.0.1:$eport, an origin of $ITEMS files of 64 KB, the first $views views as GET /content/{item}"
+mkdir -p "$work/origin" "$work/edge"
+python3 - "$work/views.jsonl" "$work/origin" "$size" <<'PY'
+import json, os, sys
+log, origin, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for item in sorted({json.loads(l)["content_id"] for l in open(log)}):
+    with open(os.path.join(origin, item), "wb") as f:
+        f.write(os.urandom(size))
+PY
+"$server" --port "$hport" --bind 127.0.0.1 --save "" --dir "$work/edge" --logfile "$work/edge/redis.log" \
+  --loadmodule "$PWD/target/release/libedgecache.so" cache-capacity-bytes $((50 * size)) item-size-bytes "$size" &
+pids+=($!)
+for _ in $(seq 100); do redis-cli -p "$hport" ping >/dev/null 2>&1 && break; sleep 0.05; done
+./target/release/edge-server --redis "redis://127.0.0.1:$hport" --origin "$work/origin" \
+  --listen "127.0.0.1:$eport" > "$work/edge-server.log" &
+pids+=($!)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$eport/health" >/dev/null 2>&1 && break; sleep 0.05; done
+python3 - "$work/views.jsonl" "$eport" "$views" <<'PY'
+import collections, http.client, json, sys
+log, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+con = http.client.HTTPConnection("127.0.0.1", port)
+seen = collections.Counter()
+for line in list(open(log))[:n]:
+    v = json.loads(line)
+    con.request("GET", f"/content/{v['content_id']}?viewer={v['user_id']}")
+    r = con.getresponse()
+    r.read()
+    seen[r.getheader("X-Edge-Cache") if r.status == 200 else f"HTTP {r.status}"] += 1
+print("     responses:", ", ".join(f"{k} {c}" for k, c in seen.most_common()))
+con.request("GET", "/api/stats")
+s = json.loads(con.getresponse().read())
+print(f"     byte hit ratio {s['byte_hit_ratio']:.3f}: {s['edge_bytes'] / 2**20:.0f} MB from the edge, "
+      f"{s['origin_fetched_bytes'] / 2**20:.0f} MB fetched from the origin "
+      f"({s['prefetch_used_bytes'] / 2**20:.0f} MB of prefetches used, {s['prefetch_wasted_bytes'] / 2**20:.0f} MB wasted)")
+PY
+echo "     the viewer's page: http://127.0.0.1:$eport/ (stays up with --keep); its metrics: http://127.0.0.1:$eport/metrics"
+
 cat <<NEXT
 == what to try next
-     scripts/demo.sh --keep           keep the server and the exporter running, then (PORT as it prints):
+     scripts/demo.sh --keep           keep the servers, the exporter and edge-server running, then (PORTs as it prints):
+       open http://127.0.0.1:EDGEPORT/ (the viewer's page: pick a viewer, click titles, watch the hit ratio)
        redis-cli -p PORT EDGE.PREDICT $user K 10
        ./target/release/loadgen bench --redis redis://127.0.0.1:PORT --baseline get,zset
      ./target/release/loadgen simulate --help      other workloads: --rewatch, --flash, --shift, --churn
@@ -103,6 +147,6 @@ cat <<NEXT
 NEXT
 
 if $keep; then
-  echo "== running: redis-cli -p $port EDGE.PREDICT $user ; curl http://127.0.0.1:$mport/metrics (Ctrl-C stops)"
+  echo "== running: redis-cli -p $port EDGE.PREDICT $user ; curl http://127.0.0.1:$mport/metrics ; the viewer's page http://127.0.0.1:$eport/ (Ctrl-C stops)"
   wait
 fi

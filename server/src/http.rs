@@ -34,6 +34,7 @@ use crate::flight::Flights;
 use crate::metrics::{Metrics, Outcome};
 use crate::module::{Module, Play};
 use crate::origin::{valid_item, Origin, OriginError};
+use crate::page;
 use crate::range::{self, Wanted};
 use crate::store::{Meta, Store};
 
@@ -127,6 +128,17 @@ pub async fn handle(edge: Arc<Edge>, req: Request<Incoming>) -> Reply {
             r
         }
         (&Method::GET, "/health") => plain(StatusCode::OK, "ok"),
+        (&Method::GET, "/") => {
+            let mut r = Response::new(Full::new(Bytes::from_static(page::PAGE.as_bytes())));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        }
+        (&Method::GET, "/api/catalog") => api::catalog(&edge, req.uri().query()).await,
+        (&Method::GET, "/api/next") => api::next(&edge, &req).await,
+        (&Method::GET, "/api/stats") => json_reply(&api::stats(&edge)),
         (m, p) if p.starts_with("/content/") => {
             if m != Method::GET && m != Method::HEAD {
                 let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD");
@@ -152,8 +164,100 @@ pub async fn handle(edge: Arc<Edge>, req: Request<Incoming>) -> Reply {
         }
         _ => plain(
             StatusCode::NOT_FOUND,
-            "no such path: content is under /content/{item}",
+            "no such path: content is under /content/{item}, the viewer's page at /",
         ),
+    }
+}
+
+/// A JSON reply.
+fn json_reply(value: &impl serde::Serialize) -> Reply {
+    let body = serde_json::to_vec(value).expect("plain data serializes");
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// The JSON endpoints the viewer's page reads ([`page`]).
+mod api {
+    use super::*;
+
+    /// `/api/catalog`: the origin's listing, or the cache's contents for an HTTP origin.
+    pub async fn catalog(edge: &Arc<Edge>, query: Option<&str>) -> Reply {
+        let limit =
+            match page::count_param(query, "limit", page::DEFAULT_CATALOG, page::MAX_CATALOG) {
+                Ok(n) => n,
+                Err(e) => return plain(StatusCode::BAD_REQUEST, e),
+            };
+        let listed = match edge.origin.list(limit).await {
+            Some(Ok(items)) => Ok(page::Catalog {
+                source: "origin",
+                items,
+            }),
+            Some(Err(e)) => Err(origin_failure(&e)),
+            None => {
+                let module = Arc::clone(&edge.module);
+                match tokio::task::spawn_blocking(move || module.cache_page(limit)).await {
+                    Ok(Ok(items)) => Ok(page::Catalog {
+                        source: "edge-cache",
+                        items,
+                    }),
+                    Ok(Err(e)) => Err(Refusal::new(StatusCode::BAD_GATEWAY, e.to_string())),
+                    Err(e) => Err(Refusal::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        e.to_string(),
+                    )),
+                }
+            }
+        };
+        listed.map_or_else(Refusal::reply, |c| json_reply(&c))
+    }
+
+    /// `/api/next?viewer=v[&k=n]`: the viewer's predictions.
+    pub async fn next(edge: &Arc<Edge>, req: &Request<Incoming>) -> Reply {
+        let viewer = match viewer_of(req) {
+            Ok(v) => v,
+            Err(r) => return r.reply(),
+        };
+        let k = match page::count_param(req.uri().query(), "k", 10, page::MAX_NEXT) {
+            Ok(n) => n,
+            Err(e) => return plain(StatusCode::BAD_REQUEST, e),
+        };
+        let module = Arc::clone(&edge.module);
+        let who = viewer.clone();
+        match tokio::task::spawn_blocking(move || module.predict(&who, k)).await {
+            Ok(Ok(items)) => json_reply(&page::Next { viewer, items }),
+            Ok(Err(e)) => plain(StatusCode::BAD_GATEWAY, e.to_string()),
+            Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+
+    /// `/api/stats`: the live counters.
+    pub fn stats(edge: &Edge) -> page::Stats {
+        let m = &edge.metrics;
+        let requests = |o: Outcome| m.requests.with_label_values(&[o.as_str()]).get();
+        let served = |s: &str| m.served_bytes.with_label_values(&[s]).get();
+        let fetched = |r: &str| m.origin_bytes.with_label_values(&[r]).get();
+        let prefetched_hits = requests(Outcome::PrefetchedHit);
+        let (edge_bytes, origin_served_bytes) = (served("edge"), served("origin"));
+        let total = edge_bytes + origin_served_bytes;
+        page::Stats {
+            hits: requests(Outcome::Hit) + prefetched_hits,
+            prefetched_hits,
+            misses: requests(Outcome::Miss),
+            edge_bytes,
+            origin_served_bytes,
+            origin_fetched_bytes: fetched("miss") + fetched("prefetch"),
+            prefetch_used_bytes: m.prefetch_used_bytes.get(),
+            prefetch_wasted_bytes: m.prefetch_wasted_bytes.get(),
+            store_bytes: edge.store.bytes(),
+            store_items: edge.store.len() as u64,
+            byte_hit_ratio: if total == 0 {
+                0.0
+            } else {
+                edge_bytes as f64 / total as f64
+            },
+        }
     }
 }
 
@@ -288,16 +392,25 @@ async fn content(
             (bytes, meta, Outcome::Miss)
         }
     };
-    if let Some(p) = play {
-        for next in p.prefetched {
-            spawn_prefetch(edge, next);
-        }
+    let prefetched = play.map(|p| p.prefetched).unwrap_or_default();
+    for next in &prefetched {
+        spawn_prefetch(edge, next.clone());
     }
     edge.metrics
         .requests
         .with_label_values(&[outcome.as_str()])
         .inc();
-    Ok((respond(req, &bytes, &meta, outcome, edge), outcome))
+    let mut r = respond(req, &bytes, &meta, outcome, edge);
+    // What the module prefetched after this view (item ids are header-safe: `valid_item`).
+    let named: Vec<&str> = prefetched
+        .iter()
+        .map(String::as_str)
+        .filter(|i| valid_item(i))
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&named.join(",")) {
+        r.headers_mut().insert("x-edge-prefetched", v);
+    }
+    Ok((r, outcome))
 }
 
 /// Tells the module of the view; `None` (and an error counted) if it cannot be reached.

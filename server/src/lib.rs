@@ -16,6 +16,7 @@
 //! - [`range`]: `Range` requests;
 //! - [`module`]: the module's side of a view (a small pool of Redis connections);
 //! - [`metrics`]: the Prometheus families;
+//! - [`page`]: the viewer's page at `/` and the JSON it reads;
 //! - [`http`]: the HTTP service tying them together.
 
 #![forbid(unsafe_code)]
@@ -25,5 +26,6 @@ pub mod http;
 pub mod metrics;
 pub mod module;
 pub mod origin;
+pub mod page;
 pub mod range;
 pub mod store;

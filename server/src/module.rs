@@ -116,6 +116,37 @@ impl Module {
         }
     }
 
+    /// Up to `k` items `viewer` is predicted to watch next (`EDGE.PREDICT viewer K k`;
+    /// a new viewer gets the popular items), for the viewer's page (blocking).
+    pub fn predict(&self, viewer: &str, k: usize) -> Result<Vec<String>, ModuleError> {
+        self.with(|con| {
+            redis::cmd("EDGE.PREDICT")
+                .arg(viewer)
+                .arg("K")
+                .arg(k)
+                .query(con)
+                .map_err(ModuleError::Redis)
+        })
+    }
+
+    /// The first `limit` items the module's cache holds, in id order (one page of
+    /// `EDGE.CACHE.LIST`), for the viewer's page when the origin has no listing (blocking).
+    pub fn cache_page(&self, limit: usize) -> Result<Vec<String>, ModuleError> {
+        let (_next, flat): (String, Vec<Value>) = self.with(|con| {
+            redis::cmd("EDGE.CACHE.LIST")
+                .arg("COUNT")
+                .arg(limit.clamp(1, 1000))
+                .query(con)
+                .map_err(ModuleError::Redis)
+        })?;
+        flat.chunks(2)
+            .map(|pair| match &pair[0] {
+                Value::BulkString(b) => Ok(String::from_utf8_lossy(b).into_owned()),
+                other => Err(ModuleError::Protocol(format!("{other:?}"))),
+            })
+            .collect()
+    }
+
     /// One view (blocking: call it from the blocking pool).
     pub fn play(&self, viewer: &str, item: &str, size: u64) -> Result<Play, ModuleError> {
         self.with(|con| {

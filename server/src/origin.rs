@@ -133,6 +133,43 @@ impl Origin {
         }
     }
 
+    /// The first `limit` item ids of a directory origin in name order (files whose names
+    /// are valid item ids), for the viewer's page; `None` for an HTTP origin, which has no
+    /// listing.
+    pub async fn list(&self, limit: usize) -> Option<Result<Vec<String>, OriginError>> {
+        let Source::Dir(dir) = &self.source else {
+            return None;
+        };
+        let dir = dir.clone();
+        let listing = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
+            // The `limit` first names, kept as they stream by: a directory of millions of
+            // files costs one pass and `limit` names of memory.
+            let mut first = std::collections::BTreeSet::new();
+            for entry in std::fs::read_dir(&dir)?.filter_map(Result::ok) {
+                if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                    continue;
+                }
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
+                if valid_item(&name) {
+                    first.insert(name);
+                    if first.len() > limit {
+                        first.pop_last();
+                    }
+                }
+            }
+            let names: Vec<String> = first.into_iter().collect();
+            Ok(names)
+        });
+        Some(match tokio::time::timeout(self.timeout, listing).await {
+            Err(_) => Err(OriginError::Timeout),
+            Ok(Err(e)) => Err(OriginError::Failed(e.to_string())),
+            Ok(Ok(Err(e))) => Err(OriginError::Failed(e.to_string())),
+            Ok(Ok(Ok(names))) => Ok(names),
+        })
+    }
+
     /// The whole of `item`, within the deadline and the size limit.
     pub async fn fetch(&self, item: &str) -> Result<Bytes, OriginError> {
         match &self.source {

@@ -661,3 +661,107 @@ fn a_restarted_store_keeps_only_what_the_modules_cache_holds() {
     std::fs::remove_dir_all(origin).unwrap();
     std::fs::remove_dir_all(store).unwrap();
 }
+
+fn json_of(resp: &Resp) -> serde_json::Value {
+    assert_eq!(resp.status, StatusCode::OK, "{:?}", resp.body);
+    assert_eq!(resp.header("content-type"), "application/json");
+    serde_json::from_slice(&resp.body).expect("JSON body")
+}
+
+#[test]
+fn the_viewers_page_lists_titles_predicts_and_reports_what_the_edge_served() {
+    let rt = runtime();
+    let redis = redis();
+    let items: Vec<(String, usize)> = (1..=8).map(|i| (format!("C{i}"), 1000 * i)).collect();
+    let refs: Vec<(&str, usize)> = items.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+    let origin = origin_dir(&refs);
+    std::fs::create_dir(origin.join("not-a-title")).unwrap();
+    let edge = Edge::start(&redis, origin.to_str().unwrap(), "memory", &[]);
+
+    let page = get(&rt, &edge, "/", &[]);
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.header("content-type"), "text/html; charset=utf-8");
+    let html = String::from_utf8_lossy(&page.body);
+    assert!(
+        html.contains("Up next for you") && html.contains("/api/next"),
+        "{html}"
+    );
+
+    // The catalog is the origin's files in name order (directories left out), bounded.
+    let all = json_of(&get(&rt, &edge, "/api/catalog", &[]));
+    assert_eq!(all["source"], "origin");
+    let names: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8"]);
+    let two = json_of(&get(&rt, &edge, "/api/catalog?limit=2", &[]));
+    assert_eq!(two["items"], serde_json::json!(["C1", "C2"]));
+    for bad in [
+        "/api/catalog?limit=0",
+        "/api/catalog?limit=x",
+        "/api/next",
+        "/api/next?viewer=U1&k=0",
+    ] {
+        assert_eq!(
+            get(&rt, &edge, bad, &[]).status,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+
+    // Viewers who watch C3 go on to C4: a new viewer of C3 is predicted C4 next, as the
+    // module itself predicts.
+    for v in 0..20 {
+        for item in ["C3", "C4"] {
+            let r = get(&rt, &edge, &format!("/content/{item}?viewer=V{v}"), &[]);
+            assert_eq!(r.status, StatusCode::OK);
+            let named = r.header("x-edge-prefetched");
+            assert!(
+                named
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .all(|s| names.contains(&s)),
+                "prefetched {named:?}"
+            );
+            assert!(r.headers.contains_key("x-edge-prefetched"));
+        }
+    }
+    let watched = get(&rt, &edge, "/content/C3?viewer=NEW", &[]);
+    assert_eq!(watched.status, StatusCode::OK);
+    let next = json_of(&get(&rt, &edge, "/api/next?viewer=NEW&k=3", &[]));
+    assert_eq!(next["viewer"], "NEW");
+    let mut con = redis.connect();
+    let module: Vec<String> = redis::cmd("EDGE.PREDICT")
+        .arg("NEW")
+        .arg("K")
+        .arg(3)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(next["items"], serde_json::json!(module));
+    assert_eq!(module.first().map(String::as_str), Some("C4"));
+
+    // The live counters are /metrics' own.
+    let stats = json_of(&get(&rt, &edge, "/api/stats", &[]));
+    let edge_bytes = metric(
+        &rt,
+        &edge,
+        "edge_server_served_bytes_total",
+        "source=\"edge\"",
+    );
+    let origin_bytes = metric(
+        &rt,
+        &edge,
+        "edge_server_served_bytes_total",
+        "source=\"origin\"",
+    );
+    assert_eq!(stats["edge_bytes"].as_f64().unwrap(), edge_bytes);
+    assert_eq!(stats["origin_served_bytes"].as_f64().unwrap(), origin_bytes);
+    assert!(edge_bytes > 0.0 && origin_bytes > 0.0);
+    let ratio = stats["byte_hit_ratio"].as_f64().unwrap();
+    assert!((ratio - edge_bytes / (edge_bytes + origin_bytes)).abs() < 1e-12);
+    let requests = stats["hits"].as_u64().unwrap() + stats["misses"].as_u64().unwrap();
+    assert_eq!(requests, 41);
+}
