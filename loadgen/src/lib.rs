@@ -16,7 +16,9 @@
 //!   (item-kNN, popularity) fitted once on the start of the log;
 //! - [`baselines`]: demand-fetch cache policies (LRU, LFU, ARC, S3-FIFO, W-TinyLFU) and
 //!   Belady's MIN, the offline optimum;
-//! - [`bench`]: throughput and latency under load, against plain-Redis baselines.
+//! - [`bench`]: throughput and latency under load, against plain-Redis baselines;
+//! - [`http`]: a log's views as HTTP requests against `edge-server`: byte hit ratio,
+//!   origin bytes, time to first byte by outcome.
 
 pub mod baselines;
 pub mod bench;
@@ -24,6 +26,7 @@ pub mod cluster;
 pub mod error;
 pub mod eval;
 pub mod holdout;
+pub mod http;
 pub mod logs;
 pub mod progress;
 pub mod replay;

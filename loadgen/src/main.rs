@@ -37,6 +37,27 @@ enum Cmd {
     Holdout(HoldoutArgs),
     /// Drive load with HDR latency histograms, against plain-Redis baselines.
     Bench(BenchArgs),
+    /// Send a log's views as HTTP requests to an edge-server: byte hit ratio, origin bytes,
+    /// time to first byte by outcome.
+    Http(HttpArgs),
+}
+
+#[derive(Args)]
+struct HttpArgs {
+    #[command(flatten)]
+    log: LogArgs,
+    /// The edge server's base URL.
+    #[arg(long, env = "EDGE_HTTP_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Connections; each viewer's views go over one of them, in log order.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Deadline of one request, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+    /// Write a JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -276,6 +297,26 @@ fn replay_cmd(a: ReplayArgs) -> Result<()> {
     print_out(&text)?;
     write_json(&a.json, &r)?;
     tally.check("replay", r.sent)
+}
+
+fn http_cmd(a: HttpArgs) -> Result<()> {
+    let log = a.log.read()?;
+    let o = loadgen::http::HttpOptions {
+        url: a.url,
+        concurrency: a.concurrency,
+        timeout: Duration::from_millis(a.timeout_ms.max(1)),
+    };
+    let r = loadgen::http::run(&log, &o)?;
+    print_out(&r.text())?;
+    write_json(&a.json, &r)?;
+    let failed: u64 = r.errors.values().sum();
+    if failed > 0 {
+        return Err(Error::Protocol(format!(
+            "{failed} of {} requests got no content (listed above)",
+            r.requests
+        )));
+    }
+    Ok(())
 }
 
 fn bench_cmd(a: BenchArgs) -> Result<()> {
@@ -529,6 +570,7 @@ fn main() -> ExitCode {
         Cmd::Eval(a) => eval_cmd(a),
         Cmd::Holdout(a) => holdout_cmd(a),
         Cmd::Bench(a) => bench_cmd(a),
+        Cmd::Http(a) => http_cmd(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
