@@ -34,6 +34,10 @@ const HELP: &[(&str, &str)] = &[
     ("edge_maintenance_evictions_total", "Items evicted from the node model by maintenance to stay under model-memory-max; steadily rising means the bound is too small for the catalog."),
     ("edge_compactions_total", "Compactions of the model's tables that returned memory after evictions."),
     ("edge_maintenance_step_max_seconds", "Longest single maintenance step since the server started: the longest clients waited behind background model upkeep."),
+    ("edge_import_decodes_pending", "Federation imports of 1 MiB or more waiting for or in their decoding off the event loop; their clients are blocked meanwhile."),
+    ("edge_import_decodes_total", "Federation imports decoded off the event loop since the server started."),
+    ("edge_import_apply_max_seconds", "Longest time one federation import held the event loop (its merge, or all of it when imported in place) since the server started."),
+    ("edge_import_decode_max_seconds", "Longest off-loop decoding of a federation import since the server started."),
     ("edge_predict_latency_seconds", "Time spent computing EDGE.PREDICT answers, in seconds (memoized answers count as under a microsecond)."),
     ("edge_device_views_total", "Views learned, by the device the client reported (at most 32 devices; the rest count as \"other\")."),
     // The edge cache.
