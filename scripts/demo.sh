@@ -98,13 +98,7 @@ hport=$(free_port)
 eport=$(free_port)
 echo "== the HTTP edge: edge-server on 127.0.0.1:$eport, an origin of $ITEMS files of 64 KB, the first $views views as GET /content/{item}"
 mkdir -p "$work/origin" "$work/edge"
-python3 - "$work/views.jsonl" "$work/origin" "$size" <<'PY'
-import json, os, sys
-log, origin, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
-for item in sorted({json.loads(l)["content_id"] for l in open(log)}):
-    with open(os.path.join(origin, item), "wb") as f:
-        f.write(os.urandom(size))
-PY
+python3 scripts/make-origin.py "$work/views.jsonl" "$work/origin" "$size"
 "$server" --port "$hport" --bind 127.0.0.1 --save "" --dir "$work/edge" --logfile "$work/edge/redis.log" \
   --loadmodule "$PWD/target/release/libedgecache.so" cache-capacity-bytes $((50 * size)) item-size-bytes "$size" &
 pids+=($!)

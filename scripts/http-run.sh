@@ -20,13 +20,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ./target/release/loadgen simulate --users 1000 --items 2000 --events "$views" --seed "$seed" --out "$work/views.jsonl" >/dev/null
 mkdir -p "$work/origin"
-python3 - "$work/views.jsonl" "$work/origin" "$size" <<'PY'
-import json, os, sys
-log, origin, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
-for item in sorted({json.loads(l)["content_id"] for l in open(log)}):
-    with open(os.path.join(origin, item), "wb") as f:
-        f.write(os.urandom(size))
-PY
+python3 scripts/make-origin.py "$work/views.jsonl" "$work/origin" "$size"
 for mode in predictive lru; do
   rport=$(free_port) eport=$(free_port)
   mkdir -p "$work/$mode"

@@ -134,7 +134,7 @@ fn new_histogram() -> Histogram<u64> {
 }
 
 /// The host and port of an `http://` URL.
-fn authority(url: &str) -> Result<(String, Uri)> {
+fn authority(url: &str) -> Result<String> {
     let bad = |reason: &str| Error::BadUrl {
         url: url.into(),
         reason: reason.into(),
@@ -148,7 +148,7 @@ fn authority(url: &str) -> Result<(String, Uri)> {
     }
     let host = uri.host().ok_or_else(|| bad("no host"))?;
     let port = uri.port_u16().unwrap_or(80);
-    Ok((format!("{host}:{port}"), uri))
+    Ok(format!("{host}:{port}"))
 }
 
 async fn connect(addr: &str) -> std::io::Result<SendRequest<Empty<Bytes>>> {
@@ -220,7 +220,7 @@ pub fn run(log: &Log, o: &HttpOptions) -> Result<HttpReport> {
     if o.concurrency == 0 {
         return Err(Error::Usage("--concurrency must be at least 1".into()));
     }
-    let (addr, _) = authority(&o.url)?;
+    let addr = authority(&o.url)?;
     let host = addr.clone();
     // Each viewer's views on one connection, in log order.
     let mut shares: Vec<Vec<String>> = vec![Vec::new(); o.concurrency];
@@ -366,10 +366,10 @@ mod tests {
     #[test]
     fn urls_are_checked_and_ids_encoded() {
         assert_eq!(
-            authority("http://127.0.0.1:8080/").unwrap().0,
+            authority("http://127.0.0.1:8080/").unwrap(),
             "127.0.0.1:8080"
         );
-        assert_eq!(authority("http://localhost").unwrap().0, "localhost:80");
+        assert_eq!(authority("http://localhost").unwrap(), "localhost:80");
         assert!(authority("https://x:1").is_err());
         assert!(authority("127.0.0.1:8080").is_err());
         assert_eq!(encode("C12"), "C12");

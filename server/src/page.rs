@@ -63,7 +63,7 @@ pub struct Stats {
     pub prefetch_used_bytes: u64,
     /// Prefetched bytes dropped before any request.
     pub prefetch_wasted_bytes: u64,
-    /// Bytes and items in the store.
+    /// Bytes in the store.
     pub store_bytes: u64,
     /// Items in the store.
     pub store_items: u64,
