@@ -18,7 +18,8 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use edge_model::federated::{encode_update, Clock, EdgeTables, Update};
+use crate::tables::EdgeTables;
+use edge_model::federation::{encode_update, Clock, Update};
 use rand::Rng;
 use x25519_dalek::{PublicKey, StaticSecret};
 

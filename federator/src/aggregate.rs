@@ -5,7 +5,7 @@
 //! models); probabilities are never averaged. Each edge is pushed the sum of the *other*
 //! edges, which it imports into its separate peers' table.
 //!
-//! - Plain: the exact sum of the other edges' latest tables ([`federated::sum`]), including
+//! - Plain: the exact sum of the other edges' latest tables ([`tables::sum`]), including
 //!   the last known tables of edges that did not answer this round, so a dead edge's
 //!   evidence is not withdrawn from its peers.
 //! - `--dp-epsilon`: the total is released with Laplace noise ([`crate::dp`]) and each edge
@@ -13,7 +13,8 @@
 //! - `--secure`: the total comes from masked vectors of the answering edges only
 //!   ([`crate::secure`]); each edge's agent subtracts its own table.
 
-use edge_model::federated::{self, EdgeTables, Update};
+use crate::tables::{self, EdgeTables};
+use edge_model::federation::Update;
 use rand::SeedableRng;
 
 use crate::agree::{self, Refusal};
@@ -123,7 +124,7 @@ impl Aggregation {
                         .enumerate()
                         .filter(|(j, t)| *j != i && t.round.is_some())
                         .map(|(_, t)| t);
-                    (i, federated::sum(others, FEDERATOR_NODE, round))
+                    (i, tables::sum(others, FEDERATOR_NODE, round))
                 })
                 .collect();
             return Ok(Pushes {
@@ -190,7 +191,7 @@ impl Aggregation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use edge_model::federated::Clock;
+    use edge_model::federation::{self, Clock};
     use rand::RngExt;
 
     /// Generated tables: `n` edges over a shared catalog, weights in 1/256 steps (so the
@@ -319,7 +320,7 @@ mod tests {
         a.tables = t.clone();
         let p = a.pushes(&[0, 1]).unwrap();
         assert_eq!(a.round, 11);
-        let want = federated::sum([&t[1], &t[2]], FEDERATOR_NODE, 11);
+        let want = tables::sum([&t[1], &t[2]], FEDERATOR_NODE, 11);
         assert_eq!(p.updates[0], (0, want));
         assert_eq!(p.updates.len(), 2);
     }
@@ -341,7 +342,7 @@ mod tests {
             ..edge_model::Config::default()
         };
         for t in &mut a.tables {
-            t.settings = Some(federated::LearnSettings::of(&c));
+            t.settings = Some(federation::LearnSettings::of(&c));
         }
         for r in 1..=3 {
             let p = a.pushes(&[0, 1, 2]).unwrap();
@@ -358,8 +359,8 @@ mod tests {
                     assert!(row.total >= sum * 0.999);
                 }
                 // A valid, decodable update.
-                let blob = federated::encode_update(u);
-                assert_eq!(&federated::decode_update(&blob).unwrap(), u);
+                let blob = federation::encode_update(u);
+                assert_eq!(&federation::decode_update(&blob).unwrap(), u);
             }
         }
     }

@@ -2,14 +2,15 @@
 //! differential privacy, what their reports must say for the noise to cover them.
 //!
 //! Every export carries the learning settings it was made under
-//! ([`edge_model::federated::LearnSettings`]) and its rows' half-life. A sum of counts
+//! ([`edge_model::federation::LearnSettings`]) and its rows' half-life. A sum of counts
 //! learned under different windows, decays or half-lives means nothing, and noise sized for
 //! one edge's settings under-protects another's viewers, so a round whose contributing
 //! edges disagree is refused (logged, nothing pushed) rather than summed. Under DP every
 //! contributor must also report its settings, run the privacy clip no looser than
 //! `--dp-clip`, and keep counts undecayed (the sensitivity bound assumes plain counts).
 
-use edge_model::federated::{EdgeTables, LearnSettings};
+use crate::tables::EdgeTables;
+use edge_model::federation::LearnSettings;
 
 /// Why a round was refused.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,7 +3,7 @@
 //!
 //! **Unit of privacy: one viewer's views in one round.** Edges cap them at `L`
 //! (`dp-clip`). Each view changes the co-occurrence tables by a bounded amount, derived from
-//! the learning rule in `edge_model::global::GlobalModel::learn`: at step `d` back in the
+//! the learning rule in `edge_model::learn::NodeModel::learn`: at step `d` back in the
 //! viewer's history (up to `learn-window` steps) it adds `w_d` to the forward link and its
 //! row total and `w_d · back_d` to the reverse link and its row total, where `w_d` is a
 //! product of `learn-decay` (a new group) or the in-group factor (same timestamp group) and

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use edge_model::federated::{decode_update, Update};
+use edge_model::federation::{decode_update, Update};
 
 /// One edge as given on the command line: `NAME=redis://host:port`.
 #[derive(Debug, Clone)]

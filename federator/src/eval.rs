@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
-use edge_model::federated::{decode_update, encode_update};
+use edge_model::federation::{decode_update, encode_update};
 use edge_model::hash::fingerprint;
 use edge_model::{CacheOutcome, Config, Engine, UserState, View};
 use loadgen::logs::LogFlags;

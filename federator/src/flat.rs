@@ -8,7 +8,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use edge_model::federated::{Clock, EdgeTables, Update, UpdateItem, UpdateRow};
+use crate::tables::EdgeTables;
+use edge_model::federation::{Clock, Update, UpdateItem, UpdateRow};
 
 /// One coordinate of the flattened tables (named on the wire between agents and the
 /// aggregator, hence serde).
@@ -30,7 +31,7 @@ pub enum Key {
 pub type Flat = BTreeMap<Key, f64>;
 
 /// The clocks an aggregate is expressed on: the latest landmark of each kind among
-/// `tables`, as [`edge_model::federated::sum`] chooses them.
+/// `tables`, as [`edge_model::tables::sum`] chooses them.
 pub fn reference_clocks<'a>(tables: impl IntoIterator<Item = &'a EdgeTables>) -> (Clock, Clock) {
     let mut rows = None::<Clock>;
     let mut items = None::<Clock>;

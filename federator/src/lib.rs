@@ -9,6 +9,7 @@
 //!   and the in-process evaluation.
 //! - [`agree`]: what the edges of a round must agree on (their reported learning
 //!   settings) and what DP needs of them.
+//! - [`tables`]: each edge's tables kept current from its deltas, and their sum.
 //! - [`flat`], [`dp`], [`secure`]: named count vectors, Laplace noise with its sensitivity,
 //!   pairwise masking.
 //! - [`edge`] and [`run`]: talking to edges, rounds with deadlines, logs and the JSON
@@ -27,4 +28,5 @@ pub mod flat;
 pub mod remote;
 pub mod run;
 pub mod secure;
+pub mod tables;
 pub mod wire;

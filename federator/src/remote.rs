@@ -18,7 +18,8 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use edge_model::federated::{decode_update, EdgeTables};
+use crate::tables::EdgeTables;
+use edge_model::federation::decode_update;
 use serde::Serialize;
 
 use crate::agent::wire_clock;

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use edge_model::federated::encode_update;
+use edge_model::federation::encode_update;
 use serde::Serialize;
 
 use crate::aggregate::{Aggregation, RoundError};

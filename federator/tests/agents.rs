@@ -10,8 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use edge_model::federated::{decode_update, Clock, EdgeTables};
+use edge_model::federation::{decode_update, Clock};
 use edge_tests::{free_port, predict, record, run_bounded, Server, ServerOpts};
+use federator::tables::EdgeTables;
 
 mod support;
 use federator::flat::{self, Key};

@@ -218,7 +218,7 @@ fn a_round_below_min_edges_is_skipped_and_logged() {
 /// refused round, logged, with nothing pushed.
 #[test]
 fn dp_noise_follows_what_the_edges_report_and_disagreeing_edges_are_refused() {
-    use edge_model::federated::decode_update;
+    use edge_model::federation::decode_update;
     let opts = || {
         ServerOpts::new()
             .module_arg("dp-clip", "3")

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use edge_fuzz::checks::seed_of_blob;
 use edge_model::codec::{encode_node, encode_user};
-use edge_model::federated::encode_update;
+use edge_model::federation::encode_update;
 use edge_model::{Config, Engine, UserState, View};
 
 fn write(target: &str, name: &str, data: &[u8]) {

@@ -10,10 +10,11 @@
 //! keep exploring what they found as the format grows; mode 3 frames it at the current
 //! version, as new seeds are written.
 
-use edge_model::codec::{self, Kind, Writer};
+use edge_model::codec;
 use edge_model::engine::View;
-use edge_model::federated;
+use edge_model::federation;
 use edge_model::request;
+use edge_model::wire::{self, Kind, Writer};
 use edge_model::{Config, Engine, UserState};
 
 /// The node version the corpus's mode-1 inputs were written in (see the module doc).
@@ -31,7 +32,7 @@ pub fn blob_of(kind: Kind, data: &[u8]) -> Vec<u8> {
         (Kind::Node, true) => CORPUS_NODE_VERSION,
         (Kind::User, _) => codec::USER_VERSION,
         (Kind::Node, false) => codec::NODE_VERSION,
-        (Kind::Update, _) => federated::UPDATE_VERSION,
+        (Kind::Update, _) => federation::UPDATE_VERSION,
     };
     let mut w = Writer::frame(kind, version);
     for &b in rest {
@@ -98,7 +99,7 @@ pub fn request(data: &[u8]) {
     let _ = request::blob(&args, false);
     for a in &args {
         if let Ok(s) = request::id(a, "user") {
-            assert!(!s.is_empty() && s.len() <= codec::MAX_NAME_LEN);
+            assert!(!s.is_empty() && s.len() <= wire::MAX_NAME_LEN);
         }
         // Every error renders (the module sends it to the client).
         if let Err(e) = request::record(std::slice::from_ref(a)) {
@@ -170,10 +171,10 @@ fn decaying_engine(ts_ms: i64) -> Engine {
 /// predicts: no peer can make an edge unable to restart.
 pub fn codec_update(data: &[u8]) {
     let blob = blob_of(Kind::Update, data);
-    let Ok(update) = federated::decode_update(&blob) else {
+    let Ok(update) = federation::decode_update(&blob) else {
         return;
     };
-    let again = federated::decode_update(&federated::encode_update(&update))
+    let again = federation::decode_update(&federation::encode_update(&update))
         .expect("a re-encoded update decodes");
     assert_eq!(again, update, "update encoding round-trips");
     let now = 1_700_000_000_000;

@@ -18,7 +18,7 @@
 
 use std::time::Instant;
 
-use edge_model::federated::{decode_packed, encode_update, Clock, Update, UpdateItem, UpdateRow};
+use edge_model::federation::{decode_packed, encode_update, Clock, Update, UpdateItem, UpdateRow};
 use edge_model::{Config, Engine, UserState, View};
 
 #[path = "../benches/support/workload.rs"]

@@ -1,9 +1,9 @@
 //! Prints (or, with `--write`, rewrites in place) the README's settings table and
-//! redis.conf's settings block from the one declaration in `model/src/settings.rs`.
+//! redis.conf's settings block from the one declaration in `model/src/config/settings.rs`.
 
 use std::path::Path;
 
-use edge_model::settings::{conf_block, readme_table, Generated, CONF_MARKS, README_MARKS};
+use edge_model::config::settings::{conf_block, readme_table, Generated, CONF_MARKS, README_MARKS};
 
 /// Splices `body` into the file at `path` between `marks`.
 fn write(path: &Path, marks: &Generated, body: &str) -> Result<(), String> {

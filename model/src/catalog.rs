@@ -6,14 +6,41 @@
 //! its slot reused. A slot carries a generation, bumped on eviction, so that references held
 //! elsewhere ([`ItemRef`]) to the evicted item can never be mistaken for the new one.
 //! Items known only from peers are evicted before this sampling is reached (see
-//! [`crate::global::GlobalModel::peer_order`]); federated imports never call on it.
+//! [`crate::learn::node::NodeModel::peer_order`]); federated imports never call on it.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use crate::hash::{fingerprint, FpBuild};
-use crate::user::Hint;
+
+/// A catalog reference remembered next to persisted data, valid only in the catalog that
+/// issued it (see [`crate::catalog::Catalog::hint`]): a node model restored or replaced
+/// under a live user reuses slot numbers and generations for other items. It is only a
+/// cache, so it is not persisted, and two entries that differ only in their hints are
+/// equal.
+#[derive(Debug, Clone, Copy)]
+pub struct Hint {
+    /// The item's place in the issuing catalog.
+    pub item: ItemRef,
+    /// The issuing catalog's id (0: none, never valid).
+    pub catalog: u32,
+}
+
+impl Default for Hint {
+    fn default() -> Self {
+        Hint {
+            item: ItemRef::NONE,
+            catalog: 0,
+        }
+    }
+}
+
+impl PartialEq for Hint {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
 
 /// A reference to an item that stays valid until the item is evicted, and is then detectably
 /// stale rather than silently pointing at whatever took its slot.
@@ -52,7 +79,7 @@ pub struct Item {
     pub mean_duration_s: f32,
     /// Size in bytes last reported by a play (0: unknown, the configured default applies).
     pub size_bytes: u64,
-    /// Export epoch in which `views` last changed (see [`crate::federated`]).
+    /// Export epoch in which `views` last changed (see [`crate::federation`]).
     pub stamp: u32,
     /// Views of this item at peer edges, from the last federated import.
     pub peer_views: u64,
@@ -192,7 +219,7 @@ impl Catalog {
     /// memory left over from evicted items to the allocator; `None` (and nothing changes)
     /// when no slot is free. Returns the map from old slot to new (`u32::MAX` for a slot
     /// that was free), which every side table indexed by slot must follow (see
-    /// [`crate::global::GlobalModel::compact`]).
+    /// [`crate::learn::node::NodeModel::compact`]).
     ///
     /// Generations move with their items, so a reference remapped by the returned map is
     /// live exactly when it was. The catalog takes a new id, so the hints users hold (slot

@@ -10,16 +10,17 @@ use std::time::Instant;
 
 use crate::cache::{confidence, Budget, CacheOutcome, EdgeCache};
 use crate::catalog::Catalog;
-use crate::codec::bump;
 use crate::config::Config;
 use crate::error::ConfigError;
-use crate::federated::{self, Imported, Update};
-use crate::global::{GlobalModel, LearnParams, Learned};
+use crate::federation::Packed;
+use crate::federation::{self, Imported, Update};
 use crate::hash::fingerprint;
-use crate::packed::Packed;
-use crate::scoring::{Prediction, Query, RankedList, Scorer};
+use crate::learn::node::{LearnParams, Learned, NodeModel};
+use crate::memo::{MemoEntry, RankedList};
+use crate::scoring::{Prediction, Query, Scorer};
 use crate::stats::Stats;
-use crate::user::{MemoEntry, UserBounds, UserState};
+use crate::user::{UserBounds, UserState};
+use crate::wire::bump;
 
 /// One view as clients report it.
 #[derive(Debug, Clone, Copy)]
@@ -69,7 +70,7 @@ pub struct Engine {
     config: Config,
     /// Bumped by every change to what predictions depend on (views, settings).
     version: u64,
-    global: GlobalModel,
+    model: NodeModel,
     cache: EdgeCache,
     stats: Stats,
     scorer: Scorer,
@@ -136,15 +137,15 @@ impl Engine {
             config.share_mode(),
             Budget::new(config.prefetch_budget, config.prefetch_k),
         );
-        let mut global = GlobalModel::new(
+        let mut model = NodeModel::new(
             config.half_life_ms,
             config.popularity_half_life_ms,
             config.demand_half_life(),
         );
-        global.transitions.set_background(config.learner_thread);
+        model.transitions.set_background(config.learner_thread);
         Ok(Engine {
             version: fresh_version(),
-            global,
+            model,
             cache,
             stats: Stats::default(),
             scorer: Scorer::default(),
@@ -156,11 +157,11 @@ impl Engine {
     }
 
     /// Reassembles a node from persisted parts (see [`crate::codec`]), then applies `config`.
-    pub fn from_parts(config: Config, global: GlobalModel, cache: EdgeCache, stats: Stats) -> Self {
+    pub fn from_parts(config: Config, model: NodeModel, cache: EdgeCache, stats: Stats) -> Self {
         let mut e = Engine {
             config: config.clone(),
             version: fresh_version(),
-            global,
+            model,
             cache,
             stats,
             scorer: Scorer::default(),
@@ -168,11 +169,11 @@ impl Engine {
             memory_items: None,
             rows_to_shrink: None,
         };
-        e.apply(&config, e.global.decay.landmark());
+        e.apply(&config, e.model.decay.landmark());
         // Rows saved under a wider bound are held to this one as they load (a load runs in
         // one piece anyway; a lowered setting at run time goes through `maintain`).
-        e.global.transitions.shrink(config.successors_max);
-        e.global.local.shrink(config.successors_max);
+        e.model.transitions.shrink(config.successors_max);
+        e.model.local.shrink(config.successors_max);
         e
     }
 
@@ -190,7 +191,7 @@ impl Engine {
     /// learned the same views then hold the same model whenever the change reaches them.
     pub fn set_config(&mut self, config: Config) -> Result<(), ConfigError> {
         config.validate()?;
-        self.apply(&config, self.global.last_ts_ms);
+        self.apply(&config, self.model.last_ts_ms);
         self.config = config;
         self.version += 1;
         Ok(())
@@ -215,7 +216,7 @@ impl Engine {
     /// Whether [`Engine::maintain`] has work: the catalog is over its bound (one just
     /// lowered, or a memory bound just measured), or evictions left slots to compact.
     pub fn maintenance_due(&self) -> bool {
-        let c = &self.global.catalog;
+        let c = &self.model.catalog;
         c.len() > self.items_bound() || c.free_slots() > 0 || self.rows_to_shrink.is_some()
     }
 
@@ -225,7 +226,7 @@ impl Engine {
     /// first, and passing at most [`MAINTENANCE_SCAN`] slots) while the
     /// catalog is over [`Engine::items_bound`], and once it is not, compacts the catalog
     /// and the tables indexed by it, returning the memory of what was evicted (see
-    /// [`GlobalModel::compact`]). Settings never do this work themselves: the module takes
+    /// [`NodeModel::compact`]). Settings never do this work themselves: the module takes
     /// one step in `CONFIG SET` and the rest from an event-loop timer, so no single step
     /// blocks the server for long, and an in-process caller calls it until `due` is false.
     pub fn maintain(&mut self) -> Maintenance {
@@ -233,12 +234,12 @@ impl Engine {
         if let Some(from) = self.rows_to_shrink {
             let max = self.config.successors_max;
             let (next, rows) =
-                self.global
+                self.model
                     .transitions
                     .shrink_some(from, max, MAINTENANCE_ROW_ENTRIES);
             // The local-only rows of the same items, in the same step (they are no
             // wider than the own rows were allowed to be).
-            self.global
+            self.model
                 .local
                 .shrink_range(from..next.unwrap_or(usize::MAX), max);
             self.rows_to_shrink = next;
@@ -250,7 +251,7 @@ impl Engine {
             };
         }
         let bound = self.items_bound();
-        let c = &self.global.catalog;
+        let c = &self.model.catalog;
         let sparse = c.len() <= SPARSE_COMPACTION_MAX && c.free_slots() > 7 * c.len();
         if sparse && self.compact() {
             // A step of its own: evictions wait for the next one.
@@ -261,9 +262,9 @@ impl Engine {
             };
         }
         let evicted = self
-            .global
+            .model
             .evict_down_to(bound, MAINTENANCE_EVICTIONS, MAINTENANCE_SCAN);
-        let compacted = self.global.catalog.len() <= bound && self.compact();
+        let compacted = self.model.catalog.len() <= bound && self.compact();
         if evicted > 0 {
             self.version += 1;
         }
@@ -275,12 +276,12 @@ impl Engine {
         }
     }
 
-    /// Compacts the catalog now, whatever is under way (see [`GlobalModel::compact`]):
+    /// Compacts the catalog now, whatever is under way (see [`NodeModel::compact`]):
     /// the end of a shrink and every import call it, so a settled node holds no free slot.
     /// Returns whether anything moved.
     pub fn compact(&mut self) -> bool {
         self.flush();
-        let compacted = self.global.compact();
+        let compacted = self.model.compact();
         if compacted {
             // Rows were renumbered: a shrink of them under way starts over (cheap for the
             // rows already within the bound).
@@ -311,7 +312,7 @@ impl Engine {
             return true;
         }
         let memory = self.memory_bytes().max(1) as u128;
-        let live = self.global.catalog.len() as u128;
+        let live = self.model.catalog.len() as u128;
         let fit = (live * u128::from(max) * 7 / 8 / memory) as usize;
         if memory > u128::from(max) {
             self.memory_items = Some(fit.max(MEMORY_ITEMS_MIN));
@@ -321,29 +322,29 @@ impl Engine {
         self.maintenance_due()
     }
 
-    /// Applies links still buffered by learning (see [`crate::transitions::Transitions`]).
+    /// Applies links still buffered by learning (see [`crate::learn::Transitions`]).
     /// Every reader of the model calls it, so answers never depend on when a batch lands.
     pub fn flush(&mut self) {
         let p = self.learn_params();
-        self.global.flush(p);
+        self.model.flush(p);
     }
 
     /// Waits until no batch is on the learner thread: call before `fork()`, so that the
     /// child finds the whole model in its own memory. Returns whether one was.
     pub fn quiesce(&mut self) -> bool {
-        self.global.transitions.quiesce()
+        self.model.transitions.quiesce()
     }
 
     /// In a forked child (where the learner thread does not exist): learn inline from now on.
     pub fn forget_learner(&mut self) {
-        self.global.transitions.forget_learner();
+        self.model.transitions.forget_learner();
     }
 
     fn apply(&mut self, c: &Config, now_ms: i64) {
         // Buffered links were learned under the old settings: they land under them.
         self.flush();
-        self.global.transitions.set_background(c.learner_thread);
-        let g = &mut self.global;
+        self.model.transitions.set_background(c.learner_thread);
+        let g = &mut self.model;
         if c.half_life_ms != g.decay.half_life() {
             let factor = g.decay.set_half_life(c.half_life_ms, now_ms);
             g.transitions.scale(factor as f32);
@@ -377,20 +378,20 @@ impl Engine {
 
     /// Model, cache and counters together, with every buffered link applied (for
     /// persistence and reporting, which need all three at once).
-    pub fn parts(&mut self) -> (&GlobalModel, &EdgeCache, &Stats) {
+    pub fn parts(&mut self) -> (&NodeModel, &EdgeCache, &Stats) {
         self.flush();
-        (&self.global, &self.cache, &self.stats)
+        (&self.model, &self.cache, &self.stats)
     }
 
     /// The item catalog (never waits on buffered links).
     pub fn catalog(&self) -> &Catalog {
-        &self.global.catalog
+        &self.model.catalog
     }
 
-    /// The global model, with every buffered link applied.
-    pub fn global(&mut self) -> &GlobalModel {
+    /// The node model, with every buffered link applied.
+    pub fn model(&mut self) -> &NodeModel {
         self.flush();
-        &self.global
+        &self.model
     }
 
     /// The edge cache.
@@ -424,14 +425,14 @@ impl Engine {
         // exports: no counts, no links (nor links from them later, see
         // `HistoryEntry::clipped`), no watch time.
         let clipped =
-            c.dp_clip > 0 && user.count_round_view(self.global.transitions.epoch()) > c.dp_clip;
+            c.dp_clip > 0 && user.count_round_view(self.model.transitions.epoch()) > c.dp_clip;
         let mut skip = false;
         if let Some(d) = view.duration_s {
-            if let Some(r) = self.global.catalog.lookup_fp(fp, view.item) {
+            if let Some(r) = self.model.catalog.lookup_fp(fp, view.item) {
                 skip = if clipped {
-                    self.global.is_skip(r, d, c.skip_threshold_pct)
+                    self.model.is_skip(r, d, c.skip_threshold_pct)
                 } else {
-                    self.global.observe_duration(r, d, c.skip_threshold_pct)
+                    self.model.observe_duration(r, d, c.skip_threshold_pct)
                 };
             }
         }
@@ -442,20 +443,20 @@ impl Engine {
         };
         let params = self.learn_params();
         // The popularity level the viewer found the item at: measured before this view.
-        let mean_ln_views = self.global.mean_ln_views();
+        let mean_ln_views = self.model.mean_ln_views();
         let learned = if clipped {
             bump(&mut self.stats.dp_clipped);
-            let item = self.global.catalog.lookup_fp(fp, view.item);
+            let item = self.model.catalog.lookup_fp(fp, view.item);
             Learned {
                 item,
-                prior_views: self.global.views(item),
+                prior_views: self.model.views(item),
             }
         } else {
-            self.global
+            self.model
                 .learn(user.history(), view.item, view.ts_ms, view_weight, params)
         };
         if c.dp_clip > 0 {
-            self.global.learn_local(
+            self.model.learn_local(
                 user.history(),
                 view.item,
                 view.ts_ms,
@@ -466,18 +467,18 @@ impl Engine {
         }
         let z = (1.0 + learned.prior_views as f64).ln() - mean_ln_views;
         user.observe_affinity(z, c.scoring.affinity_rate);
-        if let Some(factor) = self.global.count_demand(learned.item) {
+        if let Some(factor) = self.model.count_demand(learned.item) {
             self.cache.rescale(factor);
         }
         if let (Some(r), Some(d), false) = (learned.item, view.duration_s, clipped) {
-            if self.global.catalog.get(r).is_some_and(|i| i.views == 1) {
-                self.global.observe_duration(r, d, c.skip_threshold_pct);
+            if self.model.catalog.get(r).is_some_and(|i| i.views == 1) {
+                self.model.observe_duration(r, d, c.skip_threshold_pct);
             }
         }
         // The catalog's string when it tracks the item: no allocation per view.
         let name = learned
             .item
-            .and_then(|r| self.global.catalog.get(r))
+            .and_then(|r| self.model.catalog.get(r))
             .map_or_else(|| Arc::from(view.item), |i| Arc::clone(&i.name));
         user.push(
             name,
@@ -485,7 +486,7 @@ impl Engine {
             view_weight,
             view.device,
             self.user_bounds(),
-            learned.item.map(|r| self.global.catalog.hint(r)),
+            learned.item.map(|r| self.model.catalog.hint(r)),
         );
         if clipped {
             user.clip_last();
@@ -512,13 +513,13 @@ impl Engine {
     ) -> R {
         let start = Instant::now();
         self.flush();
-        let list = self.scorer.rank(&self.global, user, &self.config, q);
+        let list = self.scorer.rank(&self.model, user, &self.config, q);
         bump(&mut self.stats.predictions);
         self.stats
             .predict_latency
             .record(start.elapsed().as_micros() as u64);
         let default_size = self.config.default_item_size;
-        use_list(&list, &mut self.cache, &self.global.catalog, default_size)
+        use_list(&list, &mut self.cache, &self.model.catalog, default_size)
     }
 
     /// The top `k` items for `user` (`None`: a viewer never seen), best first.
@@ -627,7 +628,7 @@ impl Engine {
 
     fn item_size(&self, item: &str, given: Option<u64>) -> u64 {
         item_size(
-            &self.global.catalog,
+            &self.model.catalog,
             self.config.default_item_size,
             item,
             given,
@@ -647,8 +648,8 @@ impl Engine {
         // Learning first changes nothing in the cache; it gives the request its frequency.
         self.record(user, view);
         let mut freq = 0.0;
-        if let Some(r) = self.global.catalog.lookup(view.item) {
-            if let Some(i) = self.global.catalog.get_mut(r) {
+        if let Some(r) = self.model.catalog.lookup(view.item) {
+            if let Some(i) = self.model.catalog.get_mut(r) {
                 i.size_bytes = size;
                 freq = i.demand;
             }
@@ -672,11 +673,11 @@ impl Engine {
     }
 
     /// This node's model update for federation: everything, or what changed after round
-    /// `since` (see [`crate::federated`]). Starts a new export round.
+    /// `since` (see [`crate::federation`]). Starts a new export round.
     pub fn export_update(&mut self, node: &str, since: Option<u64>) -> Update {
         self.flush();
-        let mut u = federated::export(&mut self.global, node, since);
-        u.settings = Some(federated::LearnSettings::of(&self.config));
+        let mut u = federation::export(&mut self.model, node, since);
+        u.settings = Some(federation::LearnSettings::of(&self.config));
         u
     }
 
@@ -686,12 +687,12 @@ impl Engine {
     }
 
     /// [`Engine::import_update`] of an update as its blob carries it (see
-    /// [`crate::packed`]): what the module decodes, without spelling names out.
+    /// [`crate::federation::Packed`]): what the module decodes, without spelling names out.
     pub fn import_packed(&mut self, u: &Packed, now_ms: i64, bytes: usize) -> Imported {
         self.flush();
         let items_max = self.items_bound();
-        let out = federated::import(
-            &mut self.global,
+        let out = federation::import(
+            &mut self.model,
             u,
             self.config.successors_max,
             items_max,
@@ -703,7 +704,7 @@ impl Engine {
             // Peers' items the aggregate no longer names leave free slots: an import
             // compacts them at once, so the layout never depends on when a timer ran
             // (within a shrink, `maintain` compacts when it ends).
-            if self.global.catalog.len() <= items_max {
+            if self.model.catalog.len() <= items_max {
                 self.compact();
             }
         }
@@ -713,7 +714,7 @@ impl Engine {
     /// Heap bytes of the node's model and cache bookkeeping.
     pub fn memory_bytes(&mut self) -> usize {
         self.flush();
-        self.global.memory_bytes() + self.cache.memory_bytes()
+        self.model.memory_bytes() + self.cache.memory_bytes()
     }
 }
 
@@ -868,7 +869,7 @@ mod tests {
             "the viewer's own history keeps every view"
         );
         assert_eq!(
-            e.global().views_total,
+            e.model().views_total,
             2,
             "only two views per round reach the node"
         );
@@ -876,7 +877,7 @@ mod tests {
         e.export_update("n", None);
         e.record(&mut u, &view("E", 10));
         assert_eq!(
-            e.global().views_total,
+            e.model().views_total,
             3,
             "a new export round starts a new allowance"
         );
@@ -962,7 +963,7 @@ mod tests {
             row("C").is_none_or(|r| r.entries.iter().all(|(to, _)| to != "D")),
             "the clipped links are not exported: {export:?}"
         );
-        assert!(!e.global().local.is_empty());
+        assert!(!e.model().local.is_empty());
         let mut probe = UserState::default();
         e.record(&mut probe, &view("C", 100_000_000));
         let want = e.predict(Some(&probe), 3, false);
@@ -1170,7 +1171,7 @@ mod tests {
         let mut u = users[1].clone();
         e.record(&mut u.clone(), &view("I3", 1 << 30));
         fresh.record(&mut u, &view("I3", 1 << 30));
-        assert_eq!(e.global().transitions, fresh.global().transitions);
+        assert_eq!(e.model().transitions, fresh.model().transitions);
     }
 
     /// A save in the middle of a shrink keeps the free slots and changes nothing, and the
@@ -1260,15 +1261,15 @@ mod tests {
             ..small()
         };
         e.set_config(c).unwrap();
-        assert!(e.global().transitions.rows().iter().any(|r| r.len() > 2));
+        assert!(e.model().transitions.rows().iter().any(|r| r.len() > 2));
         let m = e.maintain();
         assert!(
             m.rows > 0 && m.evicted == 0,
             "rows first, in a step of their own: {m:?}"
         );
-        assert!(e.global().transitions.rows().iter().all(|r| r.len() <= 2));
+        assert!(e.model().transitions.rows().iter().all(|r| r.len() <= 2));
         assert_eq!(e.maintain().evicted, 150);
-        assert_eq!(e.global().catalog.len(), 50);
+        assert_eq!(e.model().catalog.len(), 50);
         assert!(e
             .set_config(Config {
                 default_k: 0,

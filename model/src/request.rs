@@ -7,9 +7,9 @@
 
 use std::fmt;
 
-use crate::codec::MAX_NAME_LEN;
 use crate::config::MAX_K;
 use crate::engine::View;
+use crate::wire::MAX_NAME_LEN;
 
 /// Longest device name. Device names become INFO dictionary keys, so they are also held to
 /// a safe alphabet.

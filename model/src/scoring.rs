@@ -30,116 +30,10 @@ use std::cmp::{Ordering, Reverse};
 
 use crate::catalog::{Catalog, ItemRef};
 use crate::config::Config;
-use crate::global::GlobalModel;
+use crate::learn::node::NodeModel;
 use crate::user::UserState;
 
-/// One predicted item.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Prediction {
-    /// The item id.
-    pub item: String,
-    /// Its score (comparable within one list only; 0 for popularity fill).
-    pub score: f64,
-}
-
-/// A ranked list packed into one buffer: the count, then each item's name end and score,
-/// then the names back to back. Serving a memoized list then reads a few contiguous lines
-/// instead of chasing one heap string per item.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RankedList {
-    buf: Box<[u8]>,
-}
-
-/// Bytes per item in the table after the count: name end (u32) and score (f64).
-const RANKED_ROW: usize = 12;
-
-impl RankedList {
-    /// Packs a list of (item, score), best first.
-    pub fn pack(list: &[(&str, f64)]) -> Self {
-        let names: usize = list.iter().map(|(item, _)| item.len()).sum();
-        let mut buf = Vec::with_capacity(4 + RANKED_ROW * list.len() + names);
-        buf.extend_from_slice(&(list.len() as u32).to_le_bytes());
-        let mut end = 0u32;
-        for (item, score) in list {
-            end += item.len() as u32;
-            buf.extend_from_slice(&end.to_le_bytes());
-            buf.extend_from_slice(&score.to_le_bytes());
-        }
-        for (item, _) in list {
-            buf.extend_from_slice(item.as_bytes());
-        }
-        RankedList {
-            buf: buf.into_boxed_slice(),
-        }
-    }
-
-    /// Number of items.
-    pub fn len(&self) -> usize {
-        self.buf
-            .first_chunk::<4>()
-            .map_or(0, |n| u32::from_le_bytes(*n) as usize)
-    }
-
-    /// True when the list is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The first `n` items (names as bytes) with their scores, best first.
-    pub fn top(&self, n: usize) -> RankedIter<'_> {
-        let len = self.len();
-        let (table, names) = self
-            .buf
-            .get(4..)
-            .unwrap_or_default()
-            .split_at(RANKED_ROW * len);
-        RankedIter {
-            table: &table[..RANKED_ROW * n.min(len)],
-            names,
-            start: 0,
-        }
-    }
-
-    /// The first `n` items as owned predictions.
-    pub fn to_vec(&self, n: usize) -> Vec<Prediction> {
-        self.top(n)
-            .map(|(item, score)| Prediction {
-                item: String::from_utf8_lossy(item).into_owned(),
-                score,
-            })
-            .collect()
-    }
-}
-
-/// Items of a [`RankedList`], best first.
-#[derive(Debug, Clone)]
-pub struct RankedIter<'a> {
-    table: &'a [u8],
-    names: &'a [u8],
-    start: usize,
-}
-
-impl<'a> Iterator for RankedIter<'a> {
-    type Item = (&'a [u8], f64);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let (row, rest) = self.table.split_first_chunk::<RANKED_ROW>()?;
-        self.table = rest;
-        let (end, score) = row.split_at(4);
-        let end = u32::from_le_bytes(end.try_into().expect("4 bytes")) as usize;
-        let score = f64::from_le_bytes(score.try_into().expect("8 bytes"));
-        let name = &self.names[self.start..end];
-        self.start = end;
-        Some((name, score))
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.table.len() / RANKED_ROW;
-        (n, Some(n))
-    }
-}
-
-impl ExactSizeIterator for RankedIter<'_> {}
+pub use crate::memo::Prediction;
 
 /// Options of one prediction.
 #[derive(Debug, Clone, Copy)]
@@ -313,7 +207,7 @@ impl Scorer {
     /// needs a string per item.
     pub fn rank<'g>(
         &mut self,
-        g: &'g GlobalModel,
+        g: &'g NodeModel,
         user: Option<&UserState>,
         config: &Config,
         q: Query,
@@ -391,7 +285,7 @@ impl Scorer {
             .collect()
     }
 
-    fn gather_global(&mut self, g: &GlobalModel, u: &UserState, c: &Config) {
+    fn gather_global(&mut self, g: &NodeModel, u: &UserState, c: &Config) {
         let (s, l) = (&c.scoring, &c.learning);
         let (wg, wf) = (c.weights.global as f32, c.weights.federated as f32);
         let (mut wd, mut total_w) = (1.0f64, 0.0f64);
@@ -411,7 +305,7 @@ impl Scorer {
             };
             // Own rows, the local-only rows of privacy-clipped views (own evidence too,
             // never exported), and peers'.
-            let live = |r: &&crate::transitions::Row, k: f32| k > 0.0 && !r.is_empty();
+            let live = |r: &&crate::learn::Row, k: f32| k > 0.0 && !r.is_empty();
             let tables = [
                 (g.transitions.row(from).filter(|r| live(r, wg)), wg),
                 (g.local.row(from).filter(|r| live(r, wg)), wg),
@@ -471,7 +365,7 @@ impl Scorer {
         }
     }
 
-    fn gather_personal(&mut self, g: &GlobalModel, u: &UserState, weight: f64) {
+    fn gather_personal(&mut self, g: &NodeModel, u: &UserState, weight: f64) {
         let Some(last) = u.last() else { return };
         if weight <= 0.0 {
             return;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::codec::bump;
+use crate::wire::bump;
 
 /// Upper bounds of the prediction-latency buckets, in microseconds. Fixed, so that a
 /// Prometheus histogram built from them aggregates across edges.

@@ -4,12 +4,12 @@
 //! nodes (MIGRATE, DUMP/RESTORE). It therefore holds item names and stable fingerprints, never
 //! a node's catalog slots. Every part is bounded by [`crate::Config`].
 
-use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
-use crate::catalog::ItemRef;
+use crate::catalog::Hint;
 use crate::hash::{fingerprint, FpBuild};
+use crate::memo::Memo;
 
 /// One recent view.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,34 +30,6 @@ pub struct HistoryEntry {
     /// model: learning never links a later view from it, so what the viewer's over-the-clip
     /// views teach the export is exactly nothing, in this round and later ones.
     pub clipped: bool,
-}
-
-/// A catalog reference remembered next to persisted data, valid only in the catalog that
-/// issued it (see [`crate::catalog::Catalog::hint`]): a node model restored or replaced
-/// under a live user reuses slot numbers and generations for other items. It is only a
-/// cache, so it is not persisted, and two entries that differ only in their hints are
-/// equal.
-#[derive(Debug, Clone, Copy)]
-pub struct Hint {
-    /// The item's place in the issuing catalog.
-    pub item: ItemRef,
-    /// The issuing catalog's id (0: none, never valid).
-    pub catalog: u32,
-}
-
-impl Default for Hint {
-    fn default() -> Self {
-        Hint {
-            item: ItemRef::NONE,
-            catalog: 0,
-        }
-    }
-}
-
-impl PartialEq for Hint {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
 }
 
 /// A transition in the user's own history (previous item → next item), by fingerprint.
@@ -132,40 +104,6 @@ impl Personal {
     fn memory_bytes(&self) -> usize {
         self.hot.capacity() * std::mem::size_of::<(u32, f32)>()
             + self.pairs.capacity() * std::mem::size_of::<(u64, u64)>()
-    }
-}
-
-/// The last prediction list served for a user, reused while neither the user nor the node
-/// model has changed (see [`crate::Engine::predict_with`]). It is a cache of a pure
-/// function, so it is never persisted, copied or compared: a restored or copied user simply
-/// starts without one.
-/// Interior mutability lets a read-only command (EDGE.PREDICT opens the key for reading)
-/// refresh it without a write to the key.
-#[derive(Debug, Default)]
-pub struct Memo(pub(crate) RefCell<Option<MemoEntry>>);
-
-/// One memoized list.
-#[derive(Debug, Clone)]
-pub(crate) struct MemoEntry {
-    /// Model version the list was computed at.
-    pub version: u64,
-    /// The `k` it was computed for; a longer list serves any shorter request by prefix.
-    pub k: usize,
-    /// Whether seen items were included.
-    pub include_seen: bool,
-    /// The ranked items.
-    pub list: crate::scoring::RankedList,
-}
-
-impl Clone for Memo {
-    fn clone(&self) -> Self {
-        Memo::default()
-    }
-}
-
-impl PartialEq for Memo {
-    fn eq(&self, _: &Self) -> bool {
-        true
     }
 }
 
@@ -294,7 +232,7 @@ impl UserState {
         if self.records == 0 {
             self.first_ts_ms = ts_ms;
         }
-        crate::codec::bump(&mut self.records);
+        crate::wire::bump(&mut self.records);
         self.history.push_back(HistoryEntry {
             item,
             fp,

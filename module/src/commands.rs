@@ -11,7 +11,7 @@
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
 use edge_model::codec::{decode_node, decode_user};
-use edge_model::federated::{decode_packed, encode_update};
+use edge_model::federation::{decode_packed, encode_update};
 use edge_model::request::{self, ArgError, ViewRequest};
 use edge_model::{CacheOutcome, Engine, UserState};
 

@@ -1,7 +1,7 @@
 //! Module settings: `CONFIG SET/GET edge.<name>` and load-time arguments.
 //!
 //! The settings themselves (names, ranges, meaning) live in one table,
-//! [`edge_model::settings::SETTINGS`]; this file only binds each entry to Redis's module
+//! [`edge_model::config::settings::SETTINGS`]; this file only binds each entry to Redis's module
 //! config API. Integers register as numeric configs (Redis checks their range), reals and
 //! words as string configs checked by the table's parser. The engine owns the one
 //! configuration: a change is parsed here and handed to it, validated there once against
@@ -14,7 +14,7 @@ use redis_module::configuration::{
 };
 use redis_module::{ConfigurationValue, Context, RedisError, RedisString};
 
-use edge_model::settings::{Kind, Setting, Value, SETTINGS};
+use edge_model::config::settings::{Kind, Setting, Value, SETTINGS};
 use edge_model::{Config, ConfigError};
 
 /// Binds one table entry to Redis: Redis keeps a `&'static` to it and calls `get`/`set`.
@@ -75,7 +75,7 @@ pub fn check_args(args: &[RedisString]) -> Result<(), String> {
     for pair in args.chunks(2) {
         let name = String::from_utf8_lossy(pair[0].as_slice());
         let value = String::from_utf8_lossy(pair[1].as_slice());
-        if edge_model::settings::find(&name).is_none() {
+        if edge_model::config::settings::find(&name).is_none() {
             return Err(format!("unknown module argument '{name}'"));
         }
         c.set(&name, &value)

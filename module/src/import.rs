@@ -25,8 +25,8 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use edge_model::federated::decode_packed;
-use edge_model::packed::Packed;
+use edge_model::federation::decode_packed;
+use edge_model::federation::Packed;
 use redis_module::{Context, ContextFlags};
 
 use crate::ffi::blocking::Blocked;

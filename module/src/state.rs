@@ -150,7 +150,7 @@ pub fn note_import(bytes: usize) {
 /// The node's federation state as EDGE.MODEL.INFO and INFO report it, in reply order: the
 /// model's summary, then this process's export/import counters.
 pub fn federation(engine: &mut Engine) -> Vec<(&'static str, u64)> {
-    let mut fields = edge_model::federated::summary(engine.global()).fields();
+    let mut fields = edge_model::federation::summary(engine.model()).fields();
     fields.extend([
         ("exports_total", EXPORTS.load(Ordering::Relaxed)),
         ("export_bytes_total", EXPORT_BYTES.load(Ordering::Relaxed)),

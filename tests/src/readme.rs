@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use edge_model::settings::Generated;
+use edge_model::config::settings::Generated;
 use redis::Value;
 
 use crate::Server;

@@ -292,7 +292,7 @@ fn info_edge_is_complete_and_consistent() {
 /// accepted and read back, one step beyond either is refused and changes nothing.
 #[test]
 fn config_set_enforces_every_declared_range_at_its_edges() {
-    use edge_model::settings::{Kind, SETTINGS};
+    use edge_model::config::settings::{Kind, SETTINGS};
     let mut s = Server::start(ServerOpts::new());
     for setting in SETTINGS {
         let name = format!("edge.{}", setting.name);

@@ -5,8 +5,9 @@
 //! RDB written after the input was refused at load, and Redis aborted) or made to hold more
 //! than its settings allow, and checks it through a real save and restart.
 
-use edge_model::codec::{encode_user, Kind, Writer, MAX_COUNTER, USER_VERSION};
-use edge_model::federated::{encode_update, Clock, Update, UpdateItem};
+use edge_model::codec::{encode_user, USER_VERSION};
+use edge_model::federation::{encode_update, Clock, Update, UpdateItem};
+use edge_model::wire::{Kind, Writer, MAX_COUNTER};
 use edge_model::UserState;
 use edge_tests::redis::{self, Value};
 use edge_tests::{predict, record, Server, ServerOpts};

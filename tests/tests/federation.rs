@@ -220,7 +220,7 @@ fn the_peers_table_persists_in_rdb_and_replicates() {
 /// from its RDB as it was.
 #[test]
 fn an_import_never_evicts_the_edges_own_items() {
-    use edge_model::federated::{encode_update, Clock, Update, UpdateItem, UpdateRow};
+    use edge_model::federation::{encode_update, Clock, Update, UpdateItem, UpdateRow};
     let mut s = Server::start(ServerOpts::new().module_arg("items-max", "200"));
     // 40 viewers, 30 views each, over 120 items: 10 views per item on average.
     for step in 0..30usize {

@@ -114,7 +114,7 @@ fn regression_node_counters_at_the_limit_overflow() {
 /// Found by `codec_node` (CI's fuzz smoke): once decoding saturated counters at 2^53
 /// instead of refusing them, a node whose counters sat at the limit counted one past it
 /// while it was being loaded, and re-encoded to another blob. Every persisted counter now
-/// stops at 2^53 (`codec::bump`).
+/// stops at 2^53 (`wire::bump`).
 #[test]
 fn regression_node_counter_past_the_limit() {
     regression(

@@ -3,7 +3,7 @@
 //! commands, where it is also replicated. Every copy must then agree: the master, its
 //! replica, its AOF replayed, a rewritten AOF and its RDB reloaded.
 
-use edge_model::federated::{encode_update, Clock, Update, UpdateItem, UpdateRow};
+use edge_model::federation::{encode_update, Clock, Update, UpdateItem, UpdateRow};
 use edge_tests::redis::{self, Value};
 use edge_tests::{aof_commands, keys_snapshot, node_blob, record, Server, ServerOpts};
 

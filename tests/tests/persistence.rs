@@ -383,7 +383,7 @@ const CRASH_MARKERS: [&str; 3] = ["Guru Meditation", "BUG REPORT", "crashed by s
 /// A module string is the opcode 5 (`RDB_MODULE_OPCODE_STRING`), a 1- or 2-byte RDB length
 /// (`00xxxxxx`, `01xxxxxx xxxxxxxx`), then the blob, which starts with the codec's magic.
 fn module_strings(rdb: &[u8]) -> Vec<(usize, usize)> {
-    let magic = edge_model::codec::MAGIC;
+    let magic = edge_model::wire::MAGIC;
     (3..rdb.len() - magic.len())
         .filter(|&at| rdb[at..].starts_with(magic))
         .filter_map(|at| {

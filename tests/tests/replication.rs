@@ -96,7 +96,7 @@ fn full_sync_carries_existing_data() {
 /// much later the command reaches it.
 #[test]
 fn an_import_merges_alike_on_the_replica() {
-    use edge_model::federated::{encode_update, Clock, Update, UpdateItem, UpdateRow};
+    use edge_model::federation::{encode_update, Clock, Update, UpdateItem, UpdateRow};
     // Raw co-occurrence scores (row-norm 0), so the scale of the merged rows shows.
     let opts = ServerOpts::new()
         .module_arg("half-life-secs", "3600")

@@ -17,8 +17,9 @@
 //! --test twins -- --nocapture` runs a longer search (`TWIN_SEED` picks the first seed),
 //! and every run prints how many sequences and commands it checked.
 
-use edge_model::codec::{encode_user, Kind, Writer, USER_VERSION};
-use edge_model::federated::{decode_update, encode_update, Clock, Update, UpdateItem, UpdateRow};
+use edge_model::codec::{encode_user, USER_VERSION};
+use edge_model::federation::{decode_update, encode_update, Clock, Update, UpdateItem, UpdateRow};
+use edge_model::wire::{Kind, Writer};
 use edge_model::{Config, Engine, UserState, View};
 use edge_tests::redis::{self, Value};
 use edge_tests::{

@@ -58,8 +58,8 @@ pub fn apply_setting(cfg: &mut Config, name: &str, value: &str) -> Result<()> {
             "{name} is set by eval from --cache-items/--cache-bytes; don't sweep it"
         )));
     }
-    if edge_model::settings::find(name).is_none() {
-        let known: Vec<&str> = edge_model::settings::SETTINGS
+    if edge_model::config::settings::find(name).is_none() {
+        let known: Vec<&str> = edge_model::config::settings::SETTINGS
             .iter()
             .map(|s| s.name)
             .collect();

@@ -29,8 +29,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::codec::bump;
 use crate::hash::{fingerprint, FpBuild};
+use crate::wire::bump;
 
 pub use budget::{confidence, Budget, BudgetParts};
 use list::{Links, List, Slab, NIL};

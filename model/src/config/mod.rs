@@ -3,6 +3,8 @@
 use crate::cache::{CachePolicy, ShareMode};
 use crate::error::ConfigError;
 
+pub mod settings;
+
 /// Upper bound on `k` for any prediction: a reply larger than this is a client bug, and the
 /// top-k heap is sized by it.
 pub const MAX_K: usize = 1000;
@@ -34,7 +36,7 @@ pub struct Config {
     pub successors_max: usize,
     /// Distinct items the node tracks; the least popular are evicted beyond it. Items known
     /// only from peers fill what own items leave and are evicted first (see
-    /// [`crate::federated::import`]), so federation never costs the edge its own items.
+    /// [`crate::federation::import`]), so federation never costs the edge its own items.
     pub items_max: usize,
     /// Bytes the node model (catalog, rows, board, cache bookkeeping: what
     /// `edge_model_memory_bytes` reports) may hold; 0: bounded by `items_max` alone. Past
@@ -71,7 +73,7 @@ pub struct Config {
     /// Whether learning's batches of row updates are applied on a thread of their own, so
     /// that recording a view costs the recording thread the viewer's state and a buffer
     /// push, not the scattered row updates. Answers are the same either way: every reader
-    /// waits for the rows (see [`crate::transitions::Transitions`]). The thread starts with
+    /// waits for the rows (see [`crate::learn::Transitions`]). The thread starts with
     /// the first full batch; off, or if it cannot start, learning is inline (on one core,
     /// a thread only adds switches).
     pub learner_thread: bool,
@@ -83,7 +85,7 @@ pub struct Config {
     pub cache_memory: u32,
 }
 
-/// How a view is credited to the items watched before it (see [`crate::global`]).
+/// How a view is credited to the items watched before it (see [`crate::learn::node`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Learning {
     /// Previous views linked to each new one.
@@ -159,7 +161,7 @@ impl Default for Weights {
 }
 
 impl Default for Config {
-    /// The declared defaults of [`crate::settings::SETTINGS`], applied over the fields no
+    /// The declared defaults of [`crate::config::settings::SETTINGS`], applied over the fields no
     /// setting names.
     fn default() -> Self {
         let mut c = Config {
@@ -206,7 +208,7 @@ impl Default for Config {
             learner_thread: false,
             cache_memory: 0,
         };
-        for s in crate::settings::SETTINGS {
+        for s in crate::config::settings::SETTINGS {
             let v = s.parse(s.default).expect("declared defaults parse");
             s.apply(&mut c, v);
         }
@@ -277,10 +279,10 @@ impl Config {
     }
 
     /// Rejects settings that would make memory unbounded or scoring meaningless: every
-    /// setting's range comes from its declaration in [`crate::settings::SETTINGS`]; the
+    /// setting's range comes from its declaration in [`crate::config::settings::SETTINGS`]; the
     /// checks below are the ones a range cannot say.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for s in crate::settings::SETTINGS {
+        for s in crate::config::settings::SETTINGS {
             s.check(self)?;
         }
         check(

@@ -1,4 +1,5 @@
-//! The node's global model: what all of this edge's viewers taught it.
+//! The node's model: what all of this edge's viewers taught it ([`NodeModel`]). It is node-local:
+//! peers' evidence joins it only through [`Peers`], and a viewer's own state stays in its key.
 //!
 //! It holds the item catalog with decayed popularity, the item-to-item transition rows and a
 //! leaderboard of the most popular items, and learns one view at a time. It is the part of
@@ -7,17 +8,17 @@
 use std::collections::VecDeque;
 
 use crate::catalog::{Catalog, Item, ItemRef};
-use crate::codec::bump;
 use crate::config::Learning;
 use crate::decay::Decay;
-use crate::transitions::Transitions;
+use crate::learn::Transitions;
 use crate::user::HistoryEntry;
+use crate::wire::bump;
 
 /// Items kept on the popularity leaderboard: enough to fill any `k` up to
 /// [`crate::config::MAX_K`] for a user who has already seen a few of the top items.
 pub const BOARD_LEN: usize = 1024;
 
-/// Settings the global model learns under, copied from [`crate::Config`].
+/// Settings the node model learns under, copied from [`crate::Config`].
 #[derive(Debug, Clone, Copy)]
 pub struct LearnParams {
     /// How views are linked.
@@ -186,7 +187,7 @@ impl Board {
 
 /// The steps back from a view at `ts_ms` over `window` (earlier views, latest first), as
 /// learning weighs them: each with its decay factor and whether it is still in the view's
-/// own group of simultaneous views (see [`GlobalModel::learn`]).
+/// own group of simultaneous views (see [`NodeModel::learn`]).
 fn steps<'h>(
     window: impl Iterator<Item = &'h HistoryEntry>,
     ts_ms: i64,
@@ -214,9 +215,9 @@ fn remap_ref(map: &[u32], r: ItemRef) -> Option<ItemRef> {
     }
 }
 
-/// Global evidence of one node.
+/// What one node learned from its own viewers, with its peers' evidence kept apart.
 #[derive(Debug, Clone)]
-pub struct GlobalModel {
+pub struct NodeModel {
     /// Items with popularity.
     pub catalog: Catalog,
     /// Item-to-item co-occurrence evidence.
@@ -235,10 +236,10 @@ pub struct GlobalModel {
     /// Views learned, ever: with the catalog size, the mean popularity level that users'
     /// popularity affinities are measured against.
     pub views_total: u64,
-    /// Peers' evidence, from the last federated import (see [`crate::federated`]).
+    /// Peers' evidence, from the last federated import (see [`crate::federation`]).
     pub peers: Peers,
-    /// Links that privacy-clipped views taught (see [`GlobalModel::learn_local`]): this
-    /// edge's own evidence, which scoring adds to [`GlobalModel::transitions`] but no export
+    /// Links that privacy-clipped views taught (see [`NodeModel::learn_local`]): this
+    /// edge's own evidence, which scoring adds to [`NodeModel::transitions`] but no export
     /// ever reads, so the clip bounds what leaves the edge without costing the edge what
     /// it learns. Empty while `dp-clip` is 0.
     pub local: Transitions,
@@ -247,12 +248,12 @@ pub struct GlobalModel {
     /// Export epoch in which a decay clock last moved its landmark: a delta export since
     /// an earlier round would mix scales, so it becomes a full one.
     pub landmark_epoch: u32,
-    /// Peer-only items (see [`GlobalModel::is_peer_only`]), most important first, as of
+    /// Peer-only items (see [`NodeModel::is_peer_only`]), most important first, as of
     /// the last import or load. A new own item in a full catalog takes the slot of the
     /// last one still peer-only: what this edge's viewers ask for outranks what peers
     /// reported, and popping a stack keeps that eviction O(1) where sampling for a
     /// peer-only item could miss them all in a catalog of mostly own items. Derived from
-    /// the catalog, never persisted (see [`GlobalModel::rebuild_peer_order`]).
+    /// the catalog, never persisted (see [`NodeModel::rebuild_peer_order`]).
     pub peer_order: Vec<ItemRef>,
 }
 
@@ -285,10 +286,10 @@ pub struct Learned {
     pub prior_views: u64,
 }
 
-impl GlobalModel {
+impl NodeModel {
     /// An empty model with the given half-lives (0: no decay); demand's is in views.
     pub fn new(half_life_ms: u64, popularity_half_life_ms: u64, demand_half_life: u64) -> Self {
-        GlobalModel {
+        NodeModel {
             catalog: Catalog::default(),
             transitions: Transitions::default(),
             decay: Decay::new(half_life_ms, 0),
@@ -405,10 +406,10 @@ impl GlobalModel {
     }
 
     /// Learns the links of a view that involve a privacy-clipped one into the local-only
-    /// table [`GlobalModel::local`]: for a clipped view (`clipped`), its links to every
+    /// table [`NodeModel::local`]: for a clipped view (`clipped`), its links to every
     /// earlier view in the window; for an unclipped one, only those to clipped earlier
     /// views (its links to the others went to the exported rows through
-    /// [`GlobalModel::learn`]). Same weights as `learn`, over the unfiltered history; only
+    /// [`NodeModel::learn`]). Same weights as `learn`, over the unfiltered history; only
     /// items the catalog already holds are linked, so the catalog (which exports read) is
     /// never changed by a clipped view.
     pub fn learn_local(
@@ -499,7 +500,7 @@ impl GlobalModel {
     pub fn advance_rows(&mut self, t: i64) {
         if let Some(f) = self.decay.advance(t) {
             self.transitions.scale(f as f32);
-            // Peers' rows are on the same clock (see `federated::import`).
+            // Peers' rows are on the same clock (see `federation::import`).
             self.peers.rows.scale(f as f32);
             self.local.scale(f as f32);
             self.landmark_epoch = self.transitions.epoch();
@@ -507,7 +508,7 @@ impl GlobalModel {
     }
 
     /// Moves the popularity clock's landmark to `t` if weights at `t` would pass the
-    /// headroom, as [`GlobalModel::advance_rows`] does for rows.
+    /// headroom, as [`NodeModel::advance_rows`] does for rows.
     pub fn advance_items(&mut self, t: i64) {
         if let Some(f) = self.pop_decay.advance(t) {
             self.catalog.scale(f);
@@ -533,7 +534,7 @@ impl GlobalModel {
         (item.peer_popularity, item.peer_views)
     }
 
-    /// Re-derives [`GlobalModel::peer_order`] from the catalog (after an import or a load;
+    /// Re-derives [`NodeModel::peer_order`] from the catalog (after an import or a load;
     /// flushed model). Ties go by name, so a replica that loads an RDB derives the order
     /// its primary will evict in.
     pub fn rebuild_peer_order(&mut self) {
@@ -709,7 +710,7 @@ mod tests {
         items_max: 100,
     };
 
-    fn w(g: &mut GlobalModel, from: &str, to: &str) -> f32 {
+    fn w(g: &mut NodeModel, from: &str, to: &str) -> f32 {
         g.flush(P);
         let (f, t) = (
             g.catalog.lookup(from).unwrap(),
@@ -721,8 +722,8 @@ mod tests {
             .map_or(0.0, |e| e.val.count)
     }
 
-    fn model() -> GlobalModel {
-        GlobalModel::new(0, 0, 0)
+    fn model() -> NodeModel {
+        NodeModel::new(0, 0, 0)
     }
 
     #[test]
@@ -820,10 +821,10 @@ mod tests {
 
     #[test]
     fn popularity_decays_past_its_rescale() {
-        let mut g = GlobalModel::new(0, 1000, 0);
+        let mut g = NodeModel::new(0, 1000, 0);
         g.learn(&VecDeque::new(), "old", 0, 1.0, P);
         g.learn(&VecDeque::new(), "new", 1000, 1.0, P);
-        let pop = |g: &GlobalModel, i| {
+        let pop = |g: &NodeModel, i| {
             g.catalog
                 .get(g.catalog.lookup(i).unwrap())
                 .unwrap()
@@ -840,13 +841,12 @@ mod tests {
     /// counts a skip in full.
     #[test]
     fn demand_decays_per_view_and_reports_its_rescale() {
-        let mut g = GlobalModel::new(0, 0, 2);
-        let view = |g: &mut GlobalModel, item, ts_ms, w| {
+        let mut g = NodeModel::new(0, 0, 2);
+        let view = |g: &mut NodeModel, item, ts_ms, w| {
             let r = g.learn(&VecDeque::new(), item, ts_ms, w, P).item;
             g.count_demand(r)
         };
-        let demand =
-            |g: &GlobalModel, i| g.catalog.get(g.catalog.lookup(i).unwrap()).unwrap().demand;
+        let demand = |g: &NodeModel, i| g.catalog.get(g.catalog.lookup(i).unwrap()).unwrap().demand;
         view(&mut g, "old", 0, 1.0);
         // Two views later (and a year later by the clock): half the weight of a new one.
         view(&mut g, "x", 0, 1.0);

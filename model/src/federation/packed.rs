@@ -1,22 +1,20 @@
 //! An update as its blob carries it: every item name once, and items, rows and row
 //! entries referring to names by index.
 //!
-//! [`crate::federated::Update`] spells every name out, which is convenient for the
+//! [`crate::federation::Update`] spells every name out, which is convenient for the
 //! federator and for tests but costs an allocation per row entry to decode and a hash
 //! lookup per entry to import: for a 46 MB aggregate (50,000 rows of 128) that was 6.4
 //! million string copies and 13 million catalog lookups, most of the 5 seconds the import
 //! blocked the server. A [`Packed`] update is decoded without copying a name more than
 //! once, its entries sit in one flat table, and an import resolves each distinct name
-//! against the catalog once (see [`crate::federated::import`]).
+//! against the catalog once (see [`crate::federation::import`]).
 
 use std::collections::HashMap;
 
-use crate::codec::{Kind, Reader, Writer, MAX_NAME_LEN, MAX_WEIGHT};
+use super::update::{read_settings, write_settings};
+use super::{Clock, LearnSettings, Update, UpdateItem, UpdateRow, MAX_NODE_LEN, UPDATE_VERSION};
 use crate::error::CodecError;
-use crate::federated::{
-    read_settings, write_settings, Clock, LearnSettings, Update, UpdateItem, UpdateRow,
-    MAX_NODE_LEN, UPDATE_VERSION,
-};
+use crate::wire::{Kind, Reader, Writer, MAX_NAME_LEN, MAX_WEIGHT};
 
 /// An update with its names stored once (see the module doc).
 #[derive(Debug, Clone, Default, PartialEq)]

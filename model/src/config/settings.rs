@@ -366,13 +366,13 @@ pub struct Generated {
 
 /// Where README.md's settings table goes.
 pub const README_MARKS: Generated = Generated {
-    begin: "<!-- settings: generated from model/src/settings.rs by `cargo run -p edge-model --example settings -- --write` -->",
+    begin: "<!-- settings: generated from model/src/config/settings.rs by `cargo run -p edge-model --example settings -- --write` -->",
     end: "<!-- /settings -->",
 };
 
 /// Where redis.conf's settings block goes.
 pub const CONF_MARKS: Generated = Generated {
-    begin: "# (generated from model/src/settings.rs by `cargo run -p edge-model --example settings -- --write`)",
+    begin: "# (generated from model/src/config/settings.rs by `cargo run -p edge-model --example settings -- --write`)",
     end: "# (end of generated settings)",
 };
 
@@ -499,8 +499,8 @@ mod tests {
 
     #[test]
     fn readme_and_redis_conf_hold_what_the_declaration_generates() {
-        let readme = include_str!("../../README.md");
-        let conf = include_str!("../../redis.conf");
+        let readme = include_str!("../../../README.md");
+        let conf = include_str!("../../../redis.conf");
         let stale = "is stale: run `cargo run -p edge-model --example settings -- --write`";
         assert_eq!(
             README_MARKS.splice(readme, &readme_table()).as_deref(),
@@ -614,7 +614,7 @@ mod tests {
 
     #[test]
     fn redis_conf_loadmodule_line_loads() {
-        let conf = include_str!("../../redis.conf");
+        let conf = include_str!("../../../redis.conf");
         let line = conf
             .lines()
             .find(|l| l.starts_with("loadmodule "))
