@@ -2,7 +2,6 @@
 //! served by this test), the `edge-server` binary, and a real HTTP client, all on loopback.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,17 +37,7 @@ impl Edge {
             .stdout(Stdio::piped())
             .spawn()
             .expect("start edge-server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|s| s.split('/').next())
-            .unwrap_or_else(|| panic!("edge-server said {line:?}"))
-            .parse()
-            .unwrap();
+        let addr = edge_tests::announced_addr(&mut child);
         Edge { child, addr }
     }
 }
