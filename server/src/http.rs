@@ -32,7 +32,7 @@ use tokio::sync::Semaphore;
 
 use crate::flight::{Fill, Flights, Reader};
 use crate::metrics::{Metrics, Outcome};
-use crate::module::{Module, Play};
+use crate::module::{Module, ModuleError, Play};
 use crate::origin::{valid_item, Origin, OriginError};
 use crate::page;
 use crate::range::{self, Wanted};
@@ -372,7 +372,7 @@ async fn content(
             .insert("x-edge-cache", HeaderValue::from_static(outcome.as_str()));
         return Ok((r.map(Either::Left), outcome));
     }
-    let play = play(edge, viewer.as_deref().unwrap_or_default(), item, size).await;
+    let play = play(edge, viewer.as_deref().unwrap_or_default(), item, size).await?;
     if let Some(p) = &play {
         edge.apply_drops(&p.drop);
         if p.resync {
@@ -427,16 +427,38 @@ async fn content(
 }
 
 /// Tells the module of the view; `None` (and an error counted) if it cannot be reached.
-async fn play(edge: &Arc<Edge>, viewer: &str, item: &str, size: u64) -> Option<Play> {
+/// A Cluster node that does not own the viewer's slot answers `MOVED`: this edge holds
+/// the cache of its `--redis` node only, so the viewer gets `421` naming the node that
+/// owns them (whose edge-server must serve them) instead of bytes the store would not
+/// follow.
+async fn play(
+    edge: &Arc<Edge>,
+    viewer: &str,
+    item: &str,
+    size: u64,
+) -> Result<Option<Play>, Refusal> {
     let module = Arc::clone(&edge.module);
+    let viewer_name = viewer.to_owned();
     let (viewer, item) = (viewer.to_owned(), item.to_owned());
     let started = Instant::now();
     let out = tokio::task::spawn_blocking(move || module.play(&viewer, &item, size)).await;
     edge.metrics
         .play_seconds
         .observe(started.elapsed().as_secs_f64());
-    match out {
+    Ok(match out {
         Ok(Ok(p)) => Some(p),
+        Ok(Err(ModuleError::Redis(e))) if e.redirect_node().is_some() => {
+            let (node, slot) = e.redirect_node().expect("checked");
+            return Err(Refusal::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                format!(
+                    "viewer {viewer:?} belongs to the Redis Cluster node {node} (slot {slot}): \
+                     this edge-server serves the viewers of its --redis node only; \
+                     send them to the edge-server of {node}",
+                    viewer = viewer_name,
+                ),
+            ));
+        }
         Ok(Err(e)) => {
             eprintln!("edge-server: EDGE.PLAY failed, serving without it: {e}");
             edge.metrics.errors.with_label_values(&["module"]).inc();
@@ -447,7 +469,7 @@ async fn play(edge: &Arc<Edge>, viewer: &str, item: &str, size: u64) -> Option<P
             edge.metrics.errors.with_label_values(&["module"]).inc();
             None
         }
-    }
+    })
 }
 
 /// What a content reply sends: stored bytes, or a fill followed as it arrives (with the

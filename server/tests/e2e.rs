@@ -960,3 +960,58 @@ fn a_miss_streams_while_it_is_stored_and_a_cut_fetch_stores_nothing() {
     assert_eq!(&s2.body[..], &content("S2", LEN)[..]);
     assert_eq!(gets.lock().unwrap().get("S2"), Some(&1));
 }
+
+#[test]
+fn against_a_cluster_node_an_edge_serves_that_nodes_viewers_and_names_the_owner_of_others() {
+    let Some(mut cluster) = edge_tests::Cluster::start(
+        3,
+        ServerOpts::new().module_arg("cache-capacity-bytes", "1000000"),
+    ) else {
+        assert!(
+            !edge_tests::cluster_cli_available(),
+            "redis-cli can make clusters, yet none started"
+        );
+        return;
+    };
+    let origin = origin_dir(&[("C1", 700)]);
+    let edge = Edge::start(&cluster.nodes[0], origin.to_str().unwrap(), "memory", &[]);
+    let rt = runtime();
+    let addrs = cluster.addrs();
+    let (mut served, mut sent_on) = (0, 0);
+    for v in 0..30 {
+        let viewer = format!("V{v}");
+        let owner = cluster.owner(&viewer);
+        let r = get(&rt, &edge, &format!("/content/C1?viewer={viewer}"), &[]);
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        if owner == 0 {
+            assert_eq!(r.status, StatusCode::OK, "{viewer}: {text}");
+            assert_eq!(&r.body[..], &content("C1", 700)[..]);
+            served += 1;
+        } else {
+            assert_eq!(
+                r.status,
+                StatusCode::MISDIRECTED_REQUEST,
+                "{viewer}: {text}"
+            );
+            assert!(
+                text.contains(&addrs[owner]),
+                "{viewer} names {}: {text}",
+                addrs[owner]
+            );
+            sent_on += 1;
+        }
+    }
+    assert!(
+        served > 0 && sent_on > 0,
+        "{served} served, {sent_on} sent on"
+    );
+    // Node 0 heard exactly the views it owns; the store holds exactly node 0's cache.
+    let mut con = cluster.nodes[0].connect();
+    let info: String = redis::cmd("INFO").arg("edge").query(&mut con).unwrap();
+    assert!(
+        info.contains(&format!("edge_plays_total:{served}\r")),
+        "{info}"
+    );
+    assert_eq!(metric(&rt, &edge, "edge_server_store_items", ""), 1.0);
+    std::fs::remove_dir_all(origin).unwrap();
+}
