@@ -22,7 +22,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use hyper::body::{Body, Bytes, Incoming};
 use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE};
 use hyper::server::conn::http1;
@@ -79,8 +79,9 @@ fn body_refused() -> Reply {
 
 /// Serves `handler` on `listener` under `limits` until the process ends. `name` prefixes
 /// the log line of a failed accept. Client errors (bad requests, resets, timeouts)
-/// concern that client only; hyper has already answered what deserved an answer.
-pub async fn serve<H, F>(
+/// concern that client only; hyper has already answered what deserved an answer. The
+/// handler's replies may stream (any body of `Bytes`).
+pub async fn serve<H, F, B>(
     listener: TcpListener,
     limits: Limits,
     name: &'static str,
@@ -88,7 +89,9 @@ pub async fn serve<H, F>(
 ) -> std::io::Result<()>
 where
     H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
-    F: Future<Output = Reply> + Send + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -118,8 +121,10 @@ where
             let reply = answer.is_none().then(|| handler(req));
             async move {
                 let reply = match reply {
-                    Some(f) => f.await,
-                    None => answer.expect("a refusal when there is no handler call"),
+                    Some(f) => f.await.map(Either::Right),
+                    None => answer
+                        .expect("a refusal when there is no handler call")
+                        .map(Either::Left),
                 };
                 Ok::<_, Infallible>(reply)
             }

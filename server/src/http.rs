@@ -7,8 +7,8 @@
 //! 2. the module is told of the view (`EDGE.PLAY viewer item SIZE bytes`);
 //! 3. the bytes come from the store if it holds them (`HIT`, or `PREFETCHED-HIT` on the
 //!    first use of a prefetch), else from the origin through one shared fetch (`MISS`),
-//!    which the store then keeps; an origin failure is `502`, a timeout `504`, and nothing
-//!    is stored;
+//!    streamed to every viewer of it as it arrives and stored once it arrived whole; an
+//!    origin failure is `502`, a timeout `504`, and nothing is stored;
 //! 4. the items the module prefetched are fetched in the background, at most
 //!    `prefetch_concurrency` at once.
 //!
@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{
     HeaderValue, ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
@@ -30,9 +30,9 @@ use hyper::header::{
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::Semaphore;
 
-use crate::flight::Flights;
+use crate::flight::{Fill, Flights, Reader};
 use crate::metrics::{Metrics, Outcome};
-use crate::module::{Module, Play};
+use crate::module::{Module, ModuleError, Play};
 use crate::origin::{valid_item, Origin, OriginError};
 use crate::page;
 use crate::range::{self, Wanted};
@@ -113,9 +113,15 @@ fn plain(status: StatusCode, text: impl Into<String>) -> Reply {
     edge_httpd::plain(status, text.into() + "\n")
 }
 
+/// The body of a reply: whole bytes, or an object streamed as it comes from the origin.
+pub type Body = Either<Full<Bytes>, Streaming>;
+
 /// Answers one request.
-pub async fn handle(edge: Arc<Edge>, req: Request<Incoming>) -> Reply {
+pub async fn handle(edge: Arc<Edge>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_owned();
+    if path.starts_with("/content/") {
+        return content_request(edge, req, &path).await;
+    }
     match (req.method(), path.as_str()) {
         (&Method::GET, "/metrics") => {
             edge.metrics.store_bytes.set(edge.store.bytes() as i64);
@@ -139,33 +145,36 @@ pub async fn handle(edge: Arc<Edge>, req: Request<Incoming>) -> Reply {
         (&Method::GET, "/api/catalog") => api::catalog(&edge, req.uri().query()).await,
         (&Method::GET, "/api/next") => api::next(&edge, &req).await,
         (&Method::GET, "/api/stats") => json_reply(&api::stats(&edge)),
-        (m, p) if p.starts_with("/content/") => {
-            if m != Method::GET && m != Method::HEAD {
-                let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD");
-                r.headers_mut()
-                    .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-                return r;
-            }
-            let started = Instant::now();
-            let reply = content(&edge, &req, &p["/content/".len()..]).await;
-            match reply {
-                Ok((r, outcome)) => {
-                    edge.metrics
-                        .ttfb
-                        .with_label_values(&[outcome.as_str()])
-                        .observe(started.elapsed().as_secs_f64());
-                    r
-                }
-                Err(r) => {
-                    edge.metrics.errors.with_label_values(&[r.0.as_str()]).inc();
-                    r.reply()
-                }
-            }
-        }
         _ => plain(
             StatusCode::NOT_FOUND,
             "no such path: content is under /content/{item}, the viewer's page at /",
         ),
+    }
+    .map(Either::Left)
+}
+
+/// `GET` or `HEAD /content/{item}`, timed to its first byte by outcome.
+async fn content_request(edge: Arc<Edge>, req: Request<Incoming>, p: &str) -> Response<Body> {
+    let m = req.method();
+    if m != Method::GET && m != Method::HEAD {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD");
+        r.headers_mut()
+            .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r.map(Either::Left);
+    }
+    let started = Instant::now();
+    match content(&edge, &req, &p["/content/".len()..]).await {
+        Ok((r, outcome)) => {
+            edge.metrics
+                .ttfb
+                .with_label_values(&[outcome.as_str()])
+                .observe(started.elapsed().as_secs_f64());
+            r
+        }
+        Err(r) => {
+            edge.metrics.errors.with_label_values(&[r.0.as_str()]).inc();
+            r.reply().map(Either::Left)
+        }
     }
 }
 
@@ -326,7 +335,7 @@ async fn content(
     edge: &Arc<Edge>,
     req: &Request<Incoming>,
     item: &str,
-) -> Result<(Reply, Outcome), Refusal> {
+) -> Result<(Response<Body>, Outcome), Refusal> {
     if !valid_item(item) {
         return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
@@ -361,9 +370,9 @@ async fn content(
         }
         r.headers_mut()
             .insert("x-edge-cache", HeaderValue::from_static(outcome.as_str()));
-        return Ok((r, outcome));
+        return Ok((r.map(Either::Left), outcome));
     }
-    let play = play(edge, viewer.as_deref().unwrap_or_default(), item, size).await;
+    let play = play(edge, viewer.as_deref().unwrap_or_default(), item, size).await?;
     if let Some(p) = &play {
         edge.apply_drops(&p.drop);
         if p.resync {
@@ -372,10 +381,12 @@ async fn content(
     }
     // The store keeps a miss exactly when the module's cache admitted it (without the
     // module, by its own bound).
+    // A module hit the store lacks (its fetch failed earlier) is kept too, so the store
+    // catches up with the module instead of missing that item until it is evicted.
     let keep = play
         .as_ref()
-        .is_none_or(|p| p.fetch.iter().any(|f| f == item));
-    let (bytes, meta, outcome) = match edge.store.get(item) {
+        .is_none_or(|p| p.hit || p.fetch.iter().any(|f| f == item));
+    let (body, outcome) = match edge.store.get(item) {
         Some((bytes, meta)) => {
             let outcome = if meta.prefetched {
                 edge.metrics.prefetch_used_bytes.inc_by(meta.len);
@@ -383,13 +394,12 @@ async fn content(
             } else {
                 Outcome::Hit
             };
-            (bytes, meta, outcome)
+            (Served::Stored(bytes, meta), outcome)
         }
         None => {
-            let (bytes, meta) = fetch(edge, item, false, keep)
-                .await
-                .map_err(|e| origin_failure(&e))?;
-            (bytes, meta, Outcome::Miss)
+            let mut reader = fill(edge, item, false, keep);
+            let len = reader.head().await.map_err(|e| origin_failure(&e))?;
+            (Served::Streamed(reader, len), Outcome::Miss)
         }
     };
     let prefetched = play.map(|p| p.prefetched).unwrap_or_default();
@@ -400,7 +410,10 @@ async fn content(
         .requests
         .with_label_values(&[outcome.as_str()])
         .inc();
-    let mut r = respond(req, &bytes, &meta, outcome, edge);
+    let mut r = match body {
+        Served::Stored(bytes, meta) => respond(req, &bytes, &meta, outcome, edge).map(Either::Left),
+        Served::Streamed(reader, len) => stream(req, reader, len, edge),
+    };
     // What the module prefetched after this view (item ids are header-safe: `valid_item`).
     let named: Vec<&str> = prefetched
         .iter()
@@ -414,16 +427,38 @@ async fn content(
 }
 
 /// Tells the module of the view; `None` (and an error counted) if it cannot be reached.
-async fn play(edge: &Arc<Edge>, viewer: &str, item: &str, size: u64) -> Option<Play> {
+/// A Cluster node that does not own the viewer's slot answers `MOVED`: this edge holds
+/// the cache of its `--redis` node only, so the viewer gets `421` naming the node that
+/// owns them (whose edge-server must serve them) instead of bytes the store would not
+/// follow.
+async fn play(
+    edge: &Arc<Edge>,
+    viewer: &str,
+    item: &str,
+    size: u64,
+) -> Result<Option<Play>, Refusal> {
     let module = Arc::clone(&edge.module);
+    let viewer_name = viewer.to_owned();
     let (viewer, item) = (viewer.to_owned(), item.to_owned());
     let started = Instant::now();
     let out = tokio::task::spawn_blocking(move || module.play(&viewer, &item, size)).await;
     edge.metrics
         .play_seconds
         .observe(started.elapsed().as_secs_f64());
-    match out {
+    Ok(match out {
         Ok(Ok(p)) => Some(p),
+        Ok(Err(ModuleError::Redis(e))) if e.redirect_node().is_some() => {
+            let (node, slot) = e.redirect_node().expect("checked");
+            return Err(Refusal::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                format!(
+                    "viewer {viewer:?} belongs to the Redis Cluster node {node} (slot {slot}): \
+                     this edge-server serves the viewers of its --redis node only; \
+                     send them to the edge-server of {node}",
+                    viewer = viewer_name,
+                ),
+            ));
+        }
         Ok(Err(e)) => {
             eprintln!("edge-server: EDGE.PLAY failed, serving without it: {e}");
             edge.metrics.errors.with_label_values(&["module"]).inc();
@@ -434,58 +469,99 @@ async fn play(edge: &Arc<Edge>, viewer: &str, item: &str, size: u64) -> Option<P
             edge.metrics.errors.with_label_values(&["module"]).inc();
             None
         }
-    }
+    })
 }
 
-/// One shared origin fetch of `item`; the fetch that ran stores the bytes and counts them.
-async fn fetch(
-    edge: &Arc<Edge>,
-    item: &str,
-    prefetch: bool,
-    keep: bool,
-) -> Result<(Bytes, Meta), OriginError> {
-    // The fetch stores before it completes, and looks in the store first: a request that
-    // missed just before another's fetch ended finds the bytes instead of fetching again.
-    let (result, _) = edge
-        .flights
-        .run(item, || async {
-            if let Some((bytes, _)) = edge.store.peek(item) {
-                return Ok(bytes);
-            }
-            let bytes = edge.origin.fetch(item).await?;
-            let reason = if prefetch { "prefetch" } else { "miss" };
-            edge.metrics
-                .origin_fetches
-                .with_label_values(&[reason])
-                .inc();
+/// What a content reply sends: stored bytes, or a fill followed as it arrives (with the
+/// object's length if the origin gave it).
+enum Served {
+    Stored(Bytes, Meta),
+    Streamed(Reader, Option<u64>),
+}
+
+/// A reader of the one shared fetch of `item`, started if none runs. The fetch runs in
+/// its own task (a viewer who leaves does not cut it short), counts what it brings, and
+/// stores the object only once it arrived whole, within the deadline and at the length
+/// the origin announced ([`run_fill`]).
+fn fill(edge: &Arc<Edge>, item: &str, prefetch: bool, keep: bool) -> Reader {
+    let (fill, new) = edge.flights.join(item);
+    let reader = fill.reader();
+    if new {
+        let edge = Arc::clone(edge);
+        let item = item.to_owned();
+        tokio::spawn(async move {
+            run_fill(&edge, &item, &fill, prefetch, keep).await;
+            edge.flights.done(&item, &fill);
+        });
+    }
+    reader
+}
+
+async fn run_fill(edge: &Arc<Edge>, item: &str, fill: &Fill, prefetch: bool, keep: bool) {
+    // A request that missed just before another's fill ended finds the bytes stored.
+    if let Some((bytes, _)) = edge.store.peek(item) {
+        fill.head(Ok(Some(bytes.len() as u64)));
+        fill.push(bytes);
+        fill.end(Ok(()));
+        return;
+    }
+    let reason = if prefetch { "prefetch" } else { "miss" };
+    let mut parts: Vec<Bytes> = Vec::new();
+    let work = async {
+        let (len, mut chunks) = edge.origin.open(item).await?;
+        fill.head(Ok(len));
+        edge.metrics
+            .origin_fetches
+            .with_label_values(&[reason])
+            .inc();
+        let mut got = 0u64;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            got += chunk.len() as u64;
             edge.metrics
                 .origin_bytes
                 .with_label_values(&[reason])
-                .inc_by(bytes.len() as u64);
-            let stale = prefetch && edge.prefetching().get(item) == Some(&true);
-            if !keep || stale {
-                return Ok(bytes);
+                .inc_by(chunk.len() as u64);
+            if got > edge.origin.max_object_bytes {
+                return Err(OriginError::TooLarge(got));
             }
-            match edge.store.put(item, &bytes, prefetch) {
-                Ok(put) => {
-                    for (_, len, unused_prefetch) in put.dropped {
-                        if unused_prefetch {
-                            edge.metrics.prefetch_wasted_bytes.inc_by(len);
-                        }
-                    }
+            if len.is_some_and(|n| got > n) {
+                return Err(OriginError::Failed(
+                    "the origin sent more than its Content-Length".into(),
+                ));
+            }
+            parts.push(chunk.clone());
+            fill.push(chunk);
+        }
+        match len {
+            Some(n) if n != got => Err(OriginError::Failed(format!(
+                "the origin sent {got} of {n} bytes"
+            ))),
+            _ => Ok(()),
+        }
+    };
+    let result = tokio::time::timeout(edge.origin.timeout, work)
+        .await
+        .unwrap_or(Err(OriginError::Timeout));
+    let ok = result.is_ok();
+    // Readers end now; the fill stays joinable until the bytes are stored, so a request
+    // finds either the fill or the stored object.
+    fill.end(result);
+    let stale = prefetch && edge.prefetching().get(item) == Some(&true);
+    if !ok || !keep || stale {
+        return;
+    }
+    let bytes = Bytes::from(parts.concat());
+    match edge.store.put(item, &bytes, prefetch) {
+        Ok(put) => {
+            for (_, len, unused_prefetch) in put.dropped {
+                if unused_prefetch {
+                    edge.metrics.prefetch_wasted_bytes.inc_by(len);
                 }
-                Err(e) => eprintln!("edge-server: could not store {item}: {e}"),
             }
-            Ok(bytes)
-        })
-        .await;
-    let bytes = result?;
-    let meta = edge.store.meta(item).unwrap_or_else(|| Meta {
-        len: bytes.len() as u64,
-        etag: crate::store::etag_of(&bytes),
-        prefetched: false,
-    });
-    Ok((bytes, meta))
+        }
+        Err(e) => eprintln!("edge-server: could not store {item}: {e}"),
+    }
 }
 
 /// Drops what the module's cache no longer holds, from its listing (after the module
@@ -512,7 +588,7 @@ fn spawn_prefetch(edge: &Arc<Edge>, item: String) {
     tokio::spawn(async move {
         if let Ok(_permit) = Arc::clone(&edge.prefetch_permits).acquire_owned().await {
             if edge.store.meta(&item).is_none() {
-                if let Err(e) = fetch(&edge, &item, true, true).await {
+                if let Err(e) = fill(&edge, &item, true, true).whole().await {
                     eprintln!("edge-server: prefetch of {item} failed: {e}");
                 }
             }
@@ -581,6 +657,134 @@ fn respond(
         );
     }
     r
+}
+
+/// A miss's reply: the fill's bytes as they arrive, `Content-Length` and one `Range` when
+/// the origin gave the object's length (without it, the whole object, chunked). No
+/// `ETag` yet: the edge's validator is a hash of the whole object, known once stored.
+/// If the fetch fails midway the body ends in an error and hyper cuts the connection, so
+/// the viewer sees a short body, never a wrong one.
+fn stream(
+    req: &Request<Incoming>,
+    mut reader: Reader,
+    len: Option<u64>,
+    edge: &Arc<Edge>,
+) -> Response<Body> {
+    let mut status = StatusCode::OK;
+    let mut content_range = None;
+    let (start, count) = match len {
+        None => (0, None),
+        Some(len) => {
+            match range::parse(req.headers().get(RANGE).and_then(|v| v.to_str().ok()), len) {
+                Wanted::All => (0, Some(len)),
+                Wanted::Part { start, end } => {
+                    status = StatusCode::PARTIAL_CONTENT;
+                    content_range = Some(format!("bytes {start}-{end}/{len}"));
+                    (start, Some(end + 1 - start))
+                }
+                Wanted::Unsatisfiable => {
+                    let mut r = plain(StatusCode::RANGE_NOT_SATISFIABLE, "");
+                    let h = r.headers_mut();
+                    h.insert(CONTENT_LENGTH, HeaderValue::from(0));
+                    h.insert(
+                        "x-edge-cache",
+                        HeaderValue::from_static(Outcome::Miss.as_str()),
+                    );
+                    h.insert(
+                        CONTENT_RANGE,
+                        HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii range"),
+                    );
+                    *r.body_mut() = Full::new(Bytes::new());
+                    return r.map(Either::Left);
+                }
+            }
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(STREAM_CHUNKS_AHEAD);
+    let edge_ = Arc::clone(edge);
+    tokio::spawn(async move {
+        let (mut skip, mut left) = (start, count.unwrap_or(u64::MAX));
+        while left > 0 {
+            let chunk = match reader.next().await {
+                None => break,
+                Some(Err(e)) => {
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    break;
+                }
+                Some(Ok(c)) => c,
+            };
+            let n = chunk.len() as u64;
+            if skip >= n {
+                skip -= n;
+                continue;
+            }
+            let part = chunk.slice(skip as usize..(skip + left).min(n) as usize);
+            skip = 0;
+            left -= part.len() as u64;
+            edge_
+                .metrics
+                .served_bytes
+                .with_label_values(&["origin"])
+                .inc_by(part.len() as u64);
+            // The viewer left: stop following (the fill itself goes on and is stored).
+            if tx.send(Ok(part)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut r = Response::new(Either::Right(Streaming { rx, len: count }));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    if let Some(n) = count {
+        h.insert(CONTENT_LENGTH, HeaderValue::from(n));
+        h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(
+        "x-edge-cache",
+        HeaderValue::from_static(Outcome::Miss.as_str()),
+    );
+    if let Some(cr) = content_range {
+        h.insert(
+            CONTENT_RANGE,
+            HeaderValue::from_str(&cr).expect("ascii range"),
+        );
+    }
+    r
+}
+
+/// Chunks a streamed reply may hold ahead of a slow viewer (the fill holds the rest).
+const STREAM_CHUNKS_AHEAD: usize = 4;
+
+/// The body of a streamed miss: chunks handed over by the task following the fill.
+#[derive(Debug)]
+pub struct Streaming {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    len: Option<u64>,
+}
+
+impl hyper::body::Body for Streaming {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::io::Result<hyper::body::Frame<Bytes>>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|c| c.map(|r| r.map(hyper::body::Frame::data)))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.len.map_or_else(
+            hyper::body::SizeHint::default,
+            hyper::body::SizeHint::with_exact,
+        )
+    }
 }
 
 /// Connections served at once; more wait in the listen backlog.

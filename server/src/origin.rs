@@ -1,16 +1,16 @@
 //! The origin: where the edge fetches what it does not hold.
 //!
 //! Either a base URL (`http://host:port/path`, the item id appended as one path segment)
-//! or a local directory of files named by item id. Every fetch has a deadline, and a fetch
-//! either returns the whole object or an error: nothing half-fetched ever reaches the
-//! store.
+//! or a local directory of files named by item id. An object is read as it arrives
+//! ([`Origin::open`]); the edge bounds each fetch by a deadline and checks its length, so
+//! nothing half-fetched ever reaches the store.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper::body::Bytes;
+use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 
@@ -125,9 +125,7 @@ impl Origin {
             Source::Http(base) => {
                 let (status, headers, _) = self.request(base, item, Method::HEAD).await?;
                 check(status)?;
-                headers
-                    .get(hyper::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                content_length(&headers)
                     .ok_or_else(|| OriginError::Failed("HEAD gave no Content-Length".into()))
             }
         }
@@ -170,30 +168,46 @@ impl Origin {
         })
     }
 
-    /// The whole of `item`, within the deadline and the size limit.
-    pub async fn fetch(&self, item: &str) -> Result<Bytes, OriginError> {
+    /// Opens `item` for reading: the object's length if the origin gives it (a file's
+    /// length, an HTTP `Content-Length`) and its bytes as they arrive. The caller bounds
+    /// the whole read by [`Origin::timeout`] and checks the length at the end.
+    pub async fn open(&self, item: &str) -> Result<(Option<u64>, Chunks), OriginError> {
         match &self.source {
             Source::Dir(dir) => {
-                let path = dir.join(item);
-                let read = tokio::time::timeout(self.timeout, tokio::fs::read(&path))
-                    .await
-                    .map_err(|_| OriginError::Timeout)?;
-                match read {
-                    Ok(b) if b.len() as u64 > self.max_object_bytes => {
-                        Err(OriginError::TooLarge(b.len() as u64))
-                    }
-                    Ok(b) => Ok(Bytes::from(b)),
+                let file = match tokio::fs::File::open(dir.join(item)).await {
+                    Ok(f) => f,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        Err(OriginError::NotFound)
+                        return Err(OriginError::NotFound)
                     }
-                    Err(e) => Err(OriginError::Failed(e.to_string())),
+                    Err(e) => return Err(OriginError::Failed(e.to_string())),
+                };
+                let meta = file
+                    .metadata()
+                    .await
+                    .map_err(|e| OriginError::Failed(e.to_string()))?;
+                if !meta.is_file() {
+                    return Err(OriginError::NotFound);
                 }
+                self.fits(meta.len())?;
+                Ok((Some(meta.len()), Chunks::File(file)))
             }
             Source::Http(base) => {
-                let (status, _, body) = self.request(base, item, Method::GET).await?;
-                check(status)?;
-                Ok(body)
+                let (resp, driver) = self.send(base, item, Method::GET).await?;
+                check(resp.status())?;
+                let len = content_length(resp.headers());
+                if let Some(n) = len {
+                    self.fits(n)?;
+                }
+                Ok((len, Chunks::Http(resp.into_body(), driver)))
             }
+        }
+    }
+
+    fn fits(&self, len: u64) -> Result<(), OriginError> {
+        if len > self.max_object_bytes {
+            Err(OriginError::TooLarge(len))
+        } else {
+            Ok(())
         }
     }
 
@@ -206,27 +220,7 @@ impl Origin {
         method: Method,
     ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), OriginError> {
         let work = async {
-            let host = base.host().unwrap_or("127.0.0.1");
-            let port = base.port_u16().unwrap_or(80);
-            let stream = tokio::net::TcpStream::connect((host, port))
-                .await
-                .map_err(|e| OriginError::Failed(format!("connect to {host}:{port}: {e}")))?;
-            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| OriginError::Failed(e.to_string()))?;
-            let driver = tokio::spawn(conn);
-            let path = format!("{}/{item}", base.path().trim_end_matches('/'));
-            let authority = base.authority().map_or(host.to_owned(), |a| a.to_string());
-            let req = Request::builder()
-                .method(method)
-                .uri(path)
-                .header(hyper::header::HOST, authority)
-                .body(Empty::<Bytes>::new())
-                .map_err(|e| OriginError::Failed(e.to_string()))?;
-            let resp = send
-                .send_request(req)
-                .await
-                .map_err(|e| OriginError::Failed(e.to_string()))?;
+            let (resp, driver) = self.send(base, item, method).await?;
             let (parts, body) = resp.into_parts();
             let limit = usize::try_from(self.max_object_bytes).unwrap_or(usize::MAX);
             let body = Limited::new(body, limit)
@@ -246,6 +240,100 @@ impl Origin {
         tokio::time::timeout(self.timeout, work)
             .await
             .map_err(|_| OriginError::Timeout)?
+    }
+
+    /// Sends one request on a connection of its own; the response's head, and the task
+    /// driving the connection (aborted when the body is done with).
+    async fn send(
+        &self,
+        base: &Uri,
+        item: &str,
+        method: Method,
+    ) -> Result<(hyper::Response<Incoming>, tokio::task::JoinHandle<()>), OriginError> {
+        let host = base.host().unwrap_or("127.0.0.1");
+        let port = base.port_u16().unwrap_or(80);
+        let stream = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(|e| OriginError::Failed(format!("connect to {host}:{port}: {e}")))?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| OriginError::Failed(e.to_string()))?;
+        let driver = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let path = format!("{}/{item}", base.path().trim_end_matches('/'));
+        let authority = base.authority().map_or(host.to_owned(), |a| a.to_string());
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, authority)
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| OriginError::Failed(e.to_string()))?;
+        let resp = send
+            .send_request(req)
+            .await
+            .map_err(|e| OriginError::Failed(e.to_string()))?;
+        Ok((resp, driver))
+    }
+}
+
+fn content_length(headers: &hyper::HeaderMap) -> Option<u64> {
+    headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+}
+
+/// An object's bytes as they come from the origin.
+#[derive(Debug)]
+pub enum Chunks {
+    /// From a file, in reads of [`CHUNK_BYTES`].
+    File(tokio::fs::File),
+    /// From an HTTP response body, and the task driving its connection.
+    Http(Incoming, tokio::task::JoinHandle<()>),
+}
+
+/// Size of one read from a directory origin.
+pub const CHUNK_BYTES: usize = 64 * 1024;
+
+impl Chunks {
+    /// The next chunk of bytes, `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<Bytes, OriginError>> {
+        match self {
+            Chunks::File(f) => {
+                use tokio::io::AsyncReadExt;
+                let mut buf = vec![0; CHUNK_BYTES];
+                match f.read(&mut buf).await {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Some(Ok(Bytes::from(buf)))
+                    }
+                    Err(e) => Some(Err(OriginError::Failed(format!("reading: {e}")))),
+                }
+            }
+            Chunks::Http(body, _) => loop {
+                match body.frame().await? {
+                    Ok(frame) => {
+                        if let Ok(data) = frame.into_data() {
+                            if !data.is_empty() {
+                                return Some(Ok(data));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        return Some(Err(OriginError::Failed(format!("reading the body: {e}"))))
+                    }
+                }
+            },
+        }
+    }
+}
+
+impl Drop for Chunks {
+    fn drop(&mut self) {
+        if let Chunks::Http(_, driver) = self {
+            driver.abort();
+        }
     }
 }
 

@@ -2,7 +2,6 @@
 //! served by this test), the `edge-server` binary, and a real HTTP client, all on loopback.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,17 +37,7 @@ impl Edge {
             .stdout(Stdio::piped())
             .spawn()
             .expect("start edge-server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|s| s.split('/').next())
-            .unwrap_or_else(|| panic!("edge-server said {line:?}"))
-            .parse()
-            .unwrap();
+        let addr = edge_tests::announced_addr(&mut child);
         Edge { child, addr }
     }
 }
@@ -170,8 +159,9 @@ fn misses_then_hits_serve_the_origins_bytes() {
     let again = get(&rt, &edge, "/content/C1?viewer=U2", &[]);
     assert_eq!(again.header("x-edge-cache"), "HIT");
     assert_eq!(again.body, first.body);
-    assert_eq!(again.header("etag"), first.header("etag"));
-    assert!(!first.header("etag").is_empty());
+    // A streamed miss has no validator yet (the edge's is a hash of the whole object).
+    assert!(first.header("etag").is_empty());
+    assert!(!again.header("etag").is_empty());
     // The module heard both views, with the real size.
     let mut con = redis.connect();
     let plays: String = redis::cmd("INFO").arg("edge").query(&mut con).unwrap();
@@ -200,7 +190,7 @@ fn misses_then_hits_serve_the_origins_bytes() {
         &[("x-viewer", "U1"), ("range", "bytes=9000-")],
     );
     assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
-    let etag = first.header("etag").to_owned();
+    let etag = again.header("etag").to_owned();
     let same = get(
         &rt,
         &edge,
@@ -764,4 +754,264 @@ fn the_viewers_page_lists_titles_predicts_and_reports_what_the_edge_served() {
     assert!((ratio - edge_bytes / (edge_bytes + origin_bytes)).abs() < 1e-12);
     let requests = stats["hits"].as_u64().unwrap() + stats["misses"].as_u64().unwrap();
     assert_eq!(requests, 41);
+}
+
+/// An origin that streams: for `GET /{item}` it announces `len` bytes, sends the first
+/// half, waits `pause`, then sends the rest, or (for items starting with `CUT`) closes
+/// the connection instead. Counts GETs by item. Raw TCP, because it must be able to lie
+/// about its length.
+fn slow_origin(
+    rt: &tokio::runtime::Runtime,
+    len: usize,
+    pause: Duration,
+) -> (SocketAddr, Arc<Mutex<HashMap<String, usize>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let gets = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
+    let counted = Arc::clone(&gets);
+    rt.spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let gets = Arc::clone(&counted);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&head).into_owned();
+                let mut words = line.split_whitespace();
+                let method = words.next().unwrap_or("").to_owned();
+                let item = words
+                    .next()
+                    .unwrap_or("/")
+                    .trim_start_matches('/')
+                    .to_owned();
+                let body = content(&item, len);
+                let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n");
+                let _ = stream.write_all(reply.as_bytes()).await;
+                if method != "GET" {
+                    return;
+                }
+                *gets.lock().unwrap().entry(item.clone()).or_default() += 1;
+                let _ = stream.write_all(&body[..len / 2]).await;
+                let _ = stream.flush().await;
+                tokio::time::sleep(pause).await;
+                if !item.starts_with("CUT") {
+                    let _ = stream.write_all(&body[len / 2..]).await;
+                }
+            });
+        }
+    });
+    (addr, gets)
+}
+
+/// The body of `GET path`, or the error that ended it.
+async fn body_of(a: SocketAddr, path: &str) -> Result<Bytes, hyper::Error> {
+    let stream = tokio::net::TcpStream::connect(a).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(path)
+        .header("host", a.to_string())
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    Ok(send
+        .send_request(req)
+        .await?
+        .into_body()
+        .collect()
+        .await?
+        .to_bytes())
+}
+
+#[test]
+fn a_miss_streams_while_it_is_stored_and_a_cut_fetch_stores_nothing() {
+    const LEN: usize = 200_000;
+    let pause = Duration::from_millis(800);
+    let rt = runtime();
+    let redis = redis();
+    let (addr, gets) = slow_origin(&rt, LEN, pause);
+    let edge = Edge::start(&redis, &format!("http://{addr}"), "memory", &[]);
+    let a = edge.addr;
+    let (first_byte, whole, joiner, ranged, joined_at) = rt.block_on(async move {
+        let started = std::time::Instant::now();
+        let stream = tokio::net::TcpStream::connect(a).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = Request::get("/content/S1?viewer=U1")
+            .header("host", a.to_string())
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["x-edge-cache"], "MISS");
+        assert_eq!(resp.headers()["content-length"], LEN.to_string().as_str());
+        let mut body = resp.into_body();
+        let mut got = Vec::new();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let first_byte = started.elapsed();
+        got.extend_from_slice(&first);
+        // A second viewer, and a ranged one, join while the origin is paused mid-body.
+        let joined_at = started.elapsed();
+        let joiner =
+            tokio::spawn(async move { request(a, "GET", "/content/S1?viewer=U2", &[]).await });
+        let ranged = tokio::spawn(async move {
+            request(
+                a,
+                "GET",
+                "/content/S1?viewer=U3",
+                &[("range", "bytes=150000-150009")],
+            )
+            .await
+        });
+        while let Some(f) = body.frame().await {
+            got.extend_from_slice(&f.unwrap().into_data().unwrap());
+        }
+        (
+            first_byte,
+            got,
+            joiner.await.unwrap(),
+            ranged.await.unwrap(),
+            joined_at,
+        )
+    });
+    assert!(
+        first_byte < pause,
+        "the first bytes arrive before the origin is done ({first_byte:?})"
+    );
+    assert!(
+        joined_at < pause,
+        "the joiners came mid-fetch ({joined_at:?})"
+    );
+    assert_eq!(&whole[..], &content("S1", LEN)[..]);
+    assert_eq!(joiner.header("x-edge-cache"), "MISS");
+    assert_eq!(
+        &joiner.body[..],
+        &content("S1", LEN)[..],
+        "a joiner gets every byte"
+    );
+    assert_eq!(ranged.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(&ranged.body[..], &content("S1", LEN)[150_000..150_010]);
+    assert_eq!(ranged.header("content-range"), "bytes 150000-150009/200000");
+    assert_eq!(
+        gets.lock().unwrap().get("S1"),
+        Some(&1),
+        "one origin fetch for three viewers"
+    );
+    let hit = get(&rt, &edge, "/content/S1?viewer=U4", &[]);
+    assert_eq!(hit.header("x-edge-cache"), "HIT");
+    assert_eq!(&hit.body[..], &content("S1", LEN)[..]);
+    assert_eq!(
+        metric(&rt, &edge, "edge_server_store_bytes", ""),
+        LEN as f64
+    );
+
+    // The origin cuts the body halfway: the viewer gets a short body and an error, never
+    // a whole-looking one, nothing is stored, and the next viewer fetches again.
+    let cut = rt.block_on(body_of(a, "/content/CUT1?viewer=U1"));
+    assert!(
+        cut.is_err(),
+        "a cut fetch ends the viewer's body in an error"
+    );
+    assert_eq!(
+        metric(&rt, &edge, "edge_server_store_items", ""),
+        1.0,
+        "CUT1 not stored"
+    );
+    assert!(rt.block_on(body_of(a, "/content/CUT1?viewer=U2")).is_err());
+    assert_eq!(
+        gets.lock().unwrap().get("CUT1"),
+        Some(&2),
+        "a failed fill leaves no entry"
+    );
+
+    // A viewer who leaves mid-stream does not cut the fetch: the object is stored whole.
+    rt.block_on(async move {
+        let stream = tokio::net::TcpStream::connect(a).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        let driver = tokio::spawn(conn);
+        let req = Request::get("/content/S2?viewer=U5")
+            .header("host", a.to_string())
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let mut body = send.send_request(req).await.unwrap().into_body();
+        body.frame().await.unwrap().unwrap();
+        drop(body);
+        driver.abort();
+    });
+    std::thread::sleep(pause + Duration::from_millis(700));
+    assert_eq!(
+        metric(&rt, &edge, "edge_server_store_bytes", ""),
+        (2 * LEN) as f64
+    );
+    let s2 = get(&rt, &edge, "/content/S2?viewer=U6", &[]);
+    assert_eq!(s2.header("x-edge-cache"), "HIT");
+    assert_eq!(&s2.body[..], &content("S2", LEN)[..]);
+    assert_eq!(gets.lock().unwrap().get("S2"), Some(&1));
+}
+
+#[test]
+fn against_a_cluster_node_an_edge_serves_that_nodes_viewers_and_names_the_owner_of_others() {
+    let Some(mut cluster) = edge_tests::Cluster::start(
+        3,
+        ServerOpts::new().module_arg("cache-capacity-bytes", "1000000"),
+    ) else {
+        assert!(
+            !edge_tests::cluster_cli_available(),
+            "redis-cli can make clusters, yet none started"
+        );
+        return;
+    };
+    let origin = origin_dir(&[("C1", 700)]);
+    let edge = Edge::start(&cluster.nodes[0], origin.to_str().unwrap(), "memory", &[]);
+    let rt = runtime();
+    let addrs = cluster.addrs();
+    let (mut served, mut sent_on) = (0, 0);
+    for v in 0..30 {
+        let viewer = format!("V{v}");
+        let owner = cluster.owner(&viewer);
+        let r = get(&rt, &edge, &format!("/content/C1?viewer={viewer}"), &[]);
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        if owner == 0 {
+            assert_eq!(r.status, StatusCode::OK, "{viewer}: {text}");
+            assert_eq!(&r.body[..], &content("C1", 700)[..]);
+            served += 1;
+        } else {
+            assert_eq!(
+                r.status,
+                StatusCode::MISDIRECTED_REQUEST,
+                "{viewer}: {text}"
+            );
+            assert!(
+                text.contains(&addrs[owner]),
+                "{viewer} names {}: {text}",
+                addrs[owner]
+            );
+            sent_on += 1;
+        }
+    }
+    assert!(
+        served > 0 && sent_on > 0,
+        "{served} served, {sent_on} sent on"
+    );
+    // Node 0 heard exactly the views it owns; the store holds exactly node 0's cache.
+    let mut con = cluster.nodes[0].connect();
+    let info: String = redis::cmd("INFO").arg("edge").query(&mut con).unwrap();
+    assert!(
+        info.contains(&format!("edge_plays_total:{served}\r")),
+        "{info}"
+    );
+    assert_eq!(metric(&rt, &edge, "edge_server_store_items", ""), 1.0);
+    std::fs::remove_dir_all(origin).unwrap();
 }

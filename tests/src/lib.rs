@@ -947,3 +947,18 @@ impl Resp<'_> {
             .collect()
     }
 }
+
+/// The address a just-spawned `edge-server` (stdout piped) says it listens on: its first
+/// line names `http://ADDR/`. Panics with the line if it names none.
+pub fn announced_addr(child: &mut std::process::Child) -> std::net::SocketAddr {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut line)
+        .expect("the server's first line");
+    line.split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("the server said {line:?}"))
+}
