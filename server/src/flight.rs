@@ -66,6 +66,12 @@ impl Fill {
         });
     }
 
+    /// Everything received so far, as one buffer (the whole object once the fill ended
+    /// well).
+    pub fn bytes(&self) -> Bytes {
+        concat(&self.state.borrow().chunks)
+    }
+
     /// A reader of the fill from its first byte.
     pub fn reader(&self) -> Reader {
         Reader {
@@ -124,10 +130,15 @@ impl Reader {
         while let Some(c) = self.next().await {
             parts.push(c?);
         }
-        Ok(match parts.len() {
-            1 => parts.pop().expect("one part"),
-            _ => Bytes::from(parts.concat()),
-        })
+        Ok(concat(&parts))
+    }
+}
+
+/// Chunks as one buffer, without a copy when there is only one.
+fn concat(chunks: &[Bytes]) -> Bytes {
+    match chunks {
+        [one] => one.clone(),
+        _ => Bytes::from(chunks.concat()),
     }
 }
 

@@ -506,7 +506,6 @@ async fn run_fill(edge: &Arc<Edge>, item: &str, fill: &Fill, prefetch: bool, kee
         return;
     }
     let reason = if prefetch { "prefetch" } else { "miss" };
-    let mut parts: Vec<Bytes> = Vec::new();
     let work = async {
         let (len, mut chunks) = edge.origin.open(item).await?;
         fill.head(Ok(len));
@@ -530,7 +529,6 @@ async fn run_fill(edge: &Arc<Edge>, item: &str, fill: &Fill, prefetch: bool, kee
                     "the origin sent more than its Content-Length".into(),
                 ));
             }
-            parts.push(chunk.clone());
             fill.push(chunk);
         }
         match len {
@@ -543,25 +541,24 @@ async fn run_fill(edge: &Arc<Edge>, item: &str, fill: &Fill, prefetch: bool, kee
     let result = tokio::time::timeout(edge.origin.timeout, work)
         .await
         .unwrap_or(Err(OriginError::Timeout));
-    let ok = result.is_ok();
-    // Readers end now; the fill stays joinable until the bytes are stored, so a request
-    // finds either the fill or the stored object.
-    fill.end(result);
+    // The object is stored before the readers' bodies end: a viewer whose reply completed
+    // can count on the store holding what the module admitted (a restart right after
+    // finds it). Until then the fill stays joinable, so a request finds either the fill or
+    // the stored object.
     let stale = prefetch && edge.prefetching().get(item) == Some(&true);
-    if !ok || !keep || stale {
-        return;
-    }
-    let bytes = Bytes::from(parts.concat());
-    match edge.store.put(item, &bytes, prefetch) {
-        Ok(put) => {
-            for (_, len, unused_prefetch) in put.dropped {
-                if unused_prefetch {
-                    edge.metrics.prefetch_wasted_bytes.inc_by(len);
+    if result.is_ok() && keep && !stale {
+        match edge.store.put(item, &fill.bytes(), prefetch) {
+            Ok(put) => {
+                for (_, len, unused_prefetch) in put.dropped {
+                    if unused_prefetch {
+                        edge.metrics.prefetch_wasted_bytes.inc_by(len);
+                    }
                 }
             }
+            Err(e) => eprintln!("edge-server: could not store {item}: {e}"),
         }
-        Err(e) => eprintln!("edge-server: could not store {item}: {e}"),
     }
+    fill.end(result);
 }
 
 /// Drops what the module's cache no longer holds, from its listing (after the module
@@ -617,23 +614,12 @@ fn respond(
             v.split(',')
                 .any(|t| t.trim() == meta.etag || t.trim() == "*")
         });
-    let len = bytes.len() as u64;
     let (status, body, range) = if not_modified {
         (StatusCode::NOT_MODIFIED, Bytes::new(), None)
     } else {
-        match range::parse(req.headers().get(RANGE).and_then(|v| v.to_str().ok()), len) {
-            Wanted::All => (StatusCode::OK, bytes.clone(), None),
-            Wanted::Part { start, end } => (
-                StatusCode::PARTIAL_CONTENT,
-                bytes.slice(start as usize..=end as usize),
-                Some(format!("bytes {start}-{end}/{len}")),
-            ),
-            Wanted::Unsatisfiable => (
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                Bytes::new(),
-                Some(format!("bytes */{len}")),
-            ),
-        }
+        let cut = Span::of(req, bytes.len() as u64);
+        let body = bytes.slice(cut.start as usize..(cut.start + cut.count) as usize);
+        (cut.status, body, cut.content_range)
     };
     edge.metrics
         .served_bytes
@@ -642,21 +628,71 @@ fn respond(
     let mut r = Response::new(Full::new(body.clone()));
     *r.status_mut() = status;
     let h = r.headers_mut();
-    h.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    content_headers(h, outcome, Some(body.len() as u64), range);
     h.insert(ETAG, HeaderValue::from_str(&meta.etag).expect("ascii etag"));
+    r
+}
+
+/// The part of an object of `len` bytes that one `Range` header asks for: the status, the
+/// bytes `start .. start + count`, and the `Content-Range` that says so. Stored hits and
+/// streamed misses cut the same way.
+struct Span {
+    status: StatusCode,
+    start: u64,
+    count: u64,
+    content_range: Option<String>,
+}
+
+impl Span {
+    fn of(req: &Request<Incoming>, len: u64) -> Span {
+        let (status, start, count, content_range) =
+            match range::parse(req.headers().get(RANGE).and_then(|v| v.to_str().ok()), len) {
+                Wanted::All => (StatusCode::OK, 0, len, None),
+                Wanted::Part { start, end } => (
+                    StatusCode::PARTIAL_CONTENT,
+                    start,
+                    end + 1 - start,
+                    Some(format!("bytes {start}-{end}/{len}")),
+                ),
+                Wanted::Unsatisfiable => (
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    0,
+                    0,
+                    Some(format!("bytes */{len}")),
+                ),
+            };
+        Span {
+            status,
+            start,
+            count,
+            content_range,
+        }
+    }
+}
+
+/// The headers every content reply carries: its length when known (with
+/// `Accept-Ranges`, since a known length can be cut), type, outcome and `Content-Range`.
+fn content_headers(
+    h: &mut hyper::HeaderMap,
+    outcome: Outcome,
+    len: Option<u64>,
+    content_range: Option<String>,
+) {
+    if let Some(n) = len {
+        h.insert(CONTENT_LENGTH, HeaderValue::from(n));
+        h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
     h.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
     h.insert("x-edge-cache", HeaderValue::from_static(outcome.as_str()));
-    if let Some(cr) = range {
+    if let Some(cr) = content_range {
         h.insert(
             CONTENT_RANGE,
             HeaderValue::from_str(&cr).expect("ascii range"),
         );
     }
-    r
 }
 
 /// A miss's reply: the fill's bytes as they arrive, `Content-Length` and one `Range` when
@@ -670,89 +706,73 @@ fn stream(
     len: Option<u64>,
     edge: &Arc<Edge>,
 ) -> Response<Body> {
-    let mut status = StatusCode::OK;
-    let mut content_range = None;
-    let (start, count) = match len {
-        None => (0, None),
-        Some(len) => {
-            match range::parse(req.headers().get(RANGE).and_then(|v| v.to_str().ok()), len) {
-                Wanted::All => (0, Some(len)),
-                Wanted::Part { start, end } => {
-                    status = StatusCode::PARTIAL_CONTENT;
-                    content_range = Some(format!("bytes {start}-{end}/{len}"));
-                    (start, Some(end + 1 - start))
-                }
-                Wanted::Unsatisfiable => {
-                    let mut r = plain(StatusCode::RANGE_NOT_SATISFIABLE, "");
-                    let h = r.headers_mut();
-                    h.insert(CONTENT_LENGTH, HeaderValue::from(0));
-                    h.insert(
-                        "x-edge-cache",
-                        HeaderValue::from_static(Outcome::Miss.as_str()),
-                    );
-                    h.insert(
-                        CONTENT_RANGE,
-                        HeaderValue::from_str(&format!("bytes */{len}")).expect("ascii range"),
-                    );
-                    *r.body_mut() = Full::new(Bytes::new());
-                    return r.map(Either::Left);
-                }
-            }
-        }
+    let cut = len.map(|len| Span::of(req, len));
+    if let Some(cut) = cut
+        .as_ref()
+        .filter(|c| c.status == StatusCode::RANGE_NOT_SATISFIABLE)
+    {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = cut.status;
+        content_headers(
+            r.headers_mut(),
+            Outcome::Miss,
+            Some(0),
+            cut.content_range.clone(),
+        );
+        return r.map(Either::Left);
+    }
+    let (status, start, count, content_range) = match cut {
+        None => (StatusCode::OK, 0, None, None),
+        Some(c) => (c.status, c.start, Some(c.count), c.content_range),
     };
     let (tx, rx) = tokio::sync::mpsc::channel(STREAM_CHUNKS_AHEAD);
     let edge_ = Arc::clone(edge);
     tokio::spawn(async move {
+        // The last part is held back until the fill has ended well (and so stored the
+        // object): hyper ends a reply once its Content-Length is sent, so a viewer whose
+        // reply completed could otherwise race the store, and a failed fetch must never
+        // reach a viewer as a whole reply.
         let (mut skip, mut left) = (start, count.unwrap_or(u64::MAX));
-        while left > 0 {
-            let chunk = match reader.next().await {
-                None => break,
-                Some(Err(e)) => {
-                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
-                    break;
-                }
-                Some(Ok(c)) => c,
-            };
-            let n = chunk.len() as u64;
-            if skip >= n {
-                skip -= n;
-                continue;
-            }
-            let part = chunk.slice(skip as usize..(skip + left).min(n) as usize);
-            skip = 0;
-            left -= part.len() as u64;
+        let mut held: Option<Bytes> = None;
+        let send = |part: Bytes| {
             edge_
                 .metrics
                 .served_bytes
                 .with_label_values(&["origin"])
                 .inc_by(part.len() as u64);
-            // The viewer left: stop following (the fill itself goes on and is stored).
-            if tx.send(Ok(part)).await.is_err() {
-                break;
+            tx.send(Ok(part))
+        };
+        loop {
+            let chunk = match reader.next().await {
+                None => break,
+                Some(Err(e)) => {
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+                Some(Ok(c)) => c,
+            };
+            let n = chunk.len() as u64;
+            if left == 0 || skip >= n {
+                skip = skip.saturating_sub(n);
+                continue;
             }
+            let part = chunk.slice(skip as usize..(skip + left).min(n) as usize);
+            skip = 0;
+            left -= part.len() as u64;
+            // The viewer left: stop following (the fill itself goes on and is stored).
+            if let Some(prev) = held.replace(part) {
+                if send(prev).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if let Some(last) = held {
+            let _ = send(last).await;
         }
     });
     let mut r = Response::new(Either::Right(Streaming { rx, len: count }));
     *r.status_mut() = status;
-    let h = r.headers_mut();
-    if let Some(n) = count {
-        h.insert(CONTENT_LENGTH, HeaderValue::from(n));
-        h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    }
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h.insert(
-        "x-edge-cache",
-        HeaderValue::from_static(Outcome::Miss.as_str()),
-    );
-    if let Some(cr) = content_range {
-        h.insert(
-            CONTENT_RANGE,
-            HeaderValue::from_str(&cr).expect("ascii range"),
-        );
-    }
+    content_headers(r.headers_mut(), Outcome::Miss, count, content_range);
     r
 }
 
